@@ -1,0 +1,213 @@
+// Replica: one device's encrypted, conflict-aware copy of its team's records.
+//
+// A replica lives in one folder: `vault.bin` (the device and team keys,
+// wrapped under the passphrase) and `store.db` (SQLite, WAL; only ciphertext
+// and the metadata a hub also sees). Every change is a signed, encrypted
+// write (enlace/write.h) merged with the multi-value-register rules of
+// DESIGN §2. The replica does no I/O besides its own files: a sync engine
+// moves PendingWrites() to a hub and feeds what it pulls to ApplyRemote().
+//
+// Values are JSON texts: a scalar (string, number, boolean, null) or an array.
+// They are stored and compared in canonical form (no spaces, keys sorted).
+//
+// Thread safety: a Replica is not thread-safe; use one from one thread at a
+// time. Two Replica objects must not open the same folder at once.
+#ifndef ENLACE_REPLICA_H_
+#define ENLACE_REPLICA_H_
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "enlace/hlc.h"
+#include "enlace/status.h"
+#include "enlace/types.h"
+#include "enlace/write.h"
+
+namespace enlace {
+
+// Argon2id cost of the passphrase. Interactive() is the default (64 MiB);
+// Minimum() exists for tests only.
+struct KdfCost {
+  uint64_t opslimit = 0;
+  uint64_t memlimit = 0;  // bytes
+  static KdfCost Interactive();
+  static KdfCost Moderate();
+  static KdfCost Minimum();
+};
+
+struct ReplicaOptions {
+  std::string dir;                        // created (mode 0700) if missing
+  KdfCost kdf = KdfCost::Interactive();   // used when creating or re-keying the vault
+  HlcOptions clock;                       // wall clock and future-drift limit
+  bool in_memory_store = false;           // tests: keep store.db in memory
+  WriteLimits limits;                     // applied to every incoming write
+};
+
+using PublicKey = std::array<uint8_t, 32>;
+
+struct DevicePublicKeys {
+  PublicKey signing{};     // Ed25519: verifies the device's writes and requests
+  PublicKey encryption{};  // X25519: receives team keys sealed to it
+};
+
+// field -> JSON text
+using Fields = std::map<std::string, std::string>;
+
+// One current value of a field, with who wrote it and when.
+struct SiblingValue {
+  Dot dot;
+  HlcTimestamp hlc;
+  std::string value;  // canonical JSON; "null" once erased
+};
+
+struct FieldValue {
+  std::string value;                   // the shown value (highest hlc, then device)
+  std::vector<SiblingValue> siblings;  // every current value, sorted by dot
+  bool conflict() const { return siblings.size() > 1; }
+};
+
+struct Record {
+  std::string collection;
+  RecordId id;
+  std::map<std::string, FieldValue> fields;  // user fields only
+  // The existence register (kDeletedField): deleted when every sibling says
+  // so; a delete concurrent with an edit is a conflict.
+  bool deleted = false;
+  bool delete_conflict = false;
+  std::vector<SiblingValue> existence;  // "true" = deleted, "false" = live
+};
+
+// A field of a record that has several current values; for a delete
+// conflict, `field` is kDeletedField and the values are "true"/"false".
+struct Conflict {
+  std::string collection;
+  RecordId id;
+  std::string field;
+  std::vector<SiblingValue> siblings;
+  std::string shown;
+};
+
+enum class ApplyOutcome {
+  kApplied,      // merged into the record
+  kAlreadySeen,  // this write, or one that supersedes it, was already here
+};
+
+class Replica {
+ public:
+  // Creates a new device in `options.dir`: fresh device keys, a vault
+  // wrapped under `passphrase`, an empty store. kAlreadyExists if a vault is
+  // already there.
+  static Result<std::unique_ptr<Replica>> Create(const ReplicaOptions& options,
+                                                 std::string_view passphrase);
+
+  // Opens an existing device. kWrongPassphrase (nothing changed),
+  // kCorruption (vault damaged or tampered), kNotFound (no vault).
+  static Result<std::unique_ptr<Replica>> Open(const ReplicaOptions& options,
+                                               std::string_view passphrase);
+
+  ~Replica();
+  Replica(const Replica&) = delete;
+  Replica& operator=(const Replica&) = delete;
+
+  // Re-wraps the vault under a new passphrase; kWrongPassphrase if `current`
+  // is wrong, in which case nothing changes.
+  Status ChangePassphrase(std::string_view current, std::string_view next);
+
+  // ---- identity and team ------------------------------------------------------
+  DeviceId device_id() const;
+  DevicePublicKeys public_keys() const;
+  // Zero until CreateTeam or AcceptTeamKeys.
+  TeamId team() const;
+  // The newest team key version this device holds (0 when none).
+  uint32_t current_key_version() const;
+
+  // The first coordinator: creates a team with a fresh key (version 1).
+  // kFailedPrecondition if this device already belongs to a team.
+  Result<TeamId> CreateTeam();
+
+  // The team id and every team key this device holds, sealed (X25519 sealed
+  // box) to `recipient`: the way team keys travel to another device.
+  Result<Bytes> SealTeamKeysFor(const PublicKey& recipient) const;
+  // Opens a bundle sealed to this device and adds its keys to the vault.
+  // kDecryptFailed if it was not sealed to this device; kPermissionDenied if
+  // it is for a different team than the one this device belongs to.
+  Status AcceptTeamKeys(std::span<const uint8_t> sealed);
+
+  // Trusts `device`'s signing key for incoming writes. Writes from devices
+  // not trusted here are refused.
+  Status TrustDevice(const DeviceId& device, const DevicePublicKeys& keys);
+
+  // ---- records ----------------------------------------------------------------
+  // Sets `values` on a record: a new one (random id) when `id` is empty, or
+  // the given one, new or existing. kInvalidArgument for a bad name or
+  // value; kFailedPrecondition if the record is deleted (Restore first).
+  Result<RecordId> Put(std::string_view collection, std::optional<RecordId> id,
+                       const Fields& values);
+
+  // The record with shown values and conflicts. kNotFound when it does not
+  // exist or is deleted (unless `include_deleted`).
+  Result<Record> Get(std::string_view collection, const RecordId& id,
+                     bool include_deleted = false) const;
+
+  // Records of `collection` that are not deleted (delete conflicts are
+  // listed), sorted by id.
+  Result<std::vector<Record>> List(std::string_view collection) const;
+
+  // Every field in every collection with several current values.
+  Result<std::vector<Conflict>> Conflicts() const;
+
+  // Resolves a conflict with `value`, covering every sibling this device has
+  // seen. For kDeletedField, "true" confirms the delete and "false" restores.
+  Status Resolve(std::string_view collection, const RecordId& id, std::string_view field,
+                 std::string_view value);
+
+  // Tombstones the record; covers only what this device has seen.
+  Status Delete(std::string_view collection, const RecordId& id);
+  // Makes a deleted record live again with the values it had.
+  Status Restore(std::string_view collection, const RecordId& id);
+  // Tombstones the record and overwrites every field it has with null; once
+  // merged, the old values are purged from this replica's storage.
+  Status Erase(std::string_view collection, const RecordId& id);
+
+  // Verifies (team, trusted signer, signature, clock drift, payload) and
+  // merges an encoded write from another device. Bad input changes nothing.
+  Result<ApplyOutcome> ApplyRemote(std::span<const uint8_t> encoded_write);
+
+  // ---- outbox -----------------------------------------------------------------
+  // Own writes not yet acknowledged by a hub, in counter order, as
+  // (counter, encoded write), at most `max_bytes` in all (at least one).
+  Result<std::vector<std::pair<uint64_t, Bytes>>> PendingWrites(size_t max_bytes) const;
+  Result<uint64_t> PendingCount() const;
+  // Drops own writes with counter <= `up_to` from the outbox.
+  Status AcknowledgeUpTo(uint64_t up_to);
+
+  // ---- diagnostics ------------------------------------------------------------
+  // A canonical text of every record's context, siblings and values. Two
+  // replicas that have seen the same writes return the same text. Contains
+  // plaintext: for tests and local diagnostics only.
+  Result<std::string> DumpState() const;
+
+  // Encoded writes currently stored (own and others'), for tests and audits.
+  Result<std::vector<Bytes>> StoredWrites() const;
+
+  // The clock (exposed for hub-time correction by the sync engine).
+  HybridClock& clock();
+
+  class Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  explicit Replica(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace enlace
+
+#endif  // ENLACE_REPLICA_H_

@@ -1,0 +1,560 @@
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "codec.h"
+#include "replica_impl.h"
+#include "write_internal.h"
+
+namespace enlace {
+
+using internal::RecordKey;
+using internal::RecordState;
+using internal::SecretBytes;
+using internal::Sibling;
+
+namespace {
+
+constexpr char kMetaCounter[] = "write_counter";
+constexpr char kMetaHlc[] = "hlc";
+constexpr size_t kMaxValueBytes = 64 * 1024;
+constexpr char kTrue[] = "true";
+constexpr char kFalse[] = "false";
+constexpr char kNull[] = "null";
+
+std::string VaultPath(const ReplicaOptions& o) { return (std::filesystem::path(o.dir) / "vault.bin").string(); }
+std::string StorePath(const ReplicaOptions& o) {
+  return o.in_memory_store ? ":memory:" : (std::filesystem::path(o.dir) / "store.db").string();
+}
+
+internal::PwhashParams ToParams(const KdfCost& c) { return {c.opslimit, c.memlimit}; }
+
+Status EnsureDir(const std::string& dir) {
+  if (dir.empty()) return Status::InvalidArgument("no folder given for the replica");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IoError("cannot create " + dir + ": " + ec.message());
+  ::chmod(dir.c_str(), 0700);
+  return Status::Ok();
+}
+
+// The existence register's value for a write of `kind`.
+const char* ExistenceValue(WriteKind kind) { return kind == WriteKind::kPut ? kFalse : kTrue; }
+
+std::vector<std::string> WithExistence(std::vector<std::string> fields) {
+  fields.push_back(kDeletedField);
+  return fields;
+}
+
+}  // namespace
+
+KdfCost KdfCost::Interactive() {
+  return {crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE};
+}
+KdfCost KdfCost::Moderate() {
+  return {crypto_pwhash_OPSLIMIT_MODERATE, crypto_pwhash_MEMLIMIT_MODERATE};
+}
+KdfCost KdfCost::Minimum() { return {crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_MEMLIMIT_MIN}; }
+
+Result<std::string> CanonicalValue(std::string_view json, std::string_view field) {
+  const std::string where = "value of '" + std::string(field) + "'";
+  if (json.size() > kMaxValueBytes) {
+    return Status::InvalidArgument(where + " is longer than 64 KiB");
+  }
+  nlohmann::json j = nlohmann::json::parse(json.begin(), json.end(), nullptr, false);
+  if (j.is_discarded()) return Status::InvalidArgument(where + " is not valid JSON");
+  if (j.is_object()) return Status::InvalidArgument(where + " must be a scalar or an array");
+  if (j.is_array()) {
+    for (const auto& e : j) {
+      if (e.is_object() || e.is_array()) {
+        return Status::InvalidArgument(where + ": array elements must be scalars");
+      }
+    }
+  }
+  return j.dump();
+}
+
+// ---- Impl -----------------------------------------------------------------------------
+
+Replica::Impl::Impl(ReplicaOptions options, std::unique_ptr<internal::Vault> vault,
+                    std::unique_ptr<internal::Store> store, HlcTimestamp last_hlc)
+    : options_(std::move(options)),
+      vault_(std::move(vault)),
+      store_(std::move(store)),
+      clock_(options_.clock, last_hlc) {}
+
+Result<const SecretBytes*> Replica::Impl::TeamKey(uint32_t version) const {
+  const auto& keys = vault_->secrets().team_keys;
+  auto it = keys.find(version);
+  if (it == keys.end()) {
+    return Status::DecryptFailed("this device does not hold team key version " +
+                                 std::to_string(version));
+  }
+  return &it->second;
+}
+
+uint32_t Replica::Impl::CurrentKeyVersion() const {
+  const auto& keys = vault_->secrets().team_keys;
+  return keys.empty() ? 0 : keys.rbegin()->first;
+}
+
+Status Replica::Impl::PersistClock() {
+  return store_->SetMeta(kMetaHlc, clock_.last().value);
+}
+
+Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
+                                 const std::vector<std::string>& fields,
+                                 const std::vector<std::string>& values) {
+  const auto& secrets = vault_->secrets();
+  if (secrets.team.IsZero() || secrets.team_keys.empty()) {
+    return Status::FailedPrecondition("this device has no team yet");
+  }
+  ENLACE_ASSIGN_OR_RETURN(auto state, store_->LoadRecord(key));
+  ENLACE_ASSIGN_OR_RETURN(uint64_t counter, store_->GetMeta(kMetaCounter));
+  ++counter;
+
+  Write w;
+  w.team = secrets.team;
+  w.collection = key.collection;
+  w.record = key.record;
+  w.dot = Dot{secrets.device, counter};
+  w.hlc = clock_.Now();
+  if (state) w.context = state->context;
+  w.fields = fields;
+  w.kind = kind;
+  w.key_version = CurrentKeyVersion();
+  ENLACE_ASSIGN_OR_RETURN(const SecretBytes* team_key, TeamKey(w.key_version));
+  ENLACE_RETURN_IF_ERROR(internal::SealWrite(w, values, *team_key, secrets.signing.secret_key));
+  const Bytes encoded = w.Encode();
+
+  ENLACE_RETURN_IF_ERROR(store_->SetMeta(kMetaCounter, counter));
+  ENLACE_RETURN_IF_ERROR(PersistClock());
+  ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, Merge(w, encoded));
+  if (outcome != ApplyOutcome::kApplied) return Status::Internal("own write was not applied");
+  return store_->AddToOutbox(counter);
+}
+
+Result<Write> Replica::Impl::DecodeAndVerify(std::span<const uint8_t> encoded) {
+  ENLACE_ASSIGN_OR_RETURN(Write w, Write::Decode(encoded, options_.limits));
+  const auto& secrets = vault_->secrets();
+  if (secrets.team.IsZero() || w.team != secrets.team) {
+    return Status::PermissionDenied("write belongs to another team");
+  }
+  ENLACE_ASSIGN_OR_RETURN(auto signer, store_->GetSigningKey(w.dot.device));
+  if (!signer) {
+    return Status::PermissionDenied("write from an unknown device " + w.dot.device.ToHex());
+  }
+  ENLACE_RETURN_IF_ERROR(internal::VerifyWriteSignature(w, *signer));
+  ENLACE_RETURN_IF_ERROR(clock_.CheckDrift(w.hlc).WithContext("write refused"));
+  ENLACE_ASSIGN_OR_RETURN(const SecretBytes* key, TeamKey(w.key_version));
+  ENLACE_ASSIGN_OR_RETURN(auto values, internal::OpenWritePayload(w, *key));
+  for (size_t i = 0; i < values.size(); ++i) {
+    auto canonical = CanonicalValue(values[i], w.fields[i]);
+    if (!canonical.ok() || *canonical != values[i]) {
+      return Status::Corruption("write holds a value that is not canonical JSON");
+    }
+    if (w.kind == WriteKind::kErase && values[i] != kNull) {
+      return Status::Corruption("an erase write may only hold null values");
+    }
+  }
+  return w;
+}
+
+Result<ApplyOutcome> Replica::Impl::ApplyChecked(const Write& w, const Bytes& encoded) {
+  ENLACE_RETURN_IF_ERROR(clock_.Observe(w.hlc));
+  ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, Merge(w, encoded));
+  if (outcome == ApplyOutcome::kApplied) {
+    ENLACE_RETURN_IF_ERROR(PersistClock());
+    if (w.dot.device == device()) {
+      // Our own write coming back (e.g. after a restore): never reuse its dot.
+      ENLACE_ASSIGN_OR_RETURN(uint64_t counter, store_->GetMeta(kMetaCounter));
+      if (w.dot.counter > counter) ENLACE_RETURN_IF_ERROR(store_->SetMeta(kMetaCounter, w.dot.counter));
+    }
+  }
+  return outcome;
+}
+
+Result<ApplyOutcome> Replica::Impl::Merge(const Write& w, const Bytes& encoded) {
+  const RecordKey key{w.collection, w.record};
+  ENLACE_ASSIGN_OR_RETURN(auto loaded, store_->LoadRecord(key));
+  RecordState state = loaded ? std::move(*loaded) : RecordState{};
+  const std::set<Dot> live_before = internal::LiveDots(state);
+  if (!internal::ApplyToRecord(state, w.dot, w.hlc, w.context, WithExistence(w.fields))) {
+    return ApplyOutcome::kAlreadySeen;
+  }
+  ENLACE_RETURN_IF_ERROR(store_->SaveRecord(key, state));
+  ENLACE_RETURN_IF_ERROR(store_->InsertWrite(w, encoded));
+  // A write none of whose values is current any more is dropped here: no
+  // replica needs it (DESIGN §2), and an erased value must leave the device.
+  const std::set<Dot> live_after = internal::LiveDots(state);
+  for (const Dot& dot : live_before) {
+    if (live_after.contains(dot)) continue;
+    ENLACE_RETURN_IF_ERROR(store_->DeleteWrite(dot));
+    if (dot.device == device()) ENLACE_RETURN_IF_ERROR(store_->RemoveFromOutbox(dot.counter));
+  }
+  return ApplyOutcome::kApplied;
+}
+
+Result<std::string> Replica::Impl::SiblingValueOf(const std::string& field, const Sibling& s,
+                                                  OpenedWrites& opened) const {
+  auto it = opened.find(s.dot);
+  if (it == opened.end()) {
+    ENLACE_ASSIGN_OR_RETURN(auto stored, store_->GetWrite(s.dot));
+    if (!stored) return Status::Corruption("a current value's write is missing from the store");
+    ENLACE_ASSIGN_OR_RETURN(Write w, Write::Decode(stored->encoded, options_.limits));
+    ENLACE_ASSIGN_OR_RETURN(const SecretBytes* key, TeamKey(w.key_version));
+    ENLACE_ASSIGN_OR_RETURN(auto values, internal::OpenWritePayload(w, *key));
+    it = opened.emplace(s.dot, OpenedWrite{w.kind, std::move(w.fields), std::move(values)}).first;
+  }
+  const OpenedWrite& ow = it->second;
+  if (field == kDeletedField) return std::string(ExistenceValue(ow.kind));
+  for (size_t i = 0; i < ow.fields.size(); ++i) {
+    if (ow.fields[i] == field) return ow.values[i];
+  }
+  return Status::Corruption("a sibling's write does not set its field");
+}
+
+Result<Record> Replica::Impl::BuildRecord(const RecordKey& key, const RecordState& state) const {
+  Record r;
+  r.collection = key.collection;
+  r.id = key.record;
+  OpenedWrites opened;
+  for (const auto& [field, siblings] : state.fields) {
+    FieldValue fv;
+    for (const Sibling& s : siblings) {
+      ENLACE_ASSIGN_OR_RETURN(std::string v, SiblingValueOf(field, s, opened));
+      fv.siblings.push_back(SiblingValue{s.dot, s.hlc, std::move(v)});
+    }
+    const Sibling& shown = internal::ShownSibling(siblings);
+    for (const auto& sv : fv.siblings) {
+      if (sv.dot == shown.dot) fv.value = sv.value;
+    }
+    if (field == kDeletedField) {
+      r.existence = std::move(fv.siblings);
+      const bool any_deleted = std::any_of(r.existence.begin(), r.existence.end(),
+                                           [](const SiblingValue& v) { return v.value == kTrue; });
+      const bool any_live = std::any_of(r.existence.begin(), r.existence.end(),
+                                        [](const SiblingValue& v) { return v.value == kFalse; });
+      r.deleted = any_deleted && !any_live;
+      r.delete_conflict = any_deleted && any_live;
+    } else {
+      r.fields.emplace(field, std::move(fv));
+    }
+  }
+  return r;
+}
+
+// ---- Replica --------------------------------------------------------------------------
+
+Replica::Replica(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Replica::~Replica() = default;
+
+Result<std::unique_ptr<Replica>> Replica::Create(const ReplicaOptions& options,
+                                                 std::string_view passphrase) {
+  ENLACE_RETURN_IF_ERROR(internal::EnsureSodium());
+  ENLACE_RETURN_IF_ERROR(EnsureDir(options.dir));
+  internal::VaultSecrets secrets;
+  secrets.device = DeviceId::Random();
+  secrets.signing = internal::SigningKeyPair::Generate();
+  secrets.box = internal::BoxKeyPair::Generate();
+  ENLACE_ASSIGN_OR_RETURN(auto vault, internal::Vault::Create(VaultPath(options), passphrase,
+                                                              ToParams(options.kdf),
+                                                              std::move(secrets)));
+  ENLACE_ASSIGN_OR_RETURN(auto store, internal::Store::Open(StorePath(options)));
+  const auto& s = vault->secrets();
+  ENLACE_RETURN_IF_ERROR(store->PutDevice(s.device, s.signing.public_key, s.box.public_key));
+  return std::unique_ptr<Replica>(
+      new Replica(std::make_unique<Impl>(options, std::move(vault), std::move(store), HlcTimestamp{})));
+}
+
+Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options,
+                                               std::string_view passphrase) {
+  ENLACE_RETURN_IF_ERROR(internal::EnsureSodium());
+  ENLACE_ASSIGN_OR_RETURN(auto vault, internal::Vault::Unlock(VaultPath(options), passphrase));
+  ENLACE_ASSIGN_OR_RETURN(auto store, internal::Store::Open(StorePath(options)));
+  const auto& s = vault->secrets();
+  ENLACE_RETURN_IF_ERROR(store->PutDevice(s.device, s.signing.public_key, s.box.public_key));
+  ENLACE_ASSIGN_OR_RETURN(uint64_t hlc, store->GetMeta(kMetaHlc));
+  return std::unique_ptr<Replica>(new Replica(
+      std::make_unique<Impl>(options, std::move(vault), std::move(store), HlcTimestamp{hlc})));
+}
+
+Status Replica::ChangePassphrase(std::string_view current, std::string_view next) {
+  return impl_->vault().ChangePassphrase(current, next, ToParams(impl_->options().kdf));
+}
+
+DeviceId Replica::device_id() const { return impl_->device(); }
+
+DevicePublicKeys Replica::public_keys() const {
+  const auto& s = impl_->vault().secrets();
+  return DevicePublicKeys{s.signing.public_key, s.box.public_key};
+}
+
+TeamId Replica::team() const { return impl_->vault().secrets().team; }
+uint32_t Replica::current_key_version() const { return impl_->CurrentKeyVersion(); }
+HybridClock& Replica::clock() { return impl_->clock(); }
+
+Result<TeamId> Replica::CreateTeam() {
+  const auto& current = impl_->vault().secrets();
+  if (!current.team.IsZero()) return Status::FailedPrecondition("this device already has a team");
+  internal::VaultSecrets next = current.Clone();
+  next.team = TeamId::Random();
+  next.team_keys.emplace(1, SecretBytes::Random(internal::kAeadKeyBytes));
+  const TeamId team = next.team;
+  ENLACE_RETURN_IF_ERROR(impl_->vault().Update(std::move(next)));
+  return team;
+}
+
+// Sealed team-key bundle: team id | u32 count | (u32 version | key[32])*
+Result<Bytes> Replica::SealTeamKeysFor(const PublicKey& recipient) const {
+  const auto& s = impl_->vault().secrets();
+  if (s.team.IsZero()) return Status::FailedPrecondition("this device has no team yet");
+  const size_t entry = 4 + internal::kAeadKeyBytes;
+  SecretBytes bundle(16 + 4 + s.team_keys.size() * entry);
+  uint8_t* p = bundle.data();
+  std::copy(s.team.bytes.begin(), s.team.bytes.end(), p);
+  p += 16;
+  auto put_u32 = [&p](uint32_t v) {
+    for (int i = 0; i < 4; ++i) *p++ = static_cast<uint8_t>(v >> (8 * i));
+  };
+  put_u32(static_cast<uint32_t>(s.team_keys.size()));
+  for (const auto& [version, key] : s.team_keys) {
+    put_u32(version);
+    std::copy(key.data(), key.data() + key.size(), p);
+    p += key.size();
+  }
+  return internal::SealTo(recipient, bundle.view());
+}
+
+Status Replica::AcceptTeamKeys(std::span<const uint8_t> sealed) {
+  const auto& current = impl_->vault().secrets();
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes bundle, internal::OpenSealed(current.box, sealed));
+  const size_t entry = 4 + internal::kAeadKeyBytes;
+  if (bundle.size() < 20 || (bundle.size() - 20) % entry != 0) {
+    return Status::Corruption("team key bundle is malformed");
+  }
+  const uint8_t* p = bundle.data();
+  TeamId team;
+  std::copy(p, p + 16, team.bytes.begin());
+  p += 16;
+  auto get_u32 = [&p]() {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(*p++) << (8 * i);
+    return v;
+  };
+  const uint32_t n = get_u32();
+  if (n != (bundle.size() - 20) / entry) return Status::Corruption("team key bundle is malformed");
+  if (!current.team.IsZero() && current.team != team) {
+    return Status::PermissionDenied("these keys belong to another team");
+  }
+  internal::VaultSecrets next = current.Clone();
+  next.team = team;
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t version = get_u32();
+    next.team_keys.insert_or_assign(version, SecretBytes(p, internal::kAeadKeyBytes));
+    p += internal::kAeadKeyBytes;
+  }
+  return impl_->vault().Update(std::move(next));
+}
+
+Status Replica::TrustDevice(const DeviceId& device, const DevicePublicKeys& keys) {
+  return impl_->store().PutDevice(device, keys.signing, keys.encryption);
+}
+
+namespace {
+Status CheckCollection(std::string_view collection) {
+  return ValidateName(collection, "collection");
+}
+}  // namespace
+
+Result<RecordId> Replica::Put(std::string_view collection, std::optional<RecordId> id,
+                              const Fields& values) {
+  ENLACE_RETURN_IF_ERROR(CheckCollection(collection));
+  if (values.empty()) return Status::InvalidArgument("nothing to write: no fields given");
+  std::vector<std::string> fields;
+  std::vector<std::string> canonical;
+  for (const auto& [field, value] : values) {
+    ENLACE_RETURN_IF_ERROR(ValidateName(field, "field"));
+    ENLACE_ASSIGN_OR_RETURN(std::string v, CanonicalValue(value, field));
+    fields.push_back(field);
+    canonical.push_back(std::move(v));
+  }
+  const RecordKey key{std::string(collection), id ? *id : RecordId::Random()};
+  auto& store = impl_->store();
+  ENLACE_ASSIGN_OR_RETURN(auto tx, store.Begin());
+  ENLACE_ASSIGN_OR_RETURN(auto state, store.LoadRecord(key));
+  if (state) {
+    ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
+    if (r.deleted) return Status::FailedPrecondition("the record is deleted; restore it first");
+    if (r.delete_conflict) {
+      return Status::FailedPrecondition(
+          "the record was deleted on one device and edited on another; confirm the delete or "
+          "restore it first");
+    }
+  }
+  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kPut, fields, canonical));
+  ENLACE_RETURN_IF_ERROR(tx->Commit());
+  return key.record;
+}
+
+Result<Record> Replica::Get(std::string_view collection, const RecordId& id,
+                            bool include_deleted) const {
+  const RecordKey key{std::string(collection), id};
+  ENLACE_ASSIGN_OR_RETURN(auto state, impl_->store().LoadRecord(key));
+  if (!state) return Status::NotFound("no record " + id.ToHex() + " in " + key.collection);
+  ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
+  if (r.deleted && !include_deleted) {
+    return Status::NotFound("record " + id.ToHex() + " is deleted");
+  }
+  return r;
+}
+
+Result<std::vector<Record>> Replica::List(std::string_view collection) const {
+  ENLACE_RETURN_IF_ERROR(CheckCollection(collection));
+  ENLACE_ASSIGN_OR_RETURN(auto keys, impl_->store().ListRecords(collection));
+  std::vector<Record> out;
+  for (const auto& key : keys) {
+    ENLACE_ASSIGN_OR_RETURN(auto state, impl_->store().LoadRecord(key));
+    if (!state) continue;
+    ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
+    if (!r.deleted) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<std::vector<Conflict>> Replica::Conflicts() const {
+  ENLACE_ASSIGN_OR_RETURN(auto keys, impl_->store().RecordsWithSeveralSiblings());
+  std::vector<Conflict> out;
+  for (const auto& key : keys) {
+    ENLACE_ASSIGN_OR_RETURN(auto state, impl_->store().LoadRecord(key));
+    if (!state) continue;
+    ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
+    if (r.delete_conflict) {
+      Conflict c{key.collection, key.record, kDeletedField, r.existence, {}};
+      const Sibling& shown = internal::ShownSibling(state->fields[kDeletedField]);
+      for (const auto& sv : r.existence) {
+        if (sv.dot == shown.dot) c.shown = sv.value;
+      }
+      out.push_back(std::move(c));
+    }
+    for (auto& [field, fv] : r.fields) {
+      if (fv.conflict()) out.push_back(Conflict{key.collection, key.record, field, fv.siblings, fv.value});
+    }
+  }
+  return out;
+}
+
+Status Replica::Resolve(std::string_view collection, const RecordId& id, std::string_view field,
+                        std::string_view value) {
+  if (field == kDeletedField) {
+    ENLACE_ASSIGN_OR_RETURN(std::string v, CanonicalValue(value, field));
+    if (v == kTrue) return Delete(collection, id);
+    if (v == kFalse) return Restore(collection, id);
+    return Status::InvalidArgument("a delete conflict resolves to true (delete) or false (restore)");
+  }
+  ENLACE_ASSIGN_OR_RETURN(Record r, Get(collection, id, /*include_deleted=*/true));
+  if (r.fields.find(std::string(field)) == r.fields.end()) {
+    return Status::NotFound("record has no field '" + std::string(field) + "'");
+  }
+  ENLACE_RETURN_IF_ERROR(Put(collection, id, Fields{{std::string(field), std::string(value)}}).status());
+  return Status::Ok();
+}
+
+namespace {
+// Loads a record for a tombstone or restore; kNotFound if never written here.
+Result<Record> LoadForChange(Replica::Impl& impl, const RecordKey& key, RecordState& state) {
+  ENLACE_ASSIGN_OR_RETURN(auto loaded, impl.store().LoadRecord(key));
+  if (!loaded) return Status::NotFound("no record " + key.record.ToHex() + " in " + key.collection);
+  state = std::move(*loaded);
+  return impl.BuildRecord(key, state);
+}
+}  // namespace
+
+Status Replica::Delete(std::string_view collection, const RecordId& id) {
+  ENLACE_RETURN_IF_ERROR(CheckCollection(collection));
+  const RecordKey key{std::string(collection), id};
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
+  RecordState state;
+  ENLACE_ASSIGN_OR_RETURN(Record r, LoadForChange(*impl_, key, state));
+  if (r.deleted) return Status::FailedPrecondition("the record is already deleted");
+  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kDelete, {}, {}));
+  return tx->Commit();
+}
+
+Status Replica::Restore(std::string_view collection, const RecordId& id) {
+  ENLACE_RETURN_IF_ERROR(CheckCollection(collection));
+  const RecordKey key{std::string(collection), id};
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
+  RecordState state;
+  ENLACE_ASSIGN_OR_RETURN(Record r, LoadForChange(*impl_, key, state));
+  if (!r.deleted && !r.delete_conflict) return Status::FailedPrecondition("the record is not deleted");
+  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kPut, {}, {}));
+  return tx->Commit();
+}
+
+Status Replica::Erase(std::string_view collection, const RecordId& id) {
+  ENLACE_RETURN_IF_ERROR(CheckCollection(collection));
+  const RecordKey key{std::string(collection), id};
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
+  RecordState state;
+  ENLACE_ASSIGN_OR_RETURN(Record r, LoadForChange(*impl_, key, state));
+  std::vector<std::string> fields;
+  for (const auto& [field, fv] : r.fields) fields.push_back(field);
+  const std::vector<std::string> nulls(fields.size(), kNull);
+  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kErase, fields, nulls));
+  return tx->Commit();
+}
+
+Result<ApplyOutcome> Replica::ApplyRemote(std::span<const uint8_t> encoded_write) {
+  ENLACE_ASSIGN_OR_RETURN(Write w, impl_->DecodeAndVerify(encoded_write));
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
+  ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome,
+                          impl_->ApplyChecked(w, Bytes(encoded_write.begin(), encoded_write.end())));
+  ENLACE_RETURN_IF_ERROR(tx->Commit());
+  return outcome;
+}
+
+Result<std::vector<std::pair<uint64_t, Bytes>>> Replica::PendingWrites(size_t max_bytes) const {
+  return impl_->store().PendingWrites(impl_->device(), max_bytes);
+}
+
+Result<uint64_t> Replica::PendingCount() const { return impl_->store().PendingCount(); }
+
+Status Replica::AcknowledgeUpTo(uint64_t up_to) { return impl_->store().AcknowledgeUpTo(up_to); }
+
+Result<std::string> Replica::DumpState() const {
+  ENLACE_ASSIGN_OR_RETURN(auto keys, impl_->store().ListRecords(""));
+  std::ostringstream out;
+  for (const auto& key : keys) {
+    ENLACE_ASSIGN_OR_RETURN(auto state, impl_->store().LoadRecord(key));
+    if (!state) continue;
+    ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
+    out << "record " << key.collection << ' ' << key.record.ToHex() << " context";
+    for (const auto& [device, counter] : state->context.entries()) {
+      out << ' ' << device.ToHex() << ':' << counter;
+    }
+    out << '\n';
+    auto dump_field = [&out](const std::string& name, const std::vector<SiblingValue>& siblings) {
+      out << "  " << name;
+      for (const auto& s : siblings) {
+        out << ' ' << s.dot.device.ToHex() << ':' << s.dot.counter << '@' << s.hlc.value << '='
+            << s.value;
+      }
+      out << '\n';
+    };
+    dump_field(kDeletedField, r.existence);
+    for (const auto& [field, fv] : r.fields) dump_field(field, fv.siblings);
+  }
+  return out.str();
+}
+
+Result<std::vector<Bytes>> Replica::StoredWrites() const {
+  return impl_->store().AllWrites();
+}
+
+}  // namespace enlace

@@ -1,0 +1,78 @@
+// Replica::Impl, shared by replica.cc and the modules built on it (the sync
+// protocol). Everything here runs on the caller's thread.
+#ifndef ENLACE_CORE_SRC_REPLICA_IMPL_H_
+#define ENLACE_CORE_SRC_REPLICA_IMPL_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "enlace/replica.h"
+#include "merge.h"
+#include "store.h"
+#include "vault.h"
+
+namespace enlace {
+
+class Replica::Impl {
+ public:
+  Impl(ReplicaOptions options, std::unique_ptr<internal::Vault> vault,
+       std::unique_ptr<internal::Store> store, HlcTimestamp last_hlc);
+
+  const ReplicaOptions& options() const { return options_; }
+  internal::Vault& vault() { return *vault_; }
+  const internal::Vault& vault() const { return *vault_; }
+  internal::Store& store() const { return *store_; }
+  HybridClock& clock() { return clock_; }
+  const DeviceId& device() const { return vault_->secrets().device; }
+
+  // The team key of `version`, or kDecryptFailed naming the missing version.
+  Result<const internal::SecretBytes*> TeamKey(uint32_t version) const;
+  uint32_t CurrentKeyVersion() const;
+
+  // Creates, seals, signs and merges one local write, and queues it in the
+  // outbox. Must run inside a transaction. `values` are canonical JSON, one
+  // per field of `fields` (sorted, unique).
+  Status WriteLocal(const internal::RecordKey& key, WriteKind kind,
+                    const std::vector<std::string>& fields,
+                    const std::vector<std::string>& values);
+
+  // Checks and merges a decoded remote write. Must run inside a transaction.
+  Result<ApplyOutcome> ApplyChecked(const Write& write, const Bytes& encoded);
+
+  // Decodes and verifies an incoming write without changing anything.
+  Result<Write> DecodeAndVerify(std::span<const uint8_t> encoded);
+
+  // Builds the public view of a record from its state (decrypting values).
+  Result<Record> BuildRecord(const internal::RecordKey& key,
+                             const internal::RecordState& state) const;
+
+ private:
+  // Merges `write` into its record, stores it, purges what it superseded.
+  Result<ApplyOutcome> Merge(const Write& write, const Bytes& encoded);
+  // Writes decrypted while building one record, by dot.
+  struct OpenedWrite {
+    WriteKind kind;
+    std::vector<std::string> fields;
+    std::vector<std::string> values;
+  };
+  using OpenedWrites = std::map<Dot, OpenedWrite>;
+  // The value a sibling holds for `field` (decrypting its write once).
+  Result<std::string> SiblingValueOf(const std::string& field, const internal::Sibling& s,
+                                     OpenedWrites& opened) const;
+  Status PersistClock();
+
+  ReplicaOptions options_;
+  std::unique_ptr<internal::Vault> vault_;
+  std::unique_ptr<internal::Store> store_;
+  HybridClock clock_;
+};
+
+// Parses a JSON text and returns its canonical form; kInvalidArgument unless
+// it is a scalar or an array of scalars no longer than 64 KiB.
+Result<std::string> CanonicalValue(std::string_view json, std::string_view field);
+
+}  // namespace enlace
+
+#endif  // ENLACE_CORE_SRC_REPLICA_IMPL_H_

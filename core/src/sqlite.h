@@ -1,0 +1,92 @@
+// RAII over the SQLite C API, and the one helper that turns an SQLite result
+// code into a Status. Not thread-safe: one Db per thread of use.
+#ifndef ENLACE_CORE_SRC_SQLITE_H_
+#define ENLACE_CORE_SRC_SQLITE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "enlace/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace enlace::internal {
+
+// kIoError (or kUnavailable for BUSY/LOCKED, kCorruption for CORRUPT/NOTADB)
+// with the connection's last error message.
+Status SqliteStatus(int rc, sqlite3* db, std::string_view what);
+
+class Db;
+
+// A prepared statement; reset and unbound on each Exec/Step cycle start.
+class Stmt {
+ public:
+  Stmt(Stmt&&) noexcept;
+  Stmt& operator=(Stmt&&) noexcept;
+  ~Stmt();
+
+  // Binds by 1-based index. Blobs and texts are copied (SQLITE_TRANSIENT).
+  Stmt& Bind(int index, int64_t v);
+  Stmt& Bind(int index, std::string_view text);
+  Stmt& BindBlob(int index, std::span<const uint8_t> blob);
+  Stmt& BindNull(int index);
+
+  // Steps once: true when a row is ready, false when done.
+  Result<bool> Step();
+  // Steps to completion (for statements without rows), then resets.
+  Status Exec();
+  void Reset();
+
+  int64_t ColumnInt(int col) const;
+  std::string ColumnText(int col) const;
+  std::span<const uint8_t> ColumnBlob(int col) const;  // valid until the next Step/Reset
+  bool ColumnIsNull(int col) const;
+
+ private:
+  friend class Db;
+  Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  Status bind_status_;
+};
+
+class Db {
+ public:
+  // Opens (creating if needed) `path`; ":memory:" for an in-memory database.
+  static Result<std::unique_ptr<Db>> Open(const std::string& path);
+  ~Db();
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  Result<Stmt> Prepare(std::string_view sql);
+  // Runs one or more statements without parameters.
+  Status ExecScript(std::string_view sql);
+  int64_t changes() const;
+  sqlite3* raw() { return db_; }
+
+ private:
+  explicit Db(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+};
+
+// Begins IMMEDIATE; rolls back in the destructor unless Commit() succeeded.
+class Transaction {
+ public:
+  static Result<std::unique_ptr<Transaction>> Begin(Db& db);
+  ~Transaction();
+  Status Commit();
+
+ private:
+  explicit Transaction(Db& db) : db_(db) {}
+  Db& db_;
+  bool done_ = false;
+};
+
+}  // namespace enlace::internal
+
+#endif  // ENLACE_CORE_SRC_SQLITE_H_

@@ -1,0 +1,320 @@
+#include "store.h"
+
+#include <cstring>
+
+#include "codec.h"
+
+namespace enlace::internal {
+
+namespace {
+
+// Numbered migrations; entry i brings the schema from version i to i + 1.
+// Never edit a released entry: append a new one.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE devices(
+  device BLOB PRIMARY KEY, sign_pk BLOB NOT NULL, box_pk BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE writes(
+  device BLOB NOT NULL, counter INTEGER NOT NULL,
+  collection TEXT NOT NULL, record BLOB NOT NULL, kind INTEGER NOT NULL,
+  encoded BLOB NOT NULL,
+  PRIMARY KEY(device, counter)) WITHOUT ROWID;
+CREATE TABLE records(
+  collection TEXT NOT NULL, record BLOB NOT NULL, context BLOB NOT NULL,
+  PRIMARY KEY(collection, record)) WITHOUT ROWID;
+CREATE TABLE siblings(
+  collection TEXT NOT NULL, record BLOB NOT NULL, field TEXT NOT NULL,
+  device BLOB NOT NULL, counter INTEGER NOT NULL, hlc INTEGER NOT NULL,
+  PRIMARY KEY(collection, record, field, device, counter)) WITHOUT ROWID;
+CREATE TABLE outbox(counter INTEGER PRIMARY KEY);
+)sql",
+};
+constexpr int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+template <typename T>
+T FromBlob(std::span<const uint8_t> blob) {
+  T out{};
+  std::memcpy(out.data(), blob.data(), std::min(blob.size(), out.size()));
+  return out;
+}
+
+}  // namespace
+
+Bytes EncodeVersionVector(const VersionVector& vv) {
+  Encoder e;
+  e.U32(static_cast<uint32_t>(vv.size()));
+  for (const auto& [device, counter] : vv.entries()) {
+    e.Raw(device.bytes);
+    e.U64(counter);
+  }
+  return e.Finish();
+}
+
+Result<VersionVector> DecodeVersionVector(ByteView bytes) {
+  Decoder d(bytes);
+  uint32_t n = 0;
+  ENLACE_RETURN_IF_ERROR(d.Count(n, 1 << 20, 24, "version vector"));
+  VersionVector vv;
+  for (uint32_t i = 0; i < n; ++i) {
+    Dot dot;
+    ENLACE_RETURN_IF_ERROR(d.Raw(dot.device.bytes, "version vector device"));
+    ENLACE_RETURN_IF_ERROR(d.U64(dot.counter, "version vector counter"));
+    vv.Add(dot);
+  }
+  ENLACE_RETURN_IF_ERROR(d.ExpectEnd("version vector"));
+  return vv;
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  ENLACE_ASSIGN_OR_RETURN(auto db, Db::Open(path));
+  // WAL: readers never block the writer and a crash never loses a committed
+  // transaction. FULL sync: an acknowledged write survives power loss.
+  // secure_delete: freed pages (purged writes) are zeroed, not left behind.
+  ENLACE_RETURN_IF_ERROR(db->ExecScript(
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+      "PRAGMA secure_delete=ON;"));
+  std::unique_ptr<Store> store(new Store(std::move(db)));
+  ENLACE_RETURN_IF_ERROR(store->Migrate());
+  return store;
+}
+
+Result<int64_t> Store::SchemaVersion() {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("PRAGMA user_version"));
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return Status::Internal("PRAGMA user_version returned nothing");
+  return st.ColumnInt(0);
+}
+
+Status Store::Migrate() {
+  ENLACE_ASSIGN_OR_RETURN(int64_t version, SchemaVersion());
+  if (version > kSchemaVersion) {
+    return Status::FailedPrecondition("the local store was written by a newer enlace (schema " +
+                                      std::to_string(version) + ")");
+  }
+  for (; version < kSchemaVersion; ++version) {
+    ENLACE_ASSIGN_OR_RETURN(auto tx, Begin());
+    ENLACE_RETURN_IF_ERROR(db_->ExecScript(kMigrations[version]));
+    ENLACE_RETURN_IF_ERROR(
+        db_->ExecScript("PRAGMA user_version=" + std::to_string(version + 1)));
+    ENLACE_RETURN_IF_ERROR(tx->Commit());
+  }
+  return Status::Ok();
+}
+
+// ---- meta ---------------------------------------------------------------------------
+
+Result<uint64_t> Store::GetMeta(std::string_view key) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT value FROM meta WHERE key = ?"));
+  st.Bind(1, key);
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? static_cast<uint64_t>(st.ColumnInt(0)) : uint64_t{0};
+}
+
+Status Store::SetMeta(std::string_view key, uint64_t value) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
+                                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  return st.Bind(1, key).Bind(2, static_cast<int64_t>(value)).Exec();
+}
+
+// ---- devices ------------------------------------------------------------------------
+
+Status Store::PutDevice(const DeviceId& device, const SignPublicKey& sign_pk,
+                        const BoxPublicKey& box_pk) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                          db_->Prepare("INSERT INTO devices(device, sign_pk, box_pk) VALUES(?, ?, ?) "
+                                       "ON CONFLICT(device) DO UPDATE SET sign_pk = excluded.sign_pk, "
+                                       "box_pk = excluded.box_pk"));
+  return st.BindBlob(1, device.bytes).BindBlob(2, sign_pk).BindBlob(3, box_pk).Exec();
+}
+
+Result<std::optional<SignPublicKey>> Store::GetSigningKey(const DeviceId& device) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT sign_pk FROM devices WHERE device = ?"));
+  st.BindBlob(1, device.bytes);
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<SignPublicKey>();
+  if (st.ColumnBlob(0).size() != kSignPublicKeyBytes) {
+    return Status::Corruption("stored signing key has the wrong size");
+  }
+  return std::optional<SignPublicKey>(FromBlob<SignPublicKey>(st.ColumnBlob(0)));
+}
+
+// ---- records ------------------------------------------------------------------------
+
+Result<std::optional<RecordState>> Store::LoadRecord(const RecordKey& key) {
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt ctx, db_->Prepare("SELECT context FROM records WHERE collection = ? AND record = ?"));
+  ctx.Bind(1, key.collection).BindBlob(2, key.record.bytes);
+  ENLACE_ASSIGN_OR_RETURN(bool row, ctx.Step());
+  if (!row) return std::optional<RecordState>();
+  RecordState state;
+  ENLACE_ASSIGN_OR_RETURN(state.context, DecodeVersionVector(ctx.ColumnBlob(0)));
+
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt sib, db_->Prepare("SELECT field, device, counter, hlc FROM siblings "
+                             "WHERE collection = ? AND record = ? ORDER BY field, device, counter"));
+  sib.Bind(1, key.collection).BindBlob(2, key.record.bytes);
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool more, sib.Step());
+    if (!more) break;
+    Sibling s;
+    s.dot.device = DeviceId{FromBlob<std::array<uint8_t, 16>>(sib.ColumnBlob(1))};
+    s.dot.counter = static_cast<uint64_t>(sib.ColumnInt(2));
+    s.hlc.value = static_cast<uint64_t>(sib.ColumnInt(3));
+    state.fields[sib.ColumnText(0)].push_back(s);
+  }
+  return std::optional<RecordState>(std::move(state));
+}
+
+Status Store::SaveRecord(const RecordKey& key, const RecordState& state) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt ctx, db_->Prepare("INSERT INTO records(collection, record, context) "
+                                                 "VALUES(?, ?, ?) ON CONFLICT(collection, record) "
+                                                 "DO UPDATE SET context = excluded.context"));
+  ENLACE_RETURN_IF_ERROR(ctx.Bind(1, key.collection)
+                             .BindBlob(2, key.record.bytes)
+                             .BindBlob(3, EncodeVersionVector(state.context))
+                             .Exec());
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt del, db_->Prepare("DELETE FROM siblings WHERE collection = ? AND record = ?"));
+  ENLACE_RETURN_IF_ERROR(del.Bind(1, key.collection).BindBlob(2, key.record.bytes).Exec());
+  ENLACE_ASSIGN_OR_RETURN(Stmt ins,
+                          db_->Prepare("INSERT INTO siblings(collection, record, field, device, "
+                                       "counter, hlc) VALUES(?, ?, ?, ?, ?, ?)"));
+  for (const auto& [field, siblings] : state.fields) {
+    for (const auto& s : siblings) {
+      ENLACE_RETURN_IF_ERROR(ins.Bind(1, key.collection)
+                                 .BindBlob(2, key.record.bytes)
+                                 .Bind(3, field)
+                                 .BindBlob(4, s.dot.device.bytes)
+                                 .Bind(5, static_cast<int64_t>(s.dot.counter))
+                                 .Bind(6, static_cast<int64_t>(s.hlc.value))
+                                 .Exec());
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+Result<std::vector<RecordKey>> CollectKeys(Stmt& st) {
+  std::vector<RecordKey> out;
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+    if (!more) break;
+    out.push_back(RecordKey{st.ColumnText(0),
+                            RecordId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(1))}});
+  }
+  return out;
+}
+}  // namespace
+
+Result<std::vector<RecordKey>> Store::ListRecords(std::string_view collection) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT collection, record FROM records "
+                                                "WHERE ?1 = '' OR collection = ?1 "
+                                                "ORDER BY collection, record"));
+  st.Bind(1, collection);
+  return CollectKeys(st);
+}
+
+Result<std::vector<RecordKey>> Store::RecordsWithSeveralSiblings() {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT DISTINCT collection, record FROM ("
+                                                "SELECT collection, record FROM siblings "
+                                                "GROUP BY collection, record, field "
+                                                "HAVING count(*) > 1) ORDER BY collection, record"));
+  return CollectKeys(st);
+}
+
+// ---- writes -------------------------------------------------------------------------
+
+Status Store::InsertWrite(const Write& write, const Bytes& encoded) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT OR IGNORE INTO writes(device, counter, "
+                                                "collection, record, kind, encoded) "
+                                                "VALUES(?, ?, ?, ?, ?, ?)"));
+  return st.BindBlob(1, write.dot.device.bytes)
+      .Bind(2, static_cast<int64_t>(write.dot.counter))
+      .Bind(3, write.collection)
+      .BindBlob(4, write.record.bytes)
+      .Bind(5, static_cast<int64_t>(write.kind))
+      .BindBlob(6, encoded)
+      .Exec();
+}
+
+Result<std::optional<StoredWrite>> Store::GetWrite(const Dot& dot) {
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt st, db_->Prepare("SELECT kind, encoded FROM writes WHERE device = ? AND counter = ?"));
+  st.BindBlob(1, dot.device.bytes).Bind(2, static_cast<int64_t>(dot.counter));
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<StoredWrite>();
+  StoredWrite w;
+  w.kind = static_cast<WriteKind>(st.ColumnInt(0));
+  const auto blob = st.ColumnBlob(1);
+  w.encoded.assign(blob.begin(), blob.end());
+  return std::optional<StoredWrite>(std::move(w));
+}
+
+Status Store::DeleteWrite(const Dot& dot) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                          db_->Prepare("DELETE FROM writes WHERE device = ? AND counter = ?"));
+  return st.BindBlob(1, dot.device.bytes).Bind(2, static_cast<int64_t>(dot.counter)).Exec();
+}
+
+Result<int64_t> Store::CountWrites() {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT count(*) FROM writes"));
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? st.ColumnInt(0) : 0;
+}
+
+Result<std::vector<Bytes>> Store::AllWrites() {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT encoded FROM writes ORDER BY device, counter"));
+  std::vector<Bytes> out;
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+    if (!more) break;
+    const auto blob = st.ColumnBlob(0);
+    out.emplace_back(blob.begin(), blob.end());
+  }
+  return out;
+}
+
+// ---- outbox -------------------------------------------------------------------------
+
+Status Store::AddToOutbox(uint64_t counter) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT OR IGNORE INTO outbox(counter) VALUES(?)"));
+  return st.Bind(1, static_cast<int64_t>(counter)).Exec();
+}
+
+Status Store::RemoveFromOutbox(uint64_t counter) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM outbox WHERE counter = ?"));
+  return st.Bind(1, static_cast<int64_t>(counter)).Exec();
+}
+
+Result<std::vector<std::pair<uint64_t, Bytes>>> Store::PendingWrites(const DeviceId& self,
+                                                                     size_t max_bytes) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT o.counter, w.encoded FROM outbox o "
+                                                "JOIN writes w ON w.device = ? AND "
+                                                "w.counter = o.counter ORDER BY o.counter"));
+  st.BindBlob(1, self.bytes);
+  std::vector<std::pair<uint64_t, Bytes>> out;
+  size_t total = 0;
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+    if (!more) break;
+    const auto blob = st.ColumnBlob(1);
+    if (!out.empty() && total + blob.size() > max_bytes) break;
+    total += blob.size();
+    out.emplace_back(static_cast<uint64_t>(st.ColumnInt(0)), Bytes(blob.begin(), blob.end()));
+  }
+  return out;
+}
+
+Status Store::AcknowledgeUpTo(uint64_t up_to) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM outbox WHERE counter <= ?"));
+  return st.Bind(1, static_cast<int64_t>(up_to)).Exec();
+}
+
+Result<uint64_t> Store::PendingCount() {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT count(*) FROM outbox"));
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? static_cast<uint64_t>(st.ColumnInt(0)) : uint64_t{0};
+}
+
+}  // namespace enlace::internal

@@ -1,0 +1,103 @@
+// The device's local store: SQLite in WAL mode. It holds only what a hub
+// could also see (ids, counters, field names, clocks) plus the encrypted
+// writes; no plaintext value and no key is ever written here.
+//
+// Tables (migration 1):
+//   meta(key, value)            counters: next write counter, HLC, pull cursor
+//   devices(device, sign_pk, box_pk)          the devices this replica trusts
+//   writes(device, counter, collection, record, kind, encoded)
+//                               every write that still holds a current value
+//   records(collection, record, context)      each record's causal context
+//   siblings(collection, record, field, device, counter, hlc)
+//                               the multi-value registers, one row per sibling
+//   outbox(counter)             own writes not yet acknowledged by a hub
+//
+// Not thread-safe. Callers group calls into a Transaction.
+#ifndef ENLACE_CORE_SRC_STORE_H_
+#define ENLACE_CORE_SRC_STORE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crypto.h"
+#include "enlace/write.h"
+#include "merge.h"
+#include "sqlite.h"
+
+namespace enlace::internal {
+
+struct StoredWrite {
+  WriteKind kind = WriteKind::kPut;
+  Bytes encoded;
+};
+
+struct RecordKey {
+  std::string collection;
+  RecordId record;
+  friend auto operator<=>(const RecordKey&, const RecordKey&) = default;
+};
+
+class Store {
+ public:
+  // Opens or creates the store at `path` (":memory:" for tests) and runs
+  // pending migrations. kFailedPrecondition for a store newer than this code.
+  static Result<std::unique_ptr<Store>> Open(const std::string& path);
+
+  Db& db() { return *db_; }
+  Result<std::unique_ptr<Transaction>> Begin() { return Transaction::Begin(*db_); }
+
+  // The schema version after migrations.
+  Result<int64_t> SchemaVersion();
+
+  // ---- meta: named unsigned counters (0 when unset)
+  Result<uint64_t> GetMeta(std::string_view key);
+  Status SetMeta(std::string_view key, uint64_t value);
+
+  // ---- devices
+  Status PutDevice(const DeviceId& device, const SignPublicKey& sign_pk, const BoxPublicKey& box_pk);
+  // nullopt when the device is unknown.
+  Result<std::optional<SignPublicKey>> GetSigningKey(const DeviceId& device);
+
+  // ---- records
+  // nullopt when the record has never been written here.
+  Result<std::optional<RecordState>> LoadRecord(const RecordKey& key);
+  Status SaveRecord(const RecordKey& key, const RecordState& state);
+  // Record ids of a collection (or of all collections when empty), sorted.
+  Result<std::vector<RecordKey>> ListRecords(std::string_view collection);
+  // Records with a field that has two or more siblings.
+  Result<std::vector<RecordKey>> RecordsWithSeveralSiblings();
+
+  // ---- writes
+  Status InsertWrite(const Write& write, const Bytes& encoded);
+  Result<std::optional<StoredWrite>> GetWrite(const Dot& dot);
+  Status DeleteWrite(const Dot& dot);
+  Result<int64_t> CountWrites();
+  // Every stored encoded write, ordered by (device, counter).
+  Result<std::vector<Bytes>> AllWrites();
+
+  // ---- outbox (own writes only, by counter)
+  Status AddToOutbox(uint64_t counter);
+  Status RemoveFromOutbox(uint64_t counter);
+  // Encoded own writes in counter order, stopping before `max_bytes` would be
+  // exceeded (but always at least one when any is pending).
+  Result<std::vector<std::pair<uint64_t, Bytes>>> PendingWrites(const DeviceId& self,
+                                                                size_t max_bytes);
+  // Removes every outbox entry with counter <= up_to.
+  Status AcknowledgeUpTo(uint64_t up_to);
+  Result<uint64_t> PendingCount();
+
+ private:
+  explicit Store(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+  Status Migrate();
+  std::unique_ptr<Db> db_;
+};
+
+// The canonical encoding of a version vector, as stored in records.context.
+Bytes EncodeVersionVector(const VersionVector& vv);
+Result<VersionVector> DecodeVersionVector(ByteView bytes);
+
+}  // namespace enlace::internal
+
+#endif  // ENLACE_CORE_SRC_STORE_H_

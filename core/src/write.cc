@@ -1,0 +1,172 @@
+#include <cstring>
+
+#include "codec.h"
+#include "enlace/write.h"
+#include "write_internal.h"
+
+namespace enlace {
+
+using internal::Decoder;
+using internal::Encoder;
+
+Status ValidateName(std::string_view name, const char* what) {
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument(std::string(what) + " name " + why);
+  };
+  if (name.empty()) return bad("is empty");
+  if (name.size() > 64) return bad("is longer than 64 characters");
+  const auto is_alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (!is_alpha(name[0])) return bad("must start with a letter");
+  for (char c : name) {
+    if (!is_alpha(c) && !(c >= '0' && c <= '9') && c != '_' && c != '.' && c != '-') {
+      return bad("may hold only letters, digits, '_', '.' and '-'");
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+void EncodeMeta(Encoder& e, const Write& w) {
+  e.U8(Write::kFormatVersion);
+  e.Raw(w.team.bytes);
+  e.String(w.collection);
+  e.Raw(w.record.bytes);
+  e.Raw(w.dot.device.bytes);
+  e.U64(w.dot.counter);
+  e.U64(w.hlc.value);
+  e.U32(static_cast<uint32_t>(w.context.size()));
+  for (const auto& [device, counter] : w.context.entries()) {
+    e.Raw(device.bytes);
+    e.U64(counter);
+  }
+  e.U32(static_cast<uint32_t>(w.fields.size()));
+  for (const auto& f : w.fields) e.String(f);
+  e.U8(static_cast<uint8_t>(w.kind));
+  e.U32(w.key_version);
+}
+
+}  // namespace
+
+Bytes Write::EncodeMetadata() const {
+  Encoder e;
+  EncodeMeta(e, *this);
+  return e.Finish();
+}
+
+Bytes Write::SignedBytes() const {
+  Encoder e;
+  EncodeMeta(e, *this);
+  e.Raw(nonce);
+  e.Blob(ciphertext);
+  return e.Finish();
+}
+
+Bytes Write::Encode() const {
+  Encoder e;
+  EncodeMeta(e, *this);
+  e.Raw(nonce);
+  e.Blob(ciphertext);
+  e.Raw(signature);
+  return e.Finish();
+}
+
+Result<Write> Write::Decode(std::span<const uint8_t> bytes, const WriteLimits& limits) {
+  Decoder d(bytes);
+  Write w;
+  uint8_t version = 0;
+  ENLACE_RETURN_IF_ERROR(d.U8(version, "format version"));
+  if (version != kFormatVersion) {
+    return Status::Corruption("unsupported write format version " + std::to_string(version));
+  }
+  ENLACE_RETURN_IF_ERROR(d.Raw(w.team.bytes, "team id"));
+  ENLACE_RETURN_IF_ERROR(d.String(w.collection, limits.max_name_bytes, "collection"));
+  ENLACE_RETURN_IF_ERROR(ValidateName(w.collection, "collection").WithContext("bad write"));
+  ENLACE_RETURN_IF_ERROR(d.Raw(w.record.bytes, "record id"));
+  ENLACE_RETURN_IF_ERROR(d.Raw(w.dot.device.bytes, "device id"));
+  ENLACE_RETURN_IF_ERROR(d.U64(w.dot.counter, "counter"));
+  if (w.dot.counter == 0) return Status::Corruption("bad write: counter 0");
+  ENLACE_RETURN_IF_ERROR(d.U64(w.hlc.value, "hlc"));
+
+  uint32_t n = 0;
+  ENLACE_RETURN_IF_ERROR(d.Count(n, limits.max_context_entries, 24, "context"));
+  DeviceId previous;
+  for (uint32_t i = 0; i < n; ++i) {
+    Dot entry;
+    ENLACE_RETURN_IF_ERROR(d.Raw(entry.device.bytes, "context device"));
+    ENLACE_RETURN_IF_ERROR(d.U64(entry.counter, "context counter"));
+    // Canonical form only: strictly increasing devices, no zero counters.
+    if ((i > 0 && !(previous < entry.device)) || entry.counter == 0) {
+      return Status::Corruption("bad write: context is not canonical");
+    }
+    previous = entry.device;
+    w.context.Add(entry);
+  }
+
+  ENLACE_RETURN_IF_ERROR(d.Count(n, limits.max_fields, 4, "field list"));
+  w.fields.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string f;
+    ENLACE_RETURN_IF_ERROR(d.String(f, limits.max_name_bytes, "field name"));
+    ENLACE_RETURN_IF_ERROR(ValidateName(f, "field").WithContext("bad write"));
+    if (i > 0 && !(w.fields.back() < f)) {
+      return Status::Corruption("bad write: field names not sorted and unique");
+    }
+    w.fields.push_back(std::move(f));
+  }
+  uint8_t kind = 0;
+  ENLACE_RETURN_IF_ERROR(d.U8(kind, "kind"));
+  if (kind < 1 || kind > 3) return Status::Corruption("bad write: unknown kind");
+  w.kind = static_cast<WriteKind>(kind);
+  if (w.kind == WriteKind::kDelete && !w.fields.empty()) {
+    return Status::Corruption("bad write: a delete sets no fields");
+  }
+  ENLACE_RETURN_IF_ERROR(d.U32(w.key_version, "key version"));
+  ENLACE_RETURN_IF_ERROR(d.Raw(w.nonce, "nonce"));
+  ENLACE_RETURN_IF_ERROR(d.Blob(w.ciphertext, limits.max_ciphertext_bytes, "ciphertext"));
+  ENLACE_RETURN_IF_ERROR(d.Raw(w.signature, "signature"));
+  ENLACE_RETURN_IF_ERROR(d.ExpectEnd("write"));
+  return w;
+}
+
+namespace internal {
+
+Status SealWrite(Write& write, const std::vector<std::string>& values, const SecretBytes& team_key,
+                 const SecretBytes& signing_secret_key) {
+  if (values.size() != write.fields.size()) {
+    return Status::Internal("SealWrite: one value per field expected");
+  }
+  Encoder payload;
+  payload.U32(static_cast<uint32_t>(values.size()));
+  for (const auto& v : values) payload.String(v);
+  const Bytes plain = payload.Finish();
+  write.nonce = RandomNonce();
+  write.ciphertext = AeadSeal(team_key, write.nonce, plain, write.EncodeMetadata());
+  write.signature = Sign(signing_secret_key, write.SignedBytes());
+  return Status::Ok();
+}
+
+Status VerifyWriteSignature(const Write& write, const SignPublicKey& signer) {
+  if (!VerifySignature(signer, write.SignedBytes(), write.signature)) {
+    return Status::Unauthenticated("write signature does not verify");
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> OpenWritePayload(const Write& write, const SecretBytes& team_key) {
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes plain,
+                          AeadOpen(team_key, write.nonce, write.ciphertext, write.EncodeMetadata()));
+  Decoder d(plain.view());
+  uint32_t n = 0;
+  ENLACE_RETURN_IF_ERROR(d.Count(n, write.fields.size(), 4, "payload"));
+  if (n != write.fields.size()) return Status::Corruption("payload does not match the field list");
+  std::vector<std::string> values(n);
+  for (auto& v : values) {
+    ENLACE_RETURN_IF_ERROR(d.String(v, plain.size(), "payload value"));
+  }
+  ENLACE_RETURN_IF_ERROR(d.ExpectEnd("payload"));
+  return values;
+}
+
+}  // namespace internal
+}  // namespace enlace
