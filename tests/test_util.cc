@@ -11,9 +11,11 @@
 
 namespace enlace::testing {
 
-TempDir::TempDir() {
+TempDir::TempDir(bool in_memory_fs) {
   const char* base = std::getenv("ENLACE_TEST_TMP");
   std::filesystem::path root = base != nullptr ? base : std::filesystem::temp_directory_path();
+  std::error_code ec;
+  if (in_memory_fs && std::filesystem::is_directory("/dev/shm", ec)) root = "/dev/shm/enlace-tests";
   std::filesystem::create_directories(root);
   path_ = (root / ("t-" + RecordId::Random().ToHex())).string();
   std::filesystem::create_directories(path_);

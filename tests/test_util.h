@@ -15,7 +15,9 @@ namespace enlace::testing {
 // removed with everything in it on destruction.
 class TempDir {
  public:
-  TempDir();
+  // `in_memory_fs`: use /dev/shm when it exists (for tests that create many
+  // short-lived vaults and do not test durability).
+  explicit TempDir(bool in_memory_fs = false);
   ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

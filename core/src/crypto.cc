@@ -172,6 +172,28 @@ Result<SecretBytes> AeadOpen(const SecretBytes& key, const AeadNonce& nonce, Byt
   return plain;
 }
 
+Status AeadOpenData(const SecretBytes& key, const AeadNonce& nonce, ByteView ciphertext,
+                    ByteView aad, Bytes& out) {
+  ENLACE_RETURN_IF_ERROR(EnsureSodium());
+  if (key.size() != kAeadKeyBytes) return Status::InvalidArgument("bad AEAD key size");
+  if (ciphertext.size() < kAeadTagBytes) return Status::DecryptFailed("ciphertext too short");
+  out.assign(ciphertext.size() - kAeadTagBytes + 1, 0);  // +1: never a null pointer
+  unsigned long long plain_len = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(out.data(), &plain_len, nullptr, ciphertext.data(),
+                                                 ciphertext.size(), aad.data(), aad.size(),
+                                                 nonce.data(), key.data()) != 0) {
+    Wipe(out);
+    out.clear();
+    return Status::DecryptFailed("ciphertext or its associated data failed authentication");
+  }
+  out.resize(plain_len);
+  return Status::Ok();
+}
+
+void Wipe(std::span<uint8_t> bytes) {
+  if (!bytes.empty()) sodium_memzero(bytes.data(), bytes.size());
+}
+
 // ---- Ed25519 ----------------------------------------------------------------------
 
 static_assert(kSignPublicKeyBytes == crypto_sign_PUBLICKEYBYTES);

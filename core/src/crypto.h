@@ -111,6 +111,15 @@ Bytes AeadSeal(const SecretBytes& key, const AeadNonce& nonce, ByteView plaintex
 Result<SecretBytes> AeadOpen(const SecretBytes& key, const AeadNonce& nonce, ByteView ciphertext,
                              ByteView aad);
 
+// Like AeadOpen, but decrypts bulk data (record payloads) into ordinary
+// memory: a guarded allocation per value would cost two page mappings. The
+// caller wipes `out` with Wipe() once done.
+Status AeadOpenData(const SecretBytes& key, const AeadNonce& nonce, ByteView ciphertext,
+                    ByteView aad, Bytes& out);
+
+// Overwrites `bytes` with zeros in a way the compiler cannot elide.
+void Wipe(std::span<uint8_t> bytes);
+
 // ---- Ed25519 signatures ----------------------------------------------------------
 
 inline constexpr size_t kSignPublicKeyBytes = 32;

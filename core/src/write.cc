@@ -131,6 +131,21 @@ Result<Write> Write::Decode(std::span<const uint8_t> bytes, const WriteLimits& l
 
 namespace internal {
 
+namespace {
+Result<std::vector<std::string>> DecodePayload(ByteView plain, size_t fields) {
+  Decoder d(plain);
+  uint32_t n = 0;
+  ENLACE_RETURN_IF_ERROR(d.Count(n, fields, 4, "payload"));
+  if (n != fields) return Status::Corruption("payload does not match the field list");
+  std::vector<std::string> values(n);
+  for (auto& v : values) {
+    ENLACE_RETURN_IF_ERROR(d.String(v, plain.size(), "payload value"));
+  }
+  ENLACE_RETURN_IF_ERROR(d.ExpectEnd("payload"));
+  return values;
+}
+}  // namespace
+
 Status SealWrite(Write& write, const std::vector<std::string>& values, const SecretBytes& team_key,
                  const SecretBytes& signing_secret_key) {
   if (values.size() != write.fields.size()) {
@@ -139,9 +154,10 @@ Status SealWrite(Write& write, const std::vector<std::string>& values, const Sec
   Encoder payload;
   payload.U32(static_cast<uint32_t>(values.size()));
   for (const auto& v : values) payload.String(v);
-  const Bytes plain = payload.Finish();
+  Bytes plain = payload.Finish();
   write.nonce = RandomNonce();
   write.ciphertext = AeadSeal(team_key, write.nonce, plain, write.EncodeMetadata());
+  Wipe(plain);
   write.signature = Sign(signing_secret_key, write.SignedBytes());
   return Status::Ok();
 }
@@ -154,17 +170,11 @@ Status VerifyWriteSignature(const Write& write, const SignPublicKey& signer) {
 }
 
 Result<std::vector<std::string>> OpenWritePayload(const Write& write, const SecretBytes& team_key) {
-  ENLACE_ASSIGN_OR_RETURN(SecretBytes plain,
-                          AeadOpen(team_key, write.nonce, write.ciphertext, write.EncodeMetadata()));
-  Decoder d(plain.view());
-  uint32_t n = 0;
-  ENLACE_RETURN_IF_ERROR(d.Count(n, write.fields.size(), 4, "payload"));
-  if (n != write.fields.size()) return Status::Corruption("payload does not match the field list");
-  std::vector<std::string> values(n);
-  for (auto& v : values) {
-    ENLACE_RETURN_IF_ERROR(d.String(v, plain.size(), "payload value"));
-  }
-  ENLACE_RETURN_IF_ERROR(d.ExpectEnd("payload"));
+  Bytes plain;
+  ENLACE_RETURN_IF_ERROR(
+      AeadOpenData(team_key, write.nonce, write.ciphertext, write.EncodeMetadata(), plain));
+  auto values = DecodePayload(plain, write.fields.size());
+  Wipe(plain);
   return values;
 }
 
