@@ -280,8 +280,10 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options,
   const auto& s = vault->secrets();
   ENLACE_RETURN_IF_ERROR(store->PutDevice(s.device, s.signing.public_key, s.box.public_key));
   ENLACE_ASSIGN_OR_RETURN(uint64_t hlc, store->GetMeta(kMetaHlc));
-  return std::unique_ptr<Replica>(new Replica(
-      std::make_unique<Impl>(options, std::move(vault), std::move(store), HlcTimestamp{hlc})));
+  ENLACE_ASSIGN_OR_RETURN(uint64_t offset, store->GetMeta(internal::kMetaClockOffset));
+  auto impl = std::make_unique<Impl>(options, std::move(vault), std::move(store), HlcTimestamp{hlc});
+  impl->clock().SetWallClockOffsetMs(static_cast<int64_t>(offset));
+  return std::unique_ptr<Replica>(new Replica(std::move(impl)));
 }
 
 Status Replica::ChangePassphrase(std::string_view current, std::string_view next) {
@@ -310,9 +312,9 @@ Result<TeamId> Replica::CreateTeam() {
   return team;
 }
 
-// Sealed team-key bundle: team id | u32 count | (u32 version | key[32])*
-Result<Bytes> Replica::SealTeamKeysFor(const PublicKey& recipient) const {
-  const auto& s = impl_->vault().secrets();
+// Team-key bundle: team id | u32 count | (u32 version | key[32])*
+Result<SecretBytes> Replica::Impl::TeamKeyBundle() const {
+  const auto& s = vault_->secrets();
   if (s.team.IsZero()) return Status::FailedPrecondition("this device has no team yet");
   const size_t entry = 4 + internal::kAeadKeyBytes;
   SecretBytes bundle(16 + 4 + s.team_keys.size() * entry);
@@ -328,12 +330,11 @@ Result<Bytes> Replica::SealTeamKeysFor(const PublicKey& recipient) const {
     std::copy(key.data(), key.data() + key.size(), p);
     p += key.size();
   }
-  return internal::SealTo(recipient, bundle.view());
+  return bundle;
 }
 
-Status Replica::AcceptTeamKeys(std::span<const uint8_t> sealed) {
-  const auto& current = impl_->vault().secrets();
-  ENLACE_ASSIGN_OR_RETURN(SecretBytes bundle, internal::OpenSealed(current.box, sealed));
+Status Replica::Impl::AdoptTeamKeyBundle(const SecretBytes& bundle) {
+  const auto& current = vault_->secrets();
   const size_t entry = 4 + internal::kAeadKeyBytes;
   if (bundle.size() < 20 || (bundle.size() - 20) % entry != 0) {
     return Status::Corruption("team key bundle is malformed");
@@ -348,7 +349,9 @@ Status Replica::AcceptTeamKeys(std::span<const uint8_t> sealed) {
     return v;
   };
   const uint32_t n = get_u32();
-  if (n != (bundle.size() - 20) / entry) return Status::Corruption("team key bundle is malformed");
+  if (n == 0 || n != (bundle.size() - 20) / entry) {
+    return Status::Corruption("team key bundle is malformed");
+  }
   if (!current.team.IsZero() && current.team != team) {
     return Status::PermissionDenied("these keys belong to another team");
   }
@@ -359,7 +362,18 @@ Status Replica::AcceptTeamKeys(std::span<const uint8_t> sealed) {
     next.team_keys.insert_or_assign(version, SecretBytes(p, internal::kAeadKeyBytes));
     p += internal::kAeadKeyBytes;
   }
-  return impl_->vault().Update(std::move(next));
+  return vault_->Update(std::move(next));
+}
+
+Result<Bytes> Replica::SealTeamKeysFor(const PublicKey& recipient) const {
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes bundle, impl_->TeamKeyBundle());
+  return internal::SealTo(recipient, bundle.view());
+}
+
+Status Replica::AcceptTeamKeys(std::span<const uint8_t> sealed) {
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes bundle,
+                          internal::OpenSealed(impl_->vault().secrets().box, sealed));
+  return impl_->AdoptTeamKeyBundle(bundle);
 }
 
 Status Replica::TrustDevice(const DeviceId& device, const DevicePublicKeys& keys) {

@@ -44,6 +44,11 @@ class Replica::Impl {
   // Decodes and verifies an incoming write without changing anything.
   Result<Write> DecodeAndVerify(std::span<const uint8_t> encoded);
 
+  // The team id and keys in one guarded buffer (how team keys travel), and
+  // the inverse: adds a received bundle's keys to the vault.
+  Result<internal::SecretBytes> TeamKeyBundle() const;
+  Status AdoptTeamKeyBundle(const internal::SecretBytes& bundle);
+
   // Builds the public view of a record from its state (decrypting values).
   Result<Record> BuildRecord(const internal::RecordKey& key,
                              const internal::RecordState& state) const;

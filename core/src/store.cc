@@ -29,6 +29,12 @@ CREATE TABLE siblings(
   PRIMARY KEY(collection, record, field, device, counter)) WITHOUT ROWID;
 CREATE TABLE outbox(counter INTEGER PRIMARY KEY);
 )sql",
+    // 2: what the hub says about each member, for display and status.
+    R"sql(
+ALTER TABLE devices ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN role INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 constexpr int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -137,6 +143,40 @@ Result<std::optional<SignPublicKey>> Store::GetSigningKey(const DeviceId& device
     return Status::Corruption("stored signing key has the wrong size");
   }
   return std::optional<SignPublicKey>(FromBlob<SignPublicKey>(st.ColumnBlob(0)));
+}
+
+Status Store::PutMember(const Member& m) {
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt st, db_->Prepare("INSERT INTO devices(device, sign_pk, box_pk, name, role, revoked) "
+                            "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET "
+                            "sign_pk = excluded.sign_pk, box_pk = excluded.box_pk, "
+                            "name = excluded.name, role = excluded.role, revoked = excluded.revoked"));
+  return st.BindBlob(1, m.device.bytes)
+      .BindBlob(2, m.signing_key)
+      .BindBlob(3, m.encryption_key)
+      .Bind(4, m.name)
+      .Bind(5, static_cast<int64_t>(m.role))
+      .Bind(6, int64_t{m.revoked ? 1 : 0})
+      .Exec();
+}
+
+Result<std::vector<Member>> Store::ListMembers() {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT device, sign_pk, box_pk, name, role, revoked "
+                                                "FROM devices WHERE role != 0 ORDER BY name, device"));
+  std::vector<Member> out;
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+    if (!more) break;
+    Member m;
+    m.device = DeviceId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(0))};
+    m.signing_key = FromBlob<PublicKey32>(st.ColumnBlob(1));
+    m.encryption_key = FromBlob<PublicKey32>(st.ColumnBlob(2));
+    m.name = st.ColumnText(3);
+    m.role = st.ColumnInt(4) == 1 ? Role::kCoordinator : Role::kField;
+    m.revoked = st.ColumnInt(5) != 0;
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 // ---- records ------------------------------------------------------------------------

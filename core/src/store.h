@@ -22,11 +22,18 @@
 #include <vector>
 
 #include "crypto.h"
+#include "enlace/wire.h"
 #include "enlace/write.h"
 #include "merge.h"
 #include "sqlite.h"
 
 namespace enlace::internal {
+
+// Names of the meta counters.
+inline constexpr char kMetaPullCursor[] = "pull_cursor";
+inline constexpr char kMetaMembersVersion[] = "members_version";
+inline constexpr char kMetaLastSyncMs[] = "last_sync_ms";
+inline constexpr char kMetaClockOffset[] = "clock_offset_ms";  // int64 as two's complement
 
 struct StoredWrite {
   WriteKind kind = WriteKind::kPut;
@@ -59,6 +66,9 @@ class Store {
   Status PutDevice(const DeviceId& device, const SignPublicKey& sign_pk, const BoxPublicKey& box_pk);
   // nullopt when the device is unknown.
   Result<std::optional<SignPublicKey>> GetSigningKey(const DeviceId& device);
+  // Team members as the hub last listed them (name, role, revoked).
+  Status PutMember(const Member& member);
+  Result<std::vector<Member>> ListMembers();
 
   // ---- records
   // nullopt when the record has never been written here.

@@ -1,0 +1,131 @@
+// The device side of the sync protocol, sans I/O (DESIGN §1, §4).
+//
+// The core builds request bodies and signed headers; the caller's transport
+// (libcurl in the CLI, the platform HTTP stack in an app, an in-memory pipe
+// in tests) sends them and hands the response back. A round pushes the next
+// batch of unsent writes and pulls the team's writes after the cursor; the
+// cursor and the outbox advance only after the local transaction that
+// applied the response commits, so a cut connection costs at most a batch.
+//
+// Not thread-safe; one session per replica at a time.
+#ifndef ENLACE_SYNC_H_
+#define ENLACE_SYNC_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "enlace/replica.h"
+#include "enlace/status.h"
+#include "enlace/wire.h"
+
+namespace enlace {
+
+// An HTTP request to send exactly as given (POST, path, headers, body).
+struct OutgoingRequest {
+  std::string method;
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> headers;  // signature headers included
+  Bytes body;
+};
+
+// A hub error response as a Status: 400 kInvalidArgument, 401
+// kUnauthenticated, 403 kPermissionDenied, 404 kNotFound, 409
+// kFailedPrecondition, 413 kResourceExhausted, other kUnavailable. The
+// message is the hub's plain-language reason.
+Status StatusFromHubResponse(int http_status, std::string_view body);
+
+// Reads the hub's clock from a response's x-enlace-hub-time header and, when
+// the device's wall clock is more than `tolerance_ms` off, makes the
+// device's clock (HLC and request times) follow the hub. Returns the
+// correction now in force, in ms (0 when none).
+int64_t FollowHubClock(Replica& replica, std::string_view hub_time_header,
+                       uint64_t tolerance_ms = 5000);
+
+struct SyncOptions {
+  size_t max_push_bytes = 256 * 1024;   // per request
+  uint32_t max_pull_bytes = 1 << 20;    // per response
+};
+
+struct SyncProgress {
+  uint64_t rounds = 0;
+  uint64_t sent = 0;      // own writes the hub acknowledged
+  uint64_t received = 0;  // others' writes merged here
+  uint64_t ignored = 0;   // pulled writes already seen or superseded
+  uint64_t refused = 0;   // pulled writes that failed verification (skipped)
+  std::string last_refusal;  // why the last one was refused
+};
+
+class SyncSession {
+ public:
+  explicit SyncSession(Replica& replica, SyncOptions options = {});
+
+  // The next round's request: pending writes (up to max_push_bytes) and the
+  // pull cursor, signed by the device key.
+  Result<OutgoingRequest> NextRequest();
+
+  // Applies a 200 response body in one local transaction. Returns true when
+  // another round is needed (more to push or to pull). Bad bodies change
+  // nothing (kCorruption).
+  Result<bool> HandleResponse(std::span<const uint8_t> body);
+
+  const SyncProgress& progress() const { return progress_; }
+
+ private:
+  Replica& replica_;
+  SyncOptions options_;
+  SyncProgress progress_;
+  uint64_t last_pushed_counter_ = 0;  // highest counter in the last request
+};
+
+// What a device knows of its sync state.
+struct SyncStatus {
+  uint64_t pending_writes = 0;
+  uint64_t last_sync_ms = 0;  // 0: never
+  uint64_t cursor = 0;
+  int64_t clock_offset_ms = 0;
+  std::vector<Member> members;
+};
+Result<SyncStatus> GetSyncStatus(Replica& replica);
+
+// ---- joining a team ---------------------------------------------------------------
+
+// The first coordinator: after Replica::CreateTeam, registers the team and
+// this device on the hub with a one-time bootstrap token.
+Result<OutgoingRequest> BuildRegisterTeamRequest(Replica& replica, std::string_view team_name,
+                                                 std::string_view device_name,
+                                                 std::string_view bootstrap_token);
+Status HandleMembersResponse(Replica& replica, std::span<const uint8_t> body);
+
+// What an invite code tells before it is used.
+struct InviteInfo {
+  std::string hub_url;
+  std::string tls_pin;  // "sha256//..." of the hub's public key, or ""
+  uint64_t expires_ms = 0;
+};
+Result<InviteInfo> ParseInviteCode(std::string_view code);
+
+// A coordinator's invite: the request that registers it on the hub and the
+// one-time code to hand to the new device's holder, person to person. The
+// code carries the hub URL, its TLS pin and the secret that unwraps the
+// team keys; the hub only ever sees a verifier and the wrapped envelope.
+struct PreparedInvite {
+  OutgoingRequest request;
+  std::string code;
+  uint64_t expires_ms = 0;
+};
+Result<PreparedInvite> PrepareInvite(Replica& coordinator, std::string_view hub_url,
+                                     std::string_view tls_pin, Role role, uint64_t valid_for_ms);
+
+// A new device (fresh Replica, no team) redeems `code`.
+Result<OutgoingRequest> BuildJoinRequest(Replica& replica, std::string_view code,
+                                         std::string_view device_name);
+// Unwraps the team keys with the code's secret and trusts the members.
+Status HandleJoinResponse(Replica& replica, std::string_view code, std::span<const uint8_t> body);
+
+}  // namespace enlace
+
+#endif  // ENLACE_SYNC_H_

@@ -1,0 +1,178 @@
+// The sync protocol's messages and request signatures (docs/PROTOCOL.md).
+//
+// Every body is an envelope: magic "ENLC", protocol version, message type,
+// then the message encoded with cereal's portable binary archive. Decoding
+// checks every length against WireLimits before allocating; bad input is an
+// error (kCorruption, kResourceExhausted), never a crash. Both sides (the
+// hub and the device's sync engine) use these types.
+#ifndef ENLACE_WIRE_H_
+#define ENLACE_WIRE_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "enlace/status.h"
+#include "enlace/types.h"
+#include "enlace/write.h"
+
+namespace enlace {
+
+inline constexpr uint16_t kProtocolVersion = 1;
+
+// Endpoints.
+inline constexpr char kPathSync[] = "/v1/sync";
+inline constexpr char kPathRegisterTeam[] = "/v1/teams";
+inline constexpr char kPathCreateInvite[] = "/v1/invites";
+inline constexpr char kPathJoin[] = "/v1/join";
+inline constexpr char kPathHealth[] = "/v1/health";
+inline constexpr char kPathMetrics[] = "/metrics";
+
+// Request signature headers (lower-case), and the hub's clock on every response.
+inline constexpr char kHeaderDevice[] = "x-enlace-device";
+inline constexpr char kHeaderTime[] = "x-enlace-time";
+inline constexpr char kHeaderNonce[] = "x-enlace-nonce";
+inline constexpr char kHeaderSignature[] = "x-enlace-signature";
+inline constexpr char kHeaderHubTime[] = "x-enlace-hub-time";
+
+// How far a request's time may be from the hub's clock.
+inline constexpr uint64_t kRequestFreshnessMs = 5 * 60 * 1000;
+
+enum class Role : uint8_t { kCoordinator = 1, kField = 2 };
+const char* RoleName(Role role);
+
+using PublicKey32 = std::array<uint8_t, 32>;
+
+// A device of a team as the hub lists it.
+struct Member {
+  DeviceId device;
+  PublicKey32 signing_key{};
+  PublicKey32 encryption_key{};
+  std::string name;
+  Role role = Role::kField;
+  bool revoked = false;
+  friend bool operator==(const Member&, const Member&) = default;
+};
+
+struct WireLimits {
+  size_t max_writes = 10000;            // writes in one request or response
+  size_t max_write_bytes = (1 << 20) + 16384;
+  size_t max_members = 10000;
+  size_t max_text_bytes = 256;          // names, tokens
+  size_t max_envelope_bytes = 64 * 1024;  // invite envelopes
+};
+
+// ---- messages -----------------------------------------------------------------
+
+// Device -> hub, POST /v1/sync: push a batch, pull after a cursor.
+struct SyncRequest {
+  uint64_t cursor = 0;           // the hub log position already pulled
+  uint64_t members_version = 0;  // the member list version the device holds
+  uint32_t max_response_bytes = 1 << 20;
+  std::vector<Bytes> writes;     // own encoded writes, in counter order
+};
+
+// Hub -> device.
+struct SyncResponse {
+  uint64_t hub_time_ms = 0;
+  uint64_t acked_up_to = 0;   // every own write with counter <= this is stored
+  uint64_t next_cursor = 0;   // pull from here next time
+  bool more = false;          // more writes wait after next_cursor
+  uint64_t members_version = 0;
+  std::vector<Member> members;  // only when members_version changed
+  std::vector<Bytes> writes;    // other devices' writes in log order
+};
+
+// First coordinator, POST /v1/teams, authorised by a one-time bootstrap token.
+struct RegisterTeamRequest {
+  TeamId team;
+  std::string team_name;
+  std::string bootstrap_token;
+  std::string device_name;
+  PublicKey32 signing_key{};
+  PublicKey32 encryption_key{};
+};
+
+// Coordinator, POST /v1/invites: the hub keeps only a verifier and an opaque
+// envelope (the team keys wrapped under a secret that lives in the code).
+struct CreateInviteRequest {
+  std::array<uint8_t, 16> invite_id{};
+  std::array<uint8_t, 32> verifier{};
+  uint64_t expires_ms = 0;
+  Role role = Role::kField;
+  Bytes envelope;
+};
+
+// New device, POST /v1/join.
+struct JoinRequest {
+  std::array<uint8_t, 16> invite_id{};
+  std::array<uint8_t, 32> verifier{};
+  std::string device_name;
+  PublicKey32 signing_key{};
+  PublicKey32 encryption_key{};
+};
+
+struct JoinResponse {
+  TeamId team;
+  Role role = Role::kField;
+  Bytes envelope;
+  uint64_t members_version = 0;
+  std::vector<Member> members;
+};
+
+// Answer to register and invite requests: the team's members.
+struct MembersResponse {
+  uint64_t members_version = 0;
+  std::vector<Member> members;
+};
+
+Bytes Encode(const SyncRequest& m);
+Bytes Encode(const SyncResponse& m);
+Bytes Encode(const RegisterTeamRequest& m);
+Bytes Encode(const CreateInviteRequest& m);
+Bytes Encode(const JoinRequest& m);
+Bytes Encode(const JoinResponse& m);
+Bytes Encode(const MembersResponse& m);
+
+Result<SyncRequest> DecodeSyncRequest(std::span<const uint8_t> body, const WireLimits& l = {});
+Result<SyncResponse> DecodeSyncResponse(std::span<const uint8_t> body, const WireLimits& l = {});
+Result<RegisterTeamRequest> DecodeRegisterTeamRequest(std::span<const uint8_t> body,
+                                                      const WireLimits& l = {});
+Result<CreateInviteRequest> DecodeCreateInviteRequest(std::span<const uint8_t> body,
+                                                      const WireLimits& l = {});
+Result<JoinRequest> DecodeJoinRequest(std::span<const uint8_t> body, const WireLimits& l = {});
+Result<JoinResponse> DecodeJoinResponse(std::span<const uint8_t> body, const WireLimits& l = {});
+Result<MembersResponse> DecodeMembersResponse(std::span<const uint8_t> body,
+                                              const WireLimits& l = {});
+
+// ---- request signatures ----------------------------------------------------------
+
+struct RequestSignature {
+  DeviceId device;
+  uint64_t time_ms = 0;
+  std::array<uint8_t, 16> nonce{};
+  std::array<uint8_t, 64> signature{};
+};
+
+// The bytes a request signature covers: method, path, time, nonce and the
+// BLAKE2b-256 of the body, newline separated.
+Bytes RequestSigningInput(std::string_view method, std::string_view path, uint64_t time_ms,
+                          std::span<const uint8_t, 16> nonce, std::span<const uint8_t> body);
+
+// Reads the four signature headers through `header` (name -> value, "" when
+// absent). kUnauthenticated when one is missing or malformed.
+Result<RequestSignature> ParseRequestSignature(
+    const std::function<std::string(std::string_view)>& header);
+
+// kUnauthenticated unless `sig` is `signing_key`'s signature of the request.
+Status VerifyRequestSignature(const RequestSignature& sig, const PublicKey32& signing_key,
+                              std::string_view method, std::string_view path,
+                              std::span<const uint8_t> body);
+
+}  // namespace enlace
+
+#endif  // ENLACE_WIRE_H_

@@ -1,0 +1,352 @@
+#include "enlace/sync.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "codec.h"
+#include "replica_impl.h"
+
+namespace enlace {
+
+using internal::SecretBytes;
+
+namespace {
+
+constexpr char kInvitePrefix[] = "enlace1.";
+constexpr char kInviteKdfContext[9] = "enlinvit";
+constexpr uint64_t kInviteWrapSubkey = 1;
+constexpr uint64_t kInviteVerifierSubkey = 2;
+
+// Signs `body` for `method path` with the device key, at the corrected clock.
+OutgoingRequest SignedRequest(Replica& replica, std::string path, Bytes body) {
+  auto& impl = replica.impl();
+  OutgoingRequest r;
+  r.method = "POST";
+  r.path = std::move(path);
+  r.body = std::move(body);
+  const uint64_t now = impl.clock().WallMs();
+  std::array<uint8_t, 16> nonce{};
+  internal::RandomFill(nonce);
+  const Bytes input = RequestSigningInput(r.method, r.path, now, nonce, r.body);
+  const auto sig = internal::Sign(impl.vault().secrets().signing.secret_key, input);
+  r.headers = {{kHeaderDevice, impl.device().ToHex()},
+               {kHeaderTime, std::to_string(now)},
+               {kHeaderNonce, internal::ToHex(nonce)},
+               {kHeaderSignature, internal::ToHex(sig)}};
+  return r;
+}
+
+Status TrustMembers(Replica::Impl& impl, uint64_t version, const std::vector<Member>& members) {
+  for (const auto& m : members) ENLACE_RETURN_IF_ERROR(impl.store().PutMember(m));
+  return impl.store().SetMeta(internal::kMetaMembersVersion, version);
+}
+
+Status SetClockOffset(Replica::Impl& impl, int64_t offset) {
+  impl.clock().SetWallClockOffsetMs(offset);
+  return impl.store().SetMeta(internal::kMetaClockOffset, static_cast<uint64_t>(offset));
+}
+
+// Follows the hub's clock when this device's is more than `tolerance` off.
+Status Follow(Replica::Impl& impl, uint64_t hub_ms, uint64_t tolerance_ms) {
+  if (hub_ms == 0) return Status::Ok();
+  const int64_t raw_offset = static_cast<int64_t>(hub_ms) -
+                             static_cast<int64_t>(impl.clock().WallMs()) +
+                             impl.clock().wall_clock_offset_ms();
+  const int64_t magnitude = raw_offset < 0 ? -raw_offset : raw_offset;
+  const int64_t offset = static_cast<uint64_t>(magnitude) > tolerance_ms ? raw_offset : 0;
+  if (offset == impl.clock().wall_clock_offset_ms()) return Status::Ok();
+  return SetClockOffset(impl, offset);
+}
+
+// ---- invite codes ------------------------------------------------------------------
+
+struct InviteCode {
+  std::string hub_url;
+  std::string tls_pin;
+  uint64_t expires_ms = 0;
+  std::array<uint8_t, 16> invite_id{};
+  SecretBytes secret;  // 32 bytes
+};
+
+std::string Base64Url(internal::ByteView bytes) {
+  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                  '\0');
+  sodium_bin2base64(out.data(), out.size(), bytes.data(), bytes.size(),
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+std::string EncodeInviteCode(const InviteCode& c) {
+  internal::Encoder e;
+  e.String(c.hub_url);
+  e.String(c.tls_pin);
+  e.U64(c.expires_ms);
+  e.Raw(c.invite_id);
+  e.Raw(c.secret.view());
+  Bytes raw = e.Finish();
+  std::string code = kInvitePrefix + Base64Url(raw);
+  internal::Wipe(raw);
+  return code;
+}
+
+Result<InviteCode> DecodeInviteCode(std::string_view code) {
+  ENLACE_RETURN_IF_ERROR(internal::EnsureSodium());
+  // People paste codes with stray spaces and line breaks.
+  std::string clean;
+  for (char ch : code) {
+    if (ch != ' ' && ch != '\n' && ch != '\r' && ch != '\t') clean += ch;
+  }
+  const std::string_view prefix(kInvitePrefix);
+  if (clean.rfind(prefix, 0) != 0 || clean.size() > 4096) {
+    return Status::InvalidArgument("this is not an enlace invite code");
+  }
+  Bytes raw(clean.size());
+  size_t len = 0;
+  if (sodium_base642bin(raw.data(), raw.size(), clean.data() + prefix.size(),
+                        clean.size() - prefix.size(), nullptr, &len, nullptr,
+                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
+    return Status::InvalidArgument("the invite code is damaged (not base64)");
+  }
+  raw.resize(len);
+  internal::Decoder d(raw);
+  InviteCode c;
+  std::array<uint8_t, 32> secret{};
+  Status s = d.String(c.hub_url, 1024, "hub url");
+  if (s.ok()) s = d.String(c.tls_pin, 256, "pin");
+  if (s.ok()) s = d.U64(c.expires_ms, "expiry");
+  if (s.ok()) s = d.Raw(c.invite_id, "invite id");
+  if (s.ok()) s = d.Raw(secret, "secret");
+  if (s.ok()) s = d.ExpectEnd("invite code");
+  c.secret = SecretBytes(secret.data(), secret.size());
+  internal::Wipe(secret);
+  internal::Wipe(raw);
+  if (!s.ok()) return Status::InvalidArgument("the invite code is damaged or incomplete");
+  return c;
+}
+
+std::array<uint8_t, 32> InviteVerifier(const SecretBytes& secret) {
+  const SecretBytes v = internal::DeriveSubkey(secret, kInviteVerifierSubkey, kInviteKdfContext, 32);
+  std::array<uint8_t, 32> out{};
+  std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+Bytes InviteAad(const std::array<uint8_t, 16>& invite_id, const TeamId& team) {
+  Bytes aad(invite_id.begin(), invite_id.end());
+  aad.insert(aad.end(), team.bytes.begin(), team.bytes.end());
+  return aad;
+}
+
+}  // namespace
+
+Status StatusFromHubResponse(int http_status, std::string_view body) {
+  std::string message;
+  const auto j = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_string()) {
+    message = j["error"].get<std::string>();
+  } else {
+    message = "the hub answered HTTP " + std::to_string(http_status);
+  }
+  switch (http_status) {
+    case 400: return Status::InvalidArgument(message);
+    case 401: return Status::Unauthenticated(message);
+    case 403: return Status::PermissionDenied(message);
+    case 404: return Status::NotFound(message);
+    case 409: return Status::FailedPrecondition(message);
+    case 413: return Status::ResourceExhausted(message);
+    default: return Status::Unavailable(message);
+  }
+}
+
+int64_t FollowHubClock(Replica& replica, std::string_view hub_time_header, uint64_t tolerance_ms) {
+  auto& impl = replica.impl();
+  if (!hub_time_header.empty() && hub_time_header.size() <= 19 &&
+      hub_time_header.find_first_not_of("0123456789") == std::string_view::npos) {
+    (void)Follow(impl, std::stoull(std::string(hub_time_header)), tolerance_ms);
+  }
+  return impl.clock().wall_clock_offset_ms();
+}
+
+// ---- SyncSession ------------------------------------------------------------------------
+
+SyncSession::SyncSession(Replica& replica, SyncOptions options)
+    : replica_(replica), options_(options) {}
+
+Result<OutgoingRequest> SyncSession::NextRequest() {
+  auto& impl = replica_.impl();
+  if (replica_.team().IsZero()) return Status::FailedPrecondition("this device has no team yet");
+  ENLACE_ASSIGN_OR_RETURN(auto pending, impl.store().PendingWrites(impl.device(),
+                                                                   options_.max_push_bytes));
+  SyncRequest req;
+  ENLACE_ASSIGN_OR_RETURN(req.cursor, impl.store().GetMeta(internal::kMetaPullCursor));
+  ENLACE_ASSIGN_OR_RETURN(req.members_version, impl.store().GetMeta(internal::kMetaMembersVersion));
+  req.max_response_bytes = options_.max_pull_bytes;
+  last_pushed_counter_ = 0;
+  for (auto& [counter, bytes] : pending) {
+    last_pushed_counter_ = std::max(last_pushed_counter_, counter);
+    req.writes.push_back(std::move(bytes));
+  }
+  return SignedRequest(replica_, kPathSync, Encode(req));
+}
+
+Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
+  auto& impl = replica_.impl();
+  ENLACE_ASSIGN_OR_RETURN(SyncResponse resp, DecodeSyncResponse(body));
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
+  ENLACE_RETURN_IF_ERROR(Follow(impl, resp.hub_time_ms, 5000));
+  if (!resp.members.empty()) {
+    ENLACE_RETURN_IF_ERROR(TrustMembers(impl, resp.members_version, resp.members));
+  }
+  SyncProgress delta;
+  for (const auto& bytes : resp.writes) {
+    auto w = impl.DecodeAndVerify(bytes);
+    if (!w.ok()) {
+      // A write this device cannot verify is skipped, not fatal: one bad
+      // write must not stop a team's sync. It is counted and reported.
+      ++delta.refused;
+      delta.last_refusal = w.status().ToString();
+      continue;
+    }
+    ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, impl.ApplyChecked(*w, bytes));
+    if (outcome == ApplyOutcome::kApplied) {
+      ++delta.received;
+    } else {
+      ++delta.ignored;
+    }
+  }
+  // Only what this round pushed can be acknowledged by it.
+  const uint64_t acked = std::min(resp.acked_up_to, last_pushed_counter_);
+  ENLACE_ASSIGN_OR_RETURN(uint64_t pending_before, impl.store().PendingCount());
+  ENLACE_RETURN_IF_ERROR(impl.store().AcknowledgeUpTo(acked));
+  ENLACE_ASSIGN_OR_RETURN(uint64_t pending_after, impl.store().PendingCount());
+  ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaPullCursor, resp.next_cursor));
+  ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaLastSyncMs, impl.clock().WallMs()));
+  ENLACE_RETURN_IF_ERROR(tx->Commit());
+
+  ++progress_.rounds;
+  progress_.sent += pending_before - pending_after;
+  progress_.received += delta.received;
+  progress_.ignored += delta.ignored;
+  progress_.refused += delta.refused;
+  if (delta.refused > 0) progress_.last_refusal = delta.last_refusal;
+  if (last_pushed_counter_ > 0 && pending_after == pending_before && pending_after > 0) {
+    return Status::Unavailable("the hub did not acknowledge the writes it was sent");
+  }
+  // More to pull, or more to push that this round did not carry.
+  return resp.more || pending_after > 0;
+}
+
+Result<SyncStatus> GetSyncStatus(Replica& replica) {
+  auto& store = replica.impl().store();
+  SyncStatus s;
+  ENLACE_ASSIGN_OR_RETURN(s.pending_writes, store.PendingCount());
+  ENLACE_ASSIGN_OR_RETURN(s.last_sync_ms, store.GetMeta(internal::kMetaLastSyncMs));
+  ENLACE_ASSIGN_OR_RETURN(s.cursor, store.GetMeta(internal::kMetaPullCursor));
+  s.clock_offset_ms = replica.clock().wall_clock_offset_ms();
+  ENLACE_ASSIGN_OR_RETURN(s.members, store.ListMembers());
+  return s;
+}
+
+// ---- team registration and invites ------------------------------------------------------
+
+Result<OutgoingRequest> BuildRegisterTeamRequest(Replica& replica, std::string_view team_name,
+                                                 std::string_view device_name,
+                                                 std::string_view bootstrap_token) {
+  if (replica.team().IsZero()) return Status::FailedPrecondition("create the team first");
+  RegisterTeamRequest req;
+  req.team = replica.team();
+  req.team_name = team_name;
+  req.device_name = device_name;
+  req.bootstrap_token = bootstrap_token;
+  req.signing_key = replica.public_keys().signing;
+  req.encryption_key = replica.public_keys().encryption;
+  return SignedRequest(replica, kPathRegisterTeam, Encode(req));
+}
+
+Status HandleMembersResponse(Replica& replica, std::span<const uint8_t> body) {
+  ENLACE_ASSIGN_OR_RETURN(MembersResponse resp, DecodeMembersResponse(body));
+  auto& impl = replica.impl();
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
+  ENLACE_RETURN_IF_ERROR(TrustMembers(impl, resp.members_version, resp.members));
+  return tx->Commit();
+}
+
+Result<InviteInfo> ParseInviteCode(std::string_view code) {
+  ENLACE_ASSIGN_OR_RETURN(InviteCode c, DecodeInviteCode(code));
+  return InviteInfo{c.hub_url, c.tls_pin, c.expires_ms};
+}
+
+Result<PreparedInvite> PrepareInvite(Replica& coordinator, std::string_view hub_url,
+                                     std::string_view tls_pin, Role role, uint64_t valid_for_ms) {
+  auto& impl = coordinator.impl();
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes bundle, impl.TeamKeyBundle());
+  InviteCode code;
+  code.hub_url = hub_url;
+  code.tls_pin = tls_pin;
+  code.expires_ms = impl.clock().WallMs() + valid_for_ms;
+  internal::RandomFill(code.invite_id);
+  code.secret = SecretBytes::Random(32);
+
+  CreateInviteRequest req;
+  req.invite_id = code.invite_id;
+  req.verifier = InviteVerifier(code.secret);
+  req.expires_ms = code.expires_ms;
+  req.role = role;
+  const SecretBytes wrap =
+      internal::DeriveSubkey(code.secret, kInviteWrapSubkey, kInviteKdfContext, internal::kAeadKeyBytes);
+  const auto nonce = internal::RandomNonce();
+  const Bytes sealed =
+      internal::AeadSeal(wrap, nonce, bundle.view(), InviteAad(code.invite_id, coordinator.team()));
+  req.envelope.assign(nonce.begin(), nonce.end());
+  req.envelope.insert(req.envelope.end(), sealed.begin(), sealed.end());
+
+  PreparedInvite out;
+  out.request = SignedRequest(coordinator, kPathCreateInvite, Encode(req));
+  out.code = EncodeInviteCode(code);
+  out.expires_ms = code.expires_ms;
+  return out;
+}
+
+Result<OutgoingRequest> BuildJoinRequest(Replica& replica, std::string_view code,
+                                         std::string_view device_name) {
+  if (!replica.team().IsZero()) return Status::FailedPrecondition("this device already has a team");
+  ENLACE_ASSIGN_OR_RETURN(InviteCode c, DecodeInviteCode(code));
+  if (c.expires_ms != 0 && c.expires_ms < replica.clock().WallMs()) {
+    return Status::FailedPrecondition("this invite code has expired; ask for a new one");
+  }
+  JoinRequest req;
+  req.invite_id = c.invite_id;
+  req.verifier = InviteVerifier(c.secret);
+  req.device_name = device_name;
+  req.signing_key = replica.public_keys().signing;
+  req.encryption_key = replica.public_keys().encryption;
+  return SignedRequest(replica, kPathJoin, Encode(req));
+}
+
+Status HandleJoinResponse(Replica& replica, std::string_view code, std::span<const uint8_t> body) {
+  ENLACE_ASSIGN_OR_RETURN(InviteCode c, DecodeInviteCode(code));
+  ENLACE_ASSIGN_OR_RETURN(JoinResponse resp, DecodeJoinResponse(body));
+  if (resp.envelope.size() < internal::kAeadNonceBytes + internal::kAeadTagBytes) {
+    return Status::Corruption("the invite envelope is malformed");
+  }
+  internal::AeadNonce nonce{};
+  std::memcpy(nonce.data(), resp.envelope.data(), nonce.size());
+  const SecretBytes wrap =
+      internal::DeriveSubkey(c.secret, kInviteWrapSubkey, kInviteKdfContext, internal::kAeadKeyBytes);
+  const internal::ByteView sealed(resp.envelope.data() + nonce.size(),
+                                  resp.envelope.size() - nonce.size());
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes bundle,
+                          internal::AeadOpen(wrap, nonce, sealed, InviteAad(c.invite_id, resp.team)));
+  auto& impl = replica.impl();
+  ENLACE_RETURN_IF_ERROR(impl.AdoptTeamKeyBundle(bundle));
+  if (replica.team() != resp.team) return Status::Corruption("the invite is for another team");
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
+  ENLACE_RETURN_IF_ERROR(TrustMembers(impl, resp.members_version, resp.members));
+  return tx->Commit();
+}
+
+}  // namespace enlace

@@ -1,0 +1,336 @@
+#include "enlace/wire.h"
+
+#include <cstring>
+
+#include "codec.h"
+#include "crypto.h"
+
+namespace enlace {
+
+using internal::Decoder;
+using internal::Encoder;
+
+const char* RoleName(Role role) {
+  return role == Role::kCoordinator ? "coordinator" : "field";
+}
+
+namespace {
+
+constexpr char kMagic[4] = {'E', 'N', 'L', 'C'};
+
+enum class MessageType : uint8_t {
+  kSyncRequest = 1,
+  kSyncResponse = 2,
+  kRegisterTeamRequest = 3,
+  kCreateInviteRequest = 4,
+  kJoinRequest = 5,
+  kJoinResponse = 6,
+  kMembersResponse = 7,
+};
+
+void Begin(Encoder& e, MessageType type) {
+  e.Raw(internal::AsBytes(std::string_view(kMagic, 4)));
+  e.U32(kProtocolVersion);
+  e.U8(static_cast<uint8_t>(type));
+}
+
+Status Expect(Decoder& d, MessageType type) {
+  std::array<uint8_t, 4> magic{};
+  ENLACE_RETURN_IF_ERROR(d.Raw(magic, "envelope magic"));
+  if (std::memcmp(magic.data(), kMagic, 4) != 0) return Status::Corruption("not an enlace message");
+  uint32_t version = 0;
+  ENLACE_RETURN_IF_ERROR(d.U32(version, "protocol version"));
+  if (version != kProtocolVersion) {
+    return Status::FailedPrecondition("protocol version " + std::to_string(version) +
+                                      " is not supported (this side speaks " +
+                                      std::to_string(kProtocolVersion) + ")");
+  }
+  uint8_t t = 0;
+  ENLACE_RETURN_IF_ERROR(d.U8(t, "message type"));
+  if (t != static_cast<uint8_t>(type)) return Status::Corruption("unexpected message type");
+  return Status::Ok();
+}
+
+void PutBool(Encoder& e, bool b) { e.U8(b ? 1 : 0); }
+Status GetBool(Decoder& d, bool& b, const char* what) {
+  uint8_t v = 0;
+  ENLACE_RETURN_IF_ERROR(d.U8(v, what));
+  if (v > 1) return Status::Corruption(std::string("bad boolean in ") + what);
+  b = v == 1;
+  return Status::Ok();
+}
+
+void PutRole(Encoder& e, Role r) { e.U8(static_cast<uint8_t>(r)); }
+Status GetRole(Decoder& d, Role& r) {
+  uint8_t v = 0;
+  ENLACE_RETURN_IF_ERROR(d.U8(v, "role"));
+  if (v != 1 && v != 2) return Status::Corruption("unknown role");
+  r = static_cast<Role>(v);
+  return Status::Ok();
+}
+
+void PutWrites(Encoder& e, const std::vector<Bytes>& writes) {
+  e.U32(static_cast<uint32_t>(writes.size()));
+  for (const auto& w : writes) e.Blob(w);
+}
+Status GetWrites(Decoder& d, std::vector<Bytes>& writes, const WireLimits& l) {
+  uint32_t n = 0;
+  ENLACE_RETURN_IF_ERROR(d.Count(n, l.max_writes, 4, "write list"));
+  writes.resize(n);
+  for (auto& w : writes) ENLACE_RETURN_IF_ERROR(d.Blob(w, l.max_write_bytes, "write"));
+  return Status::Ok();
+}
+
+void PutMembers(Encoder& e, uint64_t version, const std::vector<Member>& members) {
+  e.U64(version);
+  e.U32(static_cast<uint32_t>(members.size()));
+  for (const auto& m : members) {
+    e.Raw(m.device.bytes);
+    e.Raw(m.signing_key);
+    e.Raw(m.encryption_key);
+    e.String(m.name);
+    PutRole(e, m.role);
+    PutBool(e, m.revoked);
+  }
+}
+Status GetMembers(Decoder& d, uint64_t& version, std::vector<Member>& members,
+                  const WireLimits& l) {
+  ENLACE_RETURN_IF_ERROR(d.U64(version, "members version"));
+  uint32_t n = 0;
+  ENLACE_RETURN_IF_ERROR(d.Count(n, l.max_members, 16 + 32 + 32 + 4 + 2, "member list"));
+  members.resize(n);
+  for (auto& m : members) {
+    ENLACE_RETURN_IF_ERROR(d.Raw(m.device.bytes, "member device"));
+    ENLACE_RETURN_IF_ERROR(d.Raw(m.signing_key, "member signing key"));
+    ENLACE_RETURN_IF_ERROR(d.Raw(m.encryption_key, "member encryption key"));
+    ENLACE_RETURN_IF_ERROR(d.String(m.name, l.max_text_bytes, "member name"));
+    ENLACE_RETURN_IF_ERROR(GetRole(d, m.role));
+    ENLACE_RETURN_IF_ERROR(GetBool(d, m.revoked, "member revoked"));
+  }
+  return Status::Ok();
+}
+
+// Decodes `body` as message `type` with `read`, catching every exit.
+template <typename T, typename F>
+Result<T> DecodeMessage(std::span<const uint8_t> body, MessageType type, F&& read) {
+  Decoder d(body);
+  T m;
+  ENLACE_RETURN_IF_ERROR(Expect(d, type));
+  ENLACE_RETURN_IF_ERROR(read(d, m));
+  ENLACE_RETURN_IF_ERROR(d.ExpectEnd("message"));
+  return m;
+}
+
+}  // namespace
+
+// ---- SyncRequest --------------------------------------------------------------------
+
+Bytes Encode(const SyncRequest& m) {
+  Encoder e;
+  Begin(e, MessageType::kSyncRequest);
+  e.U64(m.cursor);
+  e.U64(m.members_version);
+  e.U32(m.max_response_bytes);
+  PutWrites(e, m.writes);
+  return e.Finish();
+}
+
+Result<SyncRequest> DecodeSyncRequest(std::span<const uint8_t> body, const WireLimits& l) {
+  return DecodeMessage<SyncRequest>(body, MessageType::kSyncRequest, [&](Decoder& d, SyncRequest& m) {
+    ENLACE_RETURN_IF_ERROR(d.U64(m.cursor, "cursor"));
+    ENLACE_RETURN_IF_ERROR(d.U64(m.members_version, "members version"));
+    ENLACE_RETURN_IF_ERROR(d.U32(m.max_response_bytes, "max response bytes"));
+    return GetWrites(d, m.writes, l);
+  });
+}
+
+// ---- SyncResponse -------------------------------------------------------------------
+
+Bytes Encode(const SyncResponse& m) {
+  Encoder e;
+  Begin(e, MessageType::kSyncResponse);
+  e.U64(m.hub_time_ms);
+  e.U64(m.acked_up_to);
+  e.U64(m.next_cursor);
+  PutBool(e, m.more);
+  PutMembers(e, m.members_version, m.members);
+  PutWrites(e, m.writes);
+  return e.Finish();
+}
+
+Result<SyncResponse> DecodeSyncResponse(std::span<const uint8_t> body, const WireLimits& l) {
+  return DecodeMessage<SyncResponse>(
+      body, MessageType::kSyncResponse, [&](Decoder& d, SyncResponse& m) {
+        ENLACE_RETURN_IF_ERROR(d.U64(m.hub_time_ms, "hub time"));
+        ENLACE_RETURN_IF_ERROR(d.U64(m.acked_up_to, "acked"));
+        ENLACE_RETURN_IF_ERROR(d.U64(m.next_cursor, "next cursor"));
+        ENLACE_RETURN_IF_ERROR(GetBool(d, m.more, "more"));
+        ENLACE_RETURN_IF_ERROR(GetMembers(d, m.members_version, m.members, l));
+        return GetWrites(d, m.writes, l);
+      });
+}
+
+// ---- RegisterTeamRequest --------------------------------------------------------------
+
+Bytes Encode(const RegisterTeamRequest& m) {
+  Encoder e;
+  Begin(e, MessageType::kRegisterTeamRequest);
+  e.Raw(m.team.bytes);
+  e.String(m.team_name);
+  e.String(m.bootstrap_token);
+  e.String(m.device_name);
+  e.Raw(m.signing_key);
+  e.Raw(m.encryption_key);
+  return e.Finish();
+}
+
+Result<RegisterTeamRequest> DecodeRegisterTeamRequest(std::span<const uint8_t> body,
+                                                      const WireLimits& l) {
+  return DecodeMessage<RegisterTeamRequest>(
+      body, MessageType::kRegisterTeamRequest, [&](Decoder& d, RegisterTeamRequest& m) {
+        ENLACE_RETURN_IF_ERROR(d.Raw(m.team.bytes, "team"));
+        ENLACE_RETURN_IF_ERROR(d.String(m.team_name, l.max_text_bytes, "team name"));
+        ENLACE_RETURN_IF_ERROR(d.String(m.bootstrap_token, l.max_text_bytes, "token"));
+        ENLACE_RETURN_IF_ERROR(d.String(m.device_name, l.max_text_bytes, "device name"));
+        ENLACE_RETURN_IF_ERROR(d.Raw(m.signing_key, "signing key"));
+        return d.Raw(m.encryption_key, "encryption key");
+      });
+}
+
+// ---- CreateInviteRequest ----------------------------------------------------------------
+
+Bytes Encode(const CreateInviteRequest& m) {
+  Encoder e;
+  Begin(e, MessageType::kCreateInviteRequest);
+  e.Raw(m.invite_id);
+  e.Raw(m.verifier);
+  e.U64(m.expires_ms);
+  PutRole(e, m.role);
+  e.Blob(m.envelope);
+  return e.Finish();
+}
+
+Result<CreateInviteRequest> DecodeCreateInviteRequest(std::span<const uint8_t> body,
+                                                      const WireLimits& l) {
+  return DecodeMessage<CreateInviteRequest>(
+      body, MessageType::kCreateInviteRequest, [&](Decoder& d, CreateInviteRequest& m) {
+        ENLACE_RETURN_IF_ERROR(d.Raw(m.invite_id, "invite id"));
+        ENLACE_RETURN_IF_ERROR(d.Raw(m.verifier, "verifier"));
+        ENLACE_RETURN_IF_ERROR(d.U64(m.expires_ms, "expiry"));
+        ENLACE_RETURN_IF_ERROR(GetRole(d, m.role));
+        return d.Blob(m.envelope, l.max_envelope_bytes, "envelope");
+      });
+}
+
+// ---- Join -------------------------------------------------------------------------------
+
+Bytes Encode(const JoinRequest& m) {
+  Encoder e;
+  Begin(e, MessageType::kJoinRequest);
+  e.Raw(m.invite_id);
+  e.Raw(m.verifier);
+  e.String(m.device_name);
+  e.Raw(m.signing_key);
+  e.Raw(m.encryption_key);
+  return e.Finish();
+}
+
+Result<JoinRequest> DecodeJoinRequest(std::span<const uint8_t> body, const WireLimits& l) {
+  return DecodeMessage<JoinRequest>(body, MessageType::kJoinRequest, [&](Decoder& d, JoinRequest& m) {
+    ENLACE_RETURN_IF_ERROR(d.Raw(m.invite_id, "invite id"));
+    ENLACE_RETURN_IF_ERROR(d.Raw(m.verifier, "verifier"));
+    ENLACE_RETURN_IF_ERROR(d.String(m.device_name, l.max_text_bytes, "device name"));
+    ENLACE_RETURN_IF_ERROR(d.Raw(m.signing_key, "signing key"));
+    return d.Raw(m.encryption_key, "encryption key");
+  });
+}
+
+Bytes Encode(const JoinResponse& m) {
+  Encoder e;
+  Begin(e, MessageType::kJoinResponse);
+  e.Raw(m.team.bytes);
+  PutRole(e, m.role);
+  e.Blob(m.envelope);
+  PutMembers(e, m.members_version, m.members);
+  return e.Finish();
+}
+
+Result<JoinResponse> DecodeJoinResponse(std::span<const uint8_t> body, const WireLimits& l) {
+  return DecodeMessage<JoinResponse>(body, MessageType::kJoinResponse, [&](Decoder& d, JoinResponse& m) {
+    ENLACE_RETURN_IF_ERROR(d.Raw(m.team.bytes, "team"));
+    ENLACE_RETURN_IF_ERROR(GetRole(d, m.role));
+    ENLACE_RETURN_IF_ERROR(d.Blob(m.envelope, l.max_envelope_bytes, "envelope"));
+    return GetMembers(d, m.members_version, m.members, l);
+  });
+}
+
+Bytes Encode(const MembersResponse& m) {
+  Encoder e;
+  Begin(e, MessageType::kMembersResponse);
+  PutMembers(e, m.members_version, m.members);
+  return e.Finish();
+}
+
+Result<MembersResponse> DecodeMembersResponse(std::span<const uint8_t> body, const WireLimits& l) {
+  return DecodeMessage<MembersResponse>(
+      body, MessageType::kMembersResponse,
+      [&](Decoder& d, MembersResponse& m) { return GetMembers(d, m.members_version, m.members, l); });
+}
+
+// ---- request signatures ------------------------------------------------------------------
+
+Bytes RequestSigningInput(std::string_view method, std::string_view path, uint64_t time_ms,
+                          std::span<const uint8_t, 16> nonce, std::span<const uint8_t> body) {
+  const auto body_hash = internal::GenericHash(body);
+  std::string s = "enlace-request-v1\n";
+  s += method;
+  s += '\n';
+  s += path;
+  s += '\n';
+  s += std::to_string(time_ms);
+  s += '\n';
+  s += internal::ToHex(nonce);
+  s += '\n';
+  s += internal::ToHex(body_hash);
+  return Bytes(s.begin(), s.end());
+}
+
+Result<RequestSignature> ParseRequestSignature(
+    const std::function<std::string(std::string_view)>& header) {
+  RequestSignature sig;
+  const std::string device = header(kHeaderDevice);
+  const std::string time = header(kHeaderTime);
+  const std::string nonce = header(kHeaderNonce);
+  const std::string signature = header(kHeaderSignature);
+  if (device.empty() || time.empty() || nonce.empty() || signature.empty()) {
+    return Status::Unauthenticated("request is not signed");
+  }
+  auto id = DeviceId::FromHex(device);
+  if (!id.ok()) return Status::Unauthenticated("bad device header");
+  sig.device = *id;
+  if (time.size() > 19 || time.find_first_not_of("0123456789") != std::string::npos) {
+    return Status::Unauthenticated("bad time header");
+  }
+  sig.time_ms = std::stoull(time);
+  auto n = internal::FromHex(nonce);
+  if (!n.ok() || n->size() != sig.nonce.size()) return Status::Unauthenticated("bad nonce header");
+  std::memcpy(sig.nonce.data(), n->data(), sig.nonce.size());
+  auto s = internal::FromHex(signature);
+  if (!s.ok() || s->size() != sig.signature.size()) {
+    return Status::Unauthenticated("bad signature header");
+  }
+  std::memcpy(sig.signature.data(), s->data(), sig.signature.size());
+  return sig;
+}
+
+Status VerifyRequestSignature(const RequestSignature& sig, const PublicKey32& signing_key,
+                              std::string_view method, std::string_view path,
+                              std::span<const uint8_t> body) {
+  const Bytes input = RequestSigningInput(method, path, sig.time_ms, sig.nonce, body);
+  if (!internal::VerifySignature(signing_key, input, sig.signature)) {
+    return Status::Unauthenticated("request signature does not verify");
+  }
+  return Status::Ok();
+}
+
+}  // namespace enlace

@@ -1,0 +1,381 @@
+#include "hub_storage.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include "crypto.h"
+#include "sqlite.h"
+
+namespace enlace::hub {
+
+using internal::Db;
+using internal::Stmt;
+using internal::Transaction;
+
+namespace {
+
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE teams(
+  team BLOB PRIMARY KEY, name TEXT NOT NULL, created_ms INTEGER NOT NULL,
+  members_version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE devices(
+  device BLOB PRIMARY KEY, team BLOB NOT NULL REFERENCES teams(team),
+  name TEXT NOT NULL, role INTEGER NOT NULL, sign_pk BLOB NOT NULL, box_pk BLOB NOT NULL,
+  joined_ms INTEGER NOT NULL, revoked_ms INTEGER) WITHOUT ROWID;
+CREATE INDEX devices_by_team ON devices(team);
+CREATE TABLE writes(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  team BLOB NOT NULL, device BLOB NOT NULL, counter INTEGER NOT NULL,
+  encoded BLOB NOT NULL, received_ms INTEGER NOT NULL,
+  UNIQUE(device, counter));
+CREATE INDEX writes_by_team ON writes(team, seq);
+CREATE TABLE bootstrap_tokens(
+  token_hash BLOB PRIMARY KEY, created_ms INTEGER NOT NULL, used_ms INTEGER) WITHOUT ROWID;
+CREATE TABLE invites(
+  invite BLOB PRIMARY KEY, team BLOB NOT NULL, created_by BLOB NOT NULL, role INTEGER NOT NULL,
+  verifier BLOB NOT NULL, envelope BLOB NOT NULL, created_ms INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL, used_ms INTEGER, used_by BLOB) WITHOUT ROWID;
+CREATE TABLE nonces(
+  device BLOB NOT NULL, nonce BLOB NOT NULL, seen_ms INTEGER NOT NULL,
+  PRIMARY KEY(device, nonce)) WITHOUT ROWID;
+CREATE INDEX nonces_by_time ON nonces(seen_ms);
+)sql",
+};
+constexpr int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+template <typename T>
+T FromBlob(std::span<const uint8_t> blob) {
+  T out{};
+  std::memcpy(out.data(), blob.data(), std::min(blob.size(), out.size()));
+  return out;
+}
+
+int64_t I(uint64_t v) { return static_cast<int64_t>(v); }
+
+class SqliteHubStorage final : public HubStorage {
+ public:
+  explicit SqliteHubStorage(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+
+  Status Migrate() {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("PRAGMA user_version"));
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    int64_t version = row ? st.ColumnInt(0) : 0;
+    st.Reset();
+    if (version > kSchemaVersion) {
+      return Status::FailedPrecondition("hub.db was written by a newer enlace-hub");
+    }
+    for (; version < kSchemaVersion; ++version) {
+      ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
+      ENLACE_RETURN_IF_ERROR(db_->ExecScript(kMigrations[version]));
+      ENLACE_RETURN_IF_ERROR(db_->ExecScript("PRAGMA user_version=" + std::to_string(version + 1)));
+      ENLACE_RETURN_IF_ERROR(tx->Commit());
+    }
+    return Status::Ok();
+  }
+
+  Status AddBootstrapToken(const TokenHash& token_hash, uint64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO bootstrap_tokens(token_hash, "
+                                                  "created_ms) VALUES(?, ?)"));
+    return st.BindBlob(1, token_hash).Bind(2, I(now_ms)).Exec();
+  }
+
+  Result<MembersResponse> RegisterTeam(const RegisterTeamRequest& req, const DeviceId& device,
+                                       const TokenHash& token_hash, uint64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
+    ENLACE_ASSIGN_OR_RETURN(Stmt use, db_->Prepare("UPDATE bootstrap_tokens SET used_ms = ? "
+                                                   "WHERE token_hash = ? AND used_ms IS NULL"));
+    ENLACE_RETURN_IF_ERROR(use.Bind(1, I(now_ms)).BindBlob(2, token_hash).Exec());
+    if (db_->changes() != 1) {
+      return Status::PermissionDenied("the bootstrap token is unknown or was already used");
+    }
+    ENLACE_ASSIGN_OR_RETURN(auto existing, FindDeviceLocked(device));
+    if (existing) return Status::AlreadyExists("this device is already registered");
+    ENLACE_ASSIGN_OR_RETURN(Stmt team, db_->Prepare("INSERT INTO teams(team, name, created_ms, "
+                                                    "members_version) VALUES(?, ?, ?, 0)"));
+    Status s = team.BindBlob(1, req.team.bytes).Bind(2, req.team_name).Bind(3, I(now_ms)).Exec();
+    if (s.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists("the team exists");
+    ENLACE_RETURN_IF_ERROR(s);
+    Member m;
+    m.device = device;
+    m.signing_key = req.signing_key;
+    m.encryption_key = req.encryption_key;
+    m.name = req.device_name;
+    m.role = Role::kCoordinator;
+    ENLACE_RETURN_IF_ERROR(InsertDevice(req.team, m, now_ms));
+    ENLACE_ASSIGN_OR_RETURN(MembersResponse members, MembersLocked(req.team));
+    ENLACE_RETURN_IF_ERROR(tx->Commit());
+    return members;
+  }
+
+  Result<std::optional<DeviceRecord>> FindDevice(const DeviceId& device) override {
+    std::lock_guard lock(mu_);
+    return FindDeviceLocked(device);
+  }
+
+  Status RememberNonce(const DeviceId& device, const std::array<uint8_t, 16>& nonce,
+                       uint64_t now_ms, uint64_t forget_before_ms) override {
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(Stmt prune, db_->Prepare("DELETE FROM nonces WHERE seen_ms < ?"));
+    ENLACE_RETURN_IF_ERROR(prune.Bind(1, I(forget_before_ms)).Exec());
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO nonces(device, nonce, seen_ms) "
+                                                  "VALUES(?, ?, ?)"));
+    Status s = st.BindBlob(1, device.bytes).BindBlob(2, nonce).Bind(3, I(now_ms)).Exec();
+    if (s.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists("replayed request");
+    return s;
+  }
+
+  Status CreateInvite(const DeviceRecord& by, const CreateInviteRequest& req,
+                      uint64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt st, db_->Prepare("INSERT INTO invites(invite, team, created_by, role, verifier, "
+                              "envelope, created_ms, expires_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+    Status s = st.BindBlob(1, req.invite_id)
+                   .BindBlob(2, by.team.bytes)
+                   .BindBlob(3, by.member.device.bytes)
+                   .Bind(4, static_cast<int64_t>(req.role))
+                   .BindBlob(5, req.verifier)
+                   .BindBlob(6, req.envelope)
+                   .Bind(7, I(now_ms))
+                   .Bind(8, I(req.expires_ms))
+                   .Exec();
+    if (s.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists("invite id in use");
+    return s;
+  }
+
+  Result<JoinResponse> RedeemInvite(const JoinRequest& req, const DeviceId& device,
+                                    uint64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT team, role, verifier, envelope, "
+                                                  "expires_ms, used_ms FROM invites WHERE invite = ?"));
+    st.BindBlob(1, req.invite_id);
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    const Status refused = Status::PermissionDenied("the invite code is unknown, used or expired");
+    if (!row) return refused;
+    const auto verifier = st.ColumnBlob(2);
+    if (!internal::ConstantTimeEquals(verifier, req.verifier)) return refused;
+    if (!st.ColumnIsNull(5) || static_cast<uint64_t>(st.ColumnInt(4)) < now_ms) return refused;
+    JoinResponse resp;
+    resp.team = TeamId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(0))};
+    resp.role = st.ColumnInt(1) == 1 ? Role::kCoordinator : Role::kField;
+    const auto env = st.ColumnBlob(3);
+    resp.envelope.assign(env.begin(), env.end());
+    st.Reset();
+
+    ENLACE_ASSIGN_OR_RETURN(auto existing, FindDeviceLocked(device));
+    if (existing) return Status::AlreadyExists("this device is already registered");
+    ENLACE_ASSIGN_OR_RETURN(Stmt use, db_->Prepare("UPDATE invites SET used_ms = ?, used_by = ? "
+                                                   "WHERE invite = ?"));
+    ENLACE_RETURN_IF_ERROR(use.Bind(1, I(now_ms)).BindBlob(2, device.bytes).BindBlob(3, req.invite_id).Exec());
+    Member m;
+    m.device = device;
+    m.signing_key = req.signing_key;
+    m.encryption_key = req.encryption_key;
+    m.name = req.device_name;
+    m.role = resp.role;
+    ENLACE_RETURN_IF_ERROR(InsertDevice(resp.team, m, now_ms));
+    ENLACE_ASSIGN_OR_RETURN(MembersResponse members, MembersLocked(resp.team));
+    resp.members_version = members.members_version;
+    resp.members = std::move(members.members);
+    ENLACE_RETURN_IF_ERROR(tx->Commit());
+    return resp;
+  }
+
+  Result<SyncResponse> Sync(const DeviceRecord& device, const std::vector<IncomingWrite>& writes,
+                            uint64_t cursor, uint64_t members_version, size_t max_bytes,
+                            uint64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
+    ENLACE_ASSIGN_OR_RETURN(Stmt ins, db_->Prepare("INSERT OR IGNORE INTO writes(team, device, "
+                                                   "counter, encoded, received_ms) "
+                                                   "VALUES(?, ?, ?, ?, ?)"));
+    for (const auto& w : writes) {
+      ENLACE_RETURN_IF_ERROR(ins.BindBlob(1, device.team.bytes)
+                                 .BindBlob(2, w.dot.device.bytes)
+                                 .Bind(3, I(w.dot.counter))
+                                 .BindBlob(4, w.encoded)
+                                 .Bind(5, I(now_ms))
+                                 .Exec());
+    }
+    SyncResponse resp;
+    resp.hub_time_ms = now_ms;
+    ENLACE_ASSIGN_OR_RETURN(Stmt acked, db_->Prepare("SELECT coalesce(max(counter), 0) FROM writes "
+                                                     "WHERE device = ?"));
+    acked.BindBlob(1, device.member.device.bytes);
+    ENLACE_ASSIGN_OR_RETURN(bool arow, acked.Step());
+    resp.acked_up_to = arow ? static_cast<uint64_t>(acked.ColumnInt(0)) : 0;
+    acked.Reset();
+
+    // Pull: the team's log after the cursor, skipping the device's own writes
+    // (it has them) but moving the cursor past them.
+    ENLACE_ASSIGN_OR_RETURN(Stmt pull, db_->Prepare("SELECT seq, device, encoded FROM writes "
+                                                    "WHERE team = ? AND seq > ? ORDER BY seq"));
+    pull.BindBlob(1, device.team.bytes).Bind(2, I(cursor));
+    resp.next_cursor = cursor;
+    size_t total = 0;
+    for (;;) {
+      ENLACE_ASSIGN_OR_RETURN(bool more, pull.Step());
+      if (!more) break;
+      const bool own = DeviceId{FromBlob<std::array<uint8_t, 16>>(pull.ColumnBlob(1))} ==
+                       device.member.device;
+      const auto blob = pull.ColumnBlob(2);
+      if (!own) {
+        if (!resp.writes.empty() && total + blob.size() > max_bytes) {
+          resp.more = true;
+          break;
+        }
+        total += blob.size();
+        resp.writes.emplace_back(blob.begin(), blob.end());
+      }
+      resp.next_cursor = static_cast<uint64_t>(pull.ColumnInt(0));
+    }
+    pull.Reset();
+
+    ENLACE_ASSIGN_OR_RETURN(MembersResponse members, MembersLocked(device.team));
+    resp.members_version = members.members_version;
+    if (members.members_version != members_version) resp.members = std::move(members.members);
+    ENLACE_RETURN_IF_ERROR(tx->Commit());
+    return resp;
+  }
+
+  Result<HubCounts> Counts() override {
+    std::lock_guard lock(mu_);
+    HubCounts c;
+    auto count = [&](const char* sql, uint64_t& out) -> Status {
+      ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare(sql));
+      ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+      out = row ? static_cast<uint64_t>(st.ColumnInt(0)) : 0;
+      return Status::Ok();
+    };
+    ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM teams", c.teams));
+    ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM devices", c.devices));
+    ENLACE_RETURN_IF_ERROR(count("SELECT coalesce(max(seq), 0) FROM writes", c.writes));
+    ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM invites WHERE used_ms IS NULL", c.invites_open));
+    return c;
+  }
+
+  Status Backup(const std::string& out_path) override {
+    std::error_code ec;
+    if (std::filesystem::exists(out_path, ec)) {
+      return Status::AlreadyExists(out_path + " already exists; choose a new file");
+    }
+    sqlite3* dest = nullptr;
+    int rc = sqlite3_open_v2(out_path.c_str(), &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                             nullptr);
+    if (rc != SQLITE_OK) {
+      Status s = internal::SqliteStatus(rc, dest, "open " + out_path);
+      sqlite3_close_v2(dest);
+      return s;
+    }
+    Status result;
+    {
+      std::lock_guard lock(mu_);
+      sqlite3_backup* b = sqlite3_backup_init(dest, "main", db_->raw(), "main");
+      if (b == nullptr) {
+        result = internal::SqliteStatus(sqlite3_errcode(dest), dest, "backup");
+      } else {
+        rc = sqlite3_backup_step(b, -1);
+        sqlite3_backup_finish(b);
+        result = rc == SQLITE_DONE ? Status::Ok() : internal::SqliteStatus(rc, dest, "backup");
+      }
+    }
+    sqlite3_close_v2(dest);
+    if (result.ok()) ::chmod(out_path.c_str(), 0600);
+    return result;
+  }
+
+ private:
+  Status InsertDevice(const TeamId& team, const Member& m, uint64_t now_ms) {
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt st, db_->Prepare("INSERT INTO devices(device, team, name, role, sign_pk, box_pk, "
+                              "joined_ms) VALUES(?, ?, ?, ?, ?, ?, ?)"));
+    ENLACE_RETURN_IF_ERROR(st.BindBlob(1, m.device.bytes)
+                               .BindBlob(2, team.bytes)
+                               .Bind(3, m.name)
+                               .Bind(4, static_cast<int64_t>(m.role))
+                               .BindBlob(5, m.signing_key)
+                               .BindBlob(6, m.encryption_key)
+                               .Bind(7, I(now_ms))
+                               .Exec());
+    ENLACE_ASSIGN_OR_RETURN(Stmt bump, db_->Prepare("UPDATE teams SET members_version = "
+                                                    "members_version + 1 WHERE team = ?"));
+    return bump.BindBlob(1, team.bytes).Exec();
+  }
+
+  Result<std::optional<DeviceRecord>> FindDeviceLocked(const DeviceId& device) {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT team, name, role, sign_pk, box_pk, "
+                                                  "joined_ms, revoked_ms FROM devices "
+                                                  "WHERE device = ?"));
+    st.BindBlob(1, device.bytes);
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return std::optional<DeviceRecord>();
+    DeviceRecord d;
+    d.team = TeamId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(0))};
+    d.member = RowToMember(st, device, 1);
+    d.joined_ms = static_cast<uint64_t>(st.ColumnInt(5));
+    return std::optional<DeviceRecord>(std::move(d));
+  }
+
+  // Reads name, role, sign_pk, box_pk at `first`.. and revoked_ms at first+5.
+  static Member RowToMember(const Stmt& st, const DeviceId& device, int first) {
+    Member m;
+    m.device = device;
+    m.name = st.ColumnText(first);
+    m.role = st.ColumnInt(first + 1) == 1 ? Role::kCoordinator : Role::kField;
+    m.signing_key = FromBlob<PublicKey32>(st.ColumnBlob(first + 2));
+    m.encryption_key = FromBlob<PublicKey32>(st.ColumnBlob(first + 3));
+    m.revoked = !st.ColumnIsNull(first + 5);
+    return m;
+  }
+
+  Result<MembersResponse> MembersLocked(const TeamId& team) {
+    MembersResponse out;
+    ENLACE_ASSIGN_OR_RETURN(Stmt v, db_->Prepare("SELECT members_version FROM teams WHERE team = ?"));
+    v.BindBlob(1, team.bytes);
+    ENLACE_ASSIGN_OR_RETURN(bool vrow, v.Step());
+    out.members_version = vrow ? static_cast<uint64_t>(v.ColumnInt(0)) : 0;
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT device, name, role, sign_pk, box_pk, "
+                                                  "joined_ms, revoked_ms FROM devices "
+                                                  "WHERE team = ? ORDER BY joined_ms, device"));
+    st.BindBlob(1, team.bytes);
+    for (;;) {
+      ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+      if (!more) break;
+      out.members.push_back(
+          RowToMember(st, DeviceId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(0))}, 1));
+    }
+    return out;
+  }
+
+  std::mutex mu_;
+  std::unique_ptr<Db> db_;
+};
+
+}  // namespace
+
+TokenHash HashToken(std::string_view token) { return internal::GenericHash(internal::AsBytes(token)); }
+
+Result<std::unique_ptr<HubStorage>> OpenSqliteHubStorage(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return Status::IoError("cannot create " + data_dir + ": " + ec.message());
+  ::chmod(data_dir.c_str(), 0700);
+  const std::string path = (std::filesystem::path(data_dir) / "hub.db").string();
+  ENLACE_ASSIGN_OR_RETURN(auto db, Db::Open(path));
+  ::chmod(path.c_str(), 0600);
+  ENLACE_RETURN_IF_ERROR(db->ExecScript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                                        "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;"));
+  auto storage = std::make_unique<SqliteHubStorage>(std::move(db));
+  ENLACE_RETURN_IF_ERROR(storage->Migrate());
+  return std::unique_ptr<HubStorage>(std::move(storage));
+}
+
+}  // namespace enlace::hub

@@ -1,0 +1,92 @@
+// The hub's storage, behind a small interface (DESIGN §5). The default is an
+// embedded SQLite file in the data folder, in WAL mode; every operation is
+// one transaction. The hub stores ciphertext and clear metadata only: it has
+// no team key and never sees a value.
+//
+// Thread-safe: every method may be called from any pool thread.
+#ifndef ENLACE_SERVER_HUB_STORAGE_H_
+#define ENLACE_SERVER_HUB_STORAGE_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "enlace/status.h"
+#include "enlace/wire.h"
+#include "enlace/write.h"
+
+namespace enlace::hub {
+
+using TokenHash = std::array<uint8_t, 32>;
+
+struct DeviceRecord {
+  Member member;
+  TeamId team;
+  uint64_t joined_ms = 0;
+};
+
+// A checked write ready to be stored.
+struct IncomingWrite {
+  Dot dot;
+  Bytes encoded;
+};
+
+struct HubCounts {
+  uint64_t teams = 0, devices = 0, writes = 0, invites_open = 0;
+};
+
+class HubStorage {
+ public:
+  virtual ~HubStorage() = default;
+
+  // Stores the hash of a one-time bootstrap token.
+  virtual Status AddBootstrapToken(const TokenHash& token_hash, uint64_t now_ms) = 0;
+
+  // Consumes the token, creates the team and registers `device` as its
+  // first coordinator. kPermissionDenied for an unknown or used token,
+  // kAlreadyExists for a known team or device.
+  virtual Result<MembersResponse> RegisterTeam(const RegisterTeamRequest& request,
+                                               const DeviceId& device,
+                                               const TokenHash& token_hash, uint64_t now_ms) = 0;
+
+  virtual Result<std::optional<DeviceRecord>> FindDevice(const DeviceId& device) = 0;
+
+  // Records a request nonce; kAlreadyExists when it was seen before (a
+  // replay). Nonces older than `forget_before_ms` are dropped.
+  virtual Status RememberNonce(const DeviceId& device, const std::array<uint8_t, 16>& nonce,
+                               uint64_t now_ms, uint64_t forget_before_ms) = 0;
+
+  virtual Status CreateInvite(const DeviceRecord& by, const CreateInviteRequest& request,
+                              uint64_t now_ms) = 0;
+
+  // Redeems an invite for `device`: kPermissionDenied for an unknown, used or
+  // expired invite or a wrong verifier (compared in constant time),
+  // kAlreadyExists when the device is already registered.
+  virtual Result<JoinResponse> RedeemInvite(const JoinRequest& request, const DeviceId& device,
+                                            uint64_t now_ms) = 0;
+
+  // Stores `writes` (idempotent: keyed by dot) and returns the team's writes
+  // after `cursor` from other devices, up to `max_bytes`.
+  virtual Result<SyncResponse> Sync(const DeviceRecord& device,
+                                    const std::vector<IncomingWrite>& writes, uint64_t cursor,
+                                    uint64_t members_version, size_t max_bytes,
+                                    uint64_t now_ms) = 0;
+
+  virtual Result<HubCounts> Counts() = 0;
+
+  // A consistent copy of the database at `out_path` while serving.
+  virtual Status Backup(const std::string& out_path) = 0;
+};
+
+// Opens (creating if needed) the SQLite storage in `data_dir`/hub.db.
+Result<std::unique_ptr<HubStorage>> OpenSqliteHubStorage(const std::string& data_dir);
+
+// The BLAKE2b-256 of a bootstrap token, as stored.
+TokenHash HashToken(std::string_view token);
+
+}  // namespace enlace::hub
+
+#endif  // ENLACE_SERVER_HUB_STORAGE_H_

@@ -1,0 +1,278 @@
+#include "routes.h"
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <span>
+
+#include "write_internal.h"
+
+namespace enlace::hub {
+
+namespace {
+
+std::span<const uint8_t> BodyBytes(const HttpRequest& r) {
+  return {reinterpret_cast<const uint8_t*>(r.body.data()), r.body.size()};
+}
+
+HttpResponse Json(int status, const nlohmann::json& j) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = j.dump();
+  return r;
+}
+
+HttpResponse Error(const Status& s) { return Json(HttpStatusFor(s), {{"error", s.message()}}); }
+
+HttpResponse Binary(const Bytes& body) {
+  HttpResponse r;
+  r.body.assign(body.begin(), body.end());
+  return r;
+}
+
+// The path without its query string.
+std::string_view PathOf(std::string_view target) {
+  const auto q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+std::string ShortId(const DeviceId& d) { return d.ToHex().substr(0, 8); }
+
+}  // namespace
+
+int HttpStatusFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kCorruption:
+    case StatusCode::kDecryptFailed: return 400;
+    case StatusCode::kUnauthenticated:
+    case StatusCode::kWrongPassphrase: return 401;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition: return 409;
+    case StatusCode::kResourceExhausted: return 413;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kIoError:
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+HubHandler::HubHandler(HubStorage& storage, HubOptions options)
+    : storage_(storage), options_(std::move(options)) {
+  if (!options_.clock) options_.clock = SystemWallClockMs;
+}
+
+uint64_t HubHandler::Now() const { return options_.clock(); }
+
+size_t HubHandler::MaxBodyBytes(std::string_view target) const {
+  return PathOf(target) == kPathSync ? options_.max_sync_body_bytes : options_.max_small_body_bytes;
+}
+
+void HubHandler::Count(const std::string& endpoint, int status) {
+  std::lock_guard lock(metrics_mu_);
+  ++requests_[{endpoint, status}];
+}
+
+HttpResponse HubHandler::Handle(const HttpRequest& request) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string device;
+  HttpResponse r;
+  try {
+    r = Route(request, device);
+  } catch (const std::exception&) {
+    r = Error(Status::Internal("internal error"));
+  }
+  r.headers[kHeaderHubTime] = std::to_string(Now());
+  bytes_in_ += request.body.size();
+  bytes_out_ += r.body.size();
+  const std::string endpoint(PathOf(request.target));
+  Count(endpoint.size() > 32 ? "other" : endpoint, r.status);
+  if (options_.log) {
+    const auto ms = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count() /
+                    1000.0;
+    nlohmann::json line = {{"ts", Now()},       {"event", "request"}, {"method", request.method},
+                           {"path", endpoint},  {"status", r.status},  {"ms", ms},
+                           {"bytes_in", request.body.size()}, {"bytes_out", r.body.size()}};
+    if (!device.empty()) line["device"] = device;
+    if (r.status >= 400 && r.content_type == "application/json") {
+      const auto j = nlohmann::json::parse(r.body, nullptr, false);
+      if (j.is_object() && j.contains("error")) line["error"] = j["error"];
+    }
+    options_.log(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  return r;
+}
+
+HttpResponse HubHandler::Route(const HttpRequest& request, std::string& device_for_log) {
+  const std::string_view path = PathOf(request.target);
+  const bool get = request.method == "GET";
+  const bool post = request.method == "POST";
+  if (path == kPathHealth && get) return Health();
+  if (path == kPathMetrics && get) return Metrics();
+  if (path == kPathSync && post) return Sync(request, device_for_log);
+  if (path == kPathJoin && post) return Join(request, device_for_log);
+  if (path == kPathCreateInvite && post) return CreateInvite(request, device_for_log);
+  if (path == kPathRegisterTeam && post) return RegisterTeam(request, device_for_log);
+  if (path == kPathHealth || path == kPathMetrics || path == kPathSync || path == kPathJoin ||
+      path == kPathCreateInvite || path == kPathRegisterTeam) {
+    return Json(405, {{"error", "method not allowed"}});
+  }
+  return Json(404, {{"error", "no such endpoint"}});
+}
+
+HttpResponse HubHandler::Health() {
+  auto counts = storage_.Counts();
+  if (!counts.ok()) return Json(503, {{"status", "unavailable"}, {"error", counts.status().message()}});
+  return Json(200, {{"status", "ok"}, {"protocol", kProtocolVersion}});
+}
+
+HttpResponse HubHandler::Metrics() {
+  std::string out;
+  auto line = [&out](const std::string& s) { out += s + "\n"; };
+  line("# HELP enlace_requests_total HTTP requests by endpoint and status.");
+  line("# TYPE enlace_requests_total counter");
+  {
+    std::lock_guard lock(metrics_mu_);
+    for (const auto& [key, n] : requests_) {
+      line("enlace_requests_total{endpoint=\"" + key.first + "\",status=\"" +
+           std::to_string(key.second) + "\"} " + std::to_string(n));
+    }
+  }
+  line("# TYPE enlace_writes_received_total counter");
+  line("enlace_writes_received_total " + std::to_string(writes_received_.load()));
+  line("# TYPE enlace_writes_served_total counter");
+  line("enlace_writes_served_total " + std::to_string(writes_served_.load()));
+  line("# TYPE enlace_request_bytes_total counter");
+  line("enlace_request_bytes_total " + std::to_string(bytes_in_.load()));
+  line("# TYPE enlace_response_bytes_total counter");
+  line("enlace_response_bytes_total " + std::to_string(bytes_out_.load()));
+  if (auto c = storage_.Counts(); c.ok()) {
+    line("# TYPE enlace_teams gauge");
+    line("enlace_teams " + std::to_string(c->teams));
+    line("# TYPE enlace_devices gauge");
+    line("enlace_devices " + std::to_string(c->devices));
+    line("# TYPE enlace_log_writes gauge");
+    line("enlace_log_writes " + std::to_string(c->writes));
+    line("# TYPE enlace_invites_open gauge");
+    line("enlace_invites_open " + std::to_string(c->invites_open));
+  }
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = std::move(out);
+  return r;
+}
+
+Result<RequestSignature> HubHandler::CheckSignature(const HttpRequest& request,
+                                                    const PublicKey32* known_key) {
+  ENLACE_ASSIGN_OR_RETURN(RequestSignature sig, ParseRequestSignature([&](std::string_view name) {
+                            return request.Header(name);
+                          }));
+  const uint64_t now = Now();
+  const uint64_t skew = sig.time_ms > now ? sig.time_ms - now : now - sig.time_ms;
+  if (skew > kRequestFreshnessMs) {
+    return Status::Unauthenticated("request time is " + std::to_string(skew / 1000) +
+                                   " s off the hub's clock; check the device's time");
+  }
+  PublicKey32 key{};
+  if (known_key != nullptr) {
+    key = *known_key;
+  } else {
+    ENLACE_ASSIGN_OR_RETURN(auto device, storage_.FindDevice(sig.device));
+    if (!device) return Status::PermissionDenied("unknown device");
+    if (device->member.revoked) return Status::PermissionDenied("this device was revoked");
+    key = device->member.signing_key;
+  }
+  const std::string_view path = PathOf(request.target);
+  ENLACE_RETURN_IF_ERROR(
+      VerifyRequestSignature(sig, key, request.method, path, BodyBytes(request)));
+  Status s = storage_.RememberNonce(sig.device, sig.nonce, now, now - 2 * kRequestFreshnessMs);
+  if (s.code() == StatusCode::kAlreadyExists) return Status::Unauthenticated("replayed request");
+  ENLACE_RETURN_IF_ERROR(s);
+  return sig;
+}
+
+Result<DeviceRecord> HubHandler::Authenticate(const HttpRequest& request) {
+  ENLACE_ASSIGN_OR_RETURN(RequestSignature sig, CheckSignature(request, nullptr));
+  ENLACE_ASSIGN_OR_RETURN(auto device, storage_.FindDevice(sig.device));
+  if (!device || device->member.revoked) return Status::PermissionDenied("unknown device");
+  return *device;
+}
+
+HttpResponse HubHandler::RegisterTeam(const HttpRequest& request, std::string& device_for_log) {
+  auto req = DecodeRegisterTeamRequest(BodyBytes(request));
+  if (!req.ok()) return Error(req.status().WithContext("bad registration"));
+  auto sig = CheckSignature(request, &req->signing_key);
+  if (!sig.ok()) return Error(sig.status());
+  device_for_log = ShortId(sig->device);
+  if (req->team.IsZero()) return Error(Status::InvalidArgument("team id is missing"));
+  auto members = storage_.RegisterTeam(*req, sig->device, HashToken(req->bootstrap_token), Now());
+  if (!members.ok()) return Error(members.status());
+  return Binary(Encode(*members));
+}
+
+HttpResponse HubHandler::CreateInvite(const HttpRequest& request, std::string& device_for_log) {
+  auto device = Authenticate(request);
+  if (!device.ok()) return Error(device.status());
+  device_for_log = ShortId(device->member.device);
+  if (device->member.role != Role::kCoordinator) {
+    return Error(Status::PermissionDenied("only a coordinator can invite devices"));
+  }
+  auto req = DecodeCreateInviteRequest(BodyBytes(request));
+  if (!req.ok()) return Error(req.status().WithContext("bad invite"));
+  if (req->expires_ms <= Now()) return Error(Status::InvalidArgument("the invite is already expired"));
+  Status s = storage_.CreateInvite(*device, *req, Now());
+  if (!s.ok()) return Error(s);
+  return Binary(Encode(MembersResponse{}));
+}
+
+HttpResponse HubHandler::Join(const HttpRequest& request, std::string& device_for_log) {
+  auto req = DecodeJoinRequest(BodyBytes(request));
+  if (!req.ok()) return Error(req.status().WithContext("bad join request"));
+  auto sig = CheckSignature(request, &req->signing_key);
+  if (!sig.ok()) return Error(sig.status());
+  device_for_log = ShortId(sig->device);
+  auto resp = storage_.RedeemInvite(*req, sig->device, Now());
+  if (!resp.ok()) return Error(resp.status());
+  return Binary(Encode(*resp));
+}
+
+HttpResponse HubHandler::Sync(const HttpRequest& request, std::string& device_for_log) {
+  auto device = Authenticate(request);
+  if (!device.ok()) return Error(device.status());
+  device_for_log = ShortId(device->member.device);
+  auto req = DecodeSyncRequest(BodyBytes(request));
+  if (!req.ok()) return Error(req.status().WithContext("bad sync request"));
+
+  const uint64_t now = Now();
+  std::vector<IncomingWrite> writes;
+  writes.reserve(req->writes.size());
+  for (auto& bytes : req->writes) {
+    auto w = Write::Decode(bytes);
+    if (!w.ok()) return Error(w.status().WithContext("bad write"));
+    if (w->team != device->team) return Error(Status::PermissionDenied("write for another team"));
+    if (w->dot.device != device->member.device) {
+      return Error(Status::PermissionDenied("a device may only push its own writes"));
+    }
+    Status sig = internal::VerifyWriteSignature(*w, device->member.signing_key);
+    if (!sig.ok()) return Error(Status::InvalidArgument(sig.message()));
+    if (w->hlc.physical_ms() > now + options_.max_future_drift_ms) {
+      return Error(Status::InvalidArgument(
+          "a write is stamped " + std::to_string((w->hlc.physical_ms() - now) / 60000) +
+          " minutes in the hub's future; the device's clock is ahead"));
+    }
+    writes.push_back(IncomingWrite{w->dot, std::move(bytes)});
+  }
+  const size_t max_pull = std::min<uint32_t>(req->max_response_bytes, options_.max_pull_bytes);
+  auto resp = storage_.Sync(*device, writes, req->cursor, req->members_version, max_pull, now);
+  if (!resp.ok()) return Error(resp.status());
+  writes_received_ += writes.size();
+  writes_served_ += resp->writes.size();
+  return Binary(Encode(*resp));
+}
+
+}  // namespace enlace::hub

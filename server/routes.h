@@ -1,0 +1,66 @@
+// The hub's request handling: a pure function from HttpRequest to
+// HttpResponse over HubStorage. Checked, stored, answered; no global state.
+#ifndef ENLACE_SERVER_ROUTES_H_
+#define ENLACE_SERVER_ROUTES_H_
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "enlace/hlc.h"
+#include "hub_storage.h"
+#include "http.h"
+
+namespace enlace::hub {
+
+struct HubOptions {
+  WallClock clock;                           // empty: the system clock
+  size_t max_sync_body_bytes = 8u << 20;     // push batches
+  size_t max_small_body_bytes = 64u << 10;   // join, invites, registration
+  uint32_t max_pull_bytes = 4u << 20;        // cap on a response's writes
+  uint64_t max_future_drift_ms = 5 * 60 * 1000;
+  // Receives one JSON object per line (no secrets, no values). Empty: none.
+  std::function<void(const std::string&)> log;
+};
+
+class HubHandler final : public Handler {
+ public:
+  HubHandler(HubStorage& storage, HubOptions options);
+
+  HttpResponse Handle(const HttpRequest& request) override;
+  size_t MaxBodyBytes(std::string_view target) const override;
+
+ private:
+  struct Authenticated;
+  HttpResponse Route(const HttpRequest& request, std::string& device_for_log);
+  HttpResponse Health();
+  HttpResponse Metrics();
+  HttpResponse RegisterTeam(const HttpRequest& request, std::string& device_for_log);
+  HttpResponse CreateInvite(const HttpRequest& request, std::string& device_for_log);
+  HttpResponse Join(const HttpRequest& request, std::string& device_for_log);
+  HttpResponse Sync(const HttpRequest& request, std::string& device_for_log);
+  // Checks signature headers, freshness and replay; with `known_key` set the
+  // device need not be registered yet (registration and join).
+  Result<RequestSignature> CheckSignature(const HttpRequest& request, const PublicKey32* known_key);
+  Result<DeviceRecord> Authenticate(const HttpRequest& request);
+  uint64_t Now() const;
+  void Count(const std::string& endpoint, int status);
+
+  HubStorage& storage_;
+  HubOptions options_;
+  std::mutex metrics_mu_;
+  std::map<std::pair<std::string, int>, uint64_t> requests_;
+  std::atomic<uint64_t> writes_received_{0};
+  std::atomic<uint64_t> writes_served_{0};
+  std::atomic<uint64_t> bytes_in_{0};
+  std::atomic<uint64_t> bytes_out_{0};
+};
+
+// The HTTP status for a core Status.
+int HttpStatusFor(const Status& status);
+
+}  // namespace enlace::hub
+
+#endif  // ENLACE_SERVER_ROUTES_H_

@@ -1,0 +1,78 @@
+#include "hub_fixture.h"
+
+#include <doctest/doctest.h>
+
+namespace enlace::testing {
+
+InProcessHub::InProcessHub(const std::string& data_dir, FakeClock* clock) : data_dir_(data_dir) {
+  auto storage = hub::OpenSqliteHubStorage(data_dir);
+  REQUIRE_MESSAGE(storage.ok(), storage.status().ToString());
+  storage_ = std::move(storage).value();
+  hub::HubOptions options;
+  if (clock != nullptr) options.clock = clock->AsWallClock();
+  handler_ = std::make_unique<hub::HubHandler>(*storage_, options);
+}
+
+HubReply InProcessHub::Send(const OutgoingRequest& request) {
+  hub::HttpRequest r;
+  r.method = request.method;
+  r.target = request.path;
+  for (const auto& [k, v] : request.headers) r.headers[k] = v;
+  r.body.assign(request.body.begin(), request.body.end());
+  const hub::HttpResponse resp = handler_->Handle(r);
+  auto it = resp.headers.find(kHeaderHubTime);
+  return HubReply{resp.status, resp.body, it == resp.headers.end() ? "" : it->second};
+}
+
+std::string InProcessHub::NewBootstrapToken() {
+  const std::string token = "tok-" + RecordId::Random().ToHex();
+  REQUIRE(storage_->AddBootstrapToken(hub::HashToken(token), 1).ok());
+  return token;
+}
+
+std::unique_ptr<Replica> InitCoordinator(InProcessHub& hub, const ReplicaOptions& options,
+                                         const std::string& team_name) {
+  auto r = MakeReplica(options);
+  REQUIRE(r->CreateTeam().ok());
+  auto req = BuildRegisterTeamRequest(*r, team_name, "coordinator", hub.NewBootstrapToken());
+  REQUIRE(req.ok());
+  const HubReply reply = hub.Send(*req);
+  REQUIRE_MESSAGE(reply.status == 200, reply.body);
+  REQUIRE(HandleMembersResponse(*r, reply.bytes()).ok());
+  return r;
+}
+
+std::unique_ptr<Replica> JoinDevice(InProcessHub& hub, Replica& coordinator,
+                                    const ReplicaOptions& options, const std::string& name,
+                                    Role role) {
+  auto invite = PrepareInvite(coordinator, "http://hub.test", "", role, 72ull * 3600 * 1000);
+  REQUIRE_MESSAGE(invite.ok(), invite.status().ToString());
+  const HubReply created = hub.Send(invite->request);
+  REQUIRE_MESSAGE(created.status == 200, created.body);
+  auto r = MakeReplica(options);
+  auto join = BuildJoinRequest(*r, invite->code, name);
+  REQUIRE_MESSAGE(join.ok(), join.status().ToString());
+  const HubReply joined = hub.Send(*join);
+  REQUIRE_MESSAGE(joined.status == 200, joined.body);
+  const Status s = HandleJoinResponse(*r, invite->code, joined.bytes());
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  return r;
+}
+
+SyncProgress SyncAll(InProcessHub& hub, Replica& replica, SyncOptions options) {
+  SyncSession session(replica, options);
+  for (int round = 0; round < 10000; ++round) {
+    auto req = session.NextRequest();
+    REQUIRE_MESSAGE(req.ok(), req.status().ToString());
+    const HubReply reply = hub.Send(*req);
+    FollowHubClock(replica, reply.hub_time);
+    REQUIRE_MESSAGE(reply.status == 200, reply.body);
+    auto more = session.HandleResponse(reply.bytes());
+    REQUIRE_MESSAGE(more.ok(), more.status().ToString());
+    if (!*more) return session.progress();
+  }
+  FAIL("sync did not finish");
+  return session.progress();
+}
+
+}  // namespace enlace::testing

@@ -1,0 +1,54 @@
+// An in-process hub (the real HubHandler and SQLite storage, no sockets) and
+// devices that sync with it through an in-memory transport.
+#ifndef ENLACE_TESTS_INTEGRATION_HUB_FIXTURE_H_
+#define ENLACE_TESTS_INTEGRATION_HUB_FIXTURE_H_
+
+#include <memory>
+#include <string>
+
+#include "enlace/replica.h"
+#include "enlace/sync.h"
+#include "hub_storage.h"
+#include "routes.h"
+#include "test_util.h"
+
+namespace enlace::testing {
+
+struct HubReply {
+  int status = 0;
+  std::string body;
+  std::string hub_time;
+  std::span<const uint8_t> bytes() const {
+    return {reinterpret_cast<const uint8_t*>(body.data()), body.size()};
+  }
+};
+
+class InProcessHub {
+ public:
+  explicit InProcessHub(const std::string& data_dir, FakeClock* clock = nullptr);
+  HubReply Send(const OutgoingRequest& request);
+  hub::HttpResponse Raw(const hub::HttpRequest& request) { return handler_->Handle(request); }
+  // A fresh bootstrap token.
+  std::string NewBootstrapToken();
+  hub::HubStorage& storage() { return *storage_; }
+  const std::string& data_dir() const { return data_dir_; }
+
+ private:
+  std::string data_dir_;
+  std::unique_ptr<hub::HubStorage> storage_;
+  std::unique_ptr<hub::HubHandler> handler_;
+};
+
+// Creates a team's first coordinator on `hub` in `dir`.
+std::unique_ptr<Replica> InitCoordinator(InProcessHub& hub, const ReplicaOptions& options,
+                                         const std::string& team_name = "Tlaxcala");
+// Creates a device in `dir` and joins it with an invite from `coordinator`.
+std::unique_ptr<Replica> JoinDevice(InProcessHub& hub, Replica& coordinator,
+                                    const ReplicaOptions& options, const std::string& name,
+                                    Role role = Role::kField);
+// Syncs until nothing is left; returns the session's progress.
+SyncProgress SyncAll(InProcessHub& hub, Replica& replica, SyncOptions options = {});
+
+}  // namespace enlace::testing
+
+#endif  // ENLACE_TESTS_INTEGRATION_HUB_FIXTURE_H_
