@@ -194,9 +194,12 @@ class SqliteHubStorage final : public HubStorage {
                             uint64_t now_ms) override {
     std::lock_guard lock(mu_);
     ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
-    ENLACE_ASSIGN_OR_RETURN(Stmt ins, db_->Prepare("INSERT OR IGNORE INTO writes(team, device, "
-                                                   "counter, encoded, received_ms) "
-                                                   "VALUES(?, ?, ?, ?, ?)"));
+    // Keyed by dot: a retried batch stores nothing twice. (Not INSERT OR
+    // IGNORE: that would burn an AUTOINCREMENT sequence number per ignored row.)
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt ins, db_->Prepare("INSERT INTO writes(team, device, counter, encoded, received_ms) "
+                               "SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM writes "
+                               "WHERE device = ?2 AND counter = ?3)"));
     for (const auto& w : writes) {
       ENLACE_RETURN_IF_ERROR(ins.BindBlob(1, device.team.bytes)
                                  .BindBlob(2, w.dot.device.bytes)
@@ -257,7 +260,7 @@ class SqliteHubStorage final : public HubStorage {
     };
     ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM teams", c.teams));
     ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM devices", c.devices));
-    ENLACE_RETURN_IF_ERROR(count("SELECT coalesce(max(seq), 0) FROM writes", c.writes));
+    ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM writes", c.writes));
     ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM invites WHERE used_ms IS NULL", c.invites_open));
     return c;
   }
