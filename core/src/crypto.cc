@@ -292,6 +292,7 @@ std::string ToHex(ByteView bytes) {
 Result<Bytes> FromHex(std::string_view hex) {
   ENLACE_RETURN_IF_ERROR(EnsureSodium());
   if (hex.size() % 2 != 0) return Status::InvalidArgument("hex string has odd length");
+  if (hex.empty()) return Bytes{};  // sodium_hex2bin's output must not be null
   Bytes out(hex.size() / 2);
   size_t len = 0;
   const char* end = nullptr;

@@ -27,7 +27,11 @@ namespace {
 // The smallest timestamp greater than both `last` and (physical, 0).
 HlcTimestamp Advance(HlcTimestamp last, uint64_t physical_ms) {
   if (physical_ms > last.physical_ms()) return HlcTimestamp::From(physical_ms, 0);
-  if (last.logical() == 0xffff) return HlcTimestamp::From(last.physical_ms() + 1, 0);
+  if (last.logical() == 0xffff) {
+    // At the very end of time (year 10889) stay put rather than wrap to zero.
+    if (last.physical_ms() == (uint64_t{1} << 48) - 1) return last;
+    return HlcTimestamp::From(last.physical_ms() + 1, 0);
+  }
   return HlcTimestamp{last.value + 1};
 }
 }  // namespace
@@ -40,7 +44,10 @@ HlcTimestamp HybridClock::Now() {
 
 Status HybridClock::CheckDrift(HlcTimestamp remote) const {
   const uint64_t wall = WallMs();
-  if (remote.physical_ms() > wall + options_.max_future_drift_ms) {
+  const uint64_t limit = options_.max_future_drift_ms > UINT64_MAX - wall
+                             ? UINT64_MAX
+                             : wall + options_.max_future_drift_ms;
+  if (remote.physical_ms() > limit) {
     return Status::InvalidArgument(
         "timestamp is " + std::to_string((remote.physical_ms() - wall) / 1000) +
         " s ahead of this device's clock (limit " +

@@ -18,6 +18,8 @@ constexpr char kMagic[4] = {'E', 'N', 'L', 'V'};
 constexpr uint8_t kVaultFormat = 1;
 constexpr uint8_t kBundleFormat = 1;
 constexpr size_t kMaxVaultBytes = 1 << 20;
+constexpr uint64_t kMaxUnlockOpslimit = 4;                  // crypto_pwhash_OPSLIMIT_SENSITIVE
+constexpr uint64_t kMaxUnlockMemlimit = 1024ull * 1024 * 1024;  // MEMLIMIT_SENSITIVE
 constexpr size_t kMaxTeamKeys = 4096;
 constexpr char kKdfContext[9] = "enlvault";
 constexpr uint64_t kVerifierSubkey = 1;
@@ -179,7 +181,12 @@ Result<std::unique_ptr<Vault>> Vault::Unlock(const std::string& path, std::strin
   ENLACE_RETURN_IF_ERROR(d.U64(h.params.opslimit, "opslimit"));
   ENLACE_RETURN_IF_ERROR(d.U64(h.params.memlimit, "memlimit"));
   ENLACE_RETURN_IF_ERROR(d.Raw(h.salt, "salt"));
-  if (!CheckPwhashParams(h.params).ok()) return Status::Corruption("vault KDF parameters invalid");
+  // An edited header must not make unlocking run for hours or exhaust memory:
+  // accept no more than the "sensitive" cost libsodium defines.
+  if (!CheckPwhashParams(h.params).ok() || h.params.opslimit > kMaxUnlockOpslimit ||
+      h.params.memlimit > kMaxUnlockMemlimit) {
+    return Status::Corruption("vault KDF parameters invalid");
+  }
   const ByteView header_bytes = body.first(body.size() - d.remaining());
 
   Decoder rest(body.subspan(header_bytes.size()));
@@ -188,7 +195,11 @@ Result<std::unique_ptr<Vault>> Vault::Unlock(const std::string& path, std::strin
   Bytes ciphertext;
   ENLACE_RETURN_IF_ERROR(rest.Raw(stored_verifier, "verifier"));
   ENLACE_RETURN_IF_ERROR(rest.Raw(nonce, "nonce"));
-  ENLACE_RETURN_IF_ERROR(rest.Blob(ciphertext, kMaxVaultBytes, "vault ciphertext"));
+  // A length over the limit is damage here, not a resource problem: the whole
+  // file is already known to be under kMaxVaultBytes.
+  if (Status s = rest.Blob(ciphertext, kMaxVaultBytes, "vault ciphertext"); !s.ok()) {
+    return Status::Corruption(s.message());
+  }
   ENLACE_RETURN_IF_ERROR(rest.ExpectEnd("vault"));
 
   std::unique_ptr<Vault> v(new Vault());

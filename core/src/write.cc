@@ -46,6 +46,14 @@ void EncodeMeta(Encoder& e, const Write& w) {
   e.U32(w.key_version);
 }
 
+// A bad name in received bytes is malformed input (kCorruption), not a bad
+// argument from the caller.
+Status CheckDecodedName(std::string_view name, const char* what) {
+  const Status s = ValidateName(name, what);
+  if (!s.ok()) return Status::Corruption("bad write: " + s.message());
+  return Status::Ok();
+}
+
 }  // namespace
 
 Bytes Write::EncodeMetadata() const {
@@ -81,7 +89,7 @@ Result<Write> Write::Decode(std::span<const uint8_t> bytes, const WriteLimits& l
   }
   ENLACE_RETURN_IF_ERROR(d.Raw(w.team.bytes, "team id"));
   ENLACE_RETURN_IF_ERROR(d.String(w.collection, limits.max_name_bytes, "collection"));
-  ENLACE_RETURN_IF_ERROR(ValidateName(w.collection, "collection").WithContext("bad write"));
+  ENLACE_RETURN_IF_ERROR(CheckDecodedName(w.collection, "collection"));
   ENLACE_RETURN_IF_ERROR(d.Raw(w.record.bytes, "record id"));
   ENLACE_RETURN_IF_ERROR(d.Raw(w.dot.device.bytes, "device id"));
   ENLACE_RETURN_IF_ERROR(d.U64(w.dot.counter, "counter"));
@@ -108,7 +116,7 @@ Result<Write> Write::Decode(std::span<const uint8_t> bytes, const WriteLimits& l
   for (uint32_t i = 0; i < n; ++i) {
     std::string f;
     ENLACE_RETURN_IF_ERROR(d.String(f, limits.max_name_bytes, "field name"));
-    ENLACE_RETURN_IF_ERROR(ValidateName(f, "field").WithContext("bad write"));
+    ENLACE_RETURN_IF_ERROR(CheckDecodedName(f, "field"));
     if (i > 0 && !(w.fields.back() < f)) {
       return Status::Corruption("bad write: field names not sorted and unique");
     }
