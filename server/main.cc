@@ -1,0 +1,196 @@
+// enlace-hub: a regional office's sync hub. One binary, one data folder.
+//
+//   enlace-hub serve --data DIR [--listen HOST:PORT] [--tls-cert F --tls-key F]
+//   enlace-hub admin bootstrap-token --data DIR
+//   enlace-hub admin backup --data DIR --out FILE
+//   enlace-hub admin pin --tls-cert F
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sodium.h>
+
+#include "hub_storage.h"
+#include "net/server.h"
+#include "net/tls_pin.h"
+#include "routes.h"
+
+namespace {
+
+using enlace::Status;
+
+constexpr int kExitOk = 0;
+constexpr int kExitUsage = 1;
+constexpr int kExitFailure = 2;
+
+int Fail(const std::string& what, const Status& s) {
+  std::cerr << "enlace-hub: " << what << ": " << s.message() << "\n";
+  return kExitFailure;
+}
+
+// "HOST:PORT" or "[V6]:PORT".
+bool ParseListen(const std::string& listen, std::string& host, uint16_t& port) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string p = listen.substr(colon + 1);
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  const unsigned long v = std::stoul(p);
+  if (v > 65535) return false;
+  port = static_cast<uint16_t>(v);
+  return true;
+}
+
+std::string NewToken() {
+  unsigned char raw[24];
+  randombytes_buf(raw, sizeof raw);
+  char out[sodium_base64_ENCODED_LEN(sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+  sodium_bin2base64(out, sizeof out, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  sodium_memzero(raw, sizeof raw);
+  return std::string("bt-") + out;
+}
+
+int Serve(const std::string& data, const std::string& listen, const std::string& cert,
+          const std::string& key, size_t threads, bool quiet) {
+  enlace::hub::ServerOptions net;
+  if (!ParseListen(listen, net.host, net.port)) {
+    std::cerr << "enlace-hub: --listen wants HOST:PORT, e.g. 127.0.0.1:8443 (port 0 picks one)\n";
+    return kExitUsage;
+  }
+  if (cert.empty() != key.empty()) {
+    std::cerr << "enlace-hub: --tls-cert and --tls-key go together\n";
+    return kExitUsage;
+  }
+  net.tls_cert_file = cert;
+  net.tls_key_file = key;
+  net.threads = threads;
+
+  auto storage = enlace::hub::OpenSqliteHubStorage(data);
+  if (!storage.ok()) return Fail("cannot open the data folder " + data, storage.status());
+
+  std::mutex log_mu;
+  enlace::hub::HubOptions options;
+  if (!quiet) {
+    options.log = [&log_mu](const std::string& line) {
+      std::lock_guard lock(log_mu);
+      std::cerr << line << "\n";
+    };
+  }
+  net.log = options.log;
+  enlace::hub::HubHandler handler(**storage, options);
+
+  std::string error;
+  auto server = enlace::hub::Server::Create(net, handler, &error);
+  if (!server) {
+    std::cerr << "enlace-hub: cannot listen on " << listen << ": " << error << "\n";
+    return kExitFailure;
+  }
+  server->StopOnSignals();
+  std::string pin;
+  if (!cert.empty()) {
+    pin = enlace::hub::PublicKeyPin(cert, &error);
+    if (pin.empty()) {
+      std::cerr << "enlace-hub: cannot read the certificate " << cert << ": " << error << "\n";
+      return kExitFailure;
+    }
+  }
+  const std::string scheme = cert.empty() ? "http" : "https";
+  const std::string url_host = net.host.find(':') != std::string::npos ? "[" + net.host + "]" : net.host;
+  // One line on stdout that scripts and tests read to learn the port.
+  std::cout << "enlace-hub listening on " << scheme << "://" << url_host << ":" << server->port()
+            << (pin.empty() ? "" : " pin " + pin) << std::endl;
+  nlohmann::json start = {{"event", "start"}, {"data", data}, {"port", server->port()},
+                          {"tls", !cert.empty()}, {"threads", threads}};
+  if (options.log) options.log(start.dump());
+  server->Run();
+  if (options.log) options.log(nlohmann::json{{"event", "stop"}}.dump());
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (sodium_init() < 0) {
+    std::cerr << "enlace-hub: libsodium failed to initialise\n";
+    return kExitFailure;
+  }
+  CLI::App app{"enlace-hub: the sync hub of an enlace organisation. It stores only ciphertext: "
+               "it never holds a team key or sees a value."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "enlace-hub 0.1.0 (protocol " +
+                                        std::to_string(enlace::kProtocolVersion) + ")");
+
+  std::string data, listen = "127.0.0.1:8443", cert, key, out;
+  size_t threads = 4;
+  bool quiet = false;
+
+  auto* serve = app.add_subcommand("serve", "Run the hub.");
+  serve->add_option("--data", data, "Data folder (created if missing; keep it backed up)")->required();
+  serve->add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free port")
+      ->capture_default_str();
+  serve->add_option("--tls-cert", cert, "PEM certificate chain: serve HTTPS");
+  serve->add_option("--tls-key", key, "PEM private key of --tls-cert");
+  serve->add_option("--threads", threads, "Worker threads")->check(CLI::Range(1, 64))->capture_default_str();
+  serve->add_flag("--quiet", quiet, "No request log on stderr");
+  serve->footer("Example: enlace-hub serve --data /var/lib/enlace --listen 0.0.0.0:8443 "
+                "--tls-cert hub.crt --tls-key hub.key");
+
+  auto* admin = app.add_subcommand("admin", "Operator tasks on a data folder (safe while serving).");
+  admin->require_subcommand(1);
+  auto* token = admin->add_subcommand(
+      "bootstrap-token", "Print a one-time token for a new team's first coordinator "
+                         "(enlace init --token ...).");
+  token->add_option("--data", data, "Data folder")->required();
+  auto* backup = admin->add_subcommand(
+      "backup", "Write a consistent copy of the hub database while it serves.");
+  backup->add_option("--data", data, "Data folder")->required();
+  backup->add_option("--out", out, "New file to write (must not exist)")->required();
+  auto* pin = admin->add_subcommand(
+      "pin", "Print the TLS public-key pin of a certificate (what invite codes carry).");
+  pin->add_option("--tls-cert", cert, "PEM certificate")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (serve->parsed()) return Serve(data, listen, cert, key, threads, quiet);
+
+  if (token->parsed()) {
+    auto storage = enlace::hub::OpenSqliteHubStorage(data);
+    if (!storage.ok()) return Fail("cannot open the data folder " + data, storage.status());
+    const std::string t = NewToken();
+    const auto now = enlace::SystemWallClockMs();
+    Status s = (*storage)->AddBootstrapToken(enlace::hub::HashToken(t), now);
+    if (!s.ok()) return Fail("cannot store the token", s);
+    std::cout << t << std::endl;
+    return kExitOk;
+  }
+  if (backup->parsed()) {
+    auto storage = enlace::hub::OpenSqliteHubStorage(data);
+    if (!storage.ok()) return Fail("cannot open the data folder " + data, storage.status());
+    Status s = (*storage)->Backup(out);
+    if (!s.ok()) return Fail("backup failed", s);
+    std::cerr << "enlace-hub: backup written to " << out << "\n";
+    return kExitOk;
+  }
+  if (pin->parsed()) {
+    std::string error;
+    const std::string p = enlace::hub::PublicKeyPin(cert, &error);
+    if (p.empty()) {
+      std::cerr << "enlace-hub: " << error << "\n";
+      return kExitFailure;
+    }
+    std::cout << p << std::endl;
+    return kExitOk;
+  }
+  return kExitUsage;
+}
