@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -109,7 +110,8 @@ Status Replica::Impl::PersistClock() {
 
 Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
                                  const std::vector<std::string>& fields,
-                                 const std::vector<std::string>& values) {
+                                 const std::vector<std::string>& values,
+                                 const VersionVector* context, Dot* written) {
   const auto& secrets = vault_->secrets();
   if (secrets.team.IsZero() || secrets.team_keys.empty()) {
     return Status::FailedPrecondition("this device has no team yet");
@@ -124,7 +126,11 @@ Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
   w.record = key.record;
   w.dot = Dot{secrets.device, counter};
   w.hlc = clock_.Now();
-  if (state) w.context = state->context;
+  if (context != nullptr) {
+    w.context = *context;
+  } else if (state) {
+    w.context = state->context;
+  }
   w.fields = fields;
   w.kind = kind;
   w.key_version = CurrentKeyVersion();
@@ -136,7 +142,73 @@ Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
   ENLACE_RETURN_IF_ERROR(PersistClock());
   ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, Merge(w, encoded));
   if (outcome != ApplyOutcome::kApplied) return Status::Internal("own write was not applied");
+  if (written != nullptr) *written = w.dot;
   return store_->AddToOutbox(counter);
+}
+
+Result<size_t> Replica::Impl::RestampFutureWrites(uint64_t margin_ms) {
+  const uint64_t wall = clock_.WallMs();
+  const uint64_t limit = wall + margin_ms;
+  // Own unsent writes stamped in the future, grouped by record, in counter order.
+  struct Stamped {
+    std::set<Dot> dots;
+    Dot last_dot;
+    VersionVector last_context;
+  };
+  std::map<RecordKey, Stamped> future;
+  ENLACE_ASSIGN_OR_RETURN(auto pending, store_->PendingWrites(device(), SIZE_MAX));
+  for (const auto& [counter, bytes] : pending) {
+    ENLACE_ASSIGN_OR_RETURN(Write w, Write::Decode(bytes, options_.limits));
+    if (w.hlc.physical_ms() <= limit) continue;
+    Stamped& st = future[RecordKey{w.collection, w.record}];
+    st.dots.insert(w.dot);
+    st.last_dot = w.dot;
+    st.last_context = std::move(w.context);
+  }
+  if (future.empty()) return size_t{0};
+  if (clock_.last().physical_ms() > limit) clock_.RewindTo(HlcTimestamp::From(wall, 0));
+
+  size_t written = 0;
+  for (const auto& [key, st] : future) {
+    ENLACE_ASSIGN_OR_RETURN(auto state, store_->LoadRecord(key));
+    if (!state) continue;
+    // The values this device's future-stamped writes still hold, re-written
+    // as one write whose context covers exactly what they covered.
+    OpenedWrites opened;
+    std::vector<std::string> fields, values;
+    std::optional<WriteKind> existence;
+    for (const auto& [field, siblings] : state->fields) {
+      for (const Sibling& sib : siblings) {
+        if (!st.dots.contains(sib.dot)) continue;
+        ENLACE_ASSIGN_OR_RETURN(std::string v, SiblingValueOf(field, sib, opened));
+        if (field == kDeletedField) {
+          existence = opened.at(sib.dot).kind;
+        } else {
+          fields.push_back(field);
+          values.push_back(std::move(v));
+        }
+      }
+    }
+    if (!existence && fields.empty()) continue;
+    VersionVector context = st.last_context;
+    context.Add(st.last_dot);
+    const WriteKind kind = existence.value_or(WriteKind::kPut);
+    if (kind == WriteKind::kDelete) {
+      // A delete carries no fields: put the live values first, then delete.
+      if (!fields.empty()) {
+        Dot put_dot;
+        ENLACE_RETURN_IF_ERROR(WriteLocal(key, WriteKind::kPut, fields, values, &context, &put_dot));
+        context.Add(put_dot);
+        ++written;
+      }
+      ENLACE_RETURN_IF_ERROR(WriteLocal(key, WriteKind::kDelete, {}, {}, &context, nullptr));
+    } else {
+      ENLACE_RETURN_IF_ERROR(WriteLocal(key, kind, fields, values, &context, nullptr));
+    }
+    ++written;
+  }
+  ENLACE_RETURN_IF_ERROR(PersistClock());
+  return written;
 }
 
 Result<Write> Replica::Impl::DecodeAndVerify(std::span<const uint8_t> encoded) {

@@ -34,9 +34,21 @@ class Replica::Impl {
   // Creates, seals, signs and merges one local write, and queues it in the
   // outbox. Must run inside a transaction. `values` are canonical JSON, one
   // per field of `fields` (sorted, unique).
+  // `context` overrides the record's context (re-stamping); `written`
+  // receives the new write's dot.
   Status WriteLocal(const internal::RecordKey& key, WriteKind kind,
                     const std::vector<std::string>& fields,
-                    const std::vector<std::string>& values);
+                    const std::vector<std::string>& values,
+                    const VersionVector* context = nullptr, Dot* written = nullptr);
+
+  // A device whose clock ran ahead made writes that the hub and other
+  // devices refuse as too far in the future. Once its clock is corrected
+  // (FollowHubClock), this replaces every unsent own write stamped more than
+  // `margin_ms` ahead with a fresh write of the values it still holds, whose
+  // context covers exactly what the old writes covered; the old ones are then
+  // superseded and leave the outbox. Nothing is lost and no conflict is
+  // added or hidden. Must run inside a transaction. Returns writes made.
+  Result<size_t> RestampFutureWrites(uint64_t margin_ms);
 
   // Checks and merges a decoded remote write. Must run inside a transaction.
   Result<ApplyOutcome> ApplyChecked(const Write& write, const Bytes& encoded);

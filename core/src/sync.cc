@@ -16,6 +16,9 @@ using internal::SecretBytes;
 namespace {
 
 constexpr char kInvitePrefix[] = "enlace1.";
+// Own unsent writes stamped further ahead of the (corrected) clock than this
+// are re-stamped before they are pushed; the hub refuses 5 minutes.
+constexpr uint64_t kRestampMarginMs = 60 * 1000;
 constexpr char kInviteKdfContext[9] = "enlinvit";
 constexpr uint64_t kInviteWrapSubkey = 1;
 constexpr uint64_t kInviteVerifierSubkey = 2;
@@ -179,6 +182,14 @@ SyncSession::SyncSession(Replica& replica, SyncOptions options)
 Result<OutgoingRequest> SyncSession::NextRequest() {
   auto& impl = replica_.impl();
   if (replica_.team().IsZero()) return Status::FailedPrecondition("this device has no team yet");
+  {
+    // Writes made while this device's clock ran ahead would be refused by
+    // the hub; once the clock follows the hub's, re-stamp them.
+    ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
+    ENLACE_ASSIGN_OR_RETURN(size_t restamped, impl.RestampFutureWrites(kRestampMarginMs));
+    ENLACE_RETURN_IF_ERROR(tx->Commit());
+    progress_.restamped += restamped;
+  }
   ENLACE_ASSIGN_OR_RETURN(auto pending, impl.store().PendingWrites(impl.device(),
                                                                    options_.max_push_bytes));
   SyncRequest req;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "enlace/replica.h"
+#include "replica_impl.h"
 #include "test_util.h"
 
 namespace enlace {
@@ -32,7 +33,7 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
 
 struct Totals {
   uint64_t schedules = 0, writes = 0, deliveries = 0, duplicates = 0, conflicts = 0,
-           delete_conflicts = 0, bootstraps = 0, late_writes = 0, equal_pairs = 0;
+           delete_conflicts = 0, bootstraps = 0, late_writes = 0, equal_pairs = 0, restamped = 0;
 };
 
 // One randomized schedule over a fresh team.
@@ -62,23 +63,26 @@ class Schedule {
   void Run() {
     const int steps = 12 + Pick(24);
     for (int step = 0; step < steps; ++step) {
-      if (late_joiner_ && !active_[3] && Pick(steps) == 0) Bootstrap(3, 1 + Pick(2));
+      if (late_joiner_ && !active_[3] && Pick(steps) == 0 && CanBootstrapFrom(1)) Bootstrap(3, 1);
       const int r = RandomActive();
       switch (Pick(10)) {
         case 0: case 1: case 2: LocalPut(r); break;
         case 3: LocalDelete(r); break;
         case 4: LocalResolve(r); break;
-        case 5: LocalErase(r); break;
+        case 5: Pick(2) == 0 ? LocalErase(r) : ToggleClockAhead(r); break;
         default: Deliver(r); break;
       }
       clock_.now_ms += Pick(3);  // clocks barely move: HLC ties are common
+    }
+    for (int i = 0; i < kReplicas; ++i) {
+      if (skewed_[i]) ToggleClockAhead(i);  // every clock is right in the end
     }
     if (late_joiner_ && !active_[3]) Bootstrap(3, 0);
     // Deliver everything everywhere, still in random causal orders.
     for (;;) {
       std::vector<int> behind;
       for (int i = 0; i < kReplicas; ++i) {
-        if (applied_[i].size() < writes_.size()) behind.push_back(i);
+        if (!ReadyFor(i).empty()) behind.push_back(i);
       }
       if (behind.empty()) break;
       Deliver(behind[Pick(static_cast<int>(behind.size()))], /*allow_duplicate=*/false);
@@ -95,10 +99,17 @@ class Schedule {
 
  private:
   struct LoggedWrite {
-    Bytes bytes;
     std::set<size_t> deps;  // what the writer had applied when writing
+    Bytes bytes;
     Dot dot;
   };
+
+  template <typename... A>
+  static void Trace(const char* fmt, A... a) {
+    if (std::getenv("ENLACE_CONVERGENCE_TRACE") == nullptr) return;
+    std::fprintf(stderr, fmt, a...);
+    std::fputc('\n', stderr);
+  }
 
   int Pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
 
@@ -115,20 +126,95 @@ class Schedule {
     return *d;
   }
 
-  // Records the write a local operation just made on replica r.
-  void LogLocalWrite(int r) {
+  // Records the writes a local operation just made on replica r. Writes made
+  // while r's clock runs ahead are withheld: the hub would refuse them.
+  std::vector<size_t> LogLocalWrite(int r, const std::set<size_t>* deps = nullptr) {
     auto pending = replicas_[r]->PendingWrites(SIZE_MAX);
     REQUIRE(pending.ok());
-    REQUIRE_FALSE(pending->empty());
-    const auto& [counter, bytes] = pending->back();
-    auto w = Write::Decode(bytes);
-    REQUIRE(w.ok());
-    writes_.push_back(LoggedWrite{bytes, applied_[r], w->dot});
-    applied_[r].insert(writes_.size() - 1);
-    index_by_dot_[w->dot] = writes_.size() - 1;
-    REQUIRE(replicas_[r]->AcknowledgeUpTo(counter).ok());
-    ++totals_.writes;
+    std::vector<size_t> logged;
+    for (const auto& [counter, bytes] : *pending) {
+      if (counter <= last_logged_[r]) continue;
+      auto w = Write::Decode(bytes);
+      REQUIRE(w.ok());
+      // A device pushes in counter order: each write needs its predecessors.
+      std::set<size_t> needs = deps != nullptr ? *deps : applied_[r];
+      needs.insert(logged.begin(), logged.end());
+      writes_.push_back(LoggedWrite{std::move(needs), bytes, w->dot});
+      Trace("replica %d wrote #%zu %s:%llu kind %d fields %zu hlc %llu%s", r, writes_.size() - 1,
+            w->dot.device.ToHex().substr(0, 4).c_str(), (unsigned long long)w->dot.counter,
+            (int)w->kind, w->fields.size(), (unsigned long long)w->hlc.physical_ms(),
+            skewed_[r] ? " (withheld)" : "");
+      const size_t index = writes_.size() - 1;
+      applied_[r].insert(index);
+      index_by_dot_[w->dot] = index;
+      if (skewed_[r]) withheld_[index] = {};
+      last_logged_[r] = counter;
+      logged.push_back(index);
+      ++totals_.writes;
+    }
+    REQUIRE_FALSE(logged.empty());
+    return logged;
   }
+
+  // Replica r's clock jumps two hours ahead, or comes back and re-stamps the
+  // writes it made meanwhile (what a sync does once the hub's time is known).
+  void ToggleClockAhead(int r) {
+    if (!skewed_[r]) {
+      replicas_[r]->clock().SetWallClockOffsetMs(2 * 3600 * 1000);
+      skewed_[r] = true;
+      return;
+    }
+    replicas_[r]->clock().SetWallClockOffsetMs(0);
+    skewed_[r] = false;
+    std::vector<size_t> mine;
+    for (const auto& [index, replaced_by] : withheld_) {
+      if (replaced_by.empty() && writes_[index].dot.device == replicas_[r]->device_id()) {
+        mine.push_back(index);
+      }
+    }
+    auto& impl = replicas_[r]->impl();
+    auto tx = impl.store().Begin();
+    REQUIRE(tx.ok());
+    auto made = impl.RestampFutureWrites(60 * 1000);
+    REQUIRE_MESSAGE(made.ok(), made.status().ToString());
+    REQUIRE((*tx)->Commit().ok());
+    if (*made == 0) {
+      CHECK(mine.empty());  // everything it wrote ahead was superseded already
+      for (size_t i : mine) withheld_.erase(i);
+      return;
+    }
+    // The new writes stand in for the withheld ones; they need none of them.
+    std::set<size_t> deps = applied_[r];
+    for (size_t i : mine) deps.erase(i);
+    Trace("replica %d re-stamps %zu withheld writes", r, mine.size());
+    const std::vector<size_t> batch = LogLocalWrite(r, &deps);
+    for (size_t i : mine) withheld_[i] = batch;
+    totals_.restamped += batch.size();
+  }
+
+  // A dependency is met when applied, or when it was withheld and the writes
+  // that replaced it are applied.
+  bool Satisfied(int r, size_t dep) const {
+    if (applied_[r].contains(dep)) return true;
+    auto it = withheld_.find(dep);
+    if (it == withheld_.end() || it->second.empty()) return false;
+    return std::all_of(it->second.begin(), it->second.end(),
+                       [&](size_t i) { return applied_[r].contains(i); });
+  }
+
+  std::vector<size_t> ReadyFor(int r) const {
+    std::vector<size_t> ready;
+    for (size_t i = 0; i < writes_.size(); ++i) {
+      if (applied_[r].contains(i) || withheld_.contains(i)) continue;
+      if (std::all_of(writes_[i].deps.begin(), writes_[i].deps.end(),
+                      [&](size_t d) { return Satisfied(r, d); })) {
+        ready.push_back(i);
+      }
+    }
+    return ready;
+  }
+
+  bool CanBootstrapFrom(int source) const { return !skewed_[source]; }
 
   RecordId RandomRecord() {
     if (records_.empty() || (records_.size() < 3 && Pick(4) == 0)) {
@@ -199,17 +285,11 @@ class Schedule {
 
   // Delivers one causally ready write (or, sometimes, a duplicate) to r.
   void Deliver(int r, bool allow_duplicate = true) {
-    std::vector<size_t> ready;
-    for (size_t i = 0; i < writes_.size(); ++i) {
-      if (applied_[r].contains(i)) continue;
-      if (std::includes(applied_[r].begin(), applied_[r].end(), writes_[i].deps.begin(),
-                        writes_[i].deps.end())) {
-        ready.push_back(i);
-      }
-    }
+    const std::vector<size_t> ready = ReadyFor(r);
     if (allow_duplicate && !applied_[r].empty() && (ready.empty() || Pick(5) == 0)) {
       auto it = applied_[r].begin();
       std::advance(it, Pick(static_cast<int>(applied_[r].size())));
+      if (withheld_.contains(*it)) return;
       const std::string before = Dump(r);
       auto outcome = replicas_[r]->ApplyRemote(writes_[*it].bytes);
       REQUIRE_MESSAGE(outcome.ok(), outcome.status().ToString());
@@ -222,6 +302,8 @@ class Schedule {
     const size_t w = ready[Pick(static_cast<int>(ready.size()))];
     auto outcome = replicas_[r]->ApplyRemote(writes_[w].bytes);
     REQUIRE_MESSAGE(outcome.ok(), outcome.status().ToString());
+    Trace("replica %d applied #%zu: %s", r, w,
+          *outcome == ApplyOutcome::kApplied ? "applied" : "already seen");
     applied_[r].insert(w);
     ++totals_.deliveries;
     CheckEqualSetsEqualStates(r);
@@ -284,7 +366,7 @@ class Schedule {
 
     std::vector<size_t> dropped;
     for (size_t i = 0; i < writes_.size(); ++i) {
-      if (!kept.contains(i)) dropped.push_back(i);
+      if (!kept.contains(i) && !withheld_.contains(i)) dropped.push_back(i);
     }
     std::shuffle(dropped.begin(), dropped.end(), rng_);
     for (size_t i : dropped) {
@@ -316,6 +398,9 @@ class Schedule {
   std::vector<bool> active_;
   bool late_joiner_ = false;
   std::vector<LoggedWrite> writes_;
+  std::vector<uint64_t> last_logged_ = std::vector<uint64_t>(kReplicas, 0);
+  std::vector<bool> skewed_ = std::vector<bool>(kReplicas, false);
+  std::map<size_t, std::vector<size_t>> withheld_;  // -> the writes that replaced it
   std::map<Dot, size_t> index_by_dot_;
   std::vector<RecordId> records_;
 };
@@ -333,7 +418,8 @@ TEST_CASE("replicas that saw the same writes converge in any causal order") {
   std::printf(
       "convergence: %llu schedules (base seed %llu): %llu writes, %llu deliveries, "
       "%llu duplicates, %llu equal-set checks, %llu field conflicts and %llu delete conflicts "
-      "left, %llu mid-run bootstraps, %llu late superseded writes ignored\n",
+      "left, %llu mid-run bootstraps, %llu late superseded writes ignored, %llu writes "
+      "re-stamped after a clock ran ahead\n",
       static_cast<unsigned long long>(totals.schedules),
       static_cast<unsigned long long>(base_seed), static_cast<unsigned long long>(totals.writes),
       static_cast<unsigned long long>(totals.deliveries),
@@ -342,7 +428,8 @@ TEST_CASE("replicas that saw the same writes converge in any causal order") {
       static_cast<unsigned long long>(totals.conflicts),
       static_cast<unsigned long long>(totals.delete_conflicts),
       static_cast<unsigned long long>(totals.bootstraps),
-      static_cast<unsigned long long>(totals.late_writes));
+      static_cast<unsigned long long>(totals.late_writes),
+      static_cast<unsigned long long>(totals.restamped));
   CHECK(totals.schedules == schedules);
   // The generator must actually exercise what it claims to.
   if (schedules >= 200) {
@@ -351,6 +438,7 @@ TEST_CASE("replicas that saw the same writes converge in any causal order") {
     CHECK(totals.bootstraps > 0);
     CHECK(totals.late_writes > 0);
     CHECK(totals.duplicates > 0);
+    CHECK(totals.restamped > 0);
   }
 }
 

@@ -54,6 +54,12 @@ class HybridClock {
 
   HlcTimestamp last() const { return last_; }
 
+  // The one exception to "never backwards": when the device learns that its
+  // wall clock was ahead (the hub's time says so), its clock returns to
+  // `t`. Stamps only order the display of concurrent values; causality, and
+  // so conflict detection, never depends on them.
+  void RewindTo(HlcTimestamp t) { last_ = t; }
+
   // The corrected wall clock in milliseconds.
   uint64_t WallMs() const;
 

@@ -56,6 +56,7 @@ struct SyncProgress {
   uint64_t received = 0;  // others' writes merged here
   uint64_t ignored = 0;   // pulled writes already seen or superseded
   uint64_t refused = 0;   // pulled writes that failed verification (skipped)
+  uint64_t restamped = 0;  // own writes re-made because this device's clock had run ahead
   std::string last_refusal;  // why the last one was refused
 };
 
