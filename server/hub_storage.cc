@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -200,7 +201,22 @@ class SqliteHubStorage final : public HubStorage {
         Stmt ins, db_->Prepare("INSERT INTO writes(team, device, counter, encoded, received_ms) "
                                "SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM writes "
                                "WHERE device = ?2 AND counter = ?3)"));
+    ENLACE_ASSIGN_OR_RETURN(Stmt existing, db_->Prepare("SELECT encoded FROM writes "
+                                                        "WHERE device = ? AND counter = ?"));
     for (const auto& w : writes) {
+      // A retried write is stored once; a reused write number with other
+      // content (a device restored from an old backup) is refused, never
+      // acknowledged and dropped.
+      existing.BindBlob(1, w.dot.device.bytes).Bind(2, I(w.dot.counter));
+      ENLACE_ASSIGN_OR_RETURN(bool found, existing.Step());
+      const bool same = found && std::ranges::equal(existing.ColumnBlob(0), w.encoded);
+      existing.Reset();
+      if (found && !same) {
+        return Status::FailedPrecondition(
+            "write number " + std::to_string(w.dot.counter) +
+            " of this device was already used for other content; the device was probably "
+            "restored from an old backup and must rejoin the team");
+      }
       ENLACE_RETURN_IF_ERROR(ins.BindBlob(1, device.team.bytes)
                                  .BindBlob(2, w.dot.device.bytes)
                                  .Bind(3, I(w.dot.counter))

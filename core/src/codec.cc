@@ -67,6 +67,9 @@ Status Decoder::Check(size_t need, const char* what) const {
   if (!impl_->started) {
     // The archive reads its one-byte endianness marker on construction.
     if (impl_->buf.left() < 1) return Status::Corruption(std::string("input ends before ") + what);
+    // One encoding only: cereal would accept a big-endian marker (any byte
+    // but 1) and byte-swap, giving every message a second valid form.
+    if (impl_->buf.sgetc() != 1) return Status::Corruption("unsupported archive byte order");
     try {
       impl_->archive = std::make_unique<cereal::PortableBinaryInputArchive>(impl_->stream);
     } catch (const std::exception&) {

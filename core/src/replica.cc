@@ -238,6 +238,21 @@ Result<Write> Replica::Impl::DecodeAndVerify(std::span<const uint8_t> encoded) {
 }
 
 Result<ApplyOutcome> Replica::Impl::ApplyChecked(const Write& w, const Bytes& encoded) {
+  // A write may not claim to have seen writes this device never made: that
+  // would make every later local edit of the record look already seen.
+  ENLACE_ASSIGN_OR_RETURN(uint64_t issued, store_->GetMeta(kMetaCounter));
+  if (w.dot.device != device() && w.context.Get(device()) > issued) {
+    return Status::Corruption("write claims to have seen writes this device never made");
+  }
+  // One dot, one write: a device restored from an old backup may reuse a
+  // counter for different content, which must not be merged.
+  ENLACE_ASSIGN_OR_RETURN(auto stored, store_->GetWrite(w.dot));
+  if (stored && stored->encoded != encoded) {
+    return Status::Corruption("write number " + w.dot.device.ToHex().substr(0, 8) + ":" +
+                              std::to_string(w.dot.counter) +
+                              " was reused for different content (a device restored from an "
+                              "old backup?)");
+  }
   ENLACE_RETURN_IF_ERROR(clock_.Observe(w.hlc));
   ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, Merge(w, encoded));
   if (outcome == ApplyOutcome::kApplied) {

@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "codec.h"
@@ -348,7 +349,7 @@ Result<std::vector<std::pair<uint64_t, Bytes>>> Store::PendingWrites(const Devic
 
 Status Store::AcknowledgeUpTo(uint64_t up_to) {
   ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM outbox WHERE counter <= ?"));
-  return st.Bind(1, static_cast<int64_t>(up_to)).Exec();
+  return st.Bind(1, static_cast<int64_t>(std::min<uint64_t>(up_to, Write::kMaxCounter))).Exec();
 }
 
 Result<uint64_t> Store::PendingCount() {

@@ -93,7 +93,9 @@ Result<Write> Write::Decode(std::span<const uint8_t> bytes, const WriteLimits& l
   ENLACE_RETURN_IF_ERROR(d.Raw(w.record.bytes, "record id"));
   ENLACE_RETURN_IF_ERROR(d.Raw(w.dot.device.bytes, "device id"));
   ENLACE_RETURN_IF_ERROR(d.U64(w.dot.counter, "counter"));
-  if (w.dot.counter == 0) return Status::Corruption("bad write: counter 0");
+  if (w.dot.counter == 0 || w.dot.counter > kMaxCounter) {
+    return Status::Corruption("bad write: counter out of range");
+  }
   ENLACE_RETURN_IF_ERROR(d.U64(w.hlc.value, "hlc"));
 
   uint32_t n = 0;
@@ -104,8 +106,13 @@ Result<Write> Write::Decode(std::span<const uint8_t> bytes, const WriteLimits& l
     ENLACE_RETURN_IF_ERROR(d.Raw(entry.device.bytes, "context device"));
     ENLACE_RETURN_IF_ERROR(d.U64(entry.counter, "context counter"));
     // Canonical form only: strictly increasing devices, no zero counters.
-    if ((i > 0 && !(previous < entry.device)) || entry.counter == 0) {
+    if ((i > 0 && !(previous < entry.device)) || entry.counter == 0 ||
+        entry.counter > kMaxCounter) {
       return Status::Corruption("bad write: context is not canonical");
+    }
+    // A write cannot have seen itself or its writer's later writes.
+    if (entry.device == w.dot.device && entry.counter >= w.dot.counter) {
+      return Status::Corruption("bad write: context claims the writer's own later writes");
     }
     previous = entry.device;
     w.context.Add(entry);

@@ -210,7 +210,7 @@ TEST_CASE("encode then decode returns the same write, and re-encodes to the same
     w.ciphertext.clear();
   }
   SUBCASE("extreme counters and clocks") {
-    w.dot.counter = UINT64_MAX;
+    w.dot.counter = Write::kMaxCounter;
     w.hlc = HlcTimestamp{UINT64_MAX};
     w.key_version = UINT32_MAX;
     w.collection = std::string(64, 'c');
@@ -537,15 +537,17 @@ std::vector<MetadataChange> MetadataChanges() {
        S::kUnauthenticated},
       {"dot.counter up", [](Write& w, TamperFixture&) { ++w.dot.counter; }, S::kUnauthenticated,
        S::kDecryptFailed},
-      {"dot.counter down", [](Write& w, TamperFixture&) { --w.dot.counter; }, S::kUnauthenticated,
-       S::kDecryptFailed},
+      // Below the writer's own entry in its context: malformed whoever signs it.
+      {"dot.counter down", [](Write& w, TamperFixture&) { --w.dot.counter; }, S::kCorruption,
+       S::kCorruption},
       {"hlc", [](Write& w, TamperFixture&) { ++w.hlc.value; }, S::kUnauthenticated,
        S::kDecryptFailed},
+      // Claiming the writer's own later writes: malformed whoever signs it.
       {"context counter",
        [](Write& w, TamperFixture& f) {
          w.context.Add(Dot{f.a->device_id(), 7});
        },
-       S::kUnauthenticated, S::kDecryptFailed},
+       S::kCorruption, S::kCorruption},
       {"context entry removed", [](Write& w, TamperFixture&) { w.context = VersionVector(); },
        S::kUnauthenticated, S::kDecryptFailed},
       {"context entry added",
@@ -571,7 +573,9 @@ TEST_CASE(
     Write w = f.decoded;
     change.apply(w, f);
     const Bytes tampered = w.Encode();
-    REQUIRE(Write::Decode(tampered).ok());  // well-formed: only the bindings can catch it
+    // Well-formed unless the change itself is malformed: then only the
+    // bindings can catch it.
+    CHECK(Write::Decode(tampered).ok() == (change.unsigned_code != StatusCode::kCorruption));
     f.ExpectRefused(tampered, change.unsigned_code);
   }
   f.ExpectOriginalApplies();
@@ -692,6 +696,27 @@ TEST_CASE("a write stamped beyond the receiver's drift limit is refused and chan
   auto later = b->ApplyRemote(pending->front().second);
   REQUIRE_MESSAGE(later.ok(), later.status().ToString());
   CHECK(b->Get("cases", *id).ok());
+}
+
+}  // namespace
+}  // namespace enlace
+
+namespace enlace {
+namespace {
+
+TEST_CASE("counters beyond 2^63 - 1 and a big-endian archive marker are refused") {
+  Write w = GoldenWrite();
+  w.dot.counter = Write::kMaxCounter + 1;
+  CHECK(Write::Decode(w.Encode()).status().code() == StatusCode::kCorruption);
+  w = GoldenWrite();
+  w.context.Add(Dot{DeviceId::Random(), UINT64_MAX});
+  CHECK(Write::Decode(w.Encode()).status().code() == StatusCode::kCorruption);
+  // cereal marks byte order in the first byte; only little endian (1) is ours,
+  // so no write has a second valid encoding.
+  Bytes encoded = GoldenWrite().Encode();
+  REQUIRE(encoded[0] == 1);
+  encoded[0] = 0;
+  CHECK(Write::Decode(encoded).status().code() == StatusCode::kCorruption);
 }
 
 }  // namespace

@@ -751,3 +751,40 @@ TEST_CASE("a bootstrap token registers one team only, and an unknown token none"
 
 }  // namespace
 }  // namespace enlace
+
+namespace enlace {
+namespace {
+
+TEST_CASE("a device restored from an old backup cannot reuse a write number on the hub") {
+  Team t;
+  // Back up a's folder, then a writes and syncs.
+  t.a.reset();
+  std::filesystem::copy(t.dir.File("a"), t.dir.File("a-backup"),
+                        std::filesystem::copy_options::recursive);
+  auto a = Replica::Open(TestOptions(t.dir.File("a"), &t.clock), "correct horse");
+  REQUIRE(a.ok());
+  auto first = (*a)->Put("cases", std::nullopt, {{"status", "\"Active\""}});
+  REQUIRE(first.ok());
+  testing::SyncAll(t.hub, **a);
+  const uint64_t before = HubLogRows(t.hub);
+
+  // The restored copy makes a different write with the same counter.
+  auto restored = Replica::Open(TestOptions(t.dir.File("a-backup"), &t.clock), "correct horse");
+  REQUIRE(restored.ok());
+  REQUIRE((*restored)->Put("cases", std::nullopt, {{"status", "\"Closed\""}}).ok());
+  SyncSession session(**restored);
+  auto req = session.NextRequest();
+  REQUIRE(req.ok());
+  const HubReply reply = t.hub.Send(*req);
+  CHECK(reply.status == 409);
+  CHECK(ReplyStatus(reply).message().find("backup") != std::string::npos);
+  CHECK(HubLogRows(t.hub) == before);
+  CHECK(Pending(**restored) == 1);  // not acknowledged, not silently dropped
+  // The team still sees only the original write.
+  testing::SyncAll(t.hub, *t.b);
+  CHECK(t.b->Get("cases", *first).ok());
+  CHECK(t.b->List("cases")->size() == 1);
+}
+
+}  // namespace
+}  // namespace enlace

@@ -42,6 +42,8 @@ inline constexpr char kDeletedField[] = "$deleted";
 
 struct Write {
   static constexpr uint8_t kFormatVersion = 1;
+  // Counters are stored as SQLite integers: at most 2^63 - 1.
+  static constexpr uint64_t kMaxCounter = (uint64_t{1} << 63) - 1;
 
   TeamId team;
   std::string collection;
