@@ -247,7 +247,8 @@ class SqliteHubStorage final : public HubStorage {
                        device.member.device;
       const auto blob = pull.ColumnBlob(2);
       if (!own) {
-        if (!resp.writes.empty() && total + blob.size() > max_bytes) {
+        if (!resp.writes.empty() &&
+            (total + blob.size() > max_bytes || resp.writes.size() >= WireLimits{}.max_writes)) {
           resp.more = true;
           break;
         }
@@ -263,6 +264,15 @@ class SqliteHubStorage final : public HubStorage {
     if (members.members_version != members_version) resp.members = std::move(members.members);
     ENLACE_RETURN_IF_ERROR(tx->Commit());
     return resp;
+  }
+
+  Result<uint64_t> MaxStoredCounter(const DeviceId& device) override {
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT coalesce(max(counter), 0) FROM writes "
+                                                  "WHERE device = ?"));
+    st.BindBlob(1, device.bytes);
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    return row ? static_cast<uint64_t>(st.ColumnInt(0)) : uint64_t{0};
   }
 
   Result<HubCounts> Counts() override {

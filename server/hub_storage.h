@@ -75,6 +75,9 @@ class HubStorage {
                                     uint64_t members_version, size_t max_bytes,
                                     uint64_t now_ms) = 0;
 
+  // The highest write counter of `device` the hub holds (0 when none).
+  virtual Result<uint64_t> MaxStoredCounter(const DeviceId& device) = 0;
+
   virtual Result<HubCounts> Counts() = 0;
 
   // A consistent copy of the database at `out_path` while serving.

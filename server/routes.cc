@@ -190,7 +190,8 @@ Result<RequestSignature> HubHandler::CheckSignature(const HttpRequest& request,
   const std::string_view path = PathOf(request.target);
   ENLACE_RETURN_IF_ERROR(
       VerifyRequestSignature(sig, key, request.method, path, BodyBytes(request)));
-  Status s = storage_.RememberNonce(sig.device, sig.nonce, now, now - 2 * kRequestFreshnessMs);
+  const uint64_t forget_before = now > 2 * kRequestFreshnessMs ? now - 2 * kRequestFreshnessMs : 0;
+  Status s = storage_.RememberNonce(sig.device, sig.nonce, now, forget_before);
   if (s.code() == StatusCode::kAlreadyExists) return Status::Unauthenticated("replayed request");
   ENLACE_RETURN_IF_ERROR(s);
   return sig;
@@ -264,6 +265,18 @@ HttpResponse HubHandler::Sync(const HttpRequest& request, std::string& device_fo
       return Error(Status::InvalidArgument(
           "a write is stamped " + std::to_string((w->hlc.physical_ms() - now) / 60000) +
           " minutes in the hub's future; the device's clock is ahead"));
+    }
+    // A device learns other devices' writes only through this hub, so a
+    // context may not claim one the hub never stored: such a write would
+    // make the real writer's later edits look already seen everywhere.
+    for (const auto& [other, counter] : w->context.entries()) {
+      if (other == w->dot.device) continue;
+      auto stored = storage_.MaxStoredCounter(other);
+      if (!stored.ok()) return Error(stored.status());
+      if (counter > *stored) {
+        return Error(Status::InvalidArgument(
+            "a write claims to have seen writes of another device that this hub never received"));
+      }
     }
     writes.push_back(IncomingWrite{w->dot, std::move(bytes)});
   }

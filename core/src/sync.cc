@@ -33,7 +33,7 @@ OutgoingRequest SignedRequest(Replica& replica, std::string path, Bytes body) {
   const uint64_t now = impl.clock().WallMs();
   std::array<uint8_t, 16> nonce{};
   internal::RandomFill(nonce);
-  const Bytes input = RequestSigningInput(r.method, r.path, now, nonce, r.body);
+  const Bytes input = RequestSigningInput(r.method, r.path, impl.device(), now, nonce, r.body);
   const auto sig = internal::Sign(impl.vault().secrets().signing.secret_key, input);
   r.headers = {{kHeaderDevice, impl.device().ToHex()},
                {kHeaderTime, std::to_string(now)},
@@ -222,7 +222,15 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
       delta.last_refusal = w.status().ToString();
       continue;
     }
-    ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, impl.ApplyChecked(*w, bytes));
+    auto applied = impl.ApplyChecked(*w, bytes);
+    if (!applied.ok()) {
+      // Refused before anything changed (a reused or impossible write number).
+      if (applied.status().code() != StatusCode::kCorruption) return applied.status();
+      ++delta.refused;
+      delta.last_refusal = applied.status().ToString();
+      continue;
+    }
+    const ApplyOutcome outcome = *applied;
     if (outcome == ApplyOutcome::kApplied) {
       ++delta.received;
     } else {

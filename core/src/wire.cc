@@ -279,13 +279,16 @@ Result<MembersResponse> DecodeMembersResponse(std::span<const uint8_t> body, con
 
 // ---- request signatures ------------------------------------------------------------------
 
-Bytes RequestSigningInput(std::string_view method, std::string_view path, uint64_t time_ms,
-                          std::span<const uint8_t, 16> nonce, std::span<const uint8_t> body) {
+Bytes RequestSigningInput(std::string_view method, std::string_view path, const DeviceId& device,
+                          uint64_t time_ms, std::span<const uint8_t, 16> nonce,
+                          std::span<const uint8_t> body) {
   const auto body_hash = internal::GenericHash(body);
   std::string s = "enlace-request-v1\n";
   s += method;
   s += '\n';
   s += path;
+  s += '\n';
+  s += device.ToHex();
   s += '\n';
   s += std::to_string(time_ms);
   s += '\n';
@@ -326,7 +329,7 @@ Result<RequestSignature> ParseRequestSignature(
 Status VerifyRequestSignature(const RequestSignature& sig, const PublicKey32& signing_key,
                               std::string_view method, std::string_view path,
                               std::span<const uint8_t> body) {
-  const Bytes input = RequestSigningInput(method, path, sig.time_ms, sig.nonce, body);
+  const Bytes input = RequestSigningInput(method, path, sig.device, sig.time_ms, sig.nonce, body);
   if (!internal::VerifySignature(signing_key, input, sig.signature)) {
     return Status::Unauthenticated("request signature does not verify");
   }

@@ -584,14 +584,16 @@ TEST_CASE("missing or malformed signature headers are unauthenticated") {
   }
 }
 
-TEST_CASE("the signing input covers method, path, time, nonce and the body's hash") {
+TEST_CASE("the signing input covers method, path, device, time, nonce and the body's hash") {
   const std::array<uint8_t, 16> nonce = Filled<16>(1);
   const Bytes body = {1, 2, 3, 4};
-  const Bytes input = RequestSigningInput("POST", "/v1/sync", 1234, nonce, body);
+  DeviceId device;
+  device.bytes = Filled<16>(9);
+  const Bytes input = RequestSigningInput("POST", "/v1/sync", device, 1234, nonce, body);
   REQUIRE(sodium_init() >= 0);
   std::array<uint8_t, 32> hash{};
   crypto_generichash(hash.data(), hash.size(), body.data(), body.size(), nullptr, 0);
-  const std::string expected = "enlace-request-v1\nPOST\n/v1/sync\n1234\n" +
+  const std::string expected = "enlace-request-v1\nPOST\n/v1/sync\n" + device.ToHex() + "\n1234\n" +
                                internal::ToHex(nonce) + "\n" + internal::ToHex(hash);
   CHECK(std::string(input.begin(), input.end()) == expected);
 }
@@ -605,7 +607,8 @@ TEST_CASE("a request signature verifies only for exactly what was signed") {
   sig.time_ms = 1'780'000'000'000ull;
   sig.nonce = Filled<16>(3);
   sig.signature = internal::Sign(
-      keys.secret_key, RequestSigningInput("POST", kPathSync, sig.time_ms, sig.nonce, body));
+      keys.secret_key,
+      RequestSigningInput("POST", kPathSync, sig.device, sig.time_ms, sig.nonce, body));
   REQUIRE(VerifyRequestSignature(sig, keys.public_key, "POST", kPathSync, body).ok());
 
   CHECK(VerifyRequestSignature(sig, other.public_key, "POST", kPathSync, body).code() ==
@@ -620,6 +623,12 @@ TEST_CASE("a request signature verifies only for exactly what was signed") {
     RequestSignature t = sig;
     t.time_ms += 1;
     CHECK(VerifyRequestSignature(t, keys.public_key, "POST", kPathSync, body).code() ==
+          StatusCode::kUnauthenticated);
+  }
+  {
+    RequestSignature d = sig;  // the same signature claimed by another device
+    d.device.bytes[0] ^= 1;
+    CHECK(VerifyRequestSignature(d, keys.public_key, "POST", kPathSync, body).code() ==
           StatusCode::kUnauthenticated);
   }
   {

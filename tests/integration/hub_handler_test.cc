@@ -12,6 +12,7 @@
 
 #include "crypto.h"
 #include "hub_fixture.h"
+#include "write_internal.h"
 #include "replica_impl.h"
 
 namespace enlace {
@@ -48,7 +49,8 @@ std::string ErrorOf(const hub::HttpResponse& r) {
 void Sign(Replica& signer, hub::HttpRequest& req, uint64_t time_ms) {
   std::array<uint8_t, 16> nonce{};
   internal::RandomFill(nonce);
-  const Bytes input = RequestSigningInput(req.method, req.target, time_ms, nonce, Span(req.body));
+  const Bytes input = RequestSigningInput(req.method, req.target, signer.device_id(), time_ms,
+                                          nonce, Span(req.body));
   const auto sig = internal::Sign(signer.impl().vault().secrets().signing.secret_key, input);
   req.headers[kHeaderDevice] = signer.device_id().ToHex();
   req.headers[kHeaderTime] = std::to_string(time_ms);
@@ -352,6 +354,23 @@ TEST_CASE("a device may push only its own, correctly signed writes of its own te
     const auto r = f.Call(f.SignedSync(*f.a, Encode(req)));
     CHECK(r.status == 403);
     CHECK(ErrorOf(r).find("another team") != std::string::npos);
+  }
+  SUBCASE("a write whose context claims another device's writes the hub never had") {
+    // Re-sealed by a itself (a rogue member): well formed, well signed, but
+    // it would make b's own later edits of the record look already seen.
+    auto w = Write::Decode(a_write);
+    REQUIRE(w.ok());
+    const auto& secrets = f.a->impl().vault().secrets();
+    auto values = internal::OpenWritePayload(*w, secrets.team_keys.at(1));
+    REQUIRE(values.ok());
+    w->context.Add(Dot{f.b->device_id(), 1'000'000});
+    REQUIRE(internal::SealWrite(*w, *values, secrets.team_keys.at(1), secrets.signing.secret_key)
+                .ok());
+    SyncRequest req;
+    req.writes = {w->Encode()};
+    const auto r = f.Call(f.SignedSync(*f.a, Encode(req)));
+    CHECK(r.status == 400);
+    CHECK(ErrorOf(r).find("never received") != std::string::npos);
   }
   CHECK(SameCounts(f.Counts(), before));
   f.CheckStillServing();

@@ -124,7 +124,8 @@ struct JoinResponse {
   std::vector<Member> members;
 };
 
-// Answer to register and invite requests: the team's members.
+// Answer to team registration: the team's members. Invite creation answers
+// an empty one (version 0), which carries nothing to apply.
 struct MembersResponse {
   uint64_t members_version = 0;
   std::vector<Member> members;
@@ -158,10 +159,11 @@ struct RequestSignature {
   std::array<uint8_t, 64> signature{};
 };
 
-// The bytes a request signature covers: method, path, time, nonce and the
-// BLAKE2b-256 of the body, newline separated.
-Bytes RequestSigningInput(std::string_view method, std::string_view path, uint64_t time_ms,
-                          std::span<const uint8_t, 16> nonce, std::span<const uint8_t> body);
+// The bytes a request signature covers: method, path, signing device,
+// time, nonce and the BLAKE2b-256 of the body, newline separated.
+Bytes RequestSigningInput(std::string_view method, std::string_view path, const DeviceId& device,
+                          uint64_t time_ms, std::span<const uint8_t, 16> nonce,
+                          std::span<const uint8_t> body);
 
 // Reads the four signature headers through `header` (name -> value, "" when
 // absent). kUnauthenticated when one is missing or malformed.

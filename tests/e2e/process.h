@@ -1,0 +1,58 @@
+// Running the real binaries from tests: a command with its exit code and
+// output, and a hub process on 127.0.0.1 port 0.
+#ifndef ENLACE_TESTS_E2E_PROCESS_H_
+#define ENLACE_TESTS_E2E_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace enlace::testing {
+
+struct RunResult {
+  int exit_code = -1;  // 128 + signal when killed
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] with `argv`, extra environment `env` (added to ours), and
+// `input` on stdin. Waits at most `timeout_s` seconds, then kills it.
+RunResult Run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
+              const std::string& input = "", int timeout_s = 120);
+
+// A running enlace-hub.
+class HubProcess {
+ public:
+  // Starts `hub_bin serve --data data_dir --listen listen [extra...]` and waits
+  // for its "listening on" line.
+  HubProcess(const std::string& hub_bin, const std::string& data_dir,
+             const std::string& listen = "127.0.0.1:0",
+             const std::vector<std::string>& extra = {});
+  ~HubProcess();
+  HubProcess(const HubProcess&) = delete;
+  HubProcess& operator=(const HubProcess&) = delete;
+
+  const std::string& url() const { return url_; }
+  int port() const { return port_; }
+  const std::string& pin() const { return pin_; }
+  // Sends SIGTERM and waits; returns the exit code.
+  int Stop();
+  // Sends SIGKILL and waits.
+  void Kill();
+  std::string Log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string url_, pin_, log_path_;
+  int port_ = 0;
+};
+
+// Sends raw bytes to 127.0.0.1:port and returns whatever comes back before
+// the peer closes or `timeout_ms` passes.
+std::string RawExchange(int port, const std::string& bytes, int timeout_ms = 3000);
+
+}  // namespace enlace::testing
+
+#endif  // ENLACE_TESTS_E2E_PROCESS_H_
