@@ -28,19 +28,36 @@ Status SqliteStatus(int rc, sqlite3* db, std::string_view what) {
 // ---- Stmt ----------------------------------------------------------------------------
 
 Stmt::Stmt(Stmt&& o) noexcept
-    : db_(o.db_), stmt_(std::exchange(o.stmt_, nullptr)), bind_status_(std::move(o.bind_status_)) {}
+    : db_(o.db_),
+      stmt_(std::exchange(o.stmt_, nullptr)),
+      in_use_(std::exchange(o.in_use_, nullptr)),
+      bind_status_(std::move(o.bind_status_)) {}
 
 Stmt& Stmt::operator=(Stmt&& o) noexcept {
   if (this != &o) {
-    sqlite3_finalize(stmt_);
+    Release();
     db_ = o.db_;
     stmt_ = std::exchange(o.stmt_, nullptr);
+    in_use_ = std::exchange(o.in_use_, nullptr);
     bind_status_ = std::move(o.bind_status_);
   }
   return *this;
 }
 
-Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+Stmt::~Stmt() { Release(); }
+
+void Stmt::Release() noexcept {
+  if (stmt_ == nullptr) return;
+  if (in_use_ != nullptr) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    *in_use_ = false;
+  } else {
+    sqlite3_finalize(stmt_);
+  }
+  stmt_ = nullptr;
+  in_use_ = nullptr;
+}
 
 namespace {
 Status BindResult(int rc, sqlite3* db) { return SqliteStatus(rc, db, "bind"); }
@@ -141,14 +158,26 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path) {
   return std::unique_ptr<Db>(new Db(raw));
 }
 
-Db::~Db() { sqlite3_close_v2(db_); }
+Db::~Db() {
+  for (auto& [sql, slot] : cache_) sqlite3_finalize(slot.stmt);
+  sqlite3_close_v2(db_);
+}
 
 Result<Stmt> Db::Prepare(std::string_view sql) {
+  auto it = cache_.find(sql);
+  if (it != cache_.end() && !it->second.in_use) {
+    it->second.in_use = true;
+    return Stmt(db_, it->second.stmt, &it->second.in_use);
+  }
   sqlite3_stmt* stmt = nullptr;
   const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                                     SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) return SqliteStatus(rc, db_, "prepare");
-  return Stmt(db_, stmt);
+  if (it != cache_.end()) return Stmt(db_, stmt, nullptr);  // the cached one is busy
+  CacheSlot& slot = cache_[std::string(sql)];
+  slot.stmt = stmt;
+  slot.in_use = true;
+  return Stmt(db_, stmt, &slot.in_use);
 }
 
 Status Db::ExecScript(std::string_view sql) {

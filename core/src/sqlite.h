@@ -4,6 +4,7 @@
 #define ENLACE_CORE_SRC_SQLITE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -23,7 +24,8 @@ Status SqliteStatus(int rc, sqlite3* db, std::string_view what);
 
 class Db;
 
-// A prepared statement; reset and unbound on each Exec/Step cycle start.
+// A prepared statement. One from Db::Prepare is borrowed from the
+// connection's cache: its destructor resets it instead of finalizing it.
 class Stmt {
  public:
   Stmt(Stmt&&) noexcept;
@@ -49,9 +51,12 @@ class Stmt {
 
  private:
   friend class Db;
-  Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  void Release() noexcept;
+  Stmt(sqlite3* db, sqlite3_stmt* stmt, bool* in_use)
+      : db_(db), stmt_(stmt), in_use_(in_use) {}
   sqlite3* db_;
   sqlite3_stmt* stmt_;
+  bool* in_use_;  // the cache slot's flag; null when this Stmt owns stmt_
   Status bind_status_;
 };
 
@@ -63,6 +68,9 @@ class Db {
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
 
+  // Prepares `sql` once per connection and hands out the cached statement;
+  // a second Prepare of the same text while the first is still alive gets a
+  // statement of its own.
   Result<Stmt> Prepare(std::string_view sql);
   // Runs one or more statements without parameters.
   Status ExecScript(std::string_view sql);
@@ -71,7 +79,12 @@ class Db {
 
  private:
   explicit Db(sqlite3* db) : db_(db) {}
+  struct CacheSlot {
+    sqlite3_stmt* stmt = nullptr;
+    bool in_use = false;
+  };
   sqlite3* db_;
+  std::map<std::string, CacheSlot, std::less<>> cache_;
 };
 
 // Begins IMMEDIATE; rolls back in the destructor unless Commit() succeeded.
