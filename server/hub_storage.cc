@@ -93,10 +93,16 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_ASSIGN_OR_RETURN(Stmt use, db_->Prepare("UPDATE bootstrap_tokens SET used_ms = ? "
                                                    "WHERE token_hash = ? AND used_ms IS NULL"));
     ENLACE_RETURN_IF_ERROR(use.Bind(1, I(now_ms)).BindBlob(2, token_hash).Exec());
+    ENLACE_ASSIGN_OR_RETURN(auto existing, FindDeviceLocked(device));
     if (db_->changes() != 1) {
+      // A retry after a lost answer: the same device, key and team, with the
+      // token it already used, gets the answer again.
+      if (existing && existing->team == req.team &&
+          existing->member.signing_key == req.signing_key && TokenUsedBy(token_hash)) {
+        return MembersLocked(req.team);
+      }
       return Status::PermissionDenied("the bootstrap token is unknown or was already used");
     }
-    ENLACE_ASSIGN_OR_RETURN(auto existing, FindDeviceLocked(device));
     if (existing) return Status::AlreadyExists("this device is already registered");
     ENLACE_ASSIGN_OR_RETURN(Stmt team, db_->Prepare("INSERT INTO teams(team, name, created_ms, "
                                                     "members_version) VALUES(?, ?, ?, 0)"));
@@ -322,6 +328,15 @@ class SqliteHubStorage final : public HubStorage {
   }
 
  private:
+  // True when the token exists and was used.
+  bool TokenUsedBy(const TokenHash& token_hash) {
+    auto st = db_->Prepare("SELECT used_ms FROM bootstrap_tokens WHERE token_hash = ?");
+    if (!st.ok()) return false;
+    st->BindBlob(1, token_hash);
+    auto row = st->Step();
+    return row.ok() && *row && !st->ColumnIsNull(0);
+  }
+
   Status InsertDevice(const TeamId& team, const Member& m, uint64_t now_ms) {
     ENLACE_ASSIGN_OR_RETURN(
         Stmt st, db_->Prepare("INSERT INTO devices(device, team, name, role, sign_pk, box_pk, "

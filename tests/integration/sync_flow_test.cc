@@ -59,3 +59,33 @@ TEST_CASE("two devices that edit offline converge through the hub, conflicts inc
 
 }  // namespace
 }  // namespace enlace
+
+namespace enlace {
+namespace {
+
+TEST_CASE("a team registration whose answer was lost can be retried by the same device only") {
+  testing::TempDir dir;
+  testing::FakeClock clock;
+  testing::InProcessHub hub(dir.File("hub"), &clock);
+  auto r = testing::MakeReplica(testing::TestOptions(dir.File("coord"), &clock));
+  REQUIRE(r->CreateTeam().ok());
+  const std::string token = hub.NewBootstrapToken();
+  auto first = BuildRegisterTeamRequest(*r, "Tlaxcala", "coord", token);
+  REQUIRE(first.ok());
+  REQUIRE(hub.Send(*first).status == 200);  // the answer is lost
+  auto retry = BuildRegisterTeamRequest(*r, "Tlaxcala", "coord", token);
+  REQUIRE(retry.ok());
+  const testing::HubReply again = hub.Send(*retry);
+  REQUIRE_MESSAGE(again.status == 200, again.body);
+  REQUIRE(HandleMembersResponse(*r, again.bytes()).ok());
+
+  // Another device with the used token is still refused.
+  auto other = testing::MakeReplica(testing::TestOptions(dir.File("other"), &clock));
+  REQUIRE(other->CreateTeam().ok());
+  auto stolen = BuildRegisterTeamRequest(*other, "X", "x", token);
+  REQUIRE(stolen.ok());
+  CHECK(hub.Send(*stolen).status == 403);
+}
+
+}  // namespace
+}  // namespace enlace

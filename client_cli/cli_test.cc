@@ -1,0 +1,667 @@
+// Tests of the enlace CLI: its pure helpers, the retry and hub-clock policy
+// against a scripted HTTP client, and the built binary on bad command lines
+// and locked or missing homes. The full flows against a real hub are in
+// tests/e2e.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "config.h"
+#include "enlace/replica.h"
+#include "enlace/sync.h"
+#include "output.h"
+#include "passphrase.h"
+#include "transport.h"
+
+extern char** environ;
+
+namespace enlace::cli {
+namespace {
+
+using nlohmann::json;
+
+const std::string kCli = ENLACE_CLI_BIN;
+const std::string kPassphrase = "una frase de prueba";
+
+// ---- fixtures ----------------------------------------------------------------------------
+
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("ENLACE_TEST_TMP");
+    std::filesystem::path root = base != nullptr && *base != '\0'
+                                     ? std::filesystem::path(base)
+                                     : std::filesystem::temp_directory_path();
+    std::filesystem::create_directories(root);
+    std::string tmpl = (root / "enlace-cli-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs the enlace binary with `args`, stdin from /dev/null, the ENLACE_*
+// variables of this process removed and `env` added.
+RunResult RunCli(const std::vector<std::string>& args,
+                 const std::map<std::string, std::string>& env = {}) {
+  TempDir io;
+  const std::string out_path = io.File("out"), err_path = io.File("err");
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).rfind("ENLACE_", 0) != 0) env_strings.emplace_back(*e);
+  }
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<std::string> argv_strings = {kCli};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv, envp;
+  for (auto& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int in = ::open("/dev/null", O_RDONLY);
+    const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (in < 0 || out < 0 || err < 0) ::_exit(127);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  RunResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = Slurp(out_path);
+  r.err = Slurp(err_path);
+  return r;
+}
+
+// A device home made with the core API directly (the cheapest KDF), with a
+// config pointing at `hub_url`.
+void MakeHome(const std::string& home, const std::string& hub_url = "http://127.0.0.1:9") {
+  ReplicaOptions o;
+  o.dir = home;
+  o.kdf = KdfCost::Minimum();
+  auto r = Replica::Create(o, kPassphrase);
+  REQUIRE(r.ok());
+  REQUIRE((*r)->CreateTeam().ok());
+  REQUIRE(SaveConfig(home, Config{hub_url, "", "Tlaxcala", "ana", "field"}).ok());
+}
+
+// A loopback port nobody listens on.
+int ClosedPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// An HttpClient that plays back scripted answers and records requests.
+class ScriptedClient final : public HttpClient {
+ public:
+  std::deque<Result<HttpResponse>> answers;
+  std::vector<OutgoingRequest> requests;
+  Result<HttpResponse> Post(const HubTarget&, const OutgoingRequest& request) override {
+    requests.push_back(request);
+    REQUIRE_FALSE(answers.empty());
+    Result<HttpResponse> next = std::move(answers.front());
+    answers.pop_front();
+    return next;
+  }
+};
+
+HttpResponse Answer(long status, std::string body = "", std::string hub_time = "") {
+  HttpResponse r;
+  r.status = status;
+  r.body.assign(body.begin(), body.end());
+  r.hub_time = std::move(hub_time);
+  return r;
+}
+
+struct ExchangeFixture {
+  TempDir dir;
+  std::ostringstream out, err;
+  Output output{false, out, err};
+  ScriptedClient http;
+  std::vector<uint64_t> sleeps;
+  Context ctx;
+  std::unique_ptr<Replica> replica;
+  int built = 0;
+
+  ExchangeFixture() {
+    ReplicaOptions o;
+    o.dir = dir.File("home");
+    o.kdf = KdfCost::Minimum();
+    auto r = Replica::Create(o, kPassphrase);
+    REQUIRE(r.ok());
+    replica = std::move(r).value();
+    ctx.output = &output;
+    ctx.http = &http;
+    ctx.retry = RetryPolicy{6, 100, 8000};
+    ctx.sleep_ms = [this](uint64_t ms) { sleeps.push_back(ms); };
+    ctx.unit_random = [] { return 0.0; };
+  }
+  CliStatus Exchange(int max_attempts, Exchanged& ex) {
+    return ExchangeWithHub(
+        ctx, *replica, HubTarget{"http://hub.test:8443", ""},
+        [this]() -> Result<OutgoingRequest> {
+          OutgoingRequest r;
+          r.method = "POST";
+          r.path = "/v1/sync";
+          r.headers = {{"x-enlace-nonce", std::to_string(++built)}};
+          return r;
+        },
+        max_attempts, ex);
+  }
+};
+
+// ---- values and arguments ------------------------------------------------------------
+
+TEST_CASE("values parse as JSON when they can, and as plain text otherwise") {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"Active", "\"Active\""},
+      {"17", "17"},
+      {"-3.5", "-3.5"},
+      {"true", "true"},
+      {"false", "false"},
+      {"null", "null"},
+      {"\"017\"", "\"017\""},
+      {"0123", "\"0123\""},  // not JSON (leading zero): a phone-like text stays text
+      {"[\"a\", 2]", "[\"a\",2]"},
+      {"", "\"\""},
+      {"Guadalupe Xochitl", "\"Guadalupe Xochitl\""},
+      {"llamó dos veces", "\"llamó dos veces\""},
+      {"1e999", "\"1e999\""},  // not a finite number
+      {"[1,", "\"[1,\""},
+  };
+  for (const auto& [typed, canonical] : cases) {
+    INFO("typed: ", typed);
+    auto v = ParseValue(typed);
+    REQUIRE(v.ok());
+    CHECK(*v == canonical);
+  }
+  CHECK_FALSE(ParseValue("{\"a\": 1}").ok());
+  CHECK_FALSE(ParseValue("\xff\xfe").ok());
+}
+
+TEST_CASE("values are displayed so that typing them back gives the same value") {
+  CHECK(DisplayValue("\"Active\"") == "Active");
+  CHECK(DisplayValue("\"17\"") == "\"17\"");
+  CHECK(DisplayValue("17") == "17");
+  CHECK(DisplayValue("\"true\"") == "\"true\"");
+  CHECK(DisplayValue("\"\"") == "\"\"");
+  CHECK(DisplayValue("[1,\"a\"]") == "[1,\"a\"]");
+  CHECK(DisplayValue("\"two\\nlines\"") == "\"two\\nlines\"");
+  for (const std::string canonical : {"\"Active\"", "\"17\"", "17", "\"true\"", "[1,\"a\"]"}) {
+    CHECK(*ParseValue(DisplayValue(canonical)) == canonical);
+  }
+}
+
+TEST_CASE("a second put argument is an id only when it is 32 hex characters without '='") {
+  CHECK(LooksLikeRecordId("0123456789abcdef0123456789abcdef"));
+  CHECK(LooksLikeRecordId("0123456789ABCDEF0123456789ABCDEF"));
+  CHECK_FALSE(LooksLikeRecordId("0123456789abcdef0123456789abcde"));
+  CHECK_FALSE(LooksLikeRecordId("0123456789abcdef0123456789abcdeg"));
+  CHECK_FALSE(LooksLikeRecordId("a=23456789abcdef0123456789abcdef"));
+  CHECK_FALSE(LooksLikeRecordId("status=Active"));
+
+  auto with_id = ParsePutArguments({"0123456789abcdef0123456789abcdef", "status=FollowUp"});
+  REQUIRE(with_id.ok());
+  REQUIRE(with_id->id.has_value());
+  CHECK(with_id->id->ToHex() == "0123456789abcdef0123456789abcdef");
+  CHECK(with_id->fields.at("status") == "\"FollowUp\"");
+
+  auto without = ParsePutArguments({"status=Active", "age=16", "note=a=b"});
+  REQUIRE(without.ok());
+  CHECK_FALSE(without->id.has_value());
+  CHECK(without->fields.at("age") == "16");
+  CHECK(without->fields.at("note") == "\"a=b\"");  // split at the first '='
+
+  CHECK_FALSE(ParsePutArguments({}).ok());
+  CHECK_FALSE(ParsePutArguments({"0123456789abcdef0123456789abcdef"}).ok());
+  CHECK_FALSE(ParsePutArguments({"status"}).ok());
+  CHECK_FALSE(ParsePutArguments({"=Active"}).ok());
+  CHECK_FALSE(ParsePutArguments({"bad name=1"}).ok());
+  CHECK_FALSE(ParsePutArguments({"$deleted=true"}).ok());
+  CHECK_FALSE(ParsePutArguments({"age=1", "age=2"}).ok());
+}
+
+TEST_CASE("invite durations accept s, m, h, d between a minute and 30 days") {
+  CHECK(*ParseDuration("72h") == 72ull * 3600 * 1000);
+  CHECK(*ParseDuration("90m") == 90ull * 60 * 1000);
+  CHECK(*ParseDuration("7d") == 7ull * 24 * 3600 * 1000);
+  CHECK(*ParseDuration("60s") == 60ull * 1000);
+  CHECK_FALSE(ParseDuration("59s").ok());
+  CHECK_FALSE(ParseDuration("31d").ok());
+  CHECK_FALSE(ParseDuration("72").ok());
+  CHECK_FALSE(ParseDuration("h").ok());
+  CHECK_FALSE(ParseDuration("-1h").ok());
+  CHECK_FALSE(ParseDuration("99999999999h").ok());
+}
+
+TEST_CASE("ENLACE_KDF picks the passphrase cost; unknown values are refused") {
+  CHECK(KdfFromEnv(nullptr)->memlimit == KdfCost::Interactive().memlimit);
+  CHECK(KdfFromEnv("min")->memlimit == KdfCost::Minimum().memlimit);
+  CHECK(KdfFromEnv("moderate")->memlimit == KdfCost::Moderate().memlimit);
+  CHECK_FALSE(KdfFromEnv("weak").ok());
+}
+
+// ---- exit codes ------------------------------------------------------------------------
+
+TEST_CASE("one table maps errors to exit codes by where they arose") {
+  using SC = StatusCode;
+  CHECK(ExitCodeFor(ErrorSource::kUsage, SC::kInvalidArgument) == kExitUsage);
+  CHECK(ExitCodeFor(ErrorSource::kLocal, SC::kWrongPassphrase) == kExitLocked);
+  for (SC c : {SC::kInvalidArgument, SC::kNotFound, SC::kCorruption, SC::kDecryptFailed,
+               SC::kFailedPrecondition, SC::kResourceExhausted, SC::kIoError}) {
+    CHECK(ExitCodeFor(ErrorSource::kLocal, c) == kExitData);
+  }
+  // The hub's 400, 401, 403, 404, 409, 413 are rejections; 5xx, after every
+  // retry, is "unreachable".
+  for (int http : {400, 401, 403, 404, 409, 413}) {
+    CHECK(ExitCodeFor(ErrorSource::kHub, StatusFromHubResponse(http, "").code()) == kExitRejected);
+  }
+  CHECK(ExitCodeFor(ErrorSource::kHub, StatusFromHubResponse(503, "").code()) == kExitUnreachable);
+  CHECK(ExitCodeFor(ErrorSource::kNetwork, SC::kUnavailable) == kExitUnreachable);
+  CHECK(ExitCodeFor(ErrorSource::kNetwork, SC::kPermissionDenied) == kExitRejected);
+  CHECK(ExitCodeFor(ErrorSource::kNetwork, SC::kUnauthenticated) == kExitRejected);
+  CHECK(ExitCodeFor(ErrorSource::kLocal, SC::kOk) == kExitOk);
+}
+
+// ---- config, home, passphrase -------------------------------------------------------------
+
+TEST_CASE("the config file round-trips and a damaged one is reported, not guessed") {
+  TempDir dir;
+  CHECK(LoadConfig(dir.path()).status().code() == StatusCode::kNotFound);
+  const Config c{"https://hub.example.org:8443", "sha256//abc=", "Tlaxcala", "ana", "field"};
+  REQUIRE(SaveConfig(dir.path(), c).ok());
+  auto back = LoadConfig(dir.path());
+  REQUIRE(back.ok());
+  CHECK(*back == c);
+  CHECK((std::filesystem::status(ConfigPath(dir.path())).permissions() &
+         std::filesystem::perms::others_read) == std::filesystem::perms::none);
+  CHECK_FALSE(std::filesystem::exists(ConfigPath(dir.path()) + ".tmp"));
+
+  std::ofstream(ConfigPath(dir.path())) << "{ not json";
+  CHECK(LoadConfig(dir.path()).status().code() == StatusCode::kCorruption);
+  std::ofstream(ConfigPath(dir.path())) << R"({"hub_url": 7})";
+  CHECK(LoadConfig(dir.path()).status().code() == StatusCode::kCorruption);
+}
+
+TEST_CASE("the default home follows XDG_DATA_HOME, then HOME") {
+  CHECK(DefaultHome("/data", "/home/ana") == "/data/enlace");
+  CHECK(DefaultHome(nullptr, "/home/ana") == "/home/ana/.local/share/enlace");
+  CHECK(DefaultHome("relative", "/home/ana") == "/home/ana/.local/share/enlace");
+  CHECK(DefaultHome("", "/home/ana") == "/home/ana/.local/share/enlace");
+  CHECK(DefaultHome(nullptr, nullptr).empty());
+}
+
+TEST_CASE("the passphrase comes from the file first, then the environment, never a guess") {
+  TempDir dir;
+  const std::string file = dir.File("pass");
+  std::ofstream(file) << "from the file\r\nsecond line\n";
+  auto p = ObtainPassphrase({file, "from env", -1}, PassphrasePurpose::kUnlock);
+  REQUIRE(p.ok());
+  CHECK(p->view() == "from the file");
+  p = ObtainPassphrase({"", "from env", -1}, PassphrasePurpose::kCreate);
+  REQUIRE(p.ok());
+  CHECK(p->view() == "from env");
+  // No file, no variable, no terminal: nothing to unlock with.
+  CHECK(ObtainPassphrase({"", nullptr, -1}, PassphrasePurpose::kUnlock).status().code() ==
+        StatusCode::kNotFound);
+  CHECK(ObtainPassphrase({"", "", -1}, PassphrasePurpose::kUnlock).status().code() ==
+        StatusCode::kNotFound);
+  std::ofstream(file) << "\nsecret on line two\n";
+  CHECK_FALSE(ObtainPassphrase({file, nullptr, -1}, PassphrasePurpose::kUnlock).ok());
+  CHECK_FALSE(ObtainPassphrase({dir.File("missing"), "x", -1}, PassphrasePurpose::kUnlock).ok());
+  CHECK(FirstLine("abc\r\ndef") == "abc");
+  CHECK(FirstLine("abc") == "abc");
+  CHECK(Passphrase("same").Equals(Passphrase("same")));
+  CHECK_FALSE(Passphrase("same").Equals(Passphrase("samE")));
+}
+
+// ---- transport policy ----------------------------------------------------------------------
+
+TEST_CASE("retry delays grow exponentially to the cap, with half of each delay jittered") {
+  const RetryPolicy p{6, 250, 8000};
+  CHECK(BackoffMs(p, 1, 0.0) == 125);
+  CHECK(BackoffMs(p, 1, 0.999) <= 250);
+  CHECK(BackoffMs(p, 2, 0.0) == 250);
+  CHECK(BackoffMs(p, 3, 0.0) == 500);
+  CHECK(BackoffMs(p, 6, 0.0) == 4000);
+  CHECK(BackoffMs(p, 7, 0.0) == 4000);     // 8000 capped, half fixed
+  CHECK(BackoffMs(p, 40, 0.999) <= 8000);  // no overflow far out
+  CHECK(BackoffMs(p, 40, 0.999) >= 7990);
+  CHECK(IsRetryableHttpStatus(503));
+  CHECK(IsRetryableHttpStatus(429));
+  CHECK_FALSE(IsRetryableHttpStatus(401));
+  CHECK_FALSE(IsRetryableHttpStatus(200));
+}
+
+TEST_CASE("hub URLs must be http(s) with a host and nothing that hides where they go") {
+  CHECK(ValidateHubUrl("https://hub.example.org:8443").ok());
+  CHECK(ValidateHubUrl("http://127.0.0.1:8080/enlace").ok());
+  CHECK_FALSE(ValidateHubUrl("ftp://hub").ok());
+  CHECK_FALSE(ValidateHubUrl("hub.example.org").ok());
+  CHECK_FALSE(ValidateHubUrl("https://").ok());
+  CHECK_FALSE(ValidateHubUrl("https://user:pw@hub").ok());
+  CHECK_FALSE(ValidateHubUrl("https://hub/?x=1").ok());
+  CHECK(NormaliseHubUrl("https://hub:1//") == "https://hub:1");
+}
+
+TEST_CASE("the curl client refuses a pin with a plain-http URL before connecting") {
+  CurlGlobal curl;
+  auto client = NewCurlHttpClient();
+  OutgoingRequest r;
+  r.method = "POST";
+  r.path = "/v1/sync";
+  auto sent = client->Post(HubTarget{"http://127.0.0.1:9", "sha256//abc="}, r);
+  REQUIRE_FALSE(sent.ok());
+  CHECK(sent.status().code() == StatusCode::kInvalidArgument);
+  sent = client->Post(HubTarget{"http://127.0.0.1:" + std::to_string(ClosedPort()), ""}, r);
+  REQUIRE_FALSE(sent.ok());
+  CHECK(sent.status().code() == StatusCode::kUnavailable);
+}
+
+TEST_CASE("a flaky hub is retried with growing delays and fresh requests") {
+  ExchangeFixture f;
+  f.http.answers.push_back(Status::Unavailable("Connection reset by peer"));
+  f.http.answers.push_back(Answer(503, R"({"error":"busy"})"));
+  f.http.answers.push_back(Answer(429));
+  f.http.answers.push_back(Answer(200, "body"));
+  Exchanged ex;
+  REQUIRE(f.Exchange(6, ex).ok());
+  CHECK(ex.attempts == 4);
+  CHECK(ex.response.status == 200);
+  CHECK(f.sleeps == std::vector<uint64_t>{50, 100, 200});
+  // Every attempt was built (and so signed) afresh: no replayed nonce.
+  REQUIRE(f.http.requests.size() == 4);
+  CHECK(f.http.requests[0].headers != f.http.requests[1].headers);
+}
+
+TEST_CASE("a hub that never answers gives exit 3 naming the URL, the attempts and the error") {
+  ExchangeFixture f;
+  for (int i = 0; i < 3; ++i) {
+    f.http.answers.push_back(Status::Unavailable("Failed to connect to hub.test port 8443"));
+  }
+  Exchanged ex;
+  const CliStatus s = f.Exchange(3, ex);
+  CHECK(s.exit_code() == kExitUnreachable);
+  CHECK(s.message() ==
+        "hub unreachable at http://hub.test:8443 after 3 attempts: Failed to connect to "
+        "hub.test port 8443");
+  CHECK(f.sleeps.size() == 2);
+}
+
+TEST_CASE("a pin mismatch is never retried and is a rejection") {
+  ExchangeFixture f;
+  f.http.answers.push_back(
+      Status::PermissionDenied("the hub's TLS key does not match the pinned key (sha256//x)"));
+  Exchanged ex;
+  const CliStatus s = f.Exchange(6, ex);
+  CHECK(s.exit_code() == kExitRejected);
+  CHECK(s.message().find("pinned key") != std::string::npos);
+  CHECK(f.http.requests.size() == 1);
+  CHECK(f.sleeps.empty());
+}
+
+TEST_CASE("a request refused for its time is retried once, after following the hub's clock") {
+  ExchangeFixture f;
+  const uint64_t hub_now = SystemWallClockMs() + 20 * 60 * 1000;  // the device is 20 min behind
+  const std::string hub_time = std::to_string(hub_now);
+  const std::string refusal =
+      R"({"error":"request time is 1200 s off the hub's clock; check the device's time"})";
+  f.http.answers.push_back(Answer(401, refusal, hub_time));
+  f.http.answers.push_back(Answer(401, refusal, hub_time));
+  Exchanged ex;
+  REQUIRE(f.Exchange(6, ex).ok());
+  CHECK(ex.response.status == 401);  // the second refusal is the answer: once only
+  CHECK(f.http.requests.size() == 2);
+  CHECK(f.sleeps.empty());
+  const int64_t offset = f.replica->clock().wall_clock_offset_ms();
+  CHECK(offset > 19 * 60 * 1000);
+  CHECK(offset < 21 * 60 * 1000);
+  // The warning, in plain words, once.
+  const std::string err = f.err.str();
+  CHECK(err.find("this device's clock is 20 minutes behind the hub; enlace is using the hub's "
+                 "time") != std::string::npos);
+  CHECK(err.find("clock is", err.find("clock is") + 1) == std::string::npos);
+}
+
+TEST_CASE("clock warnings say how far and which way, and stay quiet within a minute") {
+  CHECK(ClockWarning(0).empty());
+  CHECK(ClockWarning(60 * 1000).empty());
+  CHECK(ClockWarning(-59 * 1000).empty());
+  CHECK(ClockWarning(3 * 60 * 1000) ==
+        "this device's clock is 3 minutes behind the hub; enlace is using the hub's time");
+  CHECK(ClockWarning(-90 * 60 * 1000) ==
+        "this device's clock is 90 minutes ahead of the hub; enlace is using the hub's time");
+}
+
+// ---- the binary ----------------------------------------------------------------------------
+
+TEST_CASE("bad command lines exit 1 with a message") {
+  TempDir dir;
+  const std::map<std::string, std::string> env = {{"ENLACE_PASSPHRASE", kPassphrase}};
+  const std::string home = dir.File("home");
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"frobnicate"}, "unknown command"},
+      {{"--home", home, "put", "cases"}, "FIELDS"},
+      {{"--home", home, "put", "cases", "status"}, "FIELD=VALUE"},
+      {{"--home", home, "put", "cases", "x={\"a\":1}"}, "object"},
+      {{"--home", home, "get", "cases", "not-an-id"}, "not a record id"},
+      {{"--home", home, "get", "cases"}, "ID"},
+      {{"--home", home, "resolve", "cases", "0123456789abcdef0123456789abcdef", "$deleted",
+        "maybe"},
+       "true"},
+      {{"--home", home, "invite", "--role", "boss"}, "boss"},
+      {{"--home", home, "sync", "--max-attempts", "0"}, "max-attempts"},
+      {{"--home", home, "init", "--hub", "hub.example.org", "--team", "T", "--token", "t"},
+       "https://"},
+      {{"--home", home, "init", "--hub", "http://h:1", "--team", "T", "--token", "t", "--pin",
+        "sha256//abcdefgh="},
+       "https"},
+      {{"--home", home, "join", "not-a-code"}, "invite code"},
+  };
+  for (const auto& c : cases) {
+    const RunResult r = RunCli(c.args, env);
+    INFO("args: ", json(c.args).dump(), " stderr: ", r.err);
+    CHECK(r.exit_code == kExitUsage);
+    CHECK(r.err.find(c.message) != std::string::npos);
+  }
+  CHECK_FALSE(std::filesystem::exists(home));  // nothing was created on the way
+}
+
+TEST_CASE("help is available for every command and exits 0") {
+  for (const std::string cmd : {"init", "invite", "join", "put", "get", "list", "delete", "restore",
+                                "conflicts", "resolve", "sync", "status"}) {
+    const RunResult r = RunCli({cmd, "--help"});
+    INFO(cmd);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("Example") != std::string::npos);
+  }
+}
+
+TEST_CASE("commands on a home that was never set up say how to set it up") {
+  TempDir dir;
+  const std::string home = dir.File("nothing-here");
+  const RunResult r = RunCli({"--home", home, "get", "cases", "0123456789abcdef0123456789abcdef"},
+                             {{"ENLACE_PASSPHRASE", kPassphrase}});
+  CHECK(r.exit_code == kExitUsage);
+  CHECK(r.err.find("not initialised, run enlace init or enlace join") != std::string::npos);
+
+  const RunResult j = RunCli({"--home", home, "--json", "status"});
+  CHECK(j.exit_code == kExitUsage);
+  const json doc = json::parse(j.out);
+  CHECK(doc["code"] == kExitUsage);
+  CHECK(doc["error"].get<std::string>().find("not initialised") != std::string::npos);
+}
+
+TEST_CASE("a wrong or missing passphrase exits 2 and leaves the device as it was") {
+  TempDir dir;
+  const std::string home = dir.File("home");
+  MakeHome(home);
+  const std::string vault_before = Slurp(VaultPath(home));
+
+  RunResult r = RunCli({"--home", home, "list", "cases"}, {{"ENLACE_PASSPHRASE", "wrong"}});
+  CHECK(r.exit_code == kExitLocked);
+  CHECK(r.err.find("passphrase") != std::string::npos);
+
+  r = RunCli({"--home", home, "--json", "list", "cases"});  // no source, stdin not a terminal
+  CHECK(r.exit_code == kExitLocked);
+  CHECK(json::parse(r.out)["code"] == kExitLocked);
+  CHECK(r.err.find("ENLACE_PASSPHRASE") != std::string::npos);
+
+  r = RunCli({"--home", home, "--passphrase-file", dir.File("missing"), "list", "cases"},
+             {{"ENLACE_PASSPHRASE", kPassphrase}});
+  CHECK(r.exit_code == kExitLocked);  // the file, when given, is the source
+  CHECK(Slurp(VaultPath(home)) == vault_before);
+
+  std::ofstream(dir.File("pass")) << kPassphrase << "\n";
+  r = RunCli({"--home", home, "--passphrase-file", dir.File("pass"), "list", "cases"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "no records in cases\n");
+}
+
+TEST_CASE("records written offline read back as JSON values, and data errors exit 5") {
+  TempDir dir;
+  const std::string home = dir.File("home");
+  MakeHome(home);
+  const std::map<std::string, std::string> env = {{"ENLACE_PASSPHRASE", kPassphrase}};
+  RunResult r =
+      RunCli({"--home", home, "--json", "put", "cases", "status=Active", "age=16", "phone=\"0246\"",
+              "code=\"17\"", "tags=[\"a\",\"b\"]", "note=llamó dos veces"},
+             env);
+  REQUIRE(r.exit_code == 0);
+  const std::string id = json::parse(r.out)["id"];
+  CHECK(LooksLikeRecordId(id));
+
+  r = RunCli({"--home", home, "put", "cases", id, "age=17"}, env);
+  CHECK(r.exit_code == 0);
+  r = RunCli({"--home", home, "--json", "get", "cases", id}, env);
+  REQUIRE(r.exit_code == 0);
+  const json rec = json::parse(r.out);
+  CHECK(rec["id"] == id);
+  CHECK(rec["collection"] == "cases");
+  CHECK(rec["fields"]["status"] == "Active");
+  CHECK(rec["fields"]["age"] == 17);
+  CHECK(rec["fields"]["phone"] == "0246");
+  CHECK(rec["fields"]["code"] == "17");
+  CHECK(rec["fields"]["tags"] == json::array({"a", "b"}));
+  CHECK(rec["fields"]["note"] == "llamó dos veces");
+  CHECK(rec["conflicts"].empty());
+  CHECK(rec["deleted"] == false);
+  CHECK(rec["delete_conflict"] == false);
+
+  r = RunCli({"--home", home, "--json", "list", "cases"}, env);
+  REQUIRE(r.exit_code == 0);
+  CHECK(json::parse(r.out) == json::array({rec}));
+
+  r = RunCli({"--home", home, "get", "cases", id}, env);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("status  Active") != std::string::npos);
+  CHECK(r.out.find("phone   0246\n") != std::string::npos);    // reads back as text
+  CHECK(r.out.find("code    \"17\"\n") != std::string::npos);  // would read back as 17
+
+  r = RunCli({"--home", home, "get", "cases", "0123456789abcdef0123456789abcdef"}, env);
+  CHECK(r.exit_code == kExitData);
+  r = RunCli({"--home", home, "delete", "cases", id}, env);
+  CHECK(r.exit_code == 0);
+  r = RunCli({"--home", home, "put", "cases", id, "age=18"}, env);
+  CHECK(r.exit_code == kExitData);  // editing a deleted record
+  CHECK(r.err.find("enlace restore") != std::string::npos);
+  r = RunCli({"--home", home, "restore", "cases", id}, env);
+  CHECK(r.exit_code == 0);
+  r = RunCli({"--home", home, "--json", "conflicts"}, env);
+  CHECK(r.exit_code == 0);
+  CHECK(json::parse(r.out) == json::array());
+
+  r = RunCli({"--home", home, "--json", "status"}, env);
+  REQUIRE(r.exit_code == 0);
+  const json status = json::parse(r.out);
+  CHECK(status["pending"].get<int>() >= 1);
+  CHECK(status["last_sync"].is_null());
+  CHECK(status["hub"] == "http://127.0.0.1:9");
+  CHECK(status["clock_offset_ms"] == 0);
+  r = RunCli({"--home", home, "status"}, env);
+  CHECK(r.out.find("last sync      never") != std::string::npos);
+}
+
+TEST_CASE("sync to a hub that is not there exits 3 after the given attempts") {
+  TempDir dir;
+  const std::string home = dir.File("home");
+  const std::string url = "http://127.0.0.1:" + std::to_string(ClosedPort());
+  MakeHome(home, url);
+  const RunResult r = RunCli({"--home", home, "--json", "sync", "--max-attempts", "3"},
+                             {{"ENLACE_PASSPHRASE", kPassphrase}, {"ENLACE_RETRY_BASE_MS", "1"}});
+  CHECK(r.exit_code == kExitUnreachable);
+  const json doc = json::parse(r.out);
+  CHECK(doc["code"] == kExitUnreachable);
+  CHECK(doc["error"].get<std::string>().rfind("hub unreachable at " + url + " after 3 attempts: ",
+                                              0) == 0);
+}
+
+TEST_CASE("init that cannot reach the hub leaves no half-made device behind") {
+  TempDir dir;
+  const std::string home = dir.File("home");
+  const std::string url = "http://127.0.0.1:" + std::to_string(ClosedPort());
+  const RunResult r = RunCli(
+      {"--home", home, "init", "--hub", url, "--team", "T", "--token", "bt-x", "--name", "c"},
+      {{"ENLACE_PASSPHRASE", kPassphrase}, {"ENLACE_KDF", "min"}, {"ENLACE_RETRY_BASE_MS", "1"}});
+  CHECK(r.exit_code == kExitUnreachable);
+  CHECK_FALSE(std::filesystem::exists(home));
+}
+
+}  // namespace
+}  // namespace enlace::cli

@@ -1,0 +1,831 @@
+#include "commands.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "config.h"
+#include "enlace/sync.h"
+#include "enlace/wire.h"
+#include "enlace/write.h"
+#include "passphrase.h"
+
+namespace enlace::cli {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr uint64_t kMinuteMs = 60 * 1000;
+constexpr uint64_t kClockWarnMs = kMinuteMs;
+constexpr size_t kMaxNameBytes = 256;  // team and device names, tokens (WireLimits)
+// Rounds in a row that move nothing while the hub says "more" before giving up.
+constexpr int kMaxIdleRounds = 10;
+
+#define CLI_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    CliStatus cli_status_ = (expr);            \
+    if (!cli_status_.ok()) return cli_status_; \
+  } while (0)
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string DefaultDeviceName() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "device";
+  std::string name(buf);
+  if (name.size() > 64) name.resize(64);
+  return name;
+}
+
+// ---- the device --------------------------------------------------------------------------
+
+struct Device {
+  Config config;
+  std::unique_ptr<Replica> replica;
+};
+
+CliStatus NotInitialised(const std::string& home) {
+  return CliStatus::Usage(home + " is not initialised, run enlace init or enlace join");
+}
+
+CliStatus GetPassphrase(const Context& ctx, PassphrasePurpose purpose, Passphrase& out) {
+  auto p = ObtainPassphrase(
+      PassphraseSources{ctx.global.passphrase_file, ctx.env_passphrase, ctx.tty_fd}, purpose);
+  if (!p.ok()) return {kExitLocked, p.status().message()};
+  out = std::move(p).value();
+  return CliStatus::Ok();
+}
+
+ReplicaOptions OptionsFor(const Context& ctx) {
+  ReplicaOptions o;
+  o.dir = ctx.global.home;
+  o.kdf = ctx.kdf;
+  return o;
+}
+
+// Loads the config and unlocks the replica of an initialised home.
+CliStatus OpenDevice(const Context& ctx, Device& out) {
+  const std::string& home = ctx.global.home;
+  if (!HasVault(home)) return NotInitialised(home);
+  auto config = LoadConfig(home);
+  if (!config.ok()) {
+    if (config.status().code() == StatusCode::kNotFound) {
+      return CliStatus::Usage(home +
+                              " holds a vault but no config.json (an interrupted init or "
+                              "join?); it is not initialised, run enlace init or enlace join "
+                              "with another --home");
+    }
+    return CliStatus::From(ErrorSource::kLocal, config.status());
+  }
+  Passphrase passphrase;
+  CLI_RETURN_IF_ERROR(GetPassphrase(ctx, PassphrasePurpose::kUnlock, passphrase));
+  auto replica = Replica::Open(OptionsFor(ctx), passphrase.view());
+  if (!replica.ok()) {
+    if (replica.status().code() == StatusCode::kWrongPassphrase) {
+      return {kExitLocked, "wrong passphrase: the vault in " + home + " stays locked"};
+    }
+    return CliStatus::From(ErrorSource::kLocal,
+                           replica.status().WithContext("cannot open the device in " + home));
+  }
+  out.config = std::move(config).value();
+  out.replica = std::move(replica).value();
+  return CliStatus::Ok();
+}
+
+MemberNames NamesOf(Device& device) {
+  MemberNames names;
+  auto status = GetSyncStatus(*device.replica);
+  if (status.ok()) {
+    for (const auto& m : status->members) names[m.device] = m.name;
+  }
+  if (!device.config.device_name.empty()) {
+    names.emplace(device.replica->device_id(), device.config.device_name);
+  }
+  return names;
+}
+
+// A new device's folder: unless Keep() is called, removes on destruction
+// what creating the device put there, so a failed init or join can simply be
+// run again. Must outlive (be declared before) the Replica it guards.
+class NewHomeGuard {
+ public:
+  explicit NewHomeGuard(std::string home) : home_(std::move(home)) {
+    std::error_code ec;
+    existed_ = std::filesystem::exists(home_, ec);
+  }
+  ~NewHomeGuard() {
+    if (keep_) return;
+    std::error_code ec;
+    for (const char* f : {"vault.bin", "vault.bin.tmp", "store.db", "store.db-wal", "store.db-shm",
+                          "store.db-journal", "config.json", "config.json.tmp"}) {
+      std::filesystem::remove(std::filesystem::path(home_) / f, ec);
+    }
+    if (!existed_) std::filesystem::remove(home_, ec);  // only if empty
+  }
+  NewHomeGuard(const NewHomeGuard&) = delete;
+  NewHomeGuard& operator=(const NewHomeGuard&) = delete;
+  void Keep() { keep_ = true; }
+
+ private:
+  std::string home_;
+  bool existed_ = false;
+  bool keep_ = false;
+};
+
+CliStatus RefuseExistingDevice(const std::string& home) {
+  return CliStatus::Usage(home +
+                          " already holds a device (vault.bin); use another --home, "
+                          "or move that folder away to start over");
+}
+
+// The hub's answer as a failure: "the hub refused <what>: <its reason>".
+CliStatus HubRefused(std::string_view what, const HttpResponse& response) {
+  const std::string_view body(reinterpret_cast<const char*>(response.body.data()),
+                              response.body.size());
+  const Status s = StatusFromHubResponse(static_cast<int>(response.status), body);
+  return {ExitCodeFor(ErrorSource::kHub, s.code()),
+          "the hub refused " + std::string(what) + ": " + s.message()};
+}
+
+std::string HubErrorText(const HttpResponse& response) {
+  const std::string_view body(reinterpret_cast<const char*>(response.body.data()),
+                              response.body.size());
+  const Status s = StatusFromHubResponse(static_cast<int>(response.status), body);
+  return "HTTP " + std::to_string(response.status) + ": " + s.message();
+}
+
+bool MentionsTime(const HttpResponse& response) {
+  const std::string_view body(reinterpret_cast<const char*>(response.body.data()),
+                              response.body.size());
+  const std::string message =
+      Lower(StatusFromHubResponse(static_cast<int>(response.status), body).message());
+  return message.find("time") != std::string::npos || message.find("clock") != std::string::npos;
+}
+
+void FollowClock(Context& ctx, Replica& replica, const HttpResponse& response) {
+  const int64_t offset = FollowHubClock(replica, response.hub_time);
+  const std::string warning = ClockWarning(offset);
+  if (!warning.empty() && !ctx.clock_warned) {
+    ctx.clock_warned = true;
+    ctx.output->Warn(warning);
+  }
+}
+
+std::string Delay(uint64_t ms) {
+  if (ms < 1000) return std::to_string(ms) + " ms";
+  return std::to_string(ms / 1000) + "." + std::to_string(ms % 1000 / 100) + " s";
+}
+
+Result<RecordId> ParseRecordId(std::string_view text) {
+  if (!LooksLikeRecordId(text)) {
+    return Status::InvalidArgument("\"" + std::string(text) +
+                                   "\" is not a record id (32 hex characters)");
+  }
+  return RecordId::FromHex(text);
+}
+
+CliStatus CheckName(std::string_view name, const char* what) {
+  const Status s = ValidateName(name, what);
+  if (!s.ok()) return CliStatus::Usage(s.message());
+  return CliStatus::Ok();
+}
+
+CliStatus CheckText(std::string_view text, const char* what) {
+  if (text.empty()) return CliStatus::Usage(std::string(what) + " must not be empty");
+  if (text.size() > kMaxNameBytes) {
+    return CliStatus::Usage(std::string(what) + " is longer than " + std::to_string(kMaxNameBytes) +
+                            " bytes");
+  }
+  return CliStatus::Ok();
+}
+
+CliStatus Local(const Status& s) { return CliStatus::From(ErrorSource::kLocal, s); }
+
+}  // namespace
+
+// ---- exit codes --------------------------------------------------------------------------------
+
+int ExitCodeFor(ErrorSource source, StatusCode code) {
+  if (code == StatusCode::kOk) return kExitOk;
+  switch (source) {
+    case ErrorSource::kUsage:
+      return kExitUsage;
+    case ErrorSource::kLocal:
+      // Everything the core says about this device's data is a data error,
+      // except the locked vault.
+      return code == StatusCode::kWrongPassphrase ? kExitLocked : kExitData;
+    case ErrorSource::kHub:
+      // 5xx and 429 (kUnavailable) are retried first; still failing, the
+      // hub is as good as unreachable. Every other refusal is a rejection.
+      return code == StatusCode::kUnavailable ? kExitUnreachable : kExitRejected;
+    case ErrorSource::kNetwork:
+      switch (code) {
+        case StatusCode::kUnavailable:
+          return kExitUnreachable;
+        case StatusCode::kInvalidArgument:
+          return kExitUsage;
+        default:
+          return kExitRejected;  // pin mismatch, untrusted certificate: unsafe
+      }
+  }
+  return kExitData;
+}
+
+// ---- pure helpers ------------------------------------------------------------------------------
+
+Result<std::string> ParseValue(std::string_view text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || (j.is_number_float() && !std::isfinite(j.get<double>()))) {
+    j = std::string(text);
+  }
+  if (j.is_object()) {
+    return Status::InvalidArgument(
+        "a value cannot be a JSON object; quote it to store it as "
+        "text");
+  }
+  try {
+    return j.dump();
+  } catch (const json::exception&) {
+    return Status::InvalidArgument("the value is not valid UTF-8 text");
+  }
+}
+
+bool LooksLikeRecordId(std::string_view word) {
+  return word.size() == 32 && word.find('=') == std::string_view::npos &&
+         std::all_of(word.begin(), word.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+}
+
+Result<std::pair<std::string, std::string>> ParseAssignment(std::string_view word) {
+  const auto eq = word.find('=');
+  if (eq == std::string_view::npos) {
+    return Status::InvalidArgument("expected FIELD=VALUE, got \"" + std::string(word) + "\"");
+  }
+  const std::string field(word.substr(0, eq));
+  if (field.empty()) {
+    return Status::InvalidArgument("no field name before '=' in \"" + std::string(word) + "\"");
+  }
+  ENLACE_RETURN_IF_ERROR(ValidateName(field, "field"));
+  ENLACE_ASSIGN_OR_RETURN(std::string value, ParseValue(word.substr(eq + 1)));
+  return std::make_pair(field, std::move(value));
+}
+
+Result<PutArguments> ParsePutArguments(const std::vector<std::string>& words) {
+  PutArguments out;
+  size_t i = 0;
+  if (!words.empty() && LooksLikeRecordId(words[0])) {
+    ENLACE_ASSIGN_OR_RETURN(out.id, RecordId::FromHex(words[0]));
+    i = 1;
+  }
+  if (i == words.size()) {
+    return Status::InvalidArgument("put needs at least one FIELD=VALUE");
+  }
+  for (; i < words.size(); ++i) {
+    ENLACE_ASSIGN_OR_RETURN(auto assignment, ParseAssignment(words[i]));
+    if (out.fields.count(assignment.first) != 0) {
+      return Status::InvalidArgument("the field " + assignment.first + " is given twice");
+    }
+    out.fields.emplace(std::move(assignment));
+  }
+  return out;
+}
+
+Result<uint64_t> ParseDuration(std::string_view text) {
+  const auto bad = [&] {
+    return Status::InvalidArgument("\"" + std::string(text) +
+                                   "\" is not a duration like 90m, 72h or 7d");
+  };
+  if (text.size() < 2 || text.size() > 10) return bad();
+  const std::string_view digits = text.substr(0, text.size() - 1);
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return bad();
+  }
+  const uint64_t n = std::stoull(std::string(digits));
+  uint64_t unit = 0;
+  switch (text.back()) {
+    case 's':
+      unit = 1000;
+      break;
+    case 'm':
+      unit = kMinuteMs;
+      break;
+    case 'h':
+      unit = 60 * kMinuteMs;
+      break;
+    case 'd':
+      unit = 24 * 60 * kMinuteMs;
+      break;
+    default:
+      return bad();
+  }
+  const uint64_t ms = n * unit;
+  if (ms < kMinuteMs || ms > 30 * 24 * 60 * kMinuteMs) {
+    return Status::InvalidArgument("an invite may be valid from 1 minute to 30 days, not " +
+                                   std::string(text));
+  }
+  return ms;
+}
+
+Result<KdfCost> KdfFromEnv(const char* value) {
+  const std::string v = value == nullptr ? "" : value;
+  if (v.empty() || v == "interactive") return KdfCost::Interactive();
+  if (v == "moderate") return KdfCost::Moderate();
+  if (v == "min") return KdfCost::Minimum();
+  return Status::InvalidArgument("ENLACE_KDF must be interactive, moderate or min (tests), not \"" +
+                                 v + "\"");
+}
+
+std::string ClockWarning(int64_t offset_ms) {
+  const uint64_t magnitude = offset_ms < 0 ? static_cast<uint64_t>(-(offset_ms + 1)) + 1
+                                           : static_cast<uint64_t>(offset_ms);
+  if (magnitude <= kClockWarnMs) return "";
+  const uint64_t minutes = (magnitude + kMinuteMs / 2) / kMinuteMs;
+  // offset = hub - device: positive when the device is behind.
+  return "this device's clock is " + std::to_string(minutes) +
+         (minutes == 1 ? " minute " : " minutes ") + (offset_ms > 0 ? "behind" : "ahead of") +
+         " the hub; enlace is using the hub's time";
+}
+
+// ---- talking to the hub ------------------------------------------------------------------------
+
+CliStatus ExchangeWithHub(Context& ctx, Replica& replica, const HubTarget& hub,
+                          const RequestFactory& make_request, int max_attempts, Exchanged& out) {
+  if (max_attempts < 1) max_attempts = 1;
+  bool time_retry_used = false;
+  std::string last_error;
+  int attempt = 0;
+  for (;;) {
+    ++attempt;
+    auto request = make_request();
+    if (!request.ok()) return Local(request.status());
+    auto response = ctx.http->Post(hub, *request);
+    if (!response.ok()) {
+      if (response.status().code() != StatusCode::kUnavailable) {
+        return CliStatus::From(ErrorSource::kNetwork, response.status());
+      }
+      last_error = response.status().message();
+    } else {
+      FollowClock(ctx, replica, *response);
+      if (response->status == 401 && !time_retry_used && MentionsTime(*response)) {
+        // The request's time was refused; the clock now follows the hub's,
+        // so a freshly signed request will carry an acceptable time.
+        time_retry_used = true;
+        --attempt;
+        continue;
+      }
+      if (!IsRetryableHttpStatus(response->status)) {
+        out.response = std::move(response).value();
+        out.attempts = attempt;
+        return CliStatus::Ok();
+      }
+      last_error = HubErrorText(*response);
+    }
+    if (attempt >= max_attempts) {
+      return {kExitUnreachable, "hub unreachable at " + hub.url + " after " +
+                                    std::to_string(attempt) +
+                                    (attempt == 1 ? " attempt: " : " attempts: ") + last_error};
+    }
+    const uint64_t delay = BackoffMs(ctx.retry, attempt, ctx.unit_random ? ctx.unit_random() : 0.5);
+    ctx.output->Note("no answer from the hub (" + last_error + "); trying again in " +
+                     Delay(delay) + " (attempt " + std::to_string(attempt + 1) + " of " +
+                     std::to_string(max_attempts) + ")");
+    if (ctx.sleep_ms) ctx.sleep_ms(delay);
+  }
+}
+
+// ---- init, invite, join ------------------------------------------------------------------------
+
+CliStatus RunInit(Context& ctx, const InitArgs& args) {
+  const std::string& home = ctx.global.home;
+  if (Status s = ValidateHubUrl(args.hub); !s.ok()) return CliStatus::Usage(s.message());
+  const std::string url = NormaliseHubUrl(args.hub);
+  if (!args.pin.empty()) {
+    if (args.pin.rfind("sha256//", 0) != 0 || args.pin.size() < 12) {
+      return CliStatus::Usage(
+          "--pin must look like sha256//<base64> (enlace-hub admin pin "
+          "prints it)");
+    }
+    if (url.rfind("https://", 0) != 0) {
+      return CliStatus::Usage("--pin needs an https:// hub URL");
+    }
+  }
+  CLI_RETURN_IF_ERROR(CheckText(args.team, "the team name"));
+  CLI_RETURN_IF_ERROR(CheckText(args.token, "the bootstrap token"));
+  const std::string name = args.name.empty() ? DefaultDeviceName() : args.name;
+  CLI_RETURN_IF_ERROR(CheckText(name, "the device name"));
+  if (HasVault(home)) return RefuseExistingDevice(home);
+
+  Passphrase passphrase;
+  CLI_RETURN_IF_ERROR(GetPassphrase(ctx, PassphrasePurpose::kCreate, passphrase));
+
+  NewHomeGuard guard(home);  // declared before the replica: outlives it
+  auto created = Replica::Create(OptionsFor(ctx), passphrase.view());
+  if (!created.ok()) return Local(created.status().WithContext("cannot create the device"));
+  std::unique_ptr<Replica> replica = std::move(created).value();
+  auto team = replica->CreateTeam();
+  if (!team.ok()) return Local(team.status());
+
+  const HubTarget hub{url, args.pin};
+  Exchanged ex;
+  CLI_RETURN_IF_ERROR(ExchangeWithHub(
+      ctx, *replica, hub,
+      [&] { return BuildRegisterTeamRequest(*replica, args.team, name, args.token); },
+      ctx.retry.max_attempts, ex));
+  if (ex.response.status != 200) return HubRefused("to register the team", ex.response);
+  if (Status s = HandleMembersResponse(*replica, ex.response.body); !s.ok()) return Local(s);
+  const Config config{url, args.pin, args.team, name, RoleName(Role::kCoordinator)};
+  if (Status s = SaveConfig(home, config); !s.ok()) return Local(s);
+  guard.Keep();
+
+  const std::string device = replica->device_id().ToHex();
+  if (ctx.output->json()) {
+    ctx.output->Json({{"team", team->ToHex()},
+                      {"team_name", args.team},
+                      {"device", device},
+                      {"device_name", name},
+                      {"role", config.role},
+                      {"hub", url}});
+  } else {
+    ctx.output->Line("Team \"" + args.team + "\" is registered on " + url + ".");
+    ctx.output->Line("This device, " + name + " (" + device.substr(0, 8) +
+                     "), is its coordinator. Its data lives in " + home + ".");
+    ctx.output->Line("Next: enlace invite --role field   (one code per new device)");
+  }
+  return CliStatus::Ok();
+}
+
+CliStatus RunInvite(Context& ctx, const InviteArgs& args) {
+  Role role;
+  if (args.role == "field") {
+    role = Role::kField;
+  } else if (args.role == "coordinator") {
+    role = Role::kCoordinator;
+  } else {
+    return CliStatus::Usage("--role must be field or coordinator, not " + args.role);
+  }
+  auto valid_for = ParseDuration(args.expires);
+  if (!valid_for.ok()) return CliStatus::Usage(valid_for.status().message());
+
+  Device dev;
+  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
+  const HubTarget hub{dev.config.hub_url, dev.config.tls_pin};
+  std::optional<PreparedInvite> prepared;
+  Exchanged ex;
+  CLI_RETURN_IF_ERROR(ExchangeWithHub(
+      ctx, *dev.replica, hub,
+      [&]() -> Result<OutgoingRequest> {
+        // A fresh code per attempt: the one printed is the one the hub stored.
+        auto p =
+            PrepareInvite(*dev.replica, dev.config.hub_url, dev.config.tls_pin, role, *valid_for);
+        if (!p.ok()) return p.status();
+        prepared = std::move(p).value();
+        return prepared->request;
+      },
+      ctx.retry.max_attempts, ex));
+  if (ex.response.status != 200) return HubRefused("the invite", ex.response);
+
+  if (ctx.output->json()) {
+    ctx.output->Json({{"code", prepared->code},
+                      {"expires", prepared->expires_ms},
+                      {"expires_at", FormatIsoUtc(prepared->expires_ms)},
+                      {"role", args.role}});
+  } else {
+    // The code alone on stdout (code=$(enlace invite)); the advice on stderr.
+    ctx.output->err() << "Invite for one " << args.role << " device, valid until "
+                      << FormatIsoUtc(prepared->expires_ms)
+                      << ". Hand it over in person or over a channel you trust: it\n"
+                         "lets its holder join the team and read its data. On the new "
+                         "device run: enlace join CODE\n";
+    ctx.output->Line(prepared->code);
+  }
+  return CliStatus::Ok();
+}
+
+CliStatus RunJoin(Context& ctx, const JoinArgs& args) {
+  const std::string& home = ctx.global.home;
+  std::string code = args.code;
+  if (code == "-") {
+    // Keeps the code, a secret, out of argv and the shell history.
+    if (!std::getline(std::cin, code)) return CliStatus::Usage("no invite code on stdin");
+  }
+  auto info = ParseInviteCode(code);
+  if (!info.ok()) return CliStatus::Usage(info.status().message());
+  if (Status s = ValidateHubUrl(info->hub_url); !s.ok()) {
+    return CliStatus::Usage("the invite code names an unusable hub: " + s.message());
+  }
+  const std::string name = args.name.empty() ? DefaultDeviceName() : args.name;
+  CLI_RETURN_IF_ERROR(CheckText(name, "the device name"));
+  if (HasVault(home)) return RefuseExistingDevice(home);
+
+  Passphrase passphrase;
+  CLI_RETURN_IF_ERROR(GetPassphrase(ctx, PassphrasePurpose::kCreate, passphrase));
+
+  NewHomeGuard guard(home);  // declared before the replica: outlives it
+  auto created = Replica::Create(OptionsFor(ctx), passphrase.view());
+  if (!created.ok()) return Local(created.status().WithContext("cannot create the device"));
+  std::unique_ptr<Replica> replica = std::move(created).value();
+
+  const HubTarget hub{NormaliseHubUrl(info->hub_url), info->tls_pin};
+  Exchanged ex;
+  CLI_RETURN_IF_ERROR(ExchangeWithHub(
+      ctx, *replica, hub, [&] { return BuildJoinRequest(*replica, code, name); },
+      ctx.retry.max_attempts, ex));
+  if (ex.response.status != 200) return HubRefused("the invite code", ex.response);
+  if (Status s = HandleJoinResponse(*replica, code, ex.response.body); !s.ok()) return Local(s);
+
+  std::string role = RoleName(Role::kField);
+  if (auto status = GetSyncStatus(*replica); status.ok()) {
+    for (const auto& m : status->members) {
+      if (m.device == replica->device_id()) role = RoleName(m.role);
+    }
+  }
+  const Config config{hub.url, hub.tls_pin, "", name, role};
+  if (Status s = SaveConfig(home, config); !s.ok()) return Local(s);
+  guard.Keep();
+
+  const std::string device = replica->device_id().ToHex();
+  if (ctx.output->json()) {
+    ctx.output->Json({{"team", replica->team().ToHex()},
+                      {"device", device},
+                      {"device_name", name},
+                      {"role", role},
+                      {"hub", hub.url}});
+  } else {
+    ctx.output->Line("This device, " + name + " (" + device.substr(0, 8) +
+                     "), joined the team as a " + role + " device. Hub: " + hub.url);
+    ctx.output->Line("Next: enlace sync");
+  }
+  return CliStatus::Ok();
+}
+
+// ---- records -----------------------------------------------------------------------------------
+
+CliStatus RunPut(Context& ctx, const PutArgs& args) {
+  CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
+  auto parsed = ParsePutArguments(args.words);
+  if (!parsed.ok()) return CliStatus::Usage(parsed.status().message());
+  Device dev;
+  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
+  auto id = dev.replica->Put(args.collection, parsed->id, parsed->fields);
+  if (!id.ok()) {
+    if (id.status().code() == StatusCode::kFailedPrecondition && parsed->id) {
+      return Local(
+          id.status().WithContext("the record is deleted; bring it back first with "
+                                  "enlace restore " +
+                                  args.collection + " " + parsed->id->ToHex()));
+    }
+    return Local(id.status());
+  }
+  if (ctx.output->json()) {
+    ctx.output->Json({{"id", id->ToHex()}});
+  } else {
+    ctx.output->Line((parsed->id ? "saved " : "created ") + args.collection + " " + id->ToHex());
+  }
+  return CliStatus::Ok();
+}
+
+CliStatus RunGet(Context& ctx, const RecordArgs& args) {
+  CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
+  auto id = ParseRecordId(args.id);
+  if (!id.ok()) return CliStatus::Usage(id.status().message());
+  Device dev;
+  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
+  auto record = dev.replica->Get(args.collection, *id, /*include_deleted=*/true);
+  if (!record.ok()) return Local(record.status());
+  if (ctx.output->json()) {
+    ctx.output->Json(RecordToJson(*record));
+  } else {
+    ctx.output->out() << RenderRecord(*record, NamesOf(dev));
+  }
+  return CliStatus::Ok();
+}
+
+CliStatus RunList(Context& ctx, const std::string& collection) {
+  CLI_RETURN_IF_ERROR(CheckName(collection, "collection"));
+  Device dev;
+  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
+  auto records = dev.replica->List(collection);
+  if (!records.ok()) return Local(records.status());
+  if (ctx.output->json()) {
+    json all = json::array();
+    for (const auto& r : *records) all.push_back(RecordToJson(r));
+    ctx.output->Json(all);
+  } else if (records->empty()) {
+    ctx.output->Line("no records in " + collection);
+  } else {
+    for (const auto& r : *records) ctx.output->out() << RenderRecordLine(r);
+  }
+  return CliStatus::Ok();
+}
+
+CliStatus RunDelete(Context& ctx, const RecordArgs& args) {
+  CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
+  auto id = ParseRecordId(args.id);
+  if (!id.ok()) return CliStatus::Usage(id.status().message());
+  Device dev;
+  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
+  if (Status s = dev.replica->Delete(args.collection, *id); !s.ok()) return Local(s);
+  if (ctx.output->json()) {
+    ctx.output->Json({{"id", id->ToHex()}, {"deleted", true}});
+  } else {
+    ctx.output->Line("deleted " + args.collection + " " + id->ToHex() +
+                     " (enlace restore brings it back)");
+  }
+  return CliStatus::Ok();
+}
+
+CliStatus RunRestore(Context& ctx, const RecordArgs& args) {
+  CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
+  auto id = ParseRecordId(args.id);
+  if (!id.ok()) return CliStatus::Usage(id.status().message());
+  Device dev;
+  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
+  if (Status s = dev.replica->Restore(args.collection, *id); !s.ok()) return Local(s);
+  if (ctx.output->json()) {
+    ctx.output->Json({{"id", id->ToHex()}, {"deleted", false}});
+  } else {
+    ctx.output->Line("restored " + args.collection + " " + id->ToHex());
+  }
+  return CliStatus::Ok();
+}
+
+CliStatus RunConflicts(Context& ctx) {
+  Device dev;
+  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
+  auto conflicts = dev.replica->Conflicts();
+  if (!conflicts.ok()) return Local(conflicts.status());
+  const MemberNames names = NamesOf(dev);
+  if (ctx.output->json()) {
+    json all = json::array();
+    for (const auto& c : *conflicts) all.push_back(ConflictToJson(c, names));
+    ctx.output->Json(all);
+  } else if (conflicts->empty()) {
+    ctx.output->Line("no conflicts");
+  } else {
+    for (size_t i = 0; i < conflicts->size(); ++i) {
+      if (i > 0) ctx.output->out() << "\n";
+      ctx.output->out() << RenderConflict((*conflicts)[i], names);
+    }
+  }
+  return CliStatus::Ok();
+}
+
+CliStatus RunResolve(Context& ctx, const ResolveArgs& args) {
+  CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
+  auto id = ParseRecordId(args.id);
+  if (!id.ok()) return CliStatus::Usage(id.status().message());
+  const bool existence = args.field == kDeletedField;
+  if (!existence) CLI_RETURN_IF_ERROR(CheckName(args.field, "field"));
+  auto value = ParseValue(args.value);
+  if (!value.ok()) return CliStatus::Usage(value.status().message());
+  if (existence && *value != "true" && *value != "false") {
+    return CliStatus::Usage(std::string(kDeletedField) +
+                            " takes true (confirm the delete) or false (keep the record)");
+  }
+  Device dev;
+  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
+  if (Status s = dev.replica->Resolve(args.collection, *id, args.field, *value); !s.ok()) {
+    return Local(s);
+  }
+  if (ctx.output->json()) {
+    ctx.output->Json({{"id", id->ToHex()}, {"field", args.field}, {"value", ValueToJson(*value)}});
+  } else {
+    ctx.output->Line("resolved " + args.collection + " " + id->ToHex() + " " + args.field + " = " +
+                     DisplayValue(*value) + " (sync to settle it everywhere)");
+  }
+  return CliStatus::Ok();
+}
+
+// ---- sync and status ---------------------------------------------------------------------------
+
+CliStatus RunSync(Context& ctx, const SyncArgs& args) {
+  Device dev;
+  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
+  HubTarget hub{dev.config.hub_url, dev.config.tls_pin};
+  if (!args.hub.empty()) {
+    if (Status s = ValidateHubUrl(args.hub); !s.ok()) return CliStatus::Usage(s.message());
+    hub.url = NormaliseHubUrl(args.hub);
+  }
+  SyncSession session(*dev.replica);
+  bool progress_shown = false;
+  int idle_rounds = 0;
+  auto end_progress_line = [&] {
+    if (progress_shown) ctx.output->err() << "\n";
+    progress_shown = false;
+  };
+  for (;;) {
+    Exchanged ex;
+    CliStatus s = ExchangeWithHub(
+        ctx, *dev.replica, hub, [&] { return session.NextRequest(); }, args.max_attempts, ex);
+    if (s.ok() && ex.response.status != 200) s = HubRefused("the sync", ex.response);
+    if (!s.ok()) {
+      end_progress_line();
+      return s;
+    }
+    const SyncProgress before = session.progress();
+    auto more = session.HandleResponse(ex.response.body);
+    if (!more.ok()) {
+      end_progress_line();
+      return CliStatus::From(more.status().code() == StatusCode::kUnavailable ? ErrorSource::kHub
+                                                                              : ErrorSource::kLocal,
+                             more.status());
+    }
+    const SyncProgress& p = session.progress();
+    if (ctx.progress) {
+      ctx.output->err() << "\rround " << p.rounds << ": sent " << p.sent << ", received "
+                        << p.received << "   " << std::flush;
+      progress_shown = true;
+    }
+    if (!*more) break;
+    const bool moved = p.sent != before.sent || p.received != before.received ||
+                       p.ignored != before.ignored || p.refused != before.refused;
+    idle_rounds = moved ? 0 : idle_rounds + 1;
+    if (idle_rounds >= kMaxIdleRounds) {
+      end_progress_line();
+      return {kExitUnreachable, "the hub at " + hub.url +
+                                    " keeps announcing more but sends "
+                                    "nothing; try again later"};
+    }
+  }
+  end_progress_line();
+
+  const SyncProgress& p = session.progress();
+  if (p.refused > 0) {
+    ctx.output->Warn(std::to_string(p.refused) + " pulled write" + (p.refused == 1 ? "" : "s") +
+                     " failed verification and " + (p.refused == 1 ? "was" : "were") +
+                     " skipped (last: " + p.last_refusal + ")");
+  }
+  if (p.restamped > 0) {
+    ctx.output->Note(std::to_string(p.restamped) +
+                     " writes made while this device's clock ran ahead were re-stamped");
+  }
+  if (ctx.output->json()) {
+    ctx.output->Json({{"sent", p.sent},
+                      {"received", p.received},
+                      {"rounds", p.rounds},
+                      {"refused", p.refused},
+                      {"ignored", p.ignored},
+                      {"restamped", p.restamped}});
+  } else {
+    std::string line = "sent " + std::to_string(p.sent) + ", received " +
+                       std::to_string(p.received) + " in " + std::to_string(p.rounds) +
+                       (p.rounds == 1 ? " round" : " rounds");
+    if (p.refused > 0) line += ", " + std::to_string(p.refused) + " refused";
+    ctx.output->Line(line);
+  }
+  return CliStatus::Ok();
+}
+
+CliStatus RunStatus(Context& ctx) {
+  Device dev;
+  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
+  auto status = GetSyncStatus(*dev.replica);
+  if (!status.ok()) return Local(status.status());
+  const Config& c = dev.config;
+  const std::string device = dev.replica->device_id().ToHex();
+  const std::string team = dev.replica->team().ToHex();
+  const bool synced = status->last_sync_ms != 0;
+  if (ctx.output->json()) {
+    ctx.output->Json({{"pending", status->pending_writes},
+                      {"last_sync", synced ? json(FormatIsoUtc(status->last_sync_ms)) : json()},
+                      {"last_sync_ms", status->last_sync_ms},
+                      {"hub", c.hub_url},
+                      {"tls_pin", c.tls_pin},
+                      {"team", team},
+                      {"team_name", c.team_name},
+                      {"device", device},
+                      {"device_name", c.device_name},
+                      {"role", c.role},
+                      {"members", status->members.size()},
+                      {"clock_offset_ms", status->clock_offset_ms}});
+    return CliStatus::Ok();
+  }
+  std::ostream& os = ctx.output->out();
+  os << "unsent writes  " << status->pending_writes << "\n";
+  os << "last sync      " << (synced ? FormatIsoUtc(status->last_sync_ms) : "never") << "\n";
+  os << "hub            " << c.hub_url << (c.tls_pin.empty() ? "" : "  (key pinned)") << "\n";
+  os << "team           " << (c.team_name.empty() ? team : c.team_name + " (" + team + ")") << "\n";
+  os << "device         " << c.device_name << " (" << device << ")\n";
+  os << "role           " << c.role << "\n";
+  os << "members        " << status->members.size() << "\n";
+  if (const std::string w = ClockWarning(status->clock_offset_ms); !w.empty()) {
+    os << "clock          " << w << "\n";
+  }
+  return CliStatus::Ok();
+}
+
+}  // namespace enlace::cli
+
+#undef CLI_RETURN_IF_ERROR

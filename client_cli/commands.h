@@ -1,0 +1,185 @@
+// The enlace commands, and the small pure helpers they share.
+//
+// Each command opens what it needs (config, replica, hub), does one thing
+// and returns a CliStatus whose exit code follows one table (ExitCodeFor):
+//   0 ok, 1 usage, 2 locked, 3 hub unreachable, 4 rejected by the hub,
+//   5 data error.
+#ifndef ENLACE_CLIENT_CLI_COMMANDS_H_
+#define ENLACE_CLIENT_CLI_COMMANDS_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "enlace/replica.h"
+#include "enlace/status.h"
+#include "output.h"
+#include "transport.h"
+
+namespace enlace::cli {
+
+// ---- exit codes ----------------------------------------------------------------------------
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitUsage = 1;        // bad command line, home not initialised
+inline constexpr int kExitLocked = 2;       // wrong or missing passphrase
+inline constexpr int kExitUnreachable = 3;  // hub unreachable after every retry
+inline constexpr int kExitRejected = 4;     // the hub said no, or is not the pinned hub
+inline constexpr int kExitData = 5;         // the local data or a value is wrong
+
+// Where an error arose: the same StatusCode means different things coming
+// from the local core (kNotFound: no such record) and from the hub (404).
+enum class ErrorSource {
+  kUsage,    // the command line or the home folder
+  kLocal,    // the core, on this device's data
+  kHub,      // the hub's answer (StatusFromHubResponse)
+  kNetwork,  // the transport (HttpClient errors)
+};
+
+// The one table from (source, code) to exit code.
+int ExitCodeFor(ErrorSource source, StatusCode code);
+
+// The outcome of a command: ok, or an exit code and a message for people.
+class [[nodiscard]] CliStatus {
+ public:
+  CliStatus() = default;
+  CliStatus(int exit_code, std::string message)
+      : exit_code_(exit_code), message_(std::move(message)) {}
+  static CliStatus Ok() { return {}; }
+  static CliStatus Usage(std::string message) { return {kExitUsage, std::move(message)}; }
+  // `status` must not be ok.
+  static CliStatus From(ErrorSource source, const Status& status) {
+    return {ExitCodeFor(source, status.code()), status.message()};
+  }
+
+  bool ok() const { return exit_code_ == kExitOk; }
+  int exit_code() const { return exit_code_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  int exit_code_ = kExitOk;
+  std::string message_;
+};
+
+// ---- pure helpers --------------------------------------------------------------------------
+
+// A value typed on the command line as canonical JSON text: JSON when it
+// parses as a number, true/false/null, a "quoted string" or an [array];
+// otherwise the text itself as a string (status=Active -> "Active"; an empty
+// value is ""). kInvalidArgument for a JSON object, which is not a value.
+Result<std::string> ParseValue(std::string_view text);
+
+// Whether a command-line word is a record id: 32 hex characters and no '='.
+bool LooksLikeRecordId(std::string_view word);
+
+// "FIELD=VALUE" split at the first '=' and the value parsed (ParseValue).
+// kInvalidArgument when there is no '=', the field name is empty or invalid.
+Result<std::pair<std::string, std::string>> ParseAssignment(std::string_view word);
+
+// The arguments of `put` after COLLECTION: an optional ID, then FIELD=VALUE
+// words (at least one; a field at most once).
+struct PutArguments {
+  std::optional<RecordId> id;
+  Fields fields;
+};
+Result<PutArguments> ParsePutArguments(const std::vector<std::string>& words);
+
+// "72h", "30m", "7d", "90s" in milliseconds; kInvalidArgument otherwise, or
+// when not between one minute and 30 days.
+Result<uint64_t> ParseDuration(std::string_view text);
+
+// The Argon2id cost from ENLACE_KDF: unset or "interactive" (the default),
+// "moderate", or "min" (tests only). kInvalidArgument for anything else.
+Result<KdfCost> KdfFromEnv(const char* value);
+
+// "N minutes" text for a clock offset warning (hub time - device time), or
+// "" when |offset| <= 60 s.
+std::string ClockWarning(int64_t offset_ms);
+
+// ---- the commands --------------------------------------------------------------------------
+
+struct GlobalOptions {
+  std::string home;  // resolved: never empty when a command runs
+  bool json = false;
+  std::string passphrase_file;  // --passphrase-file
+};
+
+// What a command runs with; every part can be replaced in tests.
+struct Context {
+  GlobalOptions global;
+  Output* output = nullptr;
+  HttpClient* http = nullptr;
+  RetryPolicy retry;                       // ENLACE_RETRY_BASE_MS shrinks base_ms
+  KdfCost kdf = KdfCost::Interactive();    // ENLACE_KDF
+  const char* env_passphrase = nullptr;    // ENLACE_PASSPHRASE
+  int tty_fd = 0;                          // where to prompt for a passphrase
+  std::function<void(uint64_t)> sleep_ms;  // between retries
+  std::function<double()> unit_random;     // jitter in [0, 1)
+  bool progress = false;                   // stderr is a terminal: show progress
+  bool clock_warned = false;               // the clock warning is printed once
+};
+
+struct InitArgs {
+  std::string hub, team, token, name, pin;
+};
+struct InviteArgs {
+  std::string role = "field";
+  std::string expires = "72h";
+};
+struct JoinArgs {
+  std::string code, name;
+};
+struct PutArgs {
+  std::string collection;
+  std::vector<std::string> words;  // [ID] FIELD=VALUE...
+};
+struct RecordArgs {
+  std::string collection, id;
+};
+struct ResolveArgs {
+  std::string collection, id, field, value;
+};
+struct SyncArgs {
+  int max_attempts = 6;
+  std::string hub;  // overrides the configured hub URL for this run
+};
+
+CliStatus RunInit(Context& ctx, const InitArgs& args);
+CliStatus RunInvite(Context& ctx, const InviteArgs& args);
+CliStatus RunJoin(Context& ctx, const JoinArgs& args);
+CliStatus RunPut(Context& ctx, const PutArgs& args);
+CliStatus RunGet(Context& ctx, const RecordArgs& args);
+CliStatus RunList(Context& ctx, const std::string& collection);
+CliStatus RunDelete(Context& ctx, const RecordArgs& args);
+CliStatus RunRestore(Context& ctx, const RecordArgs& args);
+CliStatus RunConflicts(Context& ctx);
+CliStatus RunResolve(Context& ctx, const ResolveArgs& args);
+CliStatus RunSync(Context& ctx, const SyncArgs& args);
+CliStatus RunStatus(Context& ctx);
+
+// ---- talking to the hub --------------------------------------------------------------------
+
+// Sends make_request() to `hub` until an answer that is worth keeping:
+// retries connection failures, timeouts, 5xx and 429 with exponential
+// backoff (ctx.retry, at most `max_attempts`), and, once, a 401 about the
+// request's time after following the hub's clock. Every request is rebuilt
+// (and so re-signed with a fresh nonce) so a retry is never a replay. After
+// every response, the replica follows the hub's clock and a device whose
+// clock is more than a minute off is told so once. Returns the final
+// response (any status but the retried ones); exit 3 when every attempt
+// failed, 4 for a pin mismatch or an untrusted certificate.
+struct Exchanged {
+  HttpResponse response;
+  int attempts = 0;
+};
+using RequestFactory = std::function<Result<OutgoingRequest>()>;
+CliStatus ExchangeWithHub(Context& ctx, Replica& replica, const HubTarget& hub,
+                          const RequestFactory& make_request, int max_attempts, Exchanged& out);
+
+}  // namespace enlace::cli
+
+#endif  // ENLACE_CLIENT_CLI_COMMANDS_H_

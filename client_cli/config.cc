@@ -1,0 +1,114 @@
+#include "config.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace enlace::cli {
+
+namespace {
+
+constexpr size_t kMaxConfigBytes = 64 * 1024;
+
+std::string ErrnoText() { return std::strerror(errno); }
+
+}  // namespace
+
+std::string DefaultHome(const char* xdg_data_home, const char* home) {
+  // The XDG spec says relative values are invalid and must be ignored.
+  if (xdg_data_home != nullptr && xdg_data_home[0] == '/') {
+    return (std::filesystem::path(xdg_data_home) / "enlace").string();
+  }
+  if (home != nullptr && home[0] != '\0') {
+    return (std::filesystem::path(home) / ".local" / "share" / "enlace").string();
+  }
+  return "";
+}
+
+std::string ConfigPath(const std::string& home) {
+  return (std::filesystem::path(home) / "config.json").string();
+}
+
+std::string VaultPath(const std::string& home) {
+  return (std::filesystem::path(home) / "vault.bin").string();
+}
+
+bool HasVault(const std::string& home) {
+  std::error_code ec;
+  return std::filesystem::exists(VaultPath(home), ec);
+}
+
+Result<Config> LoadConfig(const std::string& home) {
+  const std::string path = ConfigPath(home);
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return Status::NotFound(path + " does not exist");
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return Status::IoError("cannot read " + path + ": " + ec.message());
+  if (size > kMaxConfigBytes) return Status::Corruption(path + " is too large to be a config");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IoError("cannot open " + path + ": " + ErrnoText());
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return Status::Corruption(path + " is not a JSON object");
+  Config c;
+  const std::pair<const char*, std::string*> keys[] = {{"hub_url", &c.hub_url},
+                                                       {"tls_pin", &c.tls_pin},
+                                                       {"team_name", &c.team_name},
+                                                       {"device_name", &c.device_name},
+                                                       {"role", &c.role}};
+  for (const auto& [key, field] : keys) {
+    const auto it = j.find(key);
+    if (it == j.end()) continue;
+    if (!it->is_string()) return Status::Corruption(path + ": \"" + key + "\" is not a string");
+    *field = it->get<std::string>();
+  }
+  if (c.hub_url.empty()) return Status::Corruption(path + " has no hub_url");
+  return c;
+}
+
+Status SaveConfig(const std::string& home, const Config& config) {
+  const nlohmann::json j = {{"hub_url", config.hub_url},
+                            {"tls_pin", config.tls_pin},
+                            {"team_name", config.team_name},
+                            {"device_name", config.device_name},
+                            {"role", config.role}};
+  const std::string text = j.dump(2) + "\n";
+  const std::string path = ConfigPath(home);
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::IoError("cannot create " + tmp + ": " + ErrnoText());
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string err = ErrnoText();
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return Status::IoError("cannot write " + tmp + ": " + err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  const bool synced = ::fsync(fd) == 0;
+  const std::string sync_err = synced ? "" : ErrnoText();
+  if (::close(fd) != 0 || !synced) {
+    const std::string err = synced ? ErrnoText() : sync_err;
+    ::unlink(tmp.c_str());
+    return Status::IoError("cannot write " + tmp + ": " + err);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string err = ErrnoText();
+    ::unlink(tmp.c_str());
+    return Status::IoError("cannot replace " + path + ": " + err);
+  }
+  return Status::Ok();
+}
+
+}  // namespace enlace::cli
