@@ -630,36 +630,32 @@ CliStatus RunList(Context& ctx, const std::string& collection) {
   return CliStatus::Ok();
 }
 
-CliStatus RunDelete(Context& ctx, const RecordArgs& args) {
+namespace {
+// Deletes (`deleted`) or restores a record.
+CliStatus SetDeleted(Context& ctx, const RecordArgs& args, bool deleted) {
   CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
   auto id = ParseRecordId(args.id);
   if (!id.ok()) return CliStatus::Usage(id.status().message());
   Device dev;
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
-  if (Status s = dev.replica->Delete(args.collection, *id); !s.ok()) return Local(s);
+  const Status s = deleted ? dev.replica->Delete(args.collection, *id)
+                           : dev.replica->Restore(args.collection, *id);
+  if (!s.ok()) return Local(s);
   if (ctx.output->json()) {
-    ctx.output->Json({{"id", id->ToHex()}, {"deleted", true}});
-  } else {
+    ctx.output->Json({{"id", id->ToHex()}, {"deleted", deleted}});
+  } else if (deleted) {
     ctx.output->Line("deleted " + args.collection + " " + id->ToHex() +
                      " (enlace restore brings it back)");
-  }
-  return CliStatus::Ok();
-}
-
-CliStatus RunRestore(Context& ctx, const RecordArgs& args) {
-  CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
-  auto id = ParseRecordId(args.id);
-  if (!id.ok()) return CliStatus::Usage(id.status().message());
-  Device dev;
-  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
-  if (Status s = dev.replica->Restore(args.collection, *id); !s.ok()) return Local(s);
-  if (ctx.output->json()) {
-    ctx.output->Json({{"id", id->ToHex()}, {"deleted", false}});
   } else {
     ctx.output->Line("restored " + args.collection + " " + id->ToHex());
   }
   return CliStatus::Ok();
 }
+}  // namespace
+
+CliStatus RunDelete(Context& ctx, const RecordArgs& args) { return SetDeleted(ctx, args, true); }
+
+CliStatus RunRestore(Context& ctx, const RecordArgs& args) { return SetDeleted(ctx, args, false); }
 
 CliStatus RunConflicts(Context& ctx) {
   Device dev;

@@ -299,10 +299,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto applied = target.ApplyRemote(resealed);
   if (must_refuse) {
     // (A stamp too far in the future may be refused first.)
-    Expect(applied.status().code() == StatusCode::kCorruption ||
-               applied.status().code() == StatusCode::kInvalidArgument,
-           "a reused dot or an unissued own counter was not refused: " +
-               applied.status().ToString());
+    Expect(
+        applied.status().code() == StatusCode::kCorruption ||
+            applied.status().code() == StatusCode::kInvalidArgument,
+        "a reused dot or an unissued own counter was not refused: " + applied.status().ToString());
     return 0;
   }
   if (!applied.ok()) {

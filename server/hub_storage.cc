@@ -47,7 +47,6 @@ CREATE TABLE nonces(
 CREATE INDEX nonces_by_time ON nonces(seen_ms);
 )sql",
 };
-constexpr int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 template <typename T>
 T FromBlob(std::span<const uint8_t> blob) {
@@ -62,22 +61,7 @@ class SqliteHubStorage final : public HubStorage {
  public:
   explicit SqliteHubStorage(std::unique_ptr<Db> db) : db_(std::move(db)) {}
 
-  Status Migrate() {
-    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("PRAGMA user_version"));
-    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
-    int64_t version = row ? st.ColumnInt(0) : 0;
-    st.Reset();
-    if (version > kSchemaVersion) {
-      return Status::FailedPrecondition("hub.db was written by a newer enlace-hub");
-    }
-    for (; version < kSchemaVersion; ++version) {
-      ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
-      ENLACE_RETURN_IF_ERROR(db_->ExecScript(kMigrations[version]));
-      ENLACE_RETURN_IF_ERROR(db_->ExecScript("PRAGMA user_version=" + std::to_string(version + 1)));
-      ENLACE_RETURN_IF_ERROR(tx->Commit());
-    }
-    return Status::Ok();
-  }
+  Status Migrate() { return internal::RunMigrations(*db_, kMigrations, "hub.db"); }
 
   Status AddBootstrapToken(const TokenHash& token_hash, uint64_t now_ms) override {
     std::lock_guard lock(mu_);
@@ -161,8 +145,9 @@ class SqliteHubStorage final : public HubStorage {
                                     uint64_t now_ms) override {
     std::lock_guard lock(mu_);
     ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
-    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT team, role, verifier, envelope, "
-                                                  "expires_ms, used_ms FROM invites WHERE invite = ?"));
+    ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                            db_->Prepare("SELECT team, role, verifier, envelope, "
+                                         "expires_ms, used_ms FROM invites WHERE invite = ?"));
     st.BindBlob(1, req.invite_id);
     ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
     const Status refused = Status::PermissionDenied("the invite code is unknown, used or expired");
@@ -181,7 +166,8 @@ class SqliteHubStorage final : public HubStorage {
     if (existing) return Status::AlreadyExists("this device is already registered");
     ENLACE_ASSIGN_OR_RETURN(Stmt use, db_->Prepare("UPDATE invites SET used_ms = ?, used_by = ? "
                                                    "WHERE invite = ?"));
-    ENLACE_RETURN_IF_ERROR(use.Bind(1, I(now_ms)).BindBlob(2, device.bytes).BindBlob(3, req.invite_id).Exec());
+    ENLACE_RETURN_IF_ERROR(
+        use.Bind(1, I(now_ms)).BindBlob(2, device.bytes).BindBlob(3, req.invite_id).Exec());
     Member m;
     m.device = device;
     m.signing_key = req.signing_key;
@@ -249,8 +235,8 @@ class SqliteHubStorage final : public HubStorage {
     for (;;) {
       ENLACE_ASSIGN_OR_RETURN(bool more, pull.Step());
       if (!more) break;
-      const bool own = DeviceId{FromBlob<std::array<uint8_t, 16>>(pull.ColumnBlob(1))} ==
-                       device.member.device;
+      const bool own =
+          DeviceId{FromBlob<std::array<uint8_t, 16>>(pull.ColumnBlob(1))} == device.member.device;
       const auto blob = pull.ColumnBlob(2);
       if (!own) {
         if (!resp.writes.empty() &&
@@ -293,7 +279,8 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM teams", c.teams));
     ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM devices", c.devices));
     ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM writes", c.writes));
-    ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM invites WHERE used_ms IS NULL", c.invites_open));
+    ENLACE_RETURN_IF_ERROR(
+        count("SELECT count(*) FROM invites WHERE used_ms IS NULL", c.invites_open));
     return c;
   }
 
@@ -382,7 +369,8 @@ class SqliteHubStorage final : public HubStorage {
 
   Result<MembersResponse> MembersLocked(const TeamId& team) {
     MembersResponse out;
-    ENLACE_ASSIGN_OR_RETURN(Stmt v, db_->Prepare("SELECT members_version FROM teams WHERE team = ?"));
+    ENLACE_ASSIGN_OR_RETURN(Stmt v,
+                            db_->Prepare("SELECT members_version FROM teams WHERE team = ?"));
     v.BindBlob(1, team.bytes);
     ENLACE_ASSIGN_OR_RETURN(bool vrow, v.Step());
     out.members_version = vrow ? static_cast<uint64_t>(v.ColumnInt(0)) : 0;
@@ -405,7 +393,9 @@ class SqliteHubStorage final : public HubStorage {
 
 }  // namespace
 
-TokenHash HashToken(std::string_view token) { return internal::GenericHash(internal::AsBytes(token)); }
+TokenHash HashToken(std::string_view token) {
+  return internal::GenericHash(internal::AsBytes(token));
+}
 
 Result<std::unique_ptr<HubStorage>> OpenSqliteHubStorage(const std::string& data_dir) {
   std::error_code ec;
@@ -415,8 +405,9 @@ Result<std::unique_ptr<HubStorage>> OpenSqliteHubStorage(const std::string& data
   const std::string path = (std::filesystem::path(data_dir) / "hub.db").string();
   ENLACE_ASSIGN_OR_RETURN(auto db, Db::Open(path));
   ::chmod(path.c_str(), 0600);
-  ENLACE_RETURN_IF_ERROR(db->ExecScript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                                        "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;"));
+  ENLACE_RETURN_IF_ERROR(
+      db->ExecScript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                     "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;"));
   auto storage = std::make_unique<SqliteHubStorage>(std::move(db));
   ENLACE_RETURN_IF_ERROR(storage->Migrate());
   return std::unique_ptr<HubStorage>(std::move(storage));

@@ -49,8 +49,8 @@ class HubStorage {
   // first coordinator. kPermissionDenied for an unknown or used token,
   // kAlreadyExists for a known team or device.
   virtual Result<MembersResponse> RegisterTeam(const RegisterTeamRequest& request,
-                                               const DeviceId& device,
-                                               const TokenHash& token_hash, uint64_t now_ms) = 0;
+                                               const DeviceId& device, const TokenHash& token_hash,
+                                               uint64_t now_ms) = 0;
 
   virtual Result<std::optional<DeviceRecord>> FindDevice(const DeviceId& device) = 0;
 

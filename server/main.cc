@@ -4,12 +4,13 @@
 //   enlace-hub admin bootstrap-token --data DIR
 //   enlace-hub admin backup --data DIR --out FILE
 //   enlace-hub admin pin --tls-cert F
+#include <sodium.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <sodium.h>
 
 #include "hub_storage.h"
 #include "net/server.h"
@@ -101,12 +102,16 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
     }
   }
   const std::string scheme = cert.empty() ? "http" : "https";
-  const std::string url_host = net.host.find(':') != std::string::npos ? "[" + net.host + "]" : net.host;
+  const std::string url_host =
+      net.host.find(':') != std::string::npos ? "[" + net.host + "]" : net.host;
   // One line on stdout that scripts and tests read to learn the port.
   std::cout << "enlace-hub listening on " << scheme << "://" << url_host << ":" << server->port()
             << (pin.empty() ? "" : " pin " + pin) << std::endl;
-  nlohmann::json start = {{"event", "start"}, {"data", data}, {"port", server->port()},
-                          {"tls", !cert.empty()}, {"threads", threads}};
+  nlohmann::json start = {{"event", "start"},
+                          {"data", data},
+                          {"port", server->port()},
+                          {"tls", !cert.empty()},
+                          {"threads", threads}};
   if (options.log) options.log(start.dump());
   server->Run();
   if (options.log) options.log(nlohmann::json{{"event", "stop"}}.dump());
@@ -120,32 +125,38 @@ int main(int argc, char** argv) {
     std::cerr << "enlace-hub: libsodium failed to initialise\n";
     return kExitFailure;
   }
-  CLI::App app{"enlace-hub: the sync hub of an enlace organisation. It stores only ciphertext: "
-               "it never holds a team key or sees a value."};
+  CLI::App app{
+      "enlace-hub: the sync hub of an enlace organisation. It stores only ciphertext: "
+      "it never holds a team key or sees a value."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "enlace-hub 0.1.0 (protocol " +
-                                        std::to_string(enlace::kProtocolVersion) + ")");
+  app.set_version_flag(
+      "--version", "enlace-hub 0.1.0 (protocol " + std::to_string(enlace::kProtocolVersion) + ")");
 
   std::string data, listen = "127.0.0.1:8443", cert, key, out;
   size_t threads = 4;
   bool quiet = false;
 
   auto* serve = app.add_subcommand("serve", "Run the hub.");
-  serve->add_option("--data", data, "Data folder (created if missing; keep it backed up)")->required();
+  serve->add_option("--data", data, "Data folder (created if missing; keep it backed up)")
+      ->required();
   serve->add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free port")
       ->capture_default_str();
   serve->add_option("--tls-cert", cert, "PEM certificate chain: serve HTTPS");
   serve->add_option("--tls-key", key, "PEM private key of --tls-cert");
-  serve->add_option("--threads", threads, "Worker threads")->check(CLI::Range(1, 64))->capture_default_str();
+  serve->add_option("--threads", threads, "Worker threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   serve->add_flag("--quiet", quiet, "No request log on stderr");
-  serve->footer("Example: enlace-hub serve --data /var/lib/enlace --listen 0.0.0.0:8443 "
-                "--tls-cert hub.crt --tls-key hub.key");
+  serve->footer(
+      "Example: enlace-hub serve --data /var/lib/enlace --listen 0.0.0.0:8443 "
+      "--tls-cert hub.crt --tls-key hub.key");
 
-  auto* admin = app.add_subcommand("admin", "Operator tasks on a data folder (safe while serving).");
+  auto* admin =
+      app.add_subcommand("admin", "Operator tasks on a data folder (safe while serving).");
   admin->require_subcommand(1);
-  auto* token = admin->add_subcommand(
-      "bootstrap-token", "Print a one-time token for a new team's first coordinator "
-                         "(enlace init --token ...).");
+  auto* token = admin->add_subcommand("bootstrap-token",
+                                      "Print a one-time token for a new team's first coordinator "
+                                      "(enlace init --token ...).");
   token->add_option("--data", data, "Data folder")->required();
   auto* backup = admin->add_subcommand(
       "backup", "Write a consistent copy of the hub database while it serves.");

@@ -42,20 +42,29 @@ std::string ShortId(const DeviceId& d) { return d.ToHex().substr(0, 8); }
 
 int HttpStatusFor(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kOk: return 200;
+    case StatusCode::kOk:
+      return 200;
     case StatusCode::kInvalidArgument:
     case StatusCode::kCorruption:
-    case StatusCode::kDecryptFailed: return 400;
+    case StatusCode::kDecryptFailed:
+      return 400;
     case StatusCode::kUnauthenticated:
-    case StatusCode::kWrongPassphrase: return 401;
-    case StatusCode::kPermissionDenied: return 403;
-    case StatusCode::kNotFound: return 404;
+    case StatusCode::kWrongPassphrase:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
     case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition: return 409;
-    case StatusCode::kResourceExhausted: return 413;
-    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kResourceExhausted:
+      return 413;
+    case StatusCode::kUnavailable:
+      return 503;
     case StatusCode::kIoError:
-    case StatusCode::kInternal: return 500;
+    case StatusCode::kInternal:
+      return 500;
   }
   return 500;
 }
@@ -95,9 +104,14 @@ HttpResponse HubHandler::Handle(const HttpRequest& request) {
                         std::chrono::steady_clock::now() - start)
                         .count() /
                     1000.0;
-    nlohmann::json line = {{"ts", Now()},       {"event", "request"}, {"method", request.method},
-                           {"path", endpoint},  {"status", r.status},  {"ms", ms},
-                           {"bytes_in", request.body.size()}, {"bytes_out", r.body.size()}};
+    nlohmann::json line = {{"ts", Now()},
+                           {"event", "request"},
+                           {"method", request.method},
+                           {"path", endpoint},
+                           {"status", r.status},
+                           {"ms", ms},
+                           {"bytes_in", request.body.size()},
+                           {"bytes_out", r.body.size()}};
     if (!device.empty()) line["device"] = device;
     if (r.status >= 400 && r.content_type == "application/json") {
       const auto j = nlohmann::json::parse(r.body, nullptr, false);
@@ -127,7 +141,8 @@ HttpResponse HubHandler::Route(const HttpRequest& request, std::string& device_f
 
 HttpResponse HubHandler::Health() {
   auto counts = storage_.Counts();
-  if (!counts.ok()) return Json(503, {{"status", "unavailable"}, {"error", counts.status().message()}});
+  if (!counts.ok())
+    return Json(503, {{"status", "unavailable"}, {"error", counts.status().message()}});
   return Json(200, {{"status", "ok"}, {"protocol", kProtocolVersion}});
 }
 
@@ -225,7 +240,8 @@ HttpResponse HubHandler::CreateInvite(const HttpRequest& request, std::string& d
   }
   auto req = DecodeCreateInviteRequest(BodyBytes(request));
   if (!req.ok()) return Error(req.status().WithContext("bad invite"));
-  if (req->expires_ms <= Now()) return Error(Status::InvalidArgument("the invite is already expired"));
+  if (req->expires_ms <= Now())
+    return Error(Status::InvalidArgument("the invite is already expired"));
   Status s = storage_.CreateInvite(*device, *req, Now());
   if (!s.ok()) return Error(s);
   return Binary(Encode(MembersResponse{}));

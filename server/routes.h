@@ -10,16 +10,16 @@
 #include <string>
 
 #include "enlace/hlc.h"
-#include "hub_storage.h"
 #include "http.h"
+#include "hub_storage.h"
 
 namespace enlace::hub {
 
 struct HubOptions {
-  WallClock clock;                           // empty: the system clock
-  size_t max_sync_body_bytes = 8u << 20;     // push batches
-  size_t max_small_body_bytes = 64u << 10;   // join, invites, registration
-  uint32_t max_pull_bytes = 4u << 20;        // cap on a response's writes
+  WallClock clock;                          // empty: the system clock
+  size_t max_sync_body_bytes = 8u << 20;    // push batches
+  size_t max_small_body_bytes = 64u << 10;  // join, invites, registration
+  uint32_t max_pull_bytes = 4u << 20;       // cap on a response's writes
   uint64_t max_future_drift_ms = 5 * 60 * 1000;
   // Receives one JSON object per line (no secrets, no values). Empty: none.
   std::function<void(const std::string&)> log;

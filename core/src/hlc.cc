@@ -48,10 +48,10 @@ Status HybridClock::CheckDrift(HlcTimestamp remote) const {
                              ? UINT64_MAX
                              : wall + options_.max_future_drift_ms;
   if (remote.physical_ms() > limit) {
-    return Status::InvalidArgument(
-        "timestamp is " + std::to_string((remote.physical_ms() - wall) / 1000) +
-        " s ahead of this device's clock (limit " +
-        std::to_string(options_.max_future_drift_ms / 1000) + " s)");
+    return Status::InvalidArgument("timestamp is " +
+                                   std::to_string((remote.physical_ms() - wall) / 1000) +
+                                   " s ahead of this device's clock (limit " +
+                                   std::to_string(options_.max_future_drift_ms / 1000) + " s)");
   }
   return Status::Ok();
 }

@@ -29,9 +29,10 @@ std::set<Dot> LiveDots(const RecordState& state) {
 }
 
 const Sibling& ShownSibling(const std::vector<Sibling>& siblings) {
-  return *std::max_element(siblings.begin(), siblings.end(), [](const Sibling& a, const Sibling& b) {
-    return std::tie(a.hlc, a.dot.device) < std::tie(b.hlc, b.dot.device);
-  });
+  return *std::max_element(siblings.begin(), siblings.end(),
+                           [](const Sibling& a, const Sibling& b) {
+                             return std::tie(a.hlc, a.dot.device) < std::tie(b.hlc, b.dot.device);
+                           });
 }
 
 }  // namespace enlace::internal

@@ -28,7 +28,9 @@ constexpr char kTrue[] = "true";
 constexpr char kFalse[] = "false";
 constexpr char kNull[] = "null";
 
-std::string VaultPath(const ReplicaOptions& o) { return (std::filesystem::path(o.dir) / "vault.bin").string(); }
+std::string VaultPath(const ReplicaOptions& o) {
+  return (std::filesystem::path(o.dir) / "vault.bin").string();
+}
 std::string StorePath(const ReplicaOptions& o) {
   return o.in_memory_store ? ":memory:" : (std::filesystem::path(o.dir) / "store.db").string();
 }
@@ -104,9 +106,7 @@ uint32_t Replica::Impl::CurrentKeyVersion() const {
   return keys.empty() ? 0 : keys.rbegin()->first;
 }
 
-Status Replica::Impl::PersistClock() {
-  return store_->SetMeta(kMetaHlc, clock_.last().value);
-}
+Status Replica::Impl::PersistClock() { return store_->SetMeta(kMetaHlc, clock_.last().value); }
 
 Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
                                  const std::vector<std::string>& fields,
@@ -197,7 +197,8 @@ Result<size_t> Replica::Impl::RestampFutureWrites(uint64_t margin_ms) {
       // A delete carries no fields: put the live values first, then delete.
       if (!fields.empty()) {
         Dot put_dot;
-        ENLACE_RETURN_IF_ERROR(WriteLocal(key, WriteKind::kPut, fields, values, &context, &put_dot));
+        ENLACE_RETURN_IF_ERROR(
+            WriteLocal(key, WriteKind::kPut, fields, values, &context, &put_dot));
         context.Add(put_dot);
         ++written;
       }
@@ -260,7 +261,8 @@ Result<ApplyOutcome> Replica::Impl::ApplyChecked(const Write& w, const Bytes& en
     if (w.dot.device == device()) {
       // Our own write coming back (e.g. after a restore): never reuse its dot.
       ENLACE_ASSIGN_OR_RETURN(uint64_t counter, store_->GetMeta(kMetaCounter));
-      if (w.dot.counter > counter) ENLACE_RETURN_IF_ERROR(store_->SetMeta(kMetaCounter, w.dot.counter));
+      if (w.dot.counter > counter)
+        ENLACE_RETURN_IF_ERROR(store_->SetMeta(kMetaCounter, w.dot.counter));
     }
   }
   return outcome;
@@ -349,14 +351,14 @@ Result<std::unique_ptr<Replica>> Replica::Create(const ReplicaOptions& options,
   secrets.device = DeviceId::Random();
   secrets.signing = internal::SigningKeyPair::Generate();
   secrets.box = internal::BoxKeyPair::Generate();
-  ENLACE_ASSIGN_OR_RETURN(auto vault, internal::Vault::Create(VaultPath(options), passphrase,
-                                                              ToParams(options.kdf),
-                                                              std::move(secrets)));
+  ENLACE_ASSIGN_OR_RETURN(
+      auto vault, internal::Vault::Create(VaultPath(options), passphrase, ToParams(options.kdf),
+                                          std::move(secrets)));
   ENLACE_ASSIGN_OR_RETURN(auto store, internal::Store::Open(StorePath(options)));
   const auto& s = vault->secrets();
   ENLACE_RETURN_IF_ERROR(store->PutDevice(s.device, s.signing.public_key, s.box.public_key));
-  return std::unique_ptr<Replica>(
-      new Replica(std::make_unique<Impl>(options, std::move(vault), std::move(store), HlcTimestamp{})));
+  return std::unique_ptr<Replica>(new Replica(
+      std::make_unique<Impl>(options, std::move(vault), std::move(store), HlcTimestamp{})));
 }
 
 Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options,
@@ -368,7 +370,8 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options,
   ENLACE_RETURN_IF_ERROR(store->PutDevice(s.device, s.signing.public_key, s.box.public_key));
   ENLACE_ASSIGN_OR_RETURN(uint64_t hlc, store->GetMeta(kMetaHlc));
   ENLACE_ASSIGN_OR_RETURN(uint64_t offset, store->GetMeta(internal::kMetaClockOffset));
-  auto impl = std::make_unique<Impl>(options, std::move(vault), std::move(store), HlcTimestamp{hlc});
+  auto impl =
+      std::make_unique<Impl>(options, std::move(vault), std::move(store), HlcTimestamp{hlc});
   impl->clock().SetWallClockOffsetMs(static_cast<int64_t>(offset));
   return std::unique_ptr<Replica>(new Replica(std::move(impl)));
 }
@@ -544,7 +547,8 @@ Result<std::vector<Conflict>> Replica::Conflicts() const {
       out.push_back(std::move(c));
     }
     for (auto& [field, fv] : r.fields) {
-      if (fv.conflict()) out.push_back(Conflict{key.collection, key.record, field, fv.siblings, fv.value});
+      if (fv.conflict())
+        out.push_back(Conflict{key.collection, key.record, field, fv.siblings, fv.value});
     }
   }
   return out;
@@ -556,13 +560,15 @@ Status Replica::Resolve(std::string_view collection, const RecordId& id, std::st
     ENLACE_ASSIGN_OR_RETURN(std::string v, CanonicalValue(value, field));
     if (v == kTrue) return Delete(collection, id);
     if (v == kFalse) return Restore(collection, id);
-    return Status::InvalidArgument("a delete conflict resolves to true (delete) or false (restore)");
+    return Status::InvalidArgument(
+        "a delete conflict resolves to true (delete) or false (restore)");
   }
   ENLACE_ASSIGN_OR_RETURN(Record r, Get(collection, id, /*include_deleted=*/true));
   if (r.fields.find(std::string(field)) == r.fields.end()) {
     return Status::NotFound("record has no field '" + std::string(field) + "'");
   }
-  ENLACE_RETURN_IF_ERROR(Put(collection, id, Fields{{std::string(field), std::string(value)}}).status());
+  ENLACE_RETURN_IF_ERROR(
+      Put(collection, id, Fields{{std::string(field), std::string(value)}}).status());
   return Status::Ok();
 }
 
@@ -593,7 +599,8 @@ Status Replica::Restore(std::string_view collection, const RecordId& id) {
   ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
   RecordState state;
   ENLACE_ASSIGN_OR_RETURN(Record r, LoadForChange(*impl_, key, state));
-  if (!r.deleted && !r.delete_conflict) return Status::FailedPrecondition("the record is not deleted");
+  if (!r.deleted && !r.delete_conflict)
+    return Status::FailedPrecondition("the record is not deleted");
   ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kPut, {}, {}));
   return tx->Commit();
 }
@@ -614,8 +621,8 @@ Status Replica::Erase(std::string_view collection, const RecordId& id) {
 Result<ApplyOutcome> Replica::ApplyRemote(std::span<const uint8_t> encoded_write) {
   ENLACE_ASSIGN_OR_RETURN(Write w, impl_->DecodeAndVerify(encoded_write));
   ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
-  ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome,
-                          impl_->ApplyChecked(w, Bytes(encoded_write.begin(), encoded_write.end())));
+  ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, impl_->ApplyChecked(w, Bytes(encoded_write.begin(),
+                                                                             encoded_write.end())));
   ENLACE_RETURN_IF_ERROR(tx->Commit());
   return outcome;
 }
@@ -654,8 +661,6 @@ Result<std::string> Replica::DumpState() const {
   return out.str();
 }
 
-Result<std::vector<Bytes>> Replica::StoredWrites() const {
-  return impl_->store().AllWrites();
-}
+Result<std::vector<Bytes>> Replica::StoredWrites() const { return impl_->store().AllWrites(); }
 
 }  // namespace enlace

@@ -37,8 +37,7 @@ class Replica::Impl {
   // `context` overrides the record's context (re-stamping); `written`
   // receives the new write's dot.
   Status WriteLocal(const internal::RecordKey& key, WriteKind kind,
-                    const std::vector<std::string>& fields,
-                    const std::vector<std::string>& values,
+                    const std::vector<std::string>& fields, const std::vector<std::string>& values,
                     const VersionVector* context = nullptr, Dot* written = nullptr);
 
   // A device whose clock ran ahead made writes that the hub and other

@@ -70,9 +70,9 @@ Stmt& Stmt::Bind(int index, int64_t v) {
 
 Stmt& Stmt::Bind(int index, std::string_view text) {
   if (bind_status_.ok()) {
-    bind_status_ = BindResult(sqlite3_bind_text64(stmt_, index, text.data(), text.size(),
-                                                  SQLITE_TRANSIENT, SQLITE_UTF8),
-                              db_);
+    bind_status_ = BindResult(
+        sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8),
+        db_);
   }
   return *this;
 }
@@ -80,9 +80,10 @@ Stmt& Stmt::Bind(int index, std::string_view text) {
 Stmt& Stmt::BindBlob(int index, std::span<const uint8_t> blob) {
   static const uint8_t kEmpty = 0;
   if (bind_status_.ok()) {
-    bind_status_ = BindResult(sqlite3_bind_blob64(stmt_, index, blob.empty() ? &kEmpty : blob.data(),
-                                                  blob.size(), SQLITE_TRANSIENT),
-                              db_);
+    bind_status_ =
+        BindResult(sqlite3_bind_blob64(stmt_, index, blob.empty() ? &kEmpty : blob.data(),
+                                       blob.size(), SQLITE_TRANSIENT),
+                   db_);
   }
   return *this;
 }
@@ -145,9 +146,9 @@ bool Stmt::ColumnIsNull(int col) const { return sqlite3_column_type(stmt_, col) 
 
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path) {
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Status s = SqliteStatus(rc, raw, "open " + path);
     sqlite3_close_v2(raw);
@@ -189,6 +190,30 @@ Status Db::ExecScript(std::string_view sql) {
 }
 
 int64_t Db::changes() const { return sqlite3_changes64(db_); }
+
+Result<int64_t> SchemaVersion(Db& db) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db.Prepare("PRAGMA user_version"));
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return Status::Internal("PRAGMA user_version returned nothing");
+  return st.ColumnInt(0);
+}
+
+Status RunMigrations(Db& db, std::span<const char* const> migrations, std::string_view what) {
+  ENLACE_ASSIGN_OR_RETURN(int64_t version, SchemaVersion(db));
+  const auto target = static_cast<int64_t>(migrations.size());
+  if (version > target) {
+    return Status::FailedPrecondition(std::string(what) +
+                                      " was written by a newer enlace (schema " +
+                                      std::to_string(version) + ")");
+  }
+  for (; version < target; ++version) {
+    ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(db));
+    ENLACE_RETURN_IF_ERROR(db.ExecScript(migrations[static_cast<size_t>(version)]));
+    ENLACE_RETURN_IF_ERROR(db.ExecScript("PRAGMA user_version=" + std::to_string(version + 1)));
+    ENLACE_RETURN_IF_ERROR(tx->Commit());
+  }
+  return Status::Ok();
+}
 
 // ---- Transaction -----------------------------------------------------------------------
 

@@ -52,8 +52,7 @@ class Stmt {
  private:
   friend class Db;
   void Release() noexcept;
-  Stmt(sqlite3* db, sqlite3_stmt* stmt, bool* in_use)
-      : db_(db), stmt_(stmt), in_use_(in_use) {}
+  Stmt(sqlite3* db, sqlite3_stmt* stmt, bool* in_use) : db_(db), stmt_(stmt), in_use_(in_use) {}
   sqlite3* db_;
   sqlite3_stmt* stmt_;
   bool* in_use_;  // the cache slot's flag; null when this Stmt owns stmt_
@@ -86,6 +85,14 @@ class Db {
   sqlite3* db_;
   std::map<std::string, CacheSlot, std::less<>> cache_;
 };
+
+// Brings the database's schema (PRAGMA user_version) up to
+// migrations.size(), running each pending migration in its own transaction.
+// kFailedPrecondition, naming `what`, when the file is newer than the code.
+Status RunMigrations(Db& db, std::span<const char* const> migrations, std::string_view what);
+
+// Reads PRAGMA user_version.
+Result<int64_t> SchemaVersion(Db& db);
 
 // Begins IMMEDIATE; rolls back in the destructor unless Commit() succeeded.
 class Transaction {

@@ -37,7 +37,6 @@ ALTER TABLE devices ADD COLUMN role INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
-constexpr int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
 template <typename T>
 T FromBlob(std::span<const uint8_t> blob) {
@@ -78,36 +77,17 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   // WAL: readers never block the writer and a crash never loses a committed
   // transaction. FULL sync: an acknowledged write survives power loss.
   // secure_delete: freed pages (purged writes) are zeroed, not left behind.
-  ENLACE_RETURN_IF_ERROR(db->ExecScript(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-      "PRAGMA secure_delete=ON;"));
+  ENLACE_RETURN_IF_ERROR(
+      db->ExecScript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                     "PRAGMA secure_delete=ON;"));
   std::unique_ptr<Store> store(new Store(std::move(db)));
   ENLACE_RETURN_IF_ERROR(store->Migrate());
   return store;
 }
 
-Result<int64_t> Store::SchemaVersion() {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("PRAGMA user_version"));
-  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
-  if (!row) return Status::Internal("PRAGMA user_version returned nothing");
-  return st.ColumnInt(0);
-}
+Result<int64_t> Store::SchemaVersion() { return internal::SchemaVersion(*db_); }
 
-Status Store::Migrate() {
-  ENLACE_ASSIGN_OR_RETURN(int64_t version, SchemaVersion());
-  if (version > kSchemaVersion) {
-    return Status::FailedPrecondition("the local store was written by a newer enlace (schema " +
-                                      std::to_string(version) + ")");
-  }
-  for (; version < kSchemaVersion; ++version) {
-    ENLACE_ASSIGN_OR_RETURN(auto tx, Begin());
-    ENLACE_RETURN_IF_ERROR(db_->ExecScript(kMigrations[version]));
-    ENLACE_RETURN_IF_ERROR(
-        db_->ExecScript("PRAGMA user_version=" + std::to_string(version + 1)));
-    ENLACE_RETURN_IF_ERROR(tx->Commit());
-  }
-  return Status::Ok();
-}
+Status Store::Migrate() { return RunMigrations(*db_, kMigrations, "the local store"); }
 
 // ---- meta ---------------------------------------------------------------------------
 
@@ -119,8 +99,9 @@ Result<uint64_t> Store::GetMeta(std::string_view key) {
 }
 
 Status Store::SetMeta(std::string_view key, uint64_t value) {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
-                                                "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                          db_->Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
+                                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
   return st.Bind(1, key).Bind(2, static_cast<int64_t>(value)).Exec();
 }
 
@@ -128,10 +109,10 @@ Status Store::SetMeta(std::string_view key, uint64_t value) {
 
 Status Store::PutDevice(const DeviceId& device, const SignPublicKey& sign_pk,
                         const BoxPublicKey& box_pk) {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st,
-                          db_->Prepare("INSERT INTO devices(device, sign_pk, box_pk) VALUES(?, ?, ?) "
-                                       "ON CONFLICT(device) DO UPDATE SET sign_pk = excluded.sign_pk, "
-                                       "box_pk = excluded.box_pk"));
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt st, db_->Prepare("INSERT INTO devices(device, sign_pk, box_pk) VALUES(?, ?, ?) "
+                            "ON CONFLICT(device) DO UPDATE SET sign_pk = excluded.sign_pk, "
+                            "box_pk = excluded.box_pk"));
   return st.BindBlob(1, device.bytes).BindBlob(2, sign_pk).BindBlob(3, box_pk).Exec();
 }
 
@@ -148,10 +129,11 @@ Result<std::optional<SignPublicKey>> Store::GetSigningKey(const DeviceId& device
 
 Status Store::PutMember(const Member& m) {
   ENLACE_ASSIGN_OR_RETURN(
-      Stmt st, db_->Prepare("INSERT INTO devices(device, sign_pk, box_pk, name, role, revoked) "
-                            "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET "
-                            "sign_pk = excluded.sign_pk, box_pk = excluded.box_pk, "
-                            "name = excluded.name, role = excluded.role, revoked = excluded.revoked"));
+      Stmt st,
+      db_->Prepare("INSERT INTO devices(device, sign_pk, box_pk, name, role, revoked) "
+                   "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET "
+                   "sign_pk = excluded.sign_pk, box_pk = excluded.box_pk, "
+                   "name = excluded.name, role = excluded.role, revoked = excluded.revoked"));
   return st.BindBlob(1, m.device.bytes)
       .BindBlob(2, m.signing_key)
       .BindBlob(3, m.encryption_key)
@@ -162,8 +144,9 @@ Status Store::PutMember(const Member& m) {
 }
 
 Result<std::vector<Member>> Store::ListMembers() {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT device, sign_pk, box_pk, name, role, revoked "
-                                                "FROM devices WHERE role != 0 ORDER BY name, device"));
+  ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                          db_->Prepare("SELECT device, sign_pk, box_pk, name, role, revoked "
+                                       "FROM devices WHERE role != 0 ORDER BY name, device"));
   std::vector<Member> out;
   for (;;) {
     ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
@@ -192,8 +175,9 @@ Result<std::optional<RecordState>> Store::LoadRecord(const RecordKey& key) {
   ENLACE_ASSIGN_OR_RETURN(state.context, DecodeVersionVector(ctx.ColumnBlob(0)));
 
   ENLACE_ASSIGN_OR_RETURN(
-      Stmt sib, db_->Prepare("SELECT field, device, counter, hlc FROM siblings "
-                             "WHERE collection = ? AND record = ? ORDER BY field, device, counter"));
+      Stmt sib,
+      db_->Prepare("SELECT field, device, counter, hlc FROM siblings "
+                   "WHERE collection = ? AND record = ? ORDER BY field, device, counter"));
   sib.Bind(1, key.collection).BindBlob(2, key.record.bytes);
   for (;;) {
     ENLACE_ASSIGN_OR_RETURN(bool more, sib.Step());
@@ -215,8 +199,8 @@ Status Store::SaveRecord(const RecordKey& key, const RecordState& state) {
                              .BindBlob(2, key.record.bytes)
                              .BindBlob(3, EncodeVersionVector(state.context))
                              .Exec());
-  ENLACE_ASSIGN_OR_RETURN(
-      Stmt del, db_->Prepare("DELETE FROM siblings WHERE collection = ? AND record = ?"));
+  ENLACE_ASSIGN_OR_RETURN(Stmt del,
+                          db_->Prepare("DELETE FROM siblings WHERE collection = ? AND record = ?"));
   ENLACE_RETURN_IF_ERROR(del.Bind(1, key.collection).BindBlob(2, key.record.bytes).Exec());
   ENLACE_ASSIGN_OR_RETURN(Stmt ins,
                           db_->Prepare("INSERT INTO siblings(collection, record, field, device, "
@@ -241,8 +225,8 @@ Result<std::vector<RecordKey>> CollectKeys(Stmt& st) {
   for (;;) {
     ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
     if (!more) break;
-    out.push_back(RecordKey{st.ColumnText(0),
-                            RecordId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(1))}});
+    out.push_back(
+        RecordKey{st.ColumnText(0), RecordId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(1))}});
   }
   return out;
 }
@@ -257,10 +241,11 @@ Result<std::vector<RecordKey>> Store::ListRecords(std::string_view collection) {
 }
 
 Result<std::vector<RecordKey>> Store::RecordsWithSeveralSiblings() {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT DISTINCT collection, record FROM ("
-                                                "SELECT collection, record FROM siblings "
-                                                "GROUP BY collection, record, field "
-                                                "HAVING count(*) > 1) ORDER BY collection, record"));
+  ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                          db_->Prepare("SELECT DISTINCT collection, record FROM ("
+                                       "SELECT collection, record FROM siblings "
+                                       "GROUP BY collection, record, field "
+                                       "HAVING count(*) > 1) ORDER BY collection, record"));
   return CollectKeys(st);
 }
 
@@ -305,7 +290,8 @@ Result<int64_t> Store::CountWrites() {
 }
 
 Result<std::vector<Bytes>> Store::AllWrites() {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT encoded FROM writes ORDER BY device, counter"));
+  ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                          db_->Prepare("SELECT encoded FROM writes ORDER BY device, counter"));
   std::vector<Bytes> out;
   for (;;) {
     ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());

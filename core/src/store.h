@@ -63,7 +63,8 @@ class Store {
   Status SetMeta(std::string_view key, uint64_t value);
 
   // ---- devices
-  Status PutDevice(const DeviceId& device, const SignPublicKey& sign_pk, const BoxPublicKey& box_pk);
+  Status PutDevice(const DeviceId& device, const SignPublicKey& sign_pk,
+                   const BoxPublicKey& box_pk);
   // nullopt when the device is unknown.
   Result<std::optional<SignPublicKey>> GetSigningKey(const DeviceId& device);
   // Team members as the hub last listed them (name, role, revoked).

@@ -132,7 +132,8 @@ Result<InviteCode> DecodeInviteCode(std::string_view code) {
 }
 
 std::array<uint8_t, 32> InviteVerifier(const SecretBytes& secret) {
-  const SecretBytes v = internal::DeriveSubkey(secret, kInviteVerifierSubkey, kInviteKdfContext, 32);
+  const SecretBytes v =
+      internal::DeriveSubkey(secret, kInviteVerifierSubkey, kInviteKdfContext, 32);
   std::array<uint8_t, 32> out{};
   std::memcpy(out.data(), v.data(), out.size());
   return out;
@@ -155,13 +156,20 @@ Status StatusFromHubResponse(int http_status, std::string_view body) {
     message = "the hub answered HTTP " + std::to_string(http_status);
   }
   switch (http_status) {
-    case 400: return Status::InvalidArgument(message);
-    case 401: return Status::Unauthenticated(message);
-    case 403: return Status::PermissionDenied(message);
-    case 404: return Status::NotFound(message);
-    case 409: return Status::FailedPrecondition(message);
-    case 413: return Status::ResourceExhausted(message);
-    default: return Status::Unavailable(message);
+    case 400:
+      return Status::InvalidArgument(message);
+    case 401:
+      return Status::Unauthenticated(message);
+    case 403:
+      return Status::PermissionDenied(message);
+    case 404:
+      return Status::NotFound(message);
+    case 409:
+      return Status::FailedPrecondition(message);
+    case 413:
+      return Status::ResourceExhausted(message);
+    default:
+      return Status::Unavailable(message);
   }
 }
 
@@ -190,8 +198,8 @@ Result<OutgoingRequest> SyncSession::NextRequest() {
     ENLACE_RETURN_IF_ERROR(tx->Commit());
     progress_.restamped += restamped;
   }
-  ENLACE_ASSIGN_OR_RETURN(auto pending, impl.store().PendingWrites(impl.device(),
-                                                                   options_.max_push_bytes));
+  ENLACE_ASSIGN_OR_RETURN(auto pending,
+                          impl.store().PendingWrites(impl.device(), options_.max_push_bytes));
   SyncRequest req;
   ENLACE_ASSIGN_OR_RETURN(req.cursor, impl.store().GetMeta(internal::kMetaPullCursor));
   ENLACE_ASSIGN_OR_RETURN(req.members_version, impl.store().GetMeta(internal::kMetaMembersVersion));
@@ -315,8 +323,8 @@ Result<PreparedInvite> PrepareInvite(Replica& coordinator, std::string_view hub_
   req.verifier = InviteVerifier(code.secret);
   req.expires_ms = code.expires_ms;
   req.role = role;
-  const SecretBytes wrap =
-      internal::DeriveSubkey(code.secret, kInviteWrapSubkey, kInviteKdfContext, internal::kAeadKeyBytes);
+  const SecretBytes wrap = internal::DeriveSubkey(code.secret, kInviteWrapSubkey, kInviteKdfContext,
+                                                  internal::kAeadKeyBytes);
   const auto nonce = internal::RandomNonce();
   const Bytes sealed =
       internal::AeadSeal(wrap, nonce, bundle.view(), InviteAad(code.invite_id, coordinator.team()));
@@ -352,12 +360,13 @@ Status HandleJoinResponse(Replica& replica, std::string_view code, std::span<con
   }
   internal::AeadNonce nonce{};
   std::memcpy(nonce.data(), resp.envelope.data(), nonce.size());
-  const SecretBytes wrap =
-      internal::DeriveSubkey(c.secret, kInviteWrapSubkey, kInviteKdfContext, internal::kAeadKeyBytes);
+  const SecretBytes wrap = internal::DeriveSubkey(c.secret, kInviteWrapSubkey, kInviteKdfContext,
+                                                  internal::kAeadKeyBytes);
   const internal::ByteView sealed(resp.envelope.data() + nonce.size(),
                                   resp.envelope.size() - nonce.size());
-  ENLACE_ASSIGN_OR_RETURN(SecretBytes bundle,
-                          internal::AeadOpen(wrap, nonce, sealed, InviteAad(c.invite_id, resp.team)));
+  ENLACE_ASSIGN_OR_RETURN(
+      SecretBytes bundle,
+      internal::AeadOpen(wrap, nonce, sealed, InviteAad(c.invite_id, resp.team)));
   auto& impl = replica.impl();
   ENLACE_RETURN_IF_ERROR(impl.AdoptTeamKeyBundle(bundle));
   if (replica.team() != resp.team) return Status::Corruption("the invite is for another team");

@@ -18,7 +18,7 @@ constexpr char kMagic[4] = {'E', 'N', 'L', 'V'};
 constexpr uint8_t kVaultFormat = 1;
 constexpr uint8_t kBundleFormat = 1;
 constexpr size_t kMaxVaultBytes = 1 << 20;
-constexpr uint64_t kMaxUnlockOpslimit = 4;                  // crypto_pwhash_OPSLIMIT_SENSITIVE
+constexpr uint64_t kMaxUnlockOpslimit = 4;                      // crypto_pwhash_OPSLIMIT_SENSITIVE
 constexpr uint64_t kMaxUnlockMemlimit = 1024ull * 1024 * 1024;  // MEMLIMIT_SENSITIVE
 constexpr size_t kMaxTeamKeys = 4096;
 constexpr char kKdfContext[9] = "enlvault";
@@ -62,7 +62,8 @@ Result<VaultSecrets> DecodeBundle(const SecretBytes& b) {
   const uint8_t* p = b.data() + 1;
   VaultSecrets s;
   std::memcpy(s.device.bytes.data(), p, 16), p += 16;
-  ENLACE_ASSIGN_OR_RETURN(s.signing, SigningKeyPair::FromSecret(SecretBytes(p, kSignSecretKeyBytes)));
+  ENLACE_ASSIGN_OR_RETURN(s.signing,
+                          SigningKeyPair::FromSecret(SecretBytes(p, kSignSecretKeyBytes)));
   p += kSignSecretKeyBytes;
   ENLACE_ASSIGN_OR_RETURN(s.box, BoxKeyPair::FromSecret(SecretBytes(p, kBoxSecretKeyBytes)));
   p += kBoxSecretKeyBytes;
@@ -129,7 +130,8 @@ Result<std::unique_ptr<Vault>> Vault::Create(const std::string& path, std::strin
   ENLACE_RETURN_IF_ERROR(CheckPwhashParams(params));
   if (passphrase.empty()) return Status::InvalidArgument("the passphrase is empty");
   std::error_code ec;
-  if (std::filesystem::exists(path, ec)) return Status::AlreadyExists("a vault already exists here");
+  if (std::filesystem::exists(path, ec))
+    return Status::AlreadyExists("a vault already exists here");
   std::unique_ptr<Vault> v(new Vault());
   v->path_ = path;
   v->params_ = params;
@@ -228,8 +230,8 @@ Status Vault::ChangePassphrase(std::string_view old_passphrase, std::string_view
                                const PwhashParams& params) {
   ENLACE_RETURN_IF_ERROR(CheckPwhashParams(params));
   if (new_passphrase.empty()) return Status::InvalidArgument("the new passphrase is empty");
-  ENLACE_ASSIGN_OR_RETURN(SecretBytes old_kek, DeriveKeyFromPassphrase(old_passphrase, salt_,
-                                                                      params_, kKdfKeyBytes));
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes old_kek,
+                          DeriveKeyFromPassphrase(old_passphrase, salt_, params_, kKdfKeyBytes));
   if (!DeriveSubkey(old_kek, kVerifierSubkey, kKdfContext, kHashBytes)
            .ConstantTimeEquals(verifier_key_)) {
     return Status::WrongPassphrase("the current passphrase is not correct");

@@ -30,7 +30,7 @@ struct VaultSecrets {
   DeviceId device;
   SigningKeyPair signing;
   BoxKeyPair box;
-  TeamId team;                                 // zero until the device has a team
+  TeamId team;                                // zero until the device has a team
   std::map<uint32_t, SecretBytes> team_keys;  // key version -> 32-byte key
 
   VaultSecrets Clone() const;

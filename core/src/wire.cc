@@ -10,9 +10,7 @@ namespace enlace {
 using internal::Decoder;
 using internal::Encoder;
 
-const char* RoleName(Role role) {
-  return role == Role::kCoordinator ? "coordinator" : "field";
-}
+const char* RoleName(Role role) { return role == Role::kCoordinator ? "coordinator" : "field"; }
 
 namespace {
 
@@ -136,12 +134,13 @@ Bytes Encode(const SyncRequest& m) {
 }
 
 Result<SyncRequest> DecodeSyncRequest(std::span<const uint8_t> body, const WireLimits& l) {
-  return DecodeMessage<SyncRequest>(body, MessageType::kSyncRequest, [&](Decoder& d, SyncRequest& m) {
-    ENLACE_RETURN_IF_ERROR(d.U64(m.cursor, "cursor"));
-    ENLACE_RETURN_IF_ERROR(d.U64(m.members_version, "members version"));
-    ENLACE_RETURN_IF_ERROR(d.U32(m.max_response_bytes, "max response bytes"));
-    return GetWrites(d, m.writes, l);
-  });
+  return DecodeMessage<SyncRequest>(
+      body, MessageType::kSyncRequest, [&](Decoder& d, SyncRequest& m) {
+        ENLACE_RETURN_IF_ERROR(d.U64(m.cursor, "cursor"));
+        ENLACE_RETURN_IF_ERROR(d.U64(m.members_version, "members version"));
+        ENLACE_RETURN_IF_ERROR(d.U32(m.max_response_bytes, "max response bytes"));
+        return GetWrites(d, m.writes, l);
+      });
 }
 
 // ---- SyncResponse -------------------------------------------------------------------
@@ -236,13 +235,14 @@ Bytes Encode(const JoinRequest& m) {
 }
 
 Result<JoinRequest> DecodeJoinRequest(std::span<const uint8_t> body, const WireLimits& l) {
-  return DecodeMessage<JoinRequest>(body, MessageType::kJoinRequest, [&](Decoder& d, JoinRequest& m) {
-    ENLACE_RETURN_IF_ERROR(d.Raw(m.invite_id, "invite id"));
-    ENLACE_RETURN_IF_ERROR(d.Raw(m.verifier, "verifier"));
-    ENLACE_RETURN_IF_ERROR(d.String(m.device_name, l.max_text_bytes, "device name"));
-    ENLACE_RETURN_IF_ERROR(d.Raw(m.signing_key, "signing key"));
-    return d.Raw(m.encryption_key, "encryption key");
-  });
+  return DecodeMessage<JoinRequest>(
+      body, MessageType::kJoinRequest, [&](Decoder& d, JoinRequest& m) {
+        ENLACE_RETURN_IF_ERROR(d.Raw(m.invite_id, "invite id"));
+        ENLACE_RETURN_IF_ERROR(d.Raw(m.verifier, "verifier"));
+        ENLACE_RETURN_IF_ERROR(d.String(m.device_name, l.max_text_bytes, "device name"));
+        ENLACE_RETURN_IF_ERROR(d.Raw(m.signing_key, "signing key"));
+        return d.Raw(m.encryption_key, "encryption key");
+      });
 }
 
 Bytes Encode(const JoinResponse& m) {
@@ -256,12 +256,13 @@ Bytes Encode(const JoinResponse& m) {
 }
 
 Result<JoinResponse> DecodeJoinResponse(std::span<const uint8_t> body, const WireLimits& l) {
-  return DecodeMessage<JoinResponse>(body, MessageType::kJoinResponse, [&](Decoder& d, JoinResponse& m) {
-    ENLACE_RETURN_IF_ERROR(d.Raw(m.team.bytes, "team"));
-    ENLACE_RETURN_IF_ERROR(GetRole(d, m.role));
-    ENLACE_RETURN_IF_ERROR(d.Blob(m.envelope, l.max_envelope_bytes, "envelope"));
-    return GetMembers(d, m.members_version, m.members, l);
-  });
+  return DecodeMessage<JoinResponse>(
+      body, MessageType::kJoinResponse, [&](Decoder& d, JoinResponse& m) {
+        ENLACE_RETURN_IF_ERROR(d.Raw(m.team.bytes, "team"));
+        ENLACE_RETURN_IF_ERROR(GetRole(d, m.role));
+        ENLACE_RETURN_IF_ERROR(d.Blob(m.envelope, l.max_envelope_bytes, "envelope"));
+        return GetMembers(d, m.members_version, m.members, l);
+      });
 }
 
 Bytes Encode(const MembersResponse& m) {
@@ -272,9 +273,10 @@ Bytes Encode(const MembersResponse& m) {
 }
 
 Result<MembersResponse> DecodeMembersResponse(std::span<const uint8_t> body, const WireLimits& l) {
-  return DecodeMessage<MembersResponse>(
-      body, MessageType::kMembersResponse,
-      [&](Decoder& d, MembersResponse& m) { return GetMembers(d, m.members_version, m.members, l); });
+  return DecodeMessage<MembersResponse>(body, MessageType::kMembersResponse,
+                                        [&](Decoder& d, MembersResponse& m) {
+                                          return GetMembers(d, m.members_version, m.members, l);
+                                        });
 }
 
 // ---- request signatures ------------------------------------------------------------------

@@ -1,7 +1,8 @@
+#include "enlace/write.h"
+
 #include <cstring>
 
 #include "codec.h"
-#include "enlace/write.h"
 #include "write_internal.h"
 
 namespace enlace {

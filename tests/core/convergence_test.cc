@@ -51,8 +51,10 @@ class Schedule {
     for (int i = 1; i < kReplicas; ++i) testing::JoinTeam(*replicas_[0], *replicas_[i]);
     for (int i = 1; i < kReplicas; ++i) {
       for (int j = 1; j < kReplicas; ++j) {
-        if (i != j) REQUIRE(replicas_[i]->TrustDevice(replicas_[j]->device_id(),
-                                                      replicas_[j]->public_keys()).ok());
+        if (i != j)
+          REQUIRE(replicas_[i]
+                      ->TrustDevice(replicas_[j]->device_id(), replicas_[j]->public_keys())
+                      .ok());
       }
     }
     applied_.resize(kReplicas);
@@ -66,11 +68,23 @@ class Schedule {
       if (late_joiner_ && !active_[3] && Pick(steps) == 0 && CanBootstrapFrom(1)) Bootstrap(3, 1);
       const int r = RandomActive();
       switch (Pick(10)) {
-        case 0: case 1: case 2: LocalPut(r); break;
-        case 3: LocalDelete(r); break;
-        case 4: LocalResolve(r); break;
-        case 5: Pick(2) == 0 ? LocalErase(r) : ToggleClockAhead(r); break;
-        default: Deliver(r); break;
+        case 0:
+        case 1:
+        case 2:
+          LocalPut(r);
+          break;
+        case 3:
+          LocalDelete(r);
+          break;
+        case 4:
+          LocalResolve(r);
+          break;
+        case 5:
+          Pick(2) == 0 ? LocalErase(r) : ToggleClockAhead(r);
+          break;
+        default:
+          Deliver(r);
+          break;
       }
       clock_.now_ms += Pick(3);  // clocks barely move: HLC ties are common
     }
@@ -225,10 +239,14 @@ class Schedule {
 
   std::string RandomValue() {
     switch (Pick(4)) {
-      case 0: return std::to_string(Pick(5));
-      case 1: return "\"v" + std::to_string(Pick(5)) + "\"";
-      case 2: return Pick(2) == 0 ? "true" : "null";
-      default: return "[" + std::to_string(Pick(3)) + ",\"x\"]";
+      case 0:
+        return std::to_string(Pick(5));
+      case 1:
+        return "\"v" + std::to_string(Pick(5)) + "\"";
+      case 2:
+        return Pick(2) == 0 ? "true" : "null";
+      default:
+        return "[" + std::to_string(Pick(3)) + ",\"x\"]";
     }
   }
 
@@ -239,7 +257,8 @@ class Schedule {
     const RecordId record = RandomRecord();
     auto id = replicas_[r]->Put("cases", record, fields);
     if (!id.ok()) {
-      REQUIRE_MESSAGE(id.status().code() == StatusCode::kFailedPrecondition, id.status().ToString());
+      REQUIRE_MESSAGE(id.status().code() == StatusCode::kFailedPrecondition,
+                      id.status().ToString());
       // A deleted record: sometimes restore it instead.
       if (Pick(2) == 0 && replicas_[r]->Restore("cases", record).ok()) LogLocalWrite(r);
       return;
@@ -249,17 +268,24 @@ class Schedule {
 
   void LocalDelete(int r) {
     if (records_.empty()) return;
-    const Status s = replicas_[r]->Delete("cases", records_[Pick(static_cast<int>(records_.size()))]);
-    if (s.ok()) LogLocalWrite(r);
-    else REQUIRE_MESSAGE((s.code() == StatusCode::kFailedPrecondition ||
-                          s.code() == StatusCode::kNotFound), s.ToString());
+    const Status s =
+        replicas_[r]->Delete("cases", records_[Pick(static_cast<int>(records_.size()))]);
+    if (s.ok())
+      LogLocalWrite(r);
+    else
+      REQUIRE_MESSAGE(
+          (s.code() == StatusCode::kFailedPrecondition || s.code() == StatusCode::kNotFound),
+          s.ToString());
   }
 
   void LocalErase(int r) {
     if (records_.empty() || Pick(3) != 0) return;  // rarer than the rest
-    const Status s = replicas_[r]->Erase("cases", records_[Pick(static_cast<int>(records_.size()))]);
-    if (s.ok()) LogLocalWrite(r);
-    else REQUIRE_MESSAGE(s.code() == StatusCode::kNotFound, s.ToString());
+    const Status s =
+        replicas_[r]->Erase("cases", records_[Pick(static_cast<int>(records_.size()))]);
+    if (s.ok())
+      LogLocalWrite(r);
+    else
+      REQUIRE_MESSAGE(s.code() == StatusCode::kNotFound, s.ToString());
   }
 
   void LocalResolve(int r) {
@@ -384,8 +410,10 @@ class Schedule {
     auto conflicts = replicas_[0]->Conflicts();
     REQUIRE(conflicts.ok());
     for (const auto& c : *conflicts) {
-      if (c.field == kDeletedField) ++totals_.delete_conflicts;
-      else ++totals_.conflicts;
+      if (c.field == kDeletedField)
+        ++totals_.delete_conflicts;
+      else
+        ++totals_.conflicts;
     }
   }
 
@@ -420,8 +448,8 @@ TEST_CASE("replicas that saw the same writes converge in any causal order") {
       "%llu duplicates, %llu equal-set checks, %llu field conflicts and %llu delete conflicts "
       "left, %llu mid-run bootstraps, %llu late superseded writes ignored, %llu writes "
       "re-stamped after a clock ran ahead\n",
-      static_cast<unsigned long long>(totals.schedules),
-      static_cast<unsigned long long>(base_seed), static_cast<unsigned long long>(totals.writes),
+      static_cast<unsigned long long>(totals.schedules), static_cast<unsigned long long>(base_seed),
+      static_cast<unsigned long long>(totals.writes),
       static_cast<unsigned long long>(totals.deliveries),
       static_cast<unsigned long long>(totals.duplicates),
       static_cast<unsigned long long>(totals.equal_pairs),

@@ -198,8 +198,7 @@ TEST_CASE("a delete concurrent with an edit is a delete conflict until a person 
     CHECK(conflicts->front().field == kDeletedField);
     CHECK(r->List("cases")->size() == 1);
     // Editing is refused until the delete conflict is settled.
-    CHECK(r->Put("cases", *id, {{"age", "3"}}).status().code() ==
-          StatusCode::kFailedPrecondition);
+    CHECK(r->Put("cases", *id, {{"age", "3"}}).status().code() == StatusCode::kFailedPrecondition);
   }
 
   SUBCASE("confirming the delete removes it everywhere") {
@@ -367,8 +366,7 @@ TEST_CASE("writes from another team or an untrusted device are refused") {
   auto pending = other->PendingWrites(SIZE_MAX);
   REQUIRE(pending.ok());
   const std::string before = Dump(*t.a);
-  CHECK(t.a->ApplyRemote(pending->front().second).status().code() ==
-        StatusCode::kPermissionDenied);
+  CHECK(t.a->ApplyRemote(pending->front().second).status().code() == StatusCode::kPermissionDenied);
 
   // Same team, but a device nobody trusted.
   TempDir rogue_dir;

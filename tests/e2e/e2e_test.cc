@@ -220,8 +220,7 @@ TEST_CASE("garbage, truncated and oversized requests get 4xx and the hub keeps s
   };
   CHECK(status_of(testing::RawExchange(port, "\x16\x03\x01garbage\r\n\r\n")) == "400");
   CHECK(status_of(testing::RawExchange(
-            port, "POST /v1/sync HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nENLC")) !=
-        "200");
+            port, "POST /v1/sync HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nENLC")) != "200");
   CHECK(status_of(testing::RawExchange(port,
                                        "POST /v1/sync HTTP/1.1\r\nHost: x\r\nContent-Length: "
                                        "999999999\r\n\r\n")) == "413");
@@ -346,8 +345,8 @@ TEST_CASE("exit codes: usage 1, wrong passphrase 2, hub unreachable 3, rejected 
   CHECK(down.err.find(std::to_string(port)) != std::string::npos);
   o.hub = std::make_unique<HubProcess>(kHub, o.data, "127.0.0.1:" + std::to_string(port));
   Device stranger{o.dir.File("stranger")};
-  const RunResult bad_token = stranger.Run(
-      {"init", "--hub", o.hub->url(), "--team", "X", "--token", "not-a-token"});
+  const RunResult bad_token =
+      stranger.Run({"init", "--hub", o.hub->url(), "--team", "X", "--token", "not-a-token"});
   CHECK(bad_token.exit_code == 4);
   CHECK_FALSE(std::filesystem::exists(stranger.home + "/vault.bin"));
 }
@@ -355,10 +354,10 @@ TEST_CASE("exit codes: usage 1, wrong passphrase 2, hub unreachable 3, rejected 
 TEST_CASE("with TLS, invite codes pin the hub's key and a different key is refused") {
   TempDir dir;
   auto make_cert = [&](const std::string& name) {
-    const RunResult r = Run({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                             "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-                             "/CN=localhost", "-keyout", dir.File(name + ".key"), "-out",
-                             dir.File(name + ".crt")});
+    const RunResult r =
+        Run({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+             "-keyout", dir.File(name + ".key"), "-out", dir.File(name + ".crt")});
     REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   };
   make_cert("a");

@@ -140,7 +140,8 @@ HubProcess::HubProcess(const std::string& hub_bin, const std::string& data_dir,
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  REQUIRE_MESSAGE(line.find("listening on ") != std::string::npos, "the hub did not start: " << Log());
+  REQUIRE_MESSAGE(line.find("listening on ") != std::string::npos,
+                  "the hub did not start: " << Log());
   std::istringstream words(line.substr(line.find("listening on ") + 13));
   std::string word;
   words >> url_;

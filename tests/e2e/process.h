@@ -19,8 +19,9 @@ struct RunResult {
 
 // Runs argv[0] with `argv`, extra environment `env` (added to ours), and
 // `input` on stdin. Waits at most `timeout_s` seconds, then kills it.
-RunResult Run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
-              const std::string& input = "", int timeout_s = 120);
+RunResult Run(const std::vector<std::string>& argv,
+              const std::map<std::string, std::string>& env = {}, const std::string& input = "",
+              int timeout_s = 120);
 
 // A running enlace-hub.
 class HubProcess {
@@ -28,8 +29,7 @@ class HubProcess {
   // Starts `hub_bin serve --data data_dir --listen listen [extra...]` and waits
   // for its "listening on" line.
   HubProcess(const std::string& hub_bin, const std::string& data_dir,
-             const std::string& listen = "127.0.0.1:0",
-             const std::vector<std::string>& extra = {});
+             const std::string& listen = "127.0.0.1:0", const std::vector<std::string>& extra = {});
   ~HubProcess();
   HubProcess(const HubProcess&) = delete;
   HubProcess& operator=(const HubProcess&) = delete;

@@ -39,6 +39,10 @@ class InProcessHub {
   std::unique_ptr<hub::HubHandler> handler_;
 };
 
+// A team on one in-process hub: a coordinator and two field devices, all
+// sharing one fake clock.
+struct HubTeam;
+
 // Creates a team's first coordinator on `hub` in `dir`.
 std::unique_ptr<Replica> InitCoordinator(InProcessHub& hub, const ReplicaOptions& options,
                                          const std::string& team_name = "Tlaxcala");
@@ -48,6 +52,15 @@ std::unique_ptr<Replica> JoinDevice(InProcessHub& hub, Replica& coordinator,
                                     Role role = Role::kField);
 // Syncs until nothing is left; returns the session's progress.
 SyncProgress SyncAll(InProcessHub& hub, Replica& replica, SyncOptions options = {});
+
+struct HubTeam {
+  TempDir dir;
+  FakeClock clock;
+  InProcessHub hub{dir.File("hub"), &clock};
+  std::unique_ptr<Replica> coord = InitCoordinator(hub, TestOptions(dir.File("coord"), &clock));
+  std::unique_ptr<Replica> a = JoinDevice(hub, *coord, TestOptions(dir.File("a"), &clock), "ana");
+  std::unique_ptr<Replica> b = JoinDevice(hub, *coord, TestOptions(dir.File("b"), &clock), "beto");
+};
 
 }  // namespace enlace::testing
 

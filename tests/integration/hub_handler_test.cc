@@ -12,8 +12,8 @@
 
 #include "crypto.h"
 #include "hub_fixture.h"
-#include "write_internal.h"
 #include "replica_impl.h"
+#include "write_internal.h"
 
 namespace enlace {
 namespace {
@@ -58,17 +58,7 @@ void Sign(Replica& signer, hub::HttpRequest& req, uint64_t time_ms) {
   req.headers[kHeaderSignature] = internal::ToHex(sig);
 }
 
-struct Fixture {
-  TempDir dir;
-  FakeClock clock;
-  InProcessHub hub{dir.File("hub"), &clock};
-  std::unique_ptr<Replica> coord =
-      testing::InitCoordinator(hub, TestOptions(dir.File("coord"), &clock));
-  std::unique_ptr<Replica> a =
-      testing::JoinDevice(hub, *coord, TestOptions(dir.File("a"), &clock), "ana");
-  std::unique_ptr<Replica> b =
-      testing::JoinDevice(hub, *coord, TestOptions(dir.File("b"), &clock), "beto");
-
+struct Fixture : testing::HubTeam {
   // Calls the handler; every response must carry the hub's clock.
   hub::HttpResponse Call(const hub::HttpRequest& req) {
     hub::HttpResponse r = hub.Raw(req);
@@ -364,8 +354,8 @@ TEST_CASE("a device may push only its own, correctly signed writes of its own te
     auto values = internal::OpenWritePayload(*w, secrets.team_keys.at(1));
     REQUIRE(values.ok());
     w->context.Add(Dot{f.b->device_id(), 1'000'000});
-    REQUIRE(internal::SealWrite(*w, *values, secrets.team_keys.at(1), secrets.signing.secret_key)
-                .ok());
+    REQUIRE(
+        internal::SealWrite(*w, *values, secrets.team_keys.at(1), secrets.signing.secret_key).ok());
     SyncRequest req;
     req.writes = {w->Encode()};
     const auto r = f.Call(f.SignedSync(*f.a, Encode(req)));

@@ -122,18 +122,7 @@ std::vector<Write> PendingDecoded(const Replica& replica) {
   return out;
 }
 
-// A team on one hub: a coordinator and two field devices sharing one clock.
-struct Team {
-  TempDir dir;
-  FakeClock clock;
-  InProcessHub hub{dir.File("hub"), &clock};
-  std::unique_ptr<Replica> coord =
-      testing::InitCoordinator(hub, TestOptions(dir.File("coord"), &clock));
-  std::unique_ptr<Replica> a =
-      testing::JoinDevice(hub, *coord, TestOptions(dir.File("a"), &clock), "ana");
-  std::unique_ptr<Replica> b =
-      testing::JoinDevice(hub, *coord, TestOptions(dir.File("b"), &clock), "beto");
-};
+using Team = testing::HubTeam;
 
 // ---- merging ------------------------------------------------------------------------
 
@@ -471,7 +460,9 @@ TEST_CASE("a device whose clock is two hours behind is told so and then follows 
   CHECK(pc.refused == 0);
 }
 
-TEST_CASE("writes made offline with a clock two hours ahead are re-stamped once the clock follows the hub") {
+TEST_CASE(
+    "writes made offline with a clock two hours ahead are re-stamped once the clock follows the "
+    "hub") {
   Team t;
   SkewedDevice early(t, "early", 2 * static_cast<int64_t>(kHourMs));
   Replica& dev = *early.replica;

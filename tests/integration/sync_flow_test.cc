@@ -28,8 +28,9 @@ TEST_CASE("two devices that edit offline converge through the hub, conflicts inc
 
   clock.now_ms += 1000;
   REQUIRE(a->Put("cases", *id, {{"status", "\"FollowUp\""}, {"age", "31"}}).ok());
-  REQUIRE(b->Put("cases", *id, {{"status", "\"ClosedReferred\""}, {"age", "32"},
-                                {"referral", "\"DIF\""}}).ok());
+  REQUIRE(b->Put("cases", *id,
+                 {{"status", "\"ClosedReferred\""}, {"age", "32"}, {"referral", "\"DIF\""}})
+              .ok());
   auto pa = testing::SyncAll(hub, *a);
   CHECK(pa.sent == 1);
   auto pb = testing::SyncAll(hub, *b);

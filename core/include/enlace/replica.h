@@ -43,11 +43,11 @@ struct KdfCost {
 };
 
 struct ReplicaOptions {
-  std::string dir;                        // created (mode 0700) if missing
-  KdfCost kdf = KdfCost::Interactive();   // used when creating or re-keying the vault
-  HlcOptions clock;                       // wall clock and future-drift limit
-  bool in_memory_store = false;           // tests: keep store.db in memory
-  WriteLimits limits;                     // applied to every incoming write
+  std::string dir;                       // created (mode 0700) if missing
+  KdfCost kdf = KdfCost::Interactive();  // used when creating or re-keying the vault
+  HlcOptions clock;                      // wall clock and future-drift limit
+  bool in_memory_store = false;          // tests: keep store.db in memory
+  WriteLimits limits;                    // applied to every incoming write
 };
 
 using PublicKey = std::array<uint8_t, 32>;

@@ -42,11 +42,17 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return Status(); }
-  static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status InvalidArgument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
-  static Status WrongPassphrase(std::string m) { return {StatusCode::kWrongPassphrase, std::move(m)}; }
-  static Status Unauthenticated(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
+  static Status WrongPassphrase(std::string m) {
+    return {StatusCode::kWrongPassphrase, std::move(m)};
+  }
+  static Status Unauthenticated(std::string m) {
+    return {StatusCode::kUnauthenticated, std::move(m)};
+  }
   static Status PermissionDenied(std::string m) {
     return {StatusCode::kPermissionDenied, std::move(m)};
   }
@@ -80,7 +86,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!status_.ok() && "Result built from an ok Status has no value");
     if (status_.ok()) status_ = Status::Internal("Result built from an ok Status");
@@ -106,9 +112,9 @@ class [[nodiscard]] Result {
 }  // namespace enlace
 
 // Returns early from the enclosing function with the error of `expr`.
-#define ENLACE_RETURN_IF_ERROR(expr)             \
-  do {                                           \
-    ::enlace::Status enlace_status_ = (expr);    \
+#define ENLACE_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::enlace::Status enlace_status_ = (expr);        \
     if (!enlace_status_.ok()) return enlace_status_; \
   } while (0)
 

@@ -46,17 +46,17 @@ int64_t FollowHubClock(Replica& replica, std::string_view hub_time_header,
                        uint64_t tolerance_ms = 5000);
 
 struct SyncOptions {
-  size_t max_push_bytes = 256 * 1024;   // per request
-  uint32_t max_pull_bytes = 1 << 20;    // per response
+  size_t max_push_bytes = 256 * 1024;  // per request
+  uint32_t max_pull_bytes = 1 << 20;   // per response
 };
 
 struct SyncProgress {
   uint64_t rounds = 0;
-  uint64_t sent = 0;      // own writes the hub acknowledged
-  uint64_t received = 0;  // others' writes merged here
-  uint64_t ignored = 0;   // pulled writes already seen or superseded
-  uint64_t refused = 0;   // pulled writes that failed verification (skipped)
-  uint64_t restamped = 0;  // own writes re-made because this device's clock had run ahead
+  uint64_t sent = 0;         // own writes the hub acknowledged
+  uint64_t received = 0;     // others' writes merged here
+  uint64_t ignored = 0;      // pulled writes already seen or superseded
+  uint64_t refused = 0;      // pulled writes that failed verification (skipped)
+  uint64_t restamped = 0;    // own writes re-made because this device's clock had run ahead
   std::string last_refusal;  // why the last one was refused
 };
 

@@ -59,10 +59,10 @@ struct Member {
 };
 
 struct WireLimits {
-  size_t max_writes = 10000;            // writes in one request or response
+  size_t max_writes = 10000;  // writes in one request or response
   size_t max_write_bytes = (1 << 20) + 16384;
   size_t max_members = 10000;
-  size_t max_text_bytes = 256;          // names, tokens
+  size_t max_text_bytes = 256;            // names, tokens
   size_t max_envelope_bytes = 64 * 1024;  // invite envelopes
 };
 
@@ -73,15 +73,15 @@ struct SyncRequest {
   uint64_t cursor = 0;           // the hub log position already pulled
   uint64_t members_version = 0;  // the member list version the device holds
   uint32_t max_response_bytes = 1 << 20;
-  std::vector<Bytes> writes;     // own encoded writes, in counter order
+  std::vector<Bytes> writes;  // own encoded writes, in counter order
 };
 
 // Hub -> device.
 struct SyncResponse {
   uint64_t hub_time_ms = 0;
-  uint64_t acked_up_to = 0;   // every own write with counter <= this is stored
-  uint64_t next_cursor = 0;   // pull from here next time
-  bool more = false;          // more writes wait after next_cursor
+  uint64_t acked_up_to = 0;  // every own write with counter <= this is stored
+  uint64_t next_cursor = 0;  // pull from here next time
+  bool more = false;         // more writes wait after next_cursor
   uint64_t members_version = 0;
   std::vector<Member> members;  // only when members_version changed
   std::vector<Bytes> writes;    // other devices' writes in log order

@@ -30,9 +30,9 @@ enum class WriteKind : uint8_t {
 
 // Limits checked while decoding, before anything is allocated.
 struct WriteLimits {
-  size_t max_name_bytes = 64;            // collection and field names
-  size_t max_fields = 512;               // field names in one write
-  size_t max_context_entries = 4096;     // devices in a causal context
+  size_t max_name_bytes = 64;             // collection and field names
+  size_t max_fields = 512;                // field names in one write
+  size_t max_context_entries = 4096;      // devices in a causal context
   size_t max_ciphertext_bytes = 1 << 20;  // one payload
 };
 
