@@ -23,6 +23,9 @@ namespace {
 std::atomic<size_t> g_largest_allocation{0};
 }  // namespace
 
+// GCC cannot see that these replacements pair malloc with free.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(std::size_t size) {
   size_t prev = g_largest_allocation.load(std::memory_order_relaxed);
   while (size > prev && !g_largest_allocation.compare_exchange_weak(prev, size)) {
@@ -32,6 +35,7 @@ void* operator new(std::size_t size) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace enlace {
 namespace {

@@ -35,12 +35,16 @@ void* AllocateTracked(std::size_t size) {
 }
 }  // namespace
 
+// GCC cannot see that these replacements pair malloc with free.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(std::size_t size) { return AllocateTracked(size); }
 void* operator new[](std::size_t size) { return AllocateTracked(size); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace enlace {
 namespace {
