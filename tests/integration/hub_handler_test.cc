@@ -3,6 +3,7 @@
 // refusal is clear, changes nothing and leaves the hub serving (DESIGN §4,
 // invariant 4).
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <array>
 #include <nlohmann/json.hpp>
@@ -509,6 +510,34 @@ TEST_CASE("a sync response never includes another team's writes") {
       CHECK(members.count(f.coord->device_id()) == 0);
     }
   }
+}
+
+}  // namespace
+}  // namespace enlace
+
+namespace enlace {
+namespace {
+
+TEST_CASE("a revoked device's requests are refused with 403") {
+  Fixture f;
+  // Revocation itself arrives with the device registry; the hub already
+  // honours the mark.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((f.hub.data_dir() + "/hub.db").c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "UPDATE devices SET revoked_ms = 1 WHERE device = ?", -1, &st,
+                             nullptr) == SQLITE_OK);
+  sqlite3_bind_blob(st, 1, f.a->device_id().bytes.data(), 16, SQLITE_TRANSIENT);
+  REQUIRE(sqlite3_step(st) == SQLITE_DONE);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+
+  const auto r = f.Call(f.SignedSync(*f.a, Encode(SyncRequest{})));
+  CHECK(r.status == 403);
+  CHECK(ErrorOf(r).find("revoked") != std::string::npos);
+  // Others are served as before.
+  REQUIRE(f.b->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
+  CHECK(testing::SyncAll(f.hub, *f.b).sent == 1);
 }
 
 }  // namespace
