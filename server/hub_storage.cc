@@ -14,6 +14,7 @@
 namespace enlace::hub {
 
 using internal::Db;
+using internal::FromBlob;
 using internal::Stmt;
 using internal::Transaction;
 
@@ -47,13 +48,6 @@ CREATE TABLE nonces(
 CREATE INDEX nonces_by_time ON nonces(seen_ms);
 )sql",
 };
-
-template <typename T>
-T FromBlob(std::span<const uint8_t> blob) {
-  T out{};
-  std::memcpy(out.data(), blob.data(), std::min(blob.size(), out.size()));
-  return out;
-}
 
 int64_t I(uint64_t v) { return static_cast<int64_t>(v); }
 

@@ -3,7 +3,9 @@
 #ifndef ENLACE_CORE_SRC_SQLITE_H_
 #define ENLACE_CORE_SRC_SQLITE_H_
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -85,6 +87,15 @@ class Db {
   sqlite3* db_;
   std::map<std::string, CacheSlot, std::less<>> cache_;
 };
+
+// A fixed-size array (an id or a key) from a blob column; a shorter blob
+// leaves the rest zero, a longer one is cut.
+template <typename T>
+T FromBlob(std::span<const uint8_t> blob) {
+  T out{};
+  std::memcpy(out.data(), blob.data(), std::min(blob.size(), out.size()));
+  return out;
+}
 
 // Brings the database's schema (PRAGMA user_version) up to
 // migrations.size(), running each pending migration in its own transaction.

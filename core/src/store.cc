@@ -38,13 +38,6 @@ ALTER TABLE devices ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 
-template <typename T>
-T FromBlob(std::span<const uint8_t> blob) {
-  T out{};
-  std::memcpy(out.data(), blob.data(), std::min(blob.size(), out.size()));
-  return out;
-}
-
 }  // namespace
 
 Bytes EncodeVersionVector(const VersionVector& vv) {
