@@ -22,6 +22,7 @@
 
 #include "commands.h"
 #include "config.h"
+#include "enlace/i18n.h"
 #include "enlace/replica.h"
 #include "enlace/sync.h"
 #include "output.h"
@@ -37,6 +38,16 @@ using nlohmann::json;
 
 const std::string kCli = ENLACE_CLI_BIN;
 const std::string kPassphrase = "una frase de prueba";
+
+// The in-process tests assert English messages, whatever this machine's locale.
+[[maybe_unused]] const bool kEnglish = (i18n::SetLanguage("en"), true);
+
+bool IsLocaleVariable(std::string_view entry) {
+  for (std::string_view name : {"LANGUAGE=", "LC_ALL=", "LC_MESSAGES=", "LANG="}) {
+    if (entry.rfind(name, 0) == 0) return true;
+  }
+  return false;
+}
 
 // ---- fixtures ----------------------------------------------------------------------------
 
@@ -78,16 +89,24 @@ struct RunResult {
 };
 
 // Runs the enlace binary with `args`, stdin from /dev/null, the ENLACE_*
-// variables of this process removed and `env` added.
+// variables of this process removed and `env` added. The locale variables
+// (LANGUAGE, LC_ALL, LC_MESSAGES, LANG) of this process are removed too and
+// LANG=C set, so messages are English unless `env` sets one of them.
 RunResult RunCli(const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env = {}) {
   TempDir io;
   const std::string out_path = io.File("out"), err_path = io.File("err");
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string_view(*e).rfind("ENLACE_", 0) != 0) env_strings.emplace_back(*e);
+    const std::string_view entry(*e);
+    if (entry.rfind("ENLACE_", 0) != 0 && !IsLocaleVariable(entry)) env_strings.emplace_back(entry);
   }
-  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  bool locale_given = false;
+  for (const auto& [k, v] : env) {
+    env_strings.push_back(k + "=" + v);
+    locale_given = locale_given || IsLocaleVariable(k + "=");
+  }
+  if (!locale_given) env_strings.emplace_back("LANG=C");
   std::vector<std::string> argv_strings = {kCli};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<char*> argv, envp;
@@ -148,7 +167,7 @@ class ScriptedClient final : public HttpClient {
  public:
   std::deque<Result<HttpResponse>> answers;
   std::vector<OutgoingRequest> requests;
-  Result<HttpResponse> Post(const HubTarget&, const OutgoingRequest& request) override {
+  Result<HttpResponse> Send(const HubTarget&, const OutgoingRequest& request) override {
     requests.push_back(request);
     REQUIRE_FALSE(answers.empty());
     Result<HttpResponse> next = std::move(answers.front());
@@ -402,10 +421,10 @@ TEST_CASE("the curl client refuses a pin with a plain-http URL before connecting
   OutgoingRequest r;
   r.method = "POST";
   r.path = "/v1/sync";
-  auto sent = client->Post(HubTarget{"http://127.0.0.1:9", "sha256//abc="}, r);
+  auto sent = client->Send(HubTarget{"http://127.0.0.1:9", "sha256//abc="}, r);
   REQUIRE_FALSE(sent.ok());
   CHECK(sent.status().code() == StatusCode::kInvalidArgument);
-  sent = client->Post(HubTarget{"http://127.0.0.1:" + std::to_string(ClosedPort()), ""}, r);
+  sent = client->Send(HubTarget{"http://127.0.0.1:" + std::to_string(ClosedPort()), ""}, r);
   REQUIRE_FALSE(sent.ok());
   CHECK(sent.status().code() == StatusCode::kUnavailable);
 }
@@ -661,6 +680,152 @@ TEST_CASE("init that cannot reach the hub leaves no half-made device behind") {
       {{"ENLACE_PASSPHRASE", kPassphrase}, {"ENLACE_KDF", "min"}, {"ENLACE_RETRY_BASE_MS", "1"}});
   CHECK(r.exit_code == kExitUnreachable);
   CHECK_FALSE(std::filesystem::exists(home));
+}
+
+// ---- Spanish and English --------------------------------------------------------------------
+
+// Sets the in-process language for one test and puts English back after it.
+class InSpanish {
+ public:
+  InSpanish() { i18n::SetLanguage("es"); }
+  ~InSpanish() { i18n::SetLanguage("en"); }
+  InSpanish(const InSpanish&) = delete;
+  InSpanish& operator=(const InSpanish&) = delete;
+};
+
+TEST_CASE("help is in Spanish under LANG=es_MX.UTF-8 and in English under LANG=C") {
+  const RunResult es = RunCli({"--help"}, {{"LANG", "es_MX.UTF-8"}});
+  CHECK(es.exit_code == 0);
+  INFO(es.out);
+  CHECK(es.out.find("Uso: enlace [OPCIONES] COMANDO") != std::string::npos);
+  CHECK(es.out.find("Opciones:\n") != std::string::npos);
+  CHECK(es.out.find("Comandos:\n") != std::string::npos);
+  CHECK(es.out.find("Muestra esta ayuda y termina") != std::string::npos);
+  CHECK(es.out.find("frase de acceso") != std::string::npos);
+  CHECK(es.out.find("Send this device's new writes") == std::string::npos);
+
+  const RunResult en = RunCli({"--help"}, {{"LANG", "C"}});
+  CHECK(en.exit_code == 0);
+  CHECK(en.out.find("Usage: enlace [OPTIONS] SUBCOMMAND") != std::string::npos);
+  CHECK(en.out.find("Subcommands:\n") != std::string::npos);
+  CHECK(en.out.find("Send this device's new writes to the hub") != std::string::npos);
+  CHECK(en.out.find("Uso:") == std::string::npos);
+
+  // A command's help, its own -h line included, follows too.
+  const RunResult sync = RunCli({"sync", "--help"}, {{"LANG", "es_MX.UTF-8"}});
+  CHECK(sync.exit_code == 0);
+  CHECK(sync.out.find("Uso: enlace sync [OPCIONES]") != std::string::npos);
+  CHECK(sync.out.find("Opciones:\n  -h,--help                   Muestra esta ayuda") !=
+        std::string::npos);
+  CHECK(sync.out.find("Options:") == std::string::npos);
+  CHECK(sync.out.find("Ejemplo:\n  enlace sync") != std::string::npos);
+}
+
+TEST_CASE("errors follow the language; JSON keys and exit codes do not") {
+  TempDir dir;
+  const std::string home = dir.File("nothing-here");
+  RunResult r = RunCli({"--home", home, "status"}, {{"LANG", "es_MX.UTF-8"}});
+  CHECK(r.exit_code == kExitUsage);
+  CHECK(r.err == "enlace: " + home + " no está inicializado, ejecuta enlace init o enlace join\n");
+
+  r = RunCli({"--home", home, "status"}, {{"LANG", "C"}});
+  CHECK(r.exit_code == kExitUsage);
+  CHECK(r.err == "enlace: " + home + " is not initialised, run enlace init or enlace join\n");
+
+  r = RunCli({"--home", home, "--json", "status"}, {{"LANG", "es_MX.UTF-8"}});
+  CHECK(r.exit_code == kExitUsage);
+  const json doc = json::parse(r.out);
+  CHECK(doc["code"] == kExitUsage);
+  CHECK(doc["error"].get<std::string>().find("no está inicializado") != std::string::npos);
+
+  r = RunCli({"frobnicate"}, {{"LANG", "es_MX.UTF-8"}});
+  CHECK(r.exit_code == kExitUsage);
+  CHECK(r.err.find("comando desconocido \"frobnicate\"; consulta enlace --help") !=
+        std::string::npos);
+  // CLI11's own explanation stays English; the hint after it is ours.
+  r = RunCli({"--home", home, "get", "cases"}, {{"LANG", "es_MX.UTF-8"}});
+  CHECK(r.exit_code == kExitUsage);
+  CHECK(r.err.find("Ejecuta con --help para más información.") != std::string::npos);
+}
+
+TEST_CASE("LANGUAGE, LC_ALL and LC_MESSAGES come before LANG") {
+  TempDir dir;
+  const std::string home = dir.File("nothing-here");
+  const std::string spanish = "no está inicializado";
+  const std::vector<std::pair<std::map<std::string, std::string>, bool>> cases = {
+      {{{"LANG", "C"}, {"LANGUAGE", "es"}}, true},
+      {{{"LANG", "es_MX.UTF-8"}, {"LC_ALL", "C"}}, false},
+      {{{"LANG", "C"}, {"LC_MESSAGES", "es_MX.UTF-8"}}, true},
+      {{{"LANG", "es_ES.UTF-8"}}, true},
+      {{{"LANG", "POSIX"}}, false},
+  };
+  for (const auto& [env, is_spanish] : cases) {
+    std::string shown;
+    for (const auto& [k, v] : env) shown += k + "=" + v + " ";
+    INFO(shown);
+    const RunResult r = RunCli({"--home", home, "status"}, env);
+    CHECK((r.err.find(spanish) != std::string::npos) == is_spanish);
+  }
+}
+
+TEST_CASE("a device's status and records read in Spanish, lined up, with machine values kept") {
+  TempDir dir;
+  const std::string home = dir.File("home");
+  MakeHome(home);
+  std::map<std::string, std::string> env = {{"ENLACE_PASSPHRASE", kPassphrase},
+                                            {"LANG", "es_MX.UTF-8"}};
+  RunResult r = RunCli({"--home", home, "status"}, env);
+  REQUIRE(r.exit_code == 0);
+  INFO(r.out);
+  // The widest label, "última sincronización" (21 characters), sets the column.
+  CHECK(r.out.find("cambios sin enviar     0\n") != std::string::npos);
+  CHECK(r.out.find("última sincronización  nunca\n") != std::string::npos);
+  CHECK(r.out.find("rol                    campo\n") != std::string::npos);
+
+  r = RunCli({"--home", home, "--json", "status"}, env);
+  REQUIRE(r.exit_code == 0);
+  const json status = json::parse(r.out);
+  CHECK(status["role"] == "field");
+  CHECK(status["last_sync"].is_null());
+
+  r = RunCli({"--home", home, "list", "cases"}, env);
+  CHECK(r.out == "no hay registros en cases\n");
+  r = RunCli({"--home", home, "put", "cases", "status=Active"}, env);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.rfind("creado cases ", 0) == 0);
+  const std::string id = r.out.substr(std::string("creado cases ").size(), 32);
+  r = RunCli({"--home", home, "delete", "cases", id}, env);
+  CHECK(r.out == "borrado cases " + id + " (enlace restore lo recupera)\n");
+  r = RunCli({"--home", home, "get", "cases", id}, env);
+  CHECK(r.out.find("cases " + id + "  (borrado)\n") == 0);
+  CHECK(r.out.find("Para recuperarlo: enlace restore cases " + id) != std::string::npos);
+
+  r = RunCli({"--home", home, "list", "cases"},
+             {{"ENLACE_PASSPHRASE", "no es"}, {"LANG", "es_MX.UTF-8"}});
+  CHECK(r.exit_code == kExitLocked);
+  CHECK(r.err.find("frase de acceso incorrecta") != std::string::npos);
+}
+
+TEST_CASE("messages built in process follow SetLanguage, values in the translation's order") {
+  {
+    InSpanish es;
+    CHECK(ClockWarning(3 * 60 * 1000) ==
+          "el reloj de este dispositivo va 3 minutos atrasado respecto al hub; enlace usa la "
+          "hora del hub");
+    CHECK(ClockWarning(-60 * 1000 - 1) ==
+          "el reloj de este dispositivo va 1 minuto adelantado respecto al hub; enlace usa la "
+          "hora del hub");
+    CHECK(ParseDuration("1h0").status().message() ==
+          "\"1h0\" no es una duración como 90m, 72h o 7d");
+    std::ostringstream out, err;
+    Output o(false, out, err);
+    o.Warn("x");
+    CHECK(err.str() == "enlace: aviso: x\n");
+  }
+  CHECK(ClockWarning(-60 * 1000 - 1) ==
+        "this device's clock is 1 minute ahead of the hub; enlace is using the hub's time");
+  CHECK(DisplayWidth("última") == 6);
+  CHECK(DisplayWidth("abc") == 3);
 }
 
 }  // namespace

@@ -15,12 +15,14 @@
 #include "enlace/sync.h"
 #include "enlace/wire.h"
 #include "enlace/write.h"
+#include "i18n_cli.h"
 #include "passphrase.h"
 
 namespace enlace::cli {
 
 namespace {
 
+using i18n::Format;
 using nlohmann::json;
 
 constexpr uint64_t kMinuteMs = 60 * 1000;
@@ -28,12 +30,6 @@ constexpr uint64_t kClockWarnMs = kMinuteMs;
 constexpr size_t kMaxNameBytes = 256;  // team and device names, tokens (WireLimits)
 // Rounds in a row that move nothing while the hub says "more" before giving up.
 constexpr int kMaxIdleRounds = 10;
-
-#define CLI_RETURN_IF_ERROR(expr)              \
-  do {                                         \
-    CliStatus cli_status_ = (expr);            \
-    if (!cli_status_.ok()) return cli_status_; \
-  } while (0)
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -51,13 +47,9 @@ std::string DefaultDeviceName() {
 
 // ---- the device --------------------------------------------------------------------------
 
-struct Device {
-  Config config;
-  std::unique_ptr<Replica> replica;
-};
-
 CliStatus NotInitialised(const std::string& home) {
-  return CliStatus::Usage(home + " is not initialised, run enlace init or enlace join");
+  return CliStatus::Usage(
+      Format(_("{0} is not initialised, run enlace init or enlace join"), {home}));
 }
 
 CliStatus GetPassphrase(const Context& ctx, PassphrasePurpose purpose, Passphrase& out) {
@@ -72,37 +64,11 @@ ReplicaOptions OptionsFor(const Context& ctx) {
   ReplicaOptions o;
   o.dir = ctx.global.home;
   o.kdf = ctx.kdf;
+  // Every value is checked against the schema pack before it is written.
+  o.validate = true;
   return o;
 }
 
-// Loads the config and unlocks the replica of an initialised home.
-CliStatus OpenDevice(const Context& ctx, Device& out) {
-  const std::string& home = ctx.global.home;
-  if (!HasVault(home)) return NotInitialised(home);
-  auto config = LoadConfig(home);
-  if (!config.ok()) {
-    if (config.status().code() == StatusCode::kNotFound) {
-      return CliStatus::Usage(home +
-                              " holds a vault but no config.json (an interrupted init or "
-                              "join?); it is not initialised, run enlace init or enlace join "
-                              "with another --home");
-    }
-    return CliStatus::From(ErrorSource::kLocal, config.status());
-  }
-  Passphrase passphrase;
-  CLI_RETURN_IF_ERROR(GetPassphrase(ctx, PassphrasePurpose::kUnlock, passphrase));
-  auto replica = Replica::Open(OptionsFor(ctx), passphrase.view());
-  if (!replica.ok()) {
-    if (replica.status().code() == StatusCode::kWrongPassphrase) {
-      return {kExitLocked, "wrong passphrase: the vault in " + home + " stays locked"};
-    }
-    return CliStatus::From(ErrorSource::kLocal,
-                           replica.status().WithContext("cannot open the device in " + home));
-  }
-  out.config = std::move(config).value();
-  out.replica = std::move(replica).value();
-  return CliStatus::Ok();
-}
 
 MemberNames NamesOf(Device& device) {
   MemberNames names;
@@ -145,18 +111,19 @@ class NewHomeGuard {
 };
 
 CliStatus RefuseExistingDevice(const std::string& home) {
-  return CliStatus::Usage(home +
-                          " already holds a device (vault.bin); use another --home, "
-                          "or move that folder away to start over");
+  return CliStatus::Usage(
+      Format(_("{0} already holds a device (vault.bin); use another --home, or move that folder "
+               "away to start over"),
+             {home}));
 }
 
-// The hub's answer as a failure: "the hub refused <what>: <its reason>".
-CliStatus HubRefused(std::string_view what, const HttpResponse& response) {
+// The hub's answer as a failure: `message` (translated, "the hub refused ...:
+// {0}") with the hub's reason as {0}.
+CliStatus HubRefused(const char* message, const HttpResponse& response) {
   const std::string_view body(reinterpret_cast<const char*>(response.body.data()),
                               response.body.size());
   const Status s = StatusFromHubResponse(static_cast<int>(response.status), body);
-  return {ExitCodeFor(ErrorSource::kHub, s.code()),
-          "the hub refused " + std::string(what) + ": " + s.message()};
+  return {ExitCodeFor(ErrorSource::kHub, s.code()), Format(message, {s.message()})};
 }
 
 std::string HubErrorText(const HttpResponse& response) {
@@ -190,8 +157,8 @@ std::string Delay(uint64_t ms) {
 
 Result<RecordId> ParseRecordId(std::string_view text) {
   if (!LooksLikeRecordId(text)) {
-    return Status::InvalidArgument("\"" + std::string(text) +
-                                   "\" is not a record id (32 hex characters)");
+    return Status::InvalidArgument(
+        Format(_("\"{0}\" is not a record id (32 hex characters)"), {text}));
   }
   return RecordId::FromHex(text);
 }
@@ -202,18 +169,67 @@ CliStatus CheckName(std::string_view name, const char* what) {
   return CliStatus::Ok();
 }
 
-CliStatus CheckText(std::string_view text, const char* what) {
-  if (text.empty()) return CliStatus::Usage(std::string(what) + " must not be empty");
+// The two complaints about a name or token, as whole sentences so that a
+// translation can make the words agree; `too_long` has the limit as {0}.
+struct TextRule {
+  const char* empty;
+  const char* too_long;
+};
+constexpr TextRule kTeamNameRule{N_("the team name must not be empty"),
+                                 N_("the team name is longer than {0} bytes")};
+constexpr TextRule kTokenRule{N_("the bootstrap token must not be empty"),
+                              N_("the bootstrap token is longer than {0} bytes")};
+constexpr TextRule kDeviceNameRule{N_("the device name must not be empty"),
+                                   N_("the device name is longer than {0} bytes")};
+
+CliStatus CheckText(std::string_view text, const TextRule& rule) {
+  if (text.empty()) return CliStatus::Usage(_(rule.empty));
   if (text.size() > kMaxNameBytes) {
-    return CliStatus::Usage(std::string(what) + " is longer than " + std::to_string(kMaxNameBytes) +
-                            " bytes");
+    return CliStatus::Usage(Format(_(rule.too_long), {std::to_string(kMaxNameBytes)}));
   }
   return CliStatus::Ok();
 }
 
-CliStatus Local(const Status& s) { return CliStatus::From(ErrorSource::kLocal, s); }
+// A role for people ("field" -> "campo" in Spanish); the role's name in
+// config.json, JSON output and on the command line stays as it is.
+std::string RoleLabel(std::string_view role) {
+  if (role == "field") return C_("role", "field");
+  if (role == "coordinator") return C_("role", "coordinator");
+  return std::string(role);
+}
 
 }  // namespace
+
+CliStatus Local(const Status& s) { return CliStatus::From(ErrorSource::kLocal, s); }
+
+CliStatus OpenDevice(const Context& ctx, Device& out) {
+  const std::string& home = ctx.global.home;
+  if (!HasVault(home)) return NotInitialised(home);
+  auto config = LoadConfig(home);
+  if (!config.ok()) {
+    if (config.status().code() == StatusCode::kNotFound) {
+      return CliStatus::Usage(
+          Format(_("{0} holds a vault but no config.json (an interrupted init or join?); it is "
+                   "not initialised, run enlace init or enlace join with another --home"),
+                 {home}));
+    }
+    return CliStatus::From(ErrorSource::kLocal, config.status());
+  }
+  Passphrase passphrase;
+  CLI_RETURN_IF_ERROR(GetPassphrase(ctx, PassphrasePurpose::kUnlock, passphrase));
+  auto replica = Replica::Open(OptionsFor(ctx), passphrase.view());
+  if (!replica.ok()) {
+    if (replica.status().code() == StatusCode::kWrongPassphrase) {
+      return {kExitLocked, Format(_("wrong passphrase: the vault in {0} stays locked"), {home})};
+    }
+    return CliStatus::From(ErrorSource::kLocal, replica.status().WithContext(Format(
+                                                    _("cannot open the device in {0}"), {home})));
+  }
+  out.config = std::move(config).value();
+  out.replica = std::move(replica).value();
+  return CliStatus::Ok();
+}
+
 
 // ---- exit codes --------------------------------------------------------------------------------
 
@@ -252,13 +268,12 @@ Result<std::string> ParseValue(std::string_view text) {
   }
   if (j.is_object()) {
     return Status::InvalidArgument(
-        "a value cannot be a JSON object; quote it to store it as "
-        "text");
+        _("a value cannot be a JSON object; quote it to store it as text"));
   }
   try {
     return j.dump();
   } catch (const json::exception&) {
-    return Status::InvalidArgument("the value is not valid UTF-8 text");
+    return Status::InvalidArgument(_("the value is not valid UTF-8 text"));
   }
 }
 
@@ -271,11 +286,11 @@ bool LooksLikeRecordId(std::string_view word) {
 Result<std::pair<std::string, std::string>> ParseAssignment(std::string_view word) {
   const auto eq = word.find('=');
   if (eq == std::string_view::npos) {
-    return Status::InvalidArgument("expected FIELD=VALUE, got \"" + std::string(word) + "\"");
+    return Status::InvalidArgument(Format(_("expected FIELD=VALUE, got \"{0}\""), {word}));
   }
   const std::string field(word.substr(0, eq));
   if (field.empty()) {
-    return Status::InvalidArgument("no field name before '=' in \"" + std::string(word) + "\"");
+    return Status::InvalidArgument(Format(_("no field name before '=' in \"{0}\""), {word}));
   }
   ENLACE_RETURN_IF_ERROR(ValidateName(field, "field"));
   ENLACE_ASSIGN_OR_RETURN(std::string value, ParseValue(word.substr(eq + 1)));
@@ -290,12 +305,12 @@ Result<PutArguments> ParsePutArguments(const std::vector<std::string>& words) {
     i = 1;
   }
   if (i == words.size()) {
-    return Status::InvalidArgument("put needs at least one FIELD=VALUE");
+    return Status::InvalidArgument(_("put needs at least one FIELD=VALUE"));
   }
   for (; i < words.size(); ++i) {
     ENLACE_ASSIGN_OR_RETURN(auto assignment, ParseAssignment(words[i]));
     if (out.fields.count(assignment.first) != 0) {
-      return Status::InvalidArgument("the field " + assignment.first + " is given twice");
+      return Status::InvalidArgument(Format(_("the field {0} is given twice"), {assignment.first}));
     }
     out.fields.emplace(std::move(assignment));
   }
@@ -304,8 +319,8 @@ Result<PutArguments> ParsePutArguments(const std::vector<std::string>& words) {
 
 Result<uint64_t> ParseDuration(std::string_view text) {
   const auto bad = [&] {
-    return Status::InvalidArgument("\"" + std::string(text) +
-                                   "\" is not a duration like 90m, 72h or 7d");
+    return Status::InvalidArgument(
+        Format(_("\"{0}\" is not a duration like 90m, 72h or 7d"), {text}));
   };
   if (text.size() < 2 || text.size() > 10) return bad();
   const std::string_view digits = text.substr(0, text.size() - 1);
@@ -332,8 +347,8 @@ Result<uint64_t> ParseDuration(std::string_view text) {
   }
   const uint64_t ms = n * unit;
   if (ms < kMinuteMs || ms > 30 * 24 * 60 * kMinuteMs) {
-    return Status::InvalidArgument("an invite may be valid from 1 minute to 30 days, not " +
-                                   std::string(text));
+    return Status::InvalidArgument(
+        Format(_("an invite may be valid from 1 minute to 30 days, not {0}"), {text}));
   }
   return ms;
 }
@@ -343,8 +358,8 @@ Result<KdfCost> KdfFromEnv(const char* value) {
   if (v.empty() || v == "interactive") return KdfCost::Interactive();
   if (v == "moderate") return KdfCost::Moderate();
   if (v == "min") return KdfCost::Minimum();
-  return Status::InvalidArgument("ENLACE_KDF must be interactive, moderate or min (tests), not \"" +
-                                 v + "\"");
+  return Status::InvalidArgument(
+      Format(_("ENLACE_KDF must be interactive, moderate or min (tests), not \"{0}\""), {v}));
 }
 
 std::string ClockWarning(int64_t offset_ms) {
@@ -353,9 +368,19 @@ std::string ClockWarning(int64_t offset_ms) {
   if (magnitude <= kClockWarnMs) return "";
   const uint64_t minutes = (magnitude + kMinuteMs / 2) / kMinuteMs;
   // offset = hub - device: positive when the device is behind.
-  return "this device's clock is " + std::to_string(minutes) +
-         (minutes == 1 ? " minute " : " minutes ") + (offset_ms > 0 ? "behind" : "ahead of") +
-         " the hub; enlace is using the hub's time";
+  const char* message = nullptr;
+  if (offset_ms > 0) {
+    message = minutes == 1 ? _("this device's clock is {0} minute behind the hub; enlace is "
+                               "using the hub's time")
+                           : _("this device's clock is {0} minutes behind the hub; enlace is "
+                               "using the hub's time");
+  } else {
+    message = minutes == 1 ? _("this device's clock is {0} minute ahead of the hub; enlace is "
+                               "using the hub's time")
+                           : _("this device's clock is {0} minutes ahead of the hub; enlace is "
+                               "using the hub's time");
+  }
+  return Format(message, {std::to_string(minutes)});
 }
 
 // ---- talking to the hub ------------------------------------------------------------------------
@@ -370,7 +395,7 @@ CliStatus ExchangeWithHub(Context& ctx, Replica& replica, const HubTarget& hub,
     ++attempt;
     auto request = make_request();
     if (!request.ok()) return Local(request.status());
-    auto response = ctx.http->Post(hub, *request);
+    auto response = ctx.http->Send(hub, *request);
     if (!response.ok()) {
       if (response.status().code() != StatusCode::kUnavailable) {
         return CliStatus::From(ErrorSource::kNetwork, response.status());
@@ -393,14 +418,14 @@ CliStatus ExchangeWithHub(Context& ctx, Replica& replica, const HubTarget& hub,
       last_error = HubErrorText(*response);
     }
     if (attempt >= max_attempts) {
-      return {kExitUnreachable, "hub unreachable at " + hub.url + " after " +
-                                    std::to_string(attempt) +
-                                    (attempt == 1 ? " attempt: " : " attempts: ") + last_error};
+      const char* message = attempt == 1 ? _("hub unreachable at {0} after {1} attempt: {2}")
+                                         : _("hub unreachable at {0} after {1} attempts: {2}");
+      return {kExitUnreachable, Format(message, {hub.url, std::to_string(attempt), last_error})};
     }
     const uint64_t delay = BackoffMs(ctx.retry, attempt, ctx.unit_random ? ctx.unit_random() : 0.5);
-    ctx.output->Note("no answer from the hub (" + last_error + "); trying again in " +
-                     Delay(delay) + " (attempt " + std::to_string(attempt + 1) + " of " +
-                     std::to_string(max_attempts) + ")");
+    ctx.output->Note(Format(
+        _("no answer from the hub ({0}); trying again in {1} (attempt {2} of {3})"),
+        {last_error, Delay(delay), std::to_string(attempt + 1), std::to_string(max_attempts)}));
     if (ctx.sleep_ms) ctx.sleep_ms(delay);
   }
 }
@@ -414,17 +439,16 @@ CliStatus RunInit(Context& ctx, const InitArgs& args) {
   if (!args.pin.empty()) {
     if (args.pin.rfind("sha256//", 0) != 0 || args.pin.size() < 12) {
       return CliStatus::Usage(
-          "--pin must look like sha256//<base64> (enlace-hub admin pin "
-          "prints it)");
+          _("--pin must look like sha256//<base64> (enlace-hub admin pin prints it)"));
     }
     if (url.rfind("https://", 0) != 0) {
-      return CliStatus::Usage("--pin needs an https:// hub URL");
+      return CliStatus::Usage(_("--pin needs an https:// hub URL"));
     }
   }
-  CLI_RETURN_IF_ERROR(CheckText(args.team, "the team name"));
-  CLI_RETURN_IF_ERROR(CheckText(args.token, "the bootstrap token"));
+  CLI_RETURN_IF_ERROR(CheckText(args.team, kTeamNameRule));
+  CLI_RETURN_IF_ERROR(CheckText(args.token, kTokenRule));
   const std::string name = args.name.empty() ? DefaultDeviceName() : args.name;
-  CLI_RETURN_IF_ERROR(CheckText(name, "the device name"));
+  CLI_RETURN_IF_ERROR(CheckText(name, kDeviceNameRule));
   if (HasVault(home)) return RefuseExistingDevice(home);
 
   Passphrase passphrase;
@@ -432,7 +456,7 @@ CliStatus RunInit(Context& ctx, const InitArgs& args) {
 
   NewHomeGuard guard(home);  // declared before the replica: outlives it
   auto created = Replica::Create(OptionsFor(ctx), passphrase.view());
-  if (!created.ok()) return Local(created.status().WithContext("cannot create the device"));
+  if (!created.ok()) return Local(created.status().WithContext(_("cannot create the device")));
   std::unique_ptr<Replica> replica = std::move(created).value();
   auto team = replica->CreateTeam();
   if (!team.ok()) return Local(team.status());
@@ -443,7 +467,8 @@ CliStatus RunInit(Context& ctx, const InitArgs& args) {
       ctx, *replica, hub,
       [&] { return BuildRegisterTeamRequest(*replica, args.team, name, args.token); },
       ctx.retry.max_attempts, ex));
-  if (ex.response.status != 200) return HubRefused("to register the team", ex.response);
+  if (ex.response.status != 200)
+    return HubRefused(_("the hub refused to register the team: {0}"), ex.response);
   if (Status s = HandleMembersResponse(*replica, ex.response.body); !s.ok()) return Local(s);
   const Config config{url, args.pin, args.team, name, RoleName(Role::kCoordinator)};
   if (Status s = SaveConfig(home, config); !s.ok()) return Local(s);
@@ -458,10 +483,10 @@ CliStatus RunInit(Context& ctx, const InitArgs& args) {
                       {"role", config.role},
                       {"hub", url}});
   } else {
-    ctx.output->Line("Team \"" + args.team + "\" is registered on " + url + ".");
-    ctx.output->Line("This device, " + name + " (" + device.substr(0, 8) +
-                     "), is its coordinator. Its data lives in " + home + ".");
-    ctx.output->Line("Next: enlace invite --role field   (one code per new device)");
+    ctx.output->Line(Format(_("Team \"{0}\" is registered on {1}."), {args.team, url}));
+    ctx.output->Line(Format(_("This device, {0} ({1}), is its coordinator. Its data lives in {2}."),
+                            {name, device.substr(0, 8), home}));
+    ctx.output->Line(_("Next: enlace invite --role field   (one code per new device)"));
   }
   return CliStatus::Ok();
 }
@@ -473,7 +498,7 @@ CliStatus RunInvite(Context& ctx, const InviteArgs& args) {
   } else if (args.role == "coordinator") {
     role = Role::kCoordinator;
   } else {
-    return CliStatus::Usage("--role must be field or coordinator, not " + args.role);
+    return CliStatus::Usage(Format(_("--role must be field or coordinator, not {0}"), {args.role}));
   }
   auto valid_for = ParseDuration(args.expires);
   if (!valid_for.ok()) return CliStatus::Usage(valid_for.status().message());
@@ -494,7 +519,8 @@ CliStatus RunInvite(Context& ctx, const InviteArgs& args) {
         return prepared->request;
       },
       ctx.retry.max_attempts, ex));
-  if (ex.response.status != 200) return HubRefused("the invite", ex.response);
+  if (ex.response.status != 200)
+    return HubRefused(_("the hub refused the invite: {0}"), ex.response);
 
   if (ctx.output->json()) {
     ctx.output->Json({{"code", prepared->code},
@@ -503,11 +529,11 @@ CliStatus RunInvite(Context& ctx, const InviteArgs& args) {
                       {"role", args.role}});
   } else {
     // The code alone on stdout (code=$(enlace invite)); the advice on stderr.
-    ctx.output->err() << "Invite for one " << args.role << " device, valid until "
-                      << FormatIsoUtc(prepared->expires_ms)
-                      << ". Hand it over in person or over a channel you trust: it\n"
-                         "lets its holder join the team and read its data. On the new "
-                         "device run: enlace join CODE\n";
+    ctx.output->err() << Format(_("Invite for one {0} device, valid until {1}. Hand it over in "
+                                  "person or over a channel you trust: it\nlets its holder join "
+                                  "the team and read its data. On the new device run: enlace "
+                                  "join CODE\n"),
+                                {RoleLabel(args.role), FormatIsoUtc(prepared->expires_ms)});
     ctx.output->Line(prepared->code);
   }
   return CliStatus::Ok();
@@ -518,15 +544,15 @@ CliStatus RunJoin(Context& ctx, const JoinArgs& args) {
   std::string code = args.code;
   if (code == "-") {
     // Keeps the code, a secret, out of argv and the shell history.
-    if (!std::getline(std::cin, code)) return CliStatus::Usage("no invite code on stdin");
+    if (!std::getline(std::cin, code)) return CliStatus::Usage(_("no invite code on stdin"));
   }
   auto info = ParseInviteCode(code);
   if (!info.ok()) return CliStatus::Usage(info.status().message());
   if (Status s = ValidateHubUrl(info->hub_url); !s.ok()) {
-    return CliStatus::Usage("the invite code names an unusable hub: " + s.message());
+    return CliStatus::Usage(Format(_("the invite code names an unusable hub: {0}"), {s.message()}));
   }
   const std::string name = args.name.empty() ? DefaultDeviceName() : args.name;
-  CLI_RETURN_IF_ERROR(CheckText(name, "the device name"));
+  CLI_RETURN_IF_ERROR(CheckText(name, kDeviceNameRule));
   if (HasVault(home)) return RefuseExistingDevice(home);
 
   Passphrase passphrase;
@@ -534,7 +560,7 @@ CliStatus RunJoin(Context& ctx, const JoinArgs& args) {
 
   NewHomeGuard guard(home);  // declared before the replica: outlives it
   auto created = Replica::Create(OptionsFor(ctx), passphrase.view());
-  if (!created.ok()) return Local(created.status().WithContext("cannot create the device"));
+  if (!created.ok()) return Local(created.status().WithContext(_("cannot create the device")));
   std::unique_ptr<Replica> replica = std::move(created).value();
 
   const HubTarget hub{NormaliseHubUrl(info->hub_url), info->tls_pin};
@@ -542,7 +568,8 @@ CliStatus RunJoin(Context& ctx, const JoinArgs& args) {
   CLI_RETURN_IF_ERROR(ExchangeWithHub(
       ctx, *replica, hub, [&] { return BuildJoinRequest(*replica, code, name); },
       ctx.retry.max_attempts, ex));
-  if (ex.response.status != 200) return HubRefused("the invite code", ex.response);
+  if (ex.response.status != 200)
+    return HubRefused(_("the hub refused the invite code: {0}"), ex.response);
   if (Status s = HandleJoinResponse(*replica, code, ex.response.body); !s.ok()) return Local(s);
 
   std::string role = RoleName(Role::kField);
@@ -563,9 +590,9 @@ CliStatus RunJoin(Context& ctx, const JoinArgs& args) {
                       {"role", role},
                       {"hub", hub.url}});
   } else {
-    ctx.output->Line("This device, " + name + " (" + device.substr(0, 8) +
-                     "), joined the team as a " + role + " device. Hub: " + hub.url);
-    ctx.output->Line("Next: enlace sync");
+    ctx.output->Line(Format(_("This device, {0} ({1}), joined the team as a {2} device. Hub: {3}"),
+                            {name, device.substr(0, 8), RoleLabel(role), hub.url}));
+    ctx.output->Line(_("Next: enlace sync"));
   }
   return CliStatus::Ok();
 }
@@ -581,17 +608,17 @@ CliStatus RunPut(Context& ctx, const PutArgs& args) {
   auto id = dev.replica->Put(args.collection, parsed->id, parsed->fields);
   if (!id.ok()) {
     if (id.status().code() == StatusCode::kFailedPrecondition && parsed->id) {
-      return Local(
-          id.status().WithContext("the record is deleted; bring it back first with "
-                                  "enlace restore " +
-                                  args.collection + " " + parsed->id->ToHex()));
+      return Local(id.status().WithContext(
+          Format(_("the record is deleted; bring it back first with enlace restore {0} {1}"),
+                 {args.collection, parsed->id->ToHex()})));
     }
     return Local(id.status());
   }
   if (ctx.output->json()) {
     ctx.output->Json({{"id", id->ToHex()}});
   } else {
-    ctx.output->Line((parsed->id ? "saved " : "created ") + args.collection + " " + id->ToHex());
+    ctx.output->Line(Format(parsed->id ? _("saved {0} {1}") : _("created {0} {1}"),
+                            {args.collection, id->ToHex()}));
   }
   return CliStatus::Ok();
 }
@@ -623,7 +650,7 @@ CliStatus RunList(Context& ctx, const std::string& collection) {
     for (const auto& r : *records) all.push_back(RecordToJson(r));
     ctx.output->Json(all);
   } else if (records->empty()) {
-    ctx.output->Line("no records in " + collection);
+    ctx.output->Line(Format(_("no records in {0}"), {collection}));
   } else {
     for (const auto& r : *records) ctx.output->out() << RenderRecordLine(r);
   }
@@ -644,10 +671,10 @@ CliStatus SetDeleted(Context& ctx, const RecordArgs& args, bool deleted) {
   if (ctx.output->json()) {
     ctx.output->Json({{"id", id->ToHex()}, {"deleted", deleted}});
   } else if (deleted) {
-    ctx.output->Line("deleted " + args.collection + " " + id->ToHex() +
-                     " (enlace restore brings it back)");
+    ctx.output->Line(Format(_("deleted {0} {1} (enlace restore brings it back)"),
+                            {args.collection, id->ToHex()}));
   } else {
-    ctx.output->Line("restored " + args.collection + " " + id->ToHex());
+    ctx.output->Line(Format(_("restored {0} {1}"), {args.collection, id->ToHex()}));
   }
   return CliStatus::Ok();
 }
@@ -668,7 +695,7 @@ CliStatus RunConflicts(Context& ctx) {
     for (const auto& c : *conflicts) all.push_back(ConflictToJson(c, names));
     ctx.output->Json(all);
   } else if (conflicts->empty()) {
-    ctx.output->Line("no conflicts");
+    ctx.output->Line(_("no conflicts"));
   } else {
     for (size_t i = 0; i < conflicts->size(); ++i) {
       if (i > 0) ctx.output->out() << "\n";
@@ -687,8 +714,8 @@ CliStatus RunResolve(Context& ctx, const ResolveArgs& args) {
   auto value = ParseValue(args.value);
   if (!value.ok()) return CliStatus::Usage(value.status().message());
   if (existence && *value != "true" && *value != "false") {
-    return CliStatus::Usage(std::string(kDeletedField) +
-                            " takes true (confirm the delete) or false (keep the record)");
+    return CliStatus::Usage(Format(
+        _("{0} takes true (confirm the delete) or false (keep the record)"), {kDeletedField}));
   }
   Device dev;
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
@@ -698,8 +725,8 @@ CliStatus RunResolve(Context& ctx, const ResolveArgs& args) {
   if (ctx.output->json()) {
     ctx.output->Json({{"id", id->ToHex()}, {"field", args.field}, {"value", ValueToJson(*value)}});
   } else {
-    ctx.output->Line("resolved " + args.collection + " " + id->ToHex() + " " + args.field + " = " +
-                     DisplayValue(*value) + " (sync to settle it everywhere)");
+    ctx.output->Line(Format(_("resolved {0} {1} {2} = {3} (sync to settle it everywhere)"),
+                            {args.collection, id->ToHex(), args.field, DisplayValue(*value)}));
   }
   return CliStatus::Ok();
 }
@@ -725,7 +752,8 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
     Exchanged ex;
     CliStatus s = ExchangeWithHub(
         ctx, *dev.replica, hub, [&] { return session.NextRequest(); }, args.max_attempts, ex);
-    if (s.ok() && ex.response.status != 200) s = HubRefused("the sync", ex.response);
+    if (s.ok() && ex.response.status != 200)
+      s = HubRefused(_("the hub refused the sync: {0}"), ex.response);
     if (!s.ok()) {
       end_progress_line();
       return s;
@@ -740,8 +768,11 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
     }
     const SyncProgress& p = session.progress();
     if (ctx.progress) {
-      ctx.output->err() << "\rround " << p.rounds << ": sent " << p.sent << ", received "
-                        << p.received << "   " << std::flush;
+      ctx.output->err() << "\r"
+                        << Format(_("round {0}: sent {1}, received {2}"),
+                                  {std::to_string(p.rounds), std::to_string(p.sent),
+                                   std::to_string(p.received)})
+                        << "   " << std::flush;
       progress_shown = true;
     }
     if (!*more) break;
@@ -750,22 +781,25 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
     idle_rounds = moved ? 0 : idle_rounds + 1;
     if (idle_rounds >= kMaxIdleRounds) {
       end_progress_line();
-      return {kExitUnreachable, "the hub at " + hub.url +
-                                    " keeps announcing more but sends "
-                                    "nothing; try again later"};
+      return {kExitUnreachable,
+              Format(_("the hub at {0} keeps announcing more but sends nothing; try again later"),
+                     {hub.url})};
     }
   }
   end_progress_line();
 
   const SyncProgress& p = session.progress();
   if (p.refused > 0) {
-    ctx.output->Warn(std::to_string(p.refused) + " pulled write" + (p.refused == 1 ? "" : "s") +
-                     " failed verification and " + (p.refused == 1 ? "was" : "were") +
-                     " skipped (last: " + p.last_refusal + ")");
+    ctx.output->Warn(Format(
+        p.refused == 1 ? _("{0} pulled write failed verification and was skipped (last: {1})")
+                       : _("{0} pulled writes failed verification and were skipped (last: {1})"),
+        {std::to_string(p.refused), p.last_refusal}));
   }
   if (p.restamped > 0) {
-    ctx.output->Note(std::to_string(p.restamped) +
-                     " writes made while this device's clock ran ahead were re-stamped");
+    ctx.output->Note(Format(
+        p.restamped == 1 ? _("{0} write made while this device's clock ran ahead was re-stamped")
+                         : _("{0} writes made while this device's clock ran ahead were re-stamped"),
+        {std::to_string(p.restamped)}));
   }
   if (ctx.output->json()) {
     ctx.output->Json({{"sent", p.sent},
@@ -775,11 +809,16 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
                       {"ignored", p.ignored},
                       {"restamped", p.restamped}});
   } else {
-    std::string line = "sent " + std::to_string(p.sent) + ", received " +
-                       std::to_string(p.received) + " in " + std::to_string(p.rounds) +
-                       (p.rounds == 1 ? " round" : " rounds");
-    if (p.refused > 0) line += ", " + std::to_string(p.refused) + " refused";
-    ctx.output->Line(line);
+    const char* message = nullptr;
+    if (p.refused > 0) {
+      message = p.rounds == 1 ? _("sent {0}, received {1} in {2} round, {3} refused")
+                              : _("sent {0}, received {1} in {2} rounds, {3} refused");
+    } else {
+      message = p.rounds == 1 ? _("sent {0}, received {1} in {2} round")
+                              : _("sent {0}, received {1} in {2} rounds");
+    }
+    ctx.output->Line(Format(message, {std::to_string(p.sent), std::to_string(p.received),
+                                      std::to_string(p.rounds), std::to_string(p.refused)}));
   }
   return CliStatus::Ok();
 }
@@ -808,16 +847,24 @@ CliStatus RunStatus(Context& ctx) {
                       {"clock_offset_ms", status->clock_offset_ms}});
     return CliStatus::Ok();
   }
+  // Label and value rows, the labels padded to the widest in this language.
+  std::vector<std::pair<std::string, std::string>> rows = {
+      {_("unsent writes"), std::to_string(status->pending_writes)},
+      {_("last sync"), synced ? FormatIsoUtc(status->last_sync_ms) : _("never")},
+      {_("hub"), c.tls_pin.empty() ? c.hub_url : Format(_("{0}  (key pinned)"), {c.hub_url})},
+      {_("team"), c.team_name.empty() ? team : c.team_name + " (" + team + ")"},
+      {_("device"), c.device_name + " (" + device + ")"},
+      {_("role"), RoleLabel(c.role)},
+      {_("members"), std::to_string(status->members.size())},
+  };
+  if (std::string w = ClockWarning(status->clock_offset_ms); !w.empty()) {
+    rows.emplace_back(_("clock"), std::move(w));
+  }
+  size_t width = 0;
+  for (const auto& row : rows) width = std::max(width, DisplayWidth(row.first));
   std::ostream& os = ctx.output->out();
-  os << "unsent writes  " << status->pending_writes << "\n";
-  os << "last sync      " << (synced ? FormatIsoUtc(status->last_sync_ms) : "never") << "\n";
-  os << "hub            " << c.hub_url << (c.tls_pin.empty() ? "" : "  (key pinned)") << "\n";
-  os << "team           " << (c.team_name.empty() ? team : c.team_name + " (" + team + ")") << "\n";
-  os << "device         " << c.device_name << " (" << device << ")\n";
-  os << "role           " << c.role << "\n";
-  os << "members        " << status->members.size() << "\n";
-  if (const std::string w = ClockWarning(status->clock_offset_ms); !w.empty()) {
-    os << "clock          " << w << "\n";
+  for (const auto& [label, value] : rows) {
+    os << label << std::string(width + 2 - DisplayWidth(label), ' ') << value << "\n";
   }
   return CliStatus::Ok();
 }

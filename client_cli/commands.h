@@ -15,6 +15,10 @@
 #include <utility>
 #include <vector>
 
+#include <iosfwd>
+#include <memory>
+
+#include "config.h"
 #include "enlace/replica.h"
 #include "enlace/status.h"
 #include "output.h"
@@ -121,7 +125,28 @@ struct Context {
   std::function<double()> unit_random;     // jitter in [0, 1)
   bool progress = false;                   // stderr is a terminal: show progress
   bool clock_warned = false;               // the clock warning is printed once
+  std::istream* input = nullptr;           // answers to guided capture
+  bool interactive = false;                // stdin is a terminal: guided capture asks
 };
+
+#define CLI_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    CliStatus cli_status_ = (expr);            \
+    if (!cli_status_.ok()) return cli_status_; \
+  } while (0)
+
+// An unlocked device: its config and its replica.
+struct Device {
+  Config config;
+  std::unique_ptr<Replica> replica;
+};
+
+// Loads the config and unlocks the replica of an initialised home (exit 1
+// when not initialised, 2 for a wrong passphrase).
+CliStatus OpenDevice(const Context& ctx, Device& out);
+
+// A core error about this device's data (exit code per ExitCodeFor).
+CliStatus Local(const Status& s);
 
 struct InitArgs {
   std::string hub, team, token, name, pin;

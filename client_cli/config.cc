@@ -10,9 +10,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "i18n_cli.h"
+
 namespace enlace::cli {
 
 namespace {
+
+using i18n::Format;
 
 constexpr size_t kMaxConfigBytes = 64 * 1024;
 
@@ -47,16 +51,19 @@ bool HasVault(const std::string& home) {
 Result<Config> LoadConfig(const std::string& home) {
   const std::string path = ConfigPath(home);
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return Status::NotFound(path + " does not exist");
+  if (!std::filesystem::exists(path, ec))
+    return Status::NotFound(Format(_("{0} does not exist"), {path}));
   const auto size = std::filesystem::file_size(path, ec);
-  if (ec) return Status::IoError("cannot read " + path + ": " + ec.message());
-  if (size > kMaxConfigBytes) return Status::Corruption(path + " is too large to be a config");
+  if (ec) return Status::IoError(Format(_("cannot read {0}: {1}"), {path, ec.message()}));
+  if (size > kMaxConfigBytes) {
+    return Status::Corruption(Format(_("{0} is too large to be a config"), {path}));
+  }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IoError("cannot open " + path + ": " + ErrnoText());
+  if (!in) return Status::IoError(Format(_("cannot open {0}: {1}"), {path, ErrnoText()}));
   std::stringstream text;
   text << in.rdbuf();
   const auto j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return Status::Corruption(path + " is not a JSON object");
+  if (!j.is_object()) return Status::Corruption(Format(_("{0} is not a JSON object"), {path}));
   Config c;
   const std::pair<const char*, std::string*> keys[] = {{"hub_url", &c.hub_url},
                                                        {"tls_pin", &c.tls_pin},
@@ -66,10 +73,12 @@ Result<Config> LoadConfig(const std::string& home) {
   for (const auto& [key, field] : keys) {
     const auto it = j.find(key);
     if (it == j.end()) continue;
-    if (!it->is_string()) return Status::Corruption(path + ": \"" + key + "\" is not a string");
+    if (!it->is_string()) {
+      return Status::Corruption(Format(_("{0}: \"{1}\" is not a string"), {path, key}));
+    }
     *field = it->get<std::string>();
   }
-  if (c.hub_url.empty()) return Status::Corruption(path + " has no hub_url");
+  if (c.hub_url.empty()) return Status::Corruption(Format(_("{0} has no hub_url"), {path}));
   return c;
 }
 
@@ -83,7 +92,7 @@ Status SaveConfig(const std::string& home, const Config& config) {
   const std::string path = ConfigPath(home);
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::IoError("cannot create " + tmp + ": " + ErrnoText());
+  if (fd < 0) return Status::IoError(Format(_("cannot create {0}: {1}"), {tmp, ErrnoText()}));
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
@@ -92,7 +101,7 @@ Status SaveConfig(const std::string& home, const Config& config) {
       const std::string err = ErrnoText();
       ::close(fd);
       ::unlink(tmp.c_str());
-      return Status::IoError("cannot write " + tmp + ": " + err);
+      return Status::IoError(Format(_("cannot write {0}: {1}"), {tmp, err}));
     }
     done += static_cast<size_t>(n);
   }
@@ -101,12 +110,12 @@ Status SaveConfig(const std::string& home, const Config& config) {
   if (::close(fd) != 0 || !synced) {
     const std::string err = synced ? ErrnoText() : sync_err;
     ::unlink(tmp.c_str());
-    return Status::IoError("cannot write " + tmp + ": " + err);
+    return Status::IoError(Format(_("cannot write {0}: {1}"), {tmp, err}));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string err = ErrnoText();
     ::unlink(tmp.c_str());
-    return Status::IoError("cannot replace " + path + ": " + err);
+    return Status::IoError(Format(_("cannot replace {0}: {1}"), {path, err}));
   }
   return Status::Ok();
 }

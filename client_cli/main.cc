@@ -15,8 +15,10 @@
 #include <string>
 #include <thread>
 
+#include "casework_cmds.h"
 #include "commands.h"
 #include "config.h"
+#include "i18n_cli.h"
 #include "output.h"
 #include "passphrase.h"
 #include "transport.h"
@@ -24,31 +26,61 @@
 namespace enlace::cli {
 namespace {
 
-constexpr char kDescription[] =
-    "enlace: offline-first, end-to-end encrypted case records for field work.\n"
-    "Records are written on this device, encrypted under the team key, and exchanged\n"
-    "with the team's hub by `enlace sync`; the hub never sees a value.";
+using i18n::Format;
 
-constexpr char kFooter[] =
-    "Passphrase: from --passphrase-file (first line), else $ENLACE_PASSPHRASE, else asked\n"
-    "on the terminal without echo. It is never read from the command line.\n"
-    "\n"
-    "Environment:\n"
-    "  ENLACE_PASSPHRASE     the device passphrase (scripts, tests)\n"
-    "  XDG_DATA_HOME         the default home is $XDG_DATA_HOME/enlace, else\n"
-    "                        ~/.local/share/enlace\n"
-    "  ENLACE_KDF            passphrase hashing cost for new devices: interactive\n"
-    "                        (default), moderate, or min (tests only: weak)\n"
-    "  ENLACE_RETRY_BASE_MS  first retry delay against the hub (default 250)\n"
-    "\n"
-    "Exit codes: 0 ok, 1 usage or home not initialised, 2 locked (wrong or no\n"
-    "passphrase), 3 hub unreachable, 4 rejected by the hub (or not the pinned hub),\n"
-    "5 data error.\n"
-    "\n"
-    "A day in the field:\n"
-    "  enlace join enlace1.AbC...            once, with the code from your coordinator\n"
-    "  enlace put encounters place=Apizaco reached=3\n"
-    "  enlace sync                           whenever there is a connection";
+const char* const kDescription =
+    N_("enlace: offline-first, end-to-end encrypted case records for field work.\n"
+       "Records are written on this device, encrypted under the team key, and exchanged\n"
+       "with the team's hub by `enlace sync`; the hub never sees a value.");
+
+const char* const kFooter =
+    N_("Passphrase: from --passphrase-file (first line), else $ENLACE_PASSPHRASE, else asked\n"
+       "on the terminal without echo. It is never read from the command line.\n"
+       "\n"
+       "Environment:\n"
+       "  ENLACE_PASSPHRASE     the device passphrase (scripts, tests)\n"
+       "  XDG_DATA_HOME         the default home is $XDG_DATA_HOME/enlace, else\n"
+       "                        ~/.local/share/enlace\n"
+       "  ENLACE_KDF            passphrase hashing cost for new devices: interactive\n"
+       "                        (default), moderate, or min (tests only: weak)\n"
+       "  ENLACE_RETRY_BASE_MS  first retry delay against the hub (default 250)\n"
+       "  LANG                  messages in Spanish when it starts with es (es_MX.UTF-8),\n"
+       "                        else English; LANGUAGE, LC_ALL, LC_MESSAGES come first\n"
+       "\n"
+       "Exit codes: 0 ok, 1 usage or home not initialised, 2 locked (wrong or no\n"
+       "passphrase), 3 hub unreachable, 4 rejected by the hub (or not the pinned hub),\n"
+       "5 data error.\n"
+       "\n"
+       "A day in the field:\n"
+       "  enlace join enlace1.AbC...            once, with the code from your coordinator\n"
+       "  enlace put encounters place=Apizaco reached=3\n"
+       "  enlace sync                           whenever there is a connection");
+
+// CLI11's own words in help pages ("Usage:", "Options:", "REQUIRED", ...) in
+// the current language. Group names are set where the options and commands are
+// added (Options, Subcommands).
+class TranslatedFormatter : public CLI::Formatter {
+ public:
+  TranslatedFormatter() {
+    label("Usage", _("Usage"));
+    label("OPTIONS", _("OPTIONS"));
+    label("SUBCOMMAND", _("SUBCOMMAND"));
+    label("SUBCOMMANDS", _("SUBCOMMANDS"));
+    label("Positionals", _("Positionals"));
+    label("REQUIRED", _("REQUIRED"));
+    label("TEXT", _("TEXT"));
+    label("INT", _("INT"));
+    label("Env", _("Env"));
+    label("Needs", _("Needs"));
+    label("Excludes", _("Excludes"));
+  }
+};
+
+// A CLI11 parse error: its own (English) explanation, then our hint.
+std::string FailureMessage(const CLI::App* /*app*/, const CLI::Error& e) {
+  return "enlace: " + std::string(e.what()) + "\n" +
+         Format(_("Run with {0} for more information."), {"--help"}) + "\n";
+}
 
 int ParseErrorExit(const CLI::App& app, const CLI::ParseError& e, bool json) {
   std::string message = e.what();
@@ -56,10 +88,10 @@ int ParseErrorExit(const CLI::App& app, const CLI::ParseError& e, bool json) {
   const bool no_command = e.get_name() == "RequiredError" && app.get_subcommands().empty();
   if (no_command && !unknown.empty()) {
     // "frobnicate" is not "a subcommand is required".
-    message = "unknown command \"" + unknown.front() + "\"; see enlace --help";
+    message = Format(_("unknown command \"{0}\"; see enlace --help"), {unknown.front()});
     std::cerr << "enlace: " << message << "\n";
   } else if (no_command) {
-    message = "no command given; see enlace --help";
+    message = _("no command given; see enlace --help");
     std::cerr << app.help() << "\nenlace: " << message << "\n";
   } else if (app.exit(e) == 0) {  // prints help, version, or the error
     return kExitOk;
@@ -75,173 +107,338 @@ int Main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--json") == 0) json_requested = true;
   }
 
-  CLI::App app{kDescription, "enlace"};
-  app.footer(kFooter);
+  CLI::App app{_(kDescription), "enlace"};
+  // Before any option or command is added: they inherit these.
+  app.formatter(std::make_shared<TranslatedFormatter>());
+  app.failure_message(FailureMessage);
+  app.option_defaults()->group(_("Options"));
+  app.group(_("Subcommands"));
+  app.set_help_flag("-h,--help", _("Print this help message and exit"));
+  app.footer(_(kFooter));
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the command
   app.set_version_flag("--version",
-                       "enlace 0.1.0 (protocol " + std::to_string(kProtocolVersion) + ")");
+                       "enlace 0.1.0 (protocol " + std::to_string(kProtocolVersion) + ")",
+                       _("Display program version information and exit"));
 
   GlobalOptions global;
   app.add_option("--home", global.home,
-                 "Folder of this device's data (default $XDG_DATA_HOME/enlace or "
-                 "~/.local/share/enlace)");
-  app.add_flag("--json", global.json, "Print results as JSON on stdout (errors too)");
+                 _("Folder of this device's data (default $XDG_DATA_HOME/enlace or "
+                   "~/.local/share/enlace)"));
+  app.add_flag("--json", global.json, _("Print results as JSON on stdout (errors too)"));
   app.add_option("--passphrase-file", global.passphrase_file,
-                 "Read the passphrase from the first line of this file");
+                 _("Read the passphrase from the first line of this file"));
 
   // ---- init
   InitArgs init;
   auto* init_cmd = app.add_subcommand(
-      "init", "Create a team on a hub, with this device as its first coordinator.");
-  init_cmd->add_option("--hub", init.hub, "The hub's URL, https://HOST:PORT")->required();
-  init_cmd->add_option("--team", init.team, "The team's name, e.g. the organisation")->required();
+      "init", _("Create a team on a hub, with this device as its first coordinator."));
+  init_cmd->add_option("--hub", init.hub, _("The hub's URL, https://HOST:PORT"))->required();
+  init_cmd->add_option("--team", init.team, _("The team's name, e.g. the organisation"))
+      ->required();
   init_cmd
       ->add_option("--token", init.token,
-                   "One-time bootstrap token from the hub operator "
-                   "(enlace-hub admin bootstrap-token)")
+                   _("One-time bootstrap token from the hub operator "
+                     "(enlace-hub admin bootstrap-token)"))
       ->required();
   init_cmd->add_option("--name", init.name,
-                       "This device's name as others see it (default: "
-                       "the host name)");
+                       _("This device's name as others see it (default: the host name)"));
   init_cmd->add_option("--pin", init.pin,
-                       "The hub's TLS key pin, sha256//... (enlace-hub admin pin); it "
-                       "replaces certificate authorities, so self-signed hubs work");
+                       _("The hub's TLS key pin, sha256//... (enlace-hub admin pin); it "
+                         "replaces certificate authorities, so self-signed hubs work"));
   init_cmd->footer(
-      "Asks for a new passphrase twice. If the hub refuses, nothing is left behind.\n"
-      "Example:\n"
-      "  enlace init --hub https://hub.example.org:8443 --team \"Tlaxcala\" \\\n"
-      "      --token bt-XXXX --name coordinadora --pin sha256//AbC...=");
+      _("Asks for a new passphrase twice. If the hub refuses, nothing is left behind.\n"
+        "Example:\n"
+        "  enlace init --hub https://hub.example.org:8443 --team \"Tlaxcala\" \\\n"
+        "      --token bt-XXXX --name coordinadora --pin sha256//AbC...="));
 
   // ---- invite
   InviteArgs invite;
   auto* invite_cmd = app.add_subcommand(
-      "invite", "Coordinators: make a one-time code that lets a new device join the team.");
-  invite_cmd->add_option("--role", invite.role, "The new device's role")
+      "invite", _("Coordinators: make a one-time code that lets a new device join the team."));
+  invite_cmd->add_option("--role", invite.role, _("The new device's role"))
       ->check(CLI::IsMember({"field", "coordinator"}))
       ->capture_default_str();
   invite_cmd
       ->add_option("--expires", invite.expires,
-                   "How long the code stays valid: 90m, 72h, 7d (1 minute to 30 days)")
+                   _("How long the code stays valid: 90m, 72h, 7d (1 minute to 30 days)"))
       ->capture_default_str();
   invite_cmd->footer(
-      "Prints the code on stdout. It carries the hub address and the secret that opens\n"
-      "the team key: hand it over in person or over a channel you trust.\n"
-      "Example:\n"
-      "  enlace invite --role field --expires 24h");
+      _("Prints the code on stdout. It carries the hub address and the secret that opens\n"
+        "the team key: hand it over in person or over a channel you trust.\n"
+        "Example:\n"
+        "  enlace invite --role field --expires 24h"));
 
   // ---- join
   JoinArgs join;
   auto* join_cmd =
-      app.add_subcommand("join", "Join a team with an invite code, making this a new device.");
+      app.add_subcommand("join", _("Join a team with an invite code, making this a new device."));
   join_cmd
       ->add_option("CODE", join.code,
-                   "The invite code (enlace1....), or - to read it from stdin so it "
-                   "stays out of the shell history")
+                   _("The invite code (enlace1....), or - to read it from stdin so it "
+                     "stays out of the shell history"))
       ->required();
   join_cmd->add_option("--name", join.name,
-                       "This device's name as others see it (default: the host name)");
+                       _("This device's name as others see it (default: the host name)"));
   join_cmd->footer(
-      "Asks for a new passphrase twice. Refuses a home that already holds a device.\n"
-      "Example:\n"
-      "  enlace join enlace1.AbCdEf... --name ana");
+      _("Asks for a new passphrase twice. Refuses a home that already holds a device.\n"
+        "Example:\n"
+        "  enlace join enlace1.AbCdEf... --name ana"));
 
   // ---- put
   PutArgs put;
   auto* put_cmd = app.add_subcommand(
-      "put", "Create a record, or set fields of one: put COLLECTION [ID] FIELD=VALUE...");
-  put_cmd->add_option("COLLECTION", put.collection, "cases, encounters, referrals, ...")
+      "put", _("Create a record, or set fields of one: put COLLECTION [ID] FIELD=VALUE..."));
+  put_cmd->add_option("COLLECTION", put.collection, _("cases, encounters, referrals, ..."))
       ->required();
   put_cmd
       ->add_option("FIELDS", put.words,
-                   "An optional record ID (32 hex characters) to change that record, then "
-                   "FIELD=VALUE pairs")
+                   _("An optional record ID (32 hex characters) to change that record, then "
+                     "FIELD=VALUE pairs"))
       ->required();
   put_cmd->footer(
-      "VALUE is JSON when it parses as JSON (17, true, null, \"017\", [\"a\",\"b\"]), else\n"
-      "plain text (status=Active). Without an ID a new record is created and its ID\n"
-      "printed. Use -- before values that start with '-'.\n"
-      "Examples:\n"
-      "  enlace put cases status=Active age=16 municipality=Tenancingo\n"
-      "  enlace put cases 3f2a...e1 status=FollowUp 'note=called twice'\n"
-      "  enlace put persons 'phone=\"2461234567\"'");
+      _("VALUE is JSON when it parses as JSON (17, true, null, \"017\", [\"a\",\"b\"]), else\n"
+        "plain text (status=Active). Without an ID a new record is created and its ID\n"
+        "printed. Use -- before values that start with '-'.\n"
+        "Examples:\n"
+        "  enlace put cases status=Active age=16 municipality=Tenancingo\n"
+        "  enlace put cases 3f2a...e1 status=FollowUp 'note=called twice'\n"
+        "  enlace put persons 'phone=\"2461234567\"'"));
 
   // ---- get, list, delete, restore
   RecordArgs get;
-  auto* get_cmd = app.add_subcommand("get", "Show a record, with every value of a conflict.");
-  get_cmd->add_option("COLLECTION", get.collection, "The record's collection")->required();
-  get_cmd->add_option("ID", get.id, "The record's ID (32 hex characters)")->required();
-  get_cmd->footer("Example:\n  enlace get cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8");
+  auto* get_cmd = app.add_subcommand("get", _("Show a record, with every value of a conflict."));
+  get_cmd->add_option("COLLECTION", get.collection, _("The record's collection"))->required();
+  get_cmd->add_option("ID", get.id, _("The record's ID (32 hex characters)"))->required();
+  get_cmd->footer(_("Example:\n  enlace get cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8"));
 
   std::string list_collection;
-  auto* list_cmd =
-      app.add_subcommand("list", "List the records of a collection (deleted ones are not shown).");
-  list_cmd->add_option("COLLECTION", list_collection, "cases, encounters, ...")->required();
-  list_cmd->footer("Example:\n  enlace list encounters\n  enlace --json list cases | jq .");
+  auto* list_cmd = app.add_subcommand(
+      "list", _("List the records of a collection (deleted ones are not shown)."));
+  list_cmd->add_option("COLLECTION", list_collection, _("cases, encounters, ..."))->required();
+  list_cmd->footer(_("Example:\n  enlace list encounters\n  enlace --json list cases | jq ."));
 
   RecordArgs del;
   auto* delete_cmd = app.add_subcommand(
-      "delete", "Delete a record (an edit made elsewhere meanwhile keeps it as a conflict).");
-  delete_cmd->add_option("COLLECTION", del.collection, "The record's collection")->required();
-  delete_cmd->add_option("ID", del.id, "The record's ID")->required();
-  delete_cmd->footer("Example:\n  enlace delete encounters 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8");
+      "delete", _("Delete a record (an edit made elsewhere meanwhile keeps it as a conflict)."));
+  delete_cmd->add_option("COLLECTION", del.collection, _("The record's collection"))->required();
+  delete_cmd->add_option("ID", del.id, _("The record's ID"))->required();
+  delete_cmd->footer(_("Example:\n  enlace delete encounters 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8"));
 
   RecordArgs restore;
   auto* restore_cmd =
-      app.add_subcommand("restore", "Bring back a deleted record with the values it had.");
-  restore_cmd->add_option("COLLECTION", restore.collection, "The record's collection")->required();
-  restore_cmd->add_option("ID", restore.id, "The record's ID")->required();
-  restore_cmd->footer("Example:\n  enlace restore cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8");
+      app.add_subcommand("restore", _("Bring back a deleted record with the values it had."));
+  restore_cmd->add_option("COLLECTION", restore.collection, _("The record's collection"))
+      ->required();
+  restore_cmd->add_option("ID", restore.id, _("The record's ID"))->required();
+  restore_cmd->footer(_("Example:\n  enlace restore cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8"));
 
   // ---- conflicts, resolve
   auto* conflicts_cmd = app.add_subcommand(
-      "conflicts", "List fields that were changed concurrently on different devices.");
+      "conflicts", _("List fields that were changed concurrently on different devices."));
   conflicts_cmd->footer(
-      "Each value is shown with who wrote it and when; the value marked * is the one\n"
-      "every device shows until someone resolves it.\n"
-      "Example:\n  enlace conflicts");
+      _("Each value is shown with who wrote it and when; the value marked * is the one\n"
+        "every device shows until someone resolves it.\n"
+        "Example:\n  enlace conflicts"));
 
   ResolveArgs resolve;
-  auto* resolve_cmd =
-      app.add_subcommand("resolve", "Settle a conflict by choosing (or typing) the right value.");
-  resolve_cmd->add_option("COLLECTION", resolve.collection, "The record's collection")->required();
-  resolve_cmd->add_option("ID", resolve.id, "The record's ID")->required();
+  auto* resolve_cmd = app.add_subcommand(
+      "resolve", _("Settle a conflict by choosing (or typing) the right value."));
+  resolve_cmd->add_option("COLLECTION", resolve.collection, _("The record's collection"))
+      ->required();
+  resolve_cmd->add_option("ID", resolve.id, _("The record's ID"))->required();
   resolve_cmd
       ->add_option("FIELD", resolve.field,
-                   "The field in conflict; '$deleted' for a record deleted on one "
-                   "device and edited on another")
+                   _("The field in conflict; '$deleted' for a record deleted on one "
+                     "device and edited on another"))
       ->required();
   resolve_cmd
       ->add_option("VALUE", resolve.value,
-                   "The value to keep, parsed like put's values; for '$deleted': true "
-                   "deletes, false keeps the record")
+                   _("The value to keep, parsed like put's values; for '$deleted': true "
+                     "deletes, false keeps the record"))
       ->required();
   resolve_cmd->footer(
-      "Examples:\n"
-      "  enlace resolve cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8 status ClosedReferred\n"
-      "  enlace resolve cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8 age 17\n"
-      "  enlace resolve cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8 '$deleted' false");
+      _("Examples:\n"
+        "  enlace resolve cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8 status ClosedReferred\n"
+        "  enlace resolve cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8 age 17\n"
+        "  enlace resolve cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8 '$deleted' false"));
 
   // ---- sync, status
   SyncArgs sync;
   auto* sync_cmd = app.add_subcommand(
-      "sync", "Send this device's new writes to the hub and receive the team's.");
+      "sync", _("Send this device's new writes to the hub and receive the team's."));
   sync_cmd
       ->add_option("--max-attempts", sync.max_attempts,
-                   "Tries per round before giving up (connection lost, hub busy)")
+                   _("Tries per round before giving up (connection lost, hub busy)"))
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   sync_cmd->add_option("--hub", sync.hub,
-                       "Use this hub URL for this run instead of the configured one "
-                       "(the configured TLS pin still applies)");
+                       _("Use this hub URL for this run instead of the configured one "
+                         "(the configured TLS pin still applies)"));
   sync_cmd->footer(
-      "Safe to interrupt and to repeat: a cut connection costs at most one batch, and\n"
-      "retries never duplicate a write.\n"
-      "Example:\n  enlace sync");
+      _("Safe to interrupt and to repeat: a cut connection costs at most one batch, and\n"
+        "retries never duplicate a write.\n"
+        "Example:\n  enlace sync"));
 
   auto* status_cmd = app.add_subcommand(
-      "status", "Show unsent writes, the last sync, the hub, team, device and role.");
-  status_cmd->footer("Example:\n  enlace status");
+      "status", _("Show unsent writes, the last sync, the hub, team, device and role."));
+  status_cmd->footer(_("Example:\n  enlace status"));
+
+  // ---- case work: guided capture
+  const char* kSetHelp = N_("FIELD=VALUE for a field of the record (repeatable); see enlace schema");
+  const char* kNoPromptHelp = N_("Never ask: take only --set and the defaults (also when stdin is "
+                                 "not a terminal)");
+  auto* case_cmd = app.add_subcommand("case", _("Cases: capture, show and list them."));
+  case_cmd->require_subcommand(1);
+  CaptureArgs case_new;
+  auto* case_new_cmd = case_cmd->add_subcommand(
+      "new", _("Capture a new case and the person it is about, guided field by field."));
+  case_new_cmd->add_option("--set", case_new.set, _(kSetHelp));
+  case_new_cmd->add_flag("--no-prompt", case_new.no_prompt, _(kNoPromptHelp));
+  case_new_cmd->footer(
+      _("On a terminal every field is asked in turn, with numbered choices from the code\n"
+        "lists; Enter skips a question or keeps the default shown in [brackets].\n"
+        "Examples:\n"
+        "  enlace case new\n"
+        "  enlace case new --no-prompt --set prs_Gender=Feminine --set vic_AgeWhenTrafficked=16 \\\n"
+        "      --set vic_TraffickingStatus=PossibleVictimOfTrafficking --set cas_Title=Tenancingo"));
+  std::string case_show_ref;
+  auto* case_show_cmd =
+      case_cmd->add_subcommand("show", _("Show a case with its person and its events."));
+  case_show_cmd->add_option("CASE", case_show_ref, _("The case's ID, or its first 6+ characters"))
+      ->required();
+  CaseListArgs case_list;
+  auto* case_list_cmd = case_cmd->add_subcommand("list", _("List cases."));
+  case_list_cmd->add_option("--status", case_list.status,
+                            _("Only cases with this status (Active, FollowUp, Closed, "
+                              "ClosedReferred, or its name)"));
+  case_list_cmd->add_option("--search", case_list.search,
+                            _("Only cases whose case or person values contain this text "
+                              "(accents and case ignored)"));
+
+  auto* encounter_cmd = app.add_subcommand("encounter", _("Outreach encounters."));
+  encounter_cmd->require_subcommand(1);
+  CaptureArgs encounter;
+  auto* encounter_log_cmd = encounter_cmd->add_subcommand(
+      "log", _("Log an outreach contact: where, what kind, how many people were reached."));
+  encounter_log_cmd->add_option("--set", encounter.set, _(kSetHelp));
+  encounter_log_cmd->add_flag("--no-prompt", encounter.no_prompt, _(kNoPromptHelp));
+  encounter_log_cmd->footer(
+      _("Example:\n  enlace encounter log --set enc_Kind=Street --set enc_Place=Apizaco "
+        "--set enc_PeopleReached=3"));
+
+  auto* event_cmd = app.add_subcommand("event", _("Trafficking events of a case."));
+  event_cmd->require_subcommand(1);
+  CaptureArgs event;
+  auto* event_add_cmd = event_cmd->add_subcommand(
+      "add", _("Add a recruitment, transit, exploitation or return event to a case."));
+  event_add_cmd->add_option("CASE", event.case_ref, _("The case's ID, or its first 6+ characters"))
+      ->required();
+  event_add_cmd->add_option("--set", event.set, _(kSetHelp));
+  event_add_cmd->add_flag("--no-prompt", event.no_prompt, _(kNoPromptHelp));
+  event_add_cmd->footer(
+      _("Example:\n  enlace event add 3f2a9c --set hte_Type=Exploitation --set hte_FederalEntity=29 "
+        "--set hte_Date=2026-10-02"));
+
+  auto* referral_cmd = app.add_subcommand("referral", _("Referrals of a case."));
+  referral_cmd->require_subcommand(1);
+  CaptureArgs referral;
+  auto* referral_add_cmd = referral_cmd->add_subcommand(
+      "add", _("Record a referral of a case: in (to us) or out (to another organisation)."));
+  referral_add_cmd
+      ->add_option("CASE", referral.case_ref, _("The case's ID, or its first 6+ characters"))
+      ->required();
+  referral_add_cmd->add_option("--direction", referral.direction, _("in or out"))
+      ->check(CLI::IsMember({"in", "out"}))
+      ->required();
+  referral_add_cmd->add_flag("--close", referral.close,
+                             _("Also close the case as referred (status ClosedReferred)"));
+  referral_add_cmd->add_option("--set", referral.set, _(kSetHelp));
+  referral_add_cmd->add_flag("--no-prompt", referral.no_prompt, _(kNoPromptHelp));
+
+  // ---- schema
+  SchemaArgs schema;
+  auto* schema_cmd = app.add_subcommand(
+      "schema", _("Show the case-data schema: collections, fields, types and allowed values."));
+  schema_cmd->add_option("COLLECTION", schema.collection,
+                         _("Show this collection's fields and their allowed values"));
+  schema_cmd->add_option("--publish-overlay", schema.overlay_file,
+                         _("Coordinators: publish this regional overlay (JSON) to the team"));
+  schema_cmd->footer(_("Examples:\n  enlace schema\n  enlace schema events\n"
+                       "  enlace schema --publish-overlay tlaxcala.json"));
+
+  // ---- export, import, report
+  ExportArgs exp;
+  auto* export_cmd = app.add_subcommand(
+      "export", _("Export records as CSV or JSON with HTCDS field names, or as CTDC columns."));
+  export_cmd->add_option("--format", exp.format, _("csv, json or ctdc"))
+      ->check(CLI::IsMember({"csv", "json", "ctdc"}))
+      ->capture_default_str();
+  export_cmd->add_option("--collection", exp.collections,
+                         _("Only this collection (repeatable; default: all)"));
+  export_cmd->add_flag("--include-identifying", exp.include_identifying,
+                       _("Also export names, phones, identity numbers and addresses "
+                         "(coordinators only)"));
+  export_cmd->add_option("--output", exp.output,
+                         _("Write to this file (folder for CSV of several collections) instead "
+                           "of stdout; created readable by you only"));
+  export_cmd->footer(_("Examples:\n  enlace export --format csv --collection persons --output "
+                       "personas.csv\n  enlace export --format ctdc --output ctdc.csv"));
+
+  ImportArgs imp;
+  auto* import_cmd = app.add_subcommand(
+      "import", _("Import a spreadsheet (CSV) or JSON lines, validating every row."));
+  import_cmd->add_option("FILE", imp.file, _("The file to import"))->required();
+  import_cmd->add_option("--collection", imp.collection, _("The collection the rows go to"))
+      ->required();
+  import_cmd->add_option("--format", imp.format, _("csv or jsonl (default: from the file name)"))
+      ->check(CLI::IsMember({"csv", "jsonl"}));
+  import_cmd->add_option("--map", imp.map,
+                         _("A JSON mapping: columns to fields, value translations, key column"));
+  import_cmd->add_option("--key", imp.key,
+                         _("The column that identifies a row across imports (default: the "
+                           "mapping's key, else the row's content)"));
+  import_cmd->add_option("--batch", imp.batch, _("Rows per transaction"))->capture_default_str();
+  import_cmd->footer(
+      _("Rejected rows go to FILE.rejected.csv with their line number and the reason.\n"
+        "Importing the same file again creates nothing new.\n"
+        "Example:\n  enlace import victimas.csv --collection persons --map mapa.json"));
+
+  ReportArgs rep;
+  auto* report_cmd = app.add_subcommand(
+      "report", _("Count victims or events by up to 3 dimensions, small cells suppressed."));
+  report_cmd
+      ->add_option("--by", rep.by,
+                   _("Dimensions, comma separated: federal_entity, exploitation, gender, "
+                     "age_band, citizenship, month, event_type"))
+      ->required();
+  report_cmd->add_option("--from", rep.from, _("First date, YYYY-MM-DD"));
+  report_cmd->add_option("--to", rep.to, _("Last date, YYYY-MM-DD"));
+  report_cmd->add_option("--k", rep.k, _("No published count below k (CTDC uses 11)"))
+      ->check(CLI::Range(2, 1000))
+      ->capture_default_str();
+  report_cmd->add_option("--format", rep.format, _("table, csv, json or svg"))
+      ->check(CLI::IsMember({"table", "csv", "json", "svg"}))
+      ->capture_default_str();
+  report_cmd->add_option("--output", rep.output, _("Write to this file instead of stdout"));
+  report_cmd->add_option("--title", rep.title, _("The report's title"));
+  report_cmd->add_flag("--publish", rep.publish,
+                       _("Coordinators: upload the suppressed table (never records) to the hub"));
+  report_cmd->footer(
+      _("Counts below k are shown as <k, and enough other cells are hidden that none can\n"
+        "be worked out from the totals.\n"
+        "Examples:\n  enlace report --by federal_entity,exploitation --from 2026-01-01\n"
+        "  enlace report --by gender --format svg --output genero.svg"));
+
+  std::string published_id;
+  auto* reports_cmd =
+      app.add_subcommand("reports", _("List the reports published on the hub, or print one."));
+  reports_cmd->add_option("ID", published_id, _("The report's ID: print its JSON"));
+
+  // A command makes its own -h,--help before it inherits the option group.
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    if (CLI::Option* help = sub->get_help_ptr(); help != nullptr) help->group(_("Options"));
+  }
 
   try {
     app.parse(argc, argv);
@@ -253,14 +450,14 @@ int Main(int argc, char** argv) {
   if (global.home.empty()) {
     global.home = DefaultHome(std::getenv("XDG_DATA_HOME"), std::getenv("HOME"));
     if (global.home.empty()) {
-      output.Error("no home folder: set --home, XDG_DATA_HOME or HOME", kExitUsage);
+      output.Error(_("no home folder: set --home, XDG_DATA_HOME or HOME"), kExitUsage);
       return kExitUsage;
     }
   }
 
   CurlGlobal curl;
   if (!curl.ok()) {
-    output.Error("libcurl failed to initialise", kExitData);
+    output.Error(_("libcurl failed to initialise"), kExitData);
     return kExitData;
   }
   auto http = NewCurlHttpClient();
@@ -275,6 +472,8 @@ int Main(int argc, char** argv) {
   ctx.env_passphrase = std::getenv(kPassphraseEnv);
   ctx.tty_fd = STDIN_FILENO;
   ctx.progress = ::isatty(STDERR_FILENO) != 0;
+  ctx.input = &std::cin;
+  ctx.interactive = ::isatty(STDIN_FILENO) != 0 && ::isatty(STDOUT_FILENO) != 0 && !global.json;
   ctx.sleep_ms = [](uint64_t ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); };
   ctx.unit_random = [&] { return unit(rng); };
   ctx.retry.max_attempts = sync.max_attempts;
@@ -282,7 +481,7 @@ int Main(int argc, char** argv) {
     char* end = nullptr;
     const unsigned long long v = std::strtoull(base, &end, 10);
     if (*end != '\0' || v == 0 || v > 60'000) {
-      output.Error("ENLACE_RETRY_BASE_MS must be a number of milliseconds from 1 to 60000",
+      output.Error(_("ENLACE_RETRY_BASE_MS must be a number of milliseconds from 1 to 60000"),
                    kExitUsage);
       return kExitUsage;
     }
@@ -320,10 +519,33 @@ int Main(int argc, char** argv) {
     result = RunSync(ctx, sync);
   } else if (status_cmd->parsed()) {
     result = RunStatus(ctx);
+  } else if (case_new_cmd->parsed()) {
+    result = RunCaseNew(ctx, case_new);
+  } else if (case_show_cmd->parsed()) {
+    result = RunCaseShow(ctx, case_show_ref);
+  } else if (case_list_cmd->parsed()) {
+    result = RunCaseList(ctx, case_list);
+  } else if (encounter_log_cmd->parsed()) {
+    result = RunEncounterLog(ctx, encounter);
+  } else if (event_add_cmd->parsed()) {
+    result = RunEventAdd(ctx, event);
+  } else if (referral_add_cmd->parsed()) {
+    result = RunReferralAdd(ctx, referral);
+  } else if (schema_cmd->parsed()) {
+    result = RunSchema(ctx, schema);
+  } else if (export_cmd->parsed()) {
+    result = RunExport(ctx, exp);
+  } else if (import_cmd->parsed()) {
+    result = RunImport(ctx, imp);
+  } else if (report_cmd->parsed()) {
+    result = RunReport(ctx, rep);
+  } else if (reports_cmd->parsed()) {
+    result = RunPublished(ctx, published_id, sync.max_attempts);
   } else {
-    result = CliStatus::Usage("no command given; see enlace --help");
+    result = CliStatus::Usage(_("no command given; see enlace --help"));
   }
-  if (!result.ok()) output.Error(result.message(), result.exit_code());
+  // An empty message: the command has already said everything (with --json, in its document).
+  if (!result.ok() && !result.message().empty()) output.Error(result.message(), result.exit_code());
   std::cout.flush();
   return result.exit_code();
 }

@@ -7,16 +7,19 @@
 #include <tuple>
 
 #include "enlace/write.h"
+#include "i18n_cli.h"
 
 namespace enlace::cli {
 
 namespace {
 
+using i18n::Format;
 using nlohmann::json;
 
 std::string Pad(std::string_view s, size_t width) {
   std::string out(s);
-  if (out.size() < width) out.append(width - out.size(), ' ');
+  const size_t shown = DisplayWidth(s);
+  if (shown < width) out.append(width - shown, ' ');
   return out;
 }
 
@@ -35,7 +38,7 @@ const SiblingValue* ShownSibling(const std::vector<SiblingValue>& siblings,
 }
 
 std::string ExistenceWord(std::string_view canonical) {
-  return canonical == "true" ? "deleted" : "kept";
+  return canonical == "true" ? C_("existence", "deleted") : C_("existence", "kept");
 }
 
 // Sibling lines under a field: "  * value   who   when   (shown)".
@@ -45,16 +48,16 @@ void RenderSiblings(std::ostringstream& os, const std::vector<SiblingValue>& sib
   const SiblingValue* shown_sibling = ShownSibling(siblings, shown);
   size_t value_width = 0, who_width = 0;
   for (const auto& s : siblings) {
-    value_width =
-        std::max(value_width, (existence ? ExistenceWord(s.value) : DisplayValue(s.value)).size());
-    who_width = std::max(who_width, WhoWrote(s.dot.device, names).size());
+    value_width = std::max(
+        value_width, DisplayWidth(existence ? ExistenceWord(s.value) : DisplayValue(s.value)));
+    who_width = std::max(who_width, DisplayWidth(WhoWrote(s.dot.device, names)));
   }
   for (const auto& s : siblings) {
     const bool is_shown = &s == shown_sibling;
     os << indent << (is_shown ? "* " : "  ")
        << Pad(existence ? ExistenceWord(s.value) : DisplayValue(s.value), value_width) << "  "
        << Pad(WhoWrote(s.dot.device, names), who_width) << "  " << FormatIsoUtc(s.hlc.physical_ms())
-       << (is_shown ? "  (shown)" : "") << "\n";
+       << (is_shown ? std::string("  ") + _("(shown)") : std::string()) << "\n";
   }
 }
 
@@ -68,7 +71,9 @@ void Output::Json(const nlohmann::json& doc) {
 
 void Output::Line(std::string_view text) { out_ << text << "\n"; }
 
-void Output::Warn(std::string_view text) { err_ << "enlace: warning: " << text << "\n"; }
+void Output::Warn(std::string_view text) {
+  err_ << "enlace: " << Format(_("warning: {0}"), {text}) << "\n";
+}
 
 void Output::Note(std::string_view text) { err_ << "enlace: " << text << "\n"; }
 
@@ -92,6 +97,14 @@ std::string FormatIsoUtc(uint64_t unix_ms) {
 }
 
 std::string ShortHex(const DeviceId& device) { return device.ToHex().substr(0, 8); }
+
+size_t DisplayWidth(std::string_view utf8) {
+  size_t n = 0;
+  for (const char c : utf8) {
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++n;  // not a continuation byte
+  }
+  return n;
+}
 
 nlohmann::json ValueToJson(std::string_view canonical) {
   json j = json::parse(canonical, nullptr, /*allow_exceptions=*/false);
@@ -160,40 +173,44 @@ std::string RenderRecord(const Record& record, const MemberNames& names) {
   std::ostringstream os;
   os << record.collection << " " << record.id.ToHex();
   if (record.delete_conflict) {
-    os << "  (deleted on one device, edited on another)";
+    os << "  (" << _("deleted on one device, edited on another") << ")";
   } else if (record.deleted) {
-    os << "  (deleted)";
+    os << "  " << _("(deleted)");
   }
   os << "\n";
   size_t width = 0;
-  for (const auto& [name, fv] : record.fields) width = std::max(width, name.size());
+  for (const auto& [name, fv] : record.fields) width = std::max(width, DisplayWidth(name));
   size_t conflicts = 0;
   for (const auto& [name, fv] : record.fields) {
     os << "  " << Pad(name, width) << "  " << DisplayValue(fv.value);
     if (fv.conflict()) {
       ++conflicts;
-      os << "   [conflict: " << fv.siblings.size() << " values]\n";
+      os << "   " << Format(_("[conflict: {0} values]"), {std::to_string(fv.siblings.size())})
+         << "\n";
       RenderSiblings(os, fv.siblings, fv.value, names, std::string(width + 4, ' '), false);
     } else {
       os << "\n";
     }
   }
-  if (record.fields.empty()) os << "  (no fields)\n";
+  if (record.fields.empty()) os << "  " << _("(no fields)") << "\n";
   if (record.delete_conflict) {
     // No value is "shown" here: the record stays listed until someone decides.
-    os << "  existence:\n";
+    os << "  " << _("existence:") << "\n";
     RenderSiblings(os, record.existence, "", names, "    ", true);
   }
   const std::string id = record.id.ToHex();
   if (conflicts > 0) {
-    os << "To settle a conflict: enlace resolve " << record.collection << " " << id
-       << " FIELD VALUE\n";
+    os << Format(_("To settle a conflict: enlace resolve {0} {1} FIELD VALUE"),
+                 {record.collection, id})
+       << "\n";
   }
   if (record.delete_conflict) {
-    os << "To settle the delete: enlace resolve " << record.collection << " " << id << " '"
-       << kDeletedField << "' true   (delete), or false (keep)\n";
+    os << Format(_("To settle the delete: enlace resolve {0} {1} '{2}' true   (delete), or false "
+                   "(keep)"),
+                 {record.collection, id, kDeletedField})
+       << "\n";
   } else if (record.deleted) {
-    os << "To bring it back: enlace restore " << record.collection << " " << id << "\n";
+    os << Format(_("To bring it back: enlace restore {0} {1}"), {record.collection, id}) << "\n";
   }
   return os.str();
 }
@@ -206,11 +223,11 @@ std::string RenderRecordLine(const Record& record) {
     os << "  " << name << "=" << DisplayValue(fv.value);
     if (fv.conflict()) conflicted.push_back(name);
   }
-  if (record.delete_conflict) conflicted.push_back("deleted/edited");
+  if (record.delete_conflict) conflicted.push_back(_("deleted/edited"));
   if (!conflicted.empty()) {
-    os << "  [conflict:";
-    for (const auto& c : conflicted) os << " " << c;
-    os << "]";
+    std::string list;
+    for (const auto& c : conflicted) list += (list.empty() ? "" : " ") + c;
+    os << "  " << Format(_("[conflict: {0}]"), {list});
   }
   os << "\n";
   return os.str();
@@ -221,14 +238,19 @@ std::string RenderConflict(const Conflict& conflict, const MemberNames& names) {
   const std::string id = conflict.id.ToHex();
   const bool existence = conflict.field == kDeletedField;
   os << conflict.collection << " " << id << "  "
-     << (existence ? "deleted on one device, edited on another" : conflict.field) << "\n";
+     << (existence ? std::string(_("deleted on one device, edited on another")) : conflict.field)
+     << "\n";
   RenderSiblings(os, conflict.siblings, existence ? "" : conflict.shown, names, "  ", existence);
   if (existence) {
-    os << "  settle: enlace resolve " << conflict.collection << " " << id << " '" << kDeletedField
-       << "' true   (delete), or false (keep)\n";
+    os << "  "
+       << Format(_("settle: enlace resolve {0} {1} '{2}' true   (delete), or false (keep)"),
+                 {conflict.collection, id, kDeletedField})
+       << "\n";
   } else {
-    os << "  settle: enlace resolve " << conflict.collection << " " << id << " " << conflict.field
-       << " VALUE\n";
+    os << "  "
+       << Format(_("settle: enlace resolve {0} {1} {2} VALUE"),
+                 {conflict.collection, id, conflict.field})
+       << "\n";
   }
   return os.str();
 }

@@ -51,6 +51,10 @@ std::string FormatIsoUtc(uint64_t unix_ms);
 // The first 8 hex characters of a device id.
 std::string ShortHex(const DeviceId& device);
 
+// The width of UTF-8 text on a terminal, counted in code points, for lining up
+// columns of Spanish text ("dispositivo", "último"): each code point counts as one column.
+size_t DisplayWidth(std::string_view utf8);
+
 // A stored canonical JSON text as a JSON value (a string if, against the
 // core's contract, it does not parse).
 nlohmann::json ValueToJson(std::string_view canonical);

@@ -13,9 +13,13 @@
 #include <new>
 #include <utility>
 
+#include "i18n_cli.h"
+
 namespace enlace::cli {
 
 namespace {
+
+using i18n::Format;
 
 constexpr size_t kMaxPassphraseBytes = 1024;
 constexpr size_t kMaxFileBytes = 64 * 1024;
@@ -81,7 +85,7 @@ Result<Passphrase> PromptOnce(int fd, const char* prompt) {
   {
     EchoOff echo_off(fd);
     if (!echo_off.active()) {
-      return Status::IoError("cannot switch off the terminal's echo; refusing to prompt");
+      return Status::IoError(_("cannot switch off the terminal's echo; refusing to prompt"));
     }
     for (;;) {
       char ch = 0;
@@ -97,16 +101,17 @@ Result<Passphrase> PromptOnce(int fd, const char* prompt) {
     }
   }
   std::fputs("\n", stderr);
-  if (!got_newline && size == 0) return Status::InvalidArgument("no passphrase was entered");
+  if (!got_newline && size == 0) return Status::InvalidArgument(_("no passphrase was entered"));
   if (size > 0 && line.bytes[size - 1] == '\r') --size;
-  if (size == 0) return Status::InvalidArgument("the passphrase is empty");
+  if (size == 0) return Status::InvalidArgument(_("the passphrase is empty"));
   return Passphrase(std::string_view(line.bytes.data(), size));
 }
 
 Result<Passphrase> FromFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return Status::IoError("cannot read the passphrase file " + path + ": " + std::strerror(errno));
+    return Status::IoError(
+        Format(_("cannot read the passphrase file {0}: {1}"), {path, std::strerror(errno)}));
   }
   WipedBuffer<kMaxFileBytes> buf;
   size_t size = 0;
@@ -116,7 +121,8 @@ Result<Passphrase> FromFile(const std::string& path) {
     if (n < 0) {
       const int err = errno;
       ::close(fd);
-      return Status::IoError("cannot read the passphrase file " + path + ": " + std::strerror(err));
+      return Status::IoError(
+          Format(_("cannot read the passphrase file {0}: {1}"), {path, std::strerror(err)}));
     }
     if (n == 0) break;
     size += static_cast<size_t>(n);
@@ -126,10 +132,11 @@ Result<Passphrase> FromFile(const std::string& path) {
   ::close(fd);
   const std::string_view line = FirstLine(std::string_view(buf.bytes.data(), size));
   if (line.empty()) {
-    return Status::InvalidArgument("the first line of the passphrase file " + path + " is empty");
+    return Status::InvalidArgument(
+        Format(_("the first line of the passphrase file {0} is empty"), {path}));
   }
   if (line.size() > kMaxPassphraseBytes) {
-    return Status::InvalidArgument("the passphrase in " + path + " is too long");
+    return Status::InvalidArgument(Format(_("the passphrase in {0} is too long"), {path}));
   }
   return Passphrase(line);
 }
@@ -181,28 +188,28 @@ Result<Passphrase> ObtainPassphrase(const PassphraseSources& sources, Passphrase
   if (sources.env_value != nullptr && sources.env_value[0] != '\0') {
     const std::string_view env(sources.env_value);
     if (env.size() > kMaxPassphraseBytes) {
-      return Status::InvalidArgument(std::string(kPassphraseEnv) + " is too long");
+      return Status::InvalidArgument(Format(_("{0} is too long"), {kPassphraseEnv}));
     }
     return Passphrase(env);
   }
   if (!::isatty(sources.tty_fd)) {
     return Status::NotFound(
-        "no passphrase: standard input is not a terminal to ask on, and neither "
-        "--passphrase-file nor " +
-        std::string(kPassphraseEnv) + " gives one");
+        Format(_("no passphrase: standard input is not a terminal to ask on, and neither "
+                 "--passphrase-file nor {0} gives one"),
+               {kPassphraseEnv}));
   }
   if (purpose == PassphrasePurpose::kUnlock) {
-    return PromptOnce(sources.tty_fd, "Passphrase for this device: ");
+    return PromptOnce(sources.tty_fd, _("Passphrase for this device: "));
   }
   for (int attempt = 0; attempt < kConfirmTries; ++attempt) {
-    auto first = PromptOnce(sources.tty_fd, "New passphrase for this device: ");
+    auto first = PromptOnce(sources.tty_fd, _("New passphrase for this device: "));
     if (!first.ok()) return first.status();
-    auto second = PromptOnce(sources.tty_fd, "The same passphrase again: ");
+    auto second = PromptOnce(sources.tty_fd, _("The same passphrase again: "));
     if (!second.ok()) return second.status();
     if (first->Equals(*second)) return std::move(first).value();
-    std::fputs("The two passphrases differ; try again.\n", stderr);
+    std::fputs(_("The two passphrases differ; try again.\n"), stderr);
   }
-  return Status::InvalidArgument("the passphrases typed did not match");
+  return Status::InvalidArgument(_("the passphrases typed did not match"));
 }
 
 }  // namespace enlace::cli

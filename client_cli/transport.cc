@@ -7,9 +7,13 @@
 #include <cmath>
 #include <cstring>
 
+#include "i18n_cli.h"
+
 namespace enlace::cli {
 
 namespace {
+
+using i18n::Format;
 
 constexpr long kConnectTimeoutMs = 10'000;
 constexpr long kTotalTimeoutMs = 60'000;
@@ -50,6 +54,9 @@ struct ResponseSink {
   Bytes body;
   std::string hub_time;
   bool too_large = false;
+  // The blank line that ends the header arrived. libcurl (7.88) reports a
+  // connection closed inside the header as a complete, empty answer.
+  bool header_complete = false;
 };
 
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
@@ -82,8 +89,10 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   const std::string_view line(data, n);
   if (line.rfind("HTTP/", 0) == 0) {
     sink->hub_time.clear();  // a new response (after an interim 1xx)
+    sink->header_complete = false;
     return n;
   }
+  if (line == "\r\n" || line == "\n") sink->header_complete = true;
   const auto colon = line.find(':');
   if (colon != std::string_view::npos &&
       EqualsIgnoreCase(Trim(line.substr(0, colon)), kHeaderHubTime)) {
@@ -98,38 +107,42 @@ bool StartsWith(std::string_view s, std::string_view prefix) { return s.rfind(pr
 
 class CurlHttpClient final : public HttpClient {
  public:
-  Result<HttpResponse> Post(const HubTarget& hub, const OutgoingRequest& request) override;
+  Result<HttpResponse> Send(const HubTarget& hub, const OutgoingRequest& request) override;
 };
 
-Result<HttpResponse> CurlHttpClient::Post(const HubTarget& hub, const OutgoingRequest& request) {
+Result<HttpResponse> CurlHttpClient::Send(const HubTarget& hub, const OutgoingRequest& request) {
   ENLACE_RETURN_IF_ERROR(ValidateHubUrl(hub.url));
-  if (request.method != "POST") {
-    return Status::InvalidArgument("the transport only sends POST, not " + request.method);
+  const bool get = request.method == "GET";
+  if (request.method != "POST" && !get) {
+    return Status::InvalidArgument(
+        Format(_("the transport sends only POST and GET, not {0}"), {request.method}));
   }
   const bool https = StartsWith(hub.url, "https://");
   if (!hub.tls_pin.empty()) {
     if (!https) {
-      return Status::InvalidArgument("a TLS pin is configured but the hub URL " + hub.url +
-                                     " is not https; refusing to send anything in the clear");
+      return Status::InvalidArgument(
+          Format(_("a TLS pin is configured but the hub URL {0} is not https; refusing to send "
+                   "anything in the clear"),
+                 {hub.url}));
     }
     if (!StartsWith(hub.tls_pin, "sha256//") || HasLineBreak(hub.tls_pin)) {
-      return Status::InvalidArgument("the TLS pin must look like sha256//<base64>");
+      return Status::InvalidArgument(_("the TLS pin must look like sha256//<base64>"));
     }
   }
 
   CurlEasy curl(curl_easy_init());
-  if (!curl) return Status::Internal("libcurl could not create a handle");
+  if (!curl) return Status::Internal(_("libcurl could not create a handle"));
 
   CurlHeaderList headers;
   for (const auto& [name, value] : request.headers) {
     if (HasLineBreak(name) || HasLineBreak(value)) {
-      return Status::InvalidArgument("a request header contains a line break");
+      return Status::InvalidArgument(_("a request header contains a line break"));
     }
-    if (!headers.Append(name + ": " + value)) return Status::Internal("out of memory");
+    if (!headers.Append(name + ": " + value)) return Status::Internal(_("out of memory"));
   }
   // "Expect:" stops curl waiting for 100-continue: one round trip less on 3G.
   if (!headers.Append("Content-Type: application/octet-stream") || !headers.Append("Expect:")) {
-    return Status::Internal("out of memory");
+    return Status::Internal(_("out of memory"));
   }
 
   ResponseSink sink;
@@ -138,10 +151,14 @@ Result<HttpResponse> CurlHttpClient::Post(const HubTarget& hub, const OutgoingRe
   CURL* c = curl.get();
   bool set = curl_easy_setopt(c, CURLOPT_URL, url.c_str()) == CURLE_OK;
   set = set && curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
-  set = set && curl_easy_setopt(c, CURLOPT_POST, 1L) == CURLE_OK;
-  set = set && curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body.data()) == CURLE_OK;
-  set = set && curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-                                static_cast<curl_off_t>(request.body.size())) == CURLE_OK;
+  if (get) {
+    set = set && curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+  } else {
+    set = set && curl_easy_setopt(c, CURLOPT_POST, 1L) == CURLE_OK;
+    set = set && curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body.data()) == CURLE_OK;
+    set = set && curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                                  static_cast<curl_off_t>(request.body.size())) == CURLE_OK;
+  }
   set = set && curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get()) == CURLE_OK;
   set = set && curl_easy_setopt(c, CURLOPT_USERAGENT, kUserAgent) == CURLE_OK;
   set = set && curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, kConnectTimeoutMs) == CURLE_OK;
@@ -165,7 +182,7 @@ Result<HttpResponse> CurlHttpClient::Post(const HubTarget& hub, const OutgoingRe
   }
   if (!set) {
     return Status::Internal(
-        "libcurl refused an option (TLS public-key pinning needs a libcurl built with it)");
+        _("libcurl refused an option (TLS public-key pinning needs a libcurl built with it)"));
   }
 
   const CURLcode rc = curl_easy_perform(c);
@@ -174,24 +191,27 @@ Result<HttpResponse> CurlHttpClient::Post(const HubTarget& hub, const OutgoingRe
     case CURLE_OK:
       break;
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-      return Status::PermissionDenied("the hub's TLS key does not match the pinned key (" +
-                                      hub.tls_pin +
-                                      "); nothing was sent. Someone may be "
-                                      "impersonating the hub, or it got a new key: ask your "
-                                      "coordinator");
+      return Status::PermissionDenied(
+          Format(_("the hub's TLS key does not match the pinned key ({0}); nothing was sent. "
+                   "Someone may be impersonating the hub, or it got a new key: ask your "
+                   "coordinator"),
+                 {hub.tls_pin}));
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_ISSUER_ERROR:
-      return Status::Unauthenticated("the hub's TLS certificate is not trusted (" + detail +
-                                     "); nothing was sent");
+      return Status::Unauthenticated(
+          Format(_("the hub's TLS certificate is not trusted ({0}); nothing was sent"), {detail}));
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
-      return Status::InvalidArgument("cannot use the hub URL " + url + ": " + detail);
+      return Status::InvalidArgument(Format(_("cannot use the hub URL {0}: {1}"), {url, detail}));
     case CURLE_WRITE_ERROR:
-      if (sink.too_large) return Status::ResourceExhausted("the hub's answer is too large");
+      if (sink.too_large) return Status::ResourceExhausted(_("the hub's answer is too large"));
       return Status::Unavailable(detail);
     default:
       return Status::Unavailable(detail);
+  }
+  if (!sink.header_complete) {
+    return Status::Unavailable(_("the connection closed in the middle of the hub's answer"));
   }
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -232,18 +252,18 @@ Status ValidateHubUrl(std::string_view url) {
   } else if (StartsWith(url, "http://")) {
     rest = url.substr(7);
   } else {
-    return Status::InvalidArgument("the hub URL must start with https:// or http://, not \"" +
-                                   std::string(url) + "\"");
+    return Status::InvalidArgument(
+        Format(_("the hub URL must start with https:// or http://, not \"{0}\""), {url}));
   }
   const std::string_view host = rest.substr(0, rest.find('/'));
   if (host.empty() || host.front() == ':') {
-    return Status::InvalidArgument("the hub URL " + std::string(url) + " has no host");
+    return Status::InvalidArgument(Format(_("the hub URL {0} has no host"), {url}));
   }
   if (host.find('@') != std::string_view::npos) {
-    return Status::InvalidArgument("the hub URL must not carry a user name or password");
+    return Status::InvalidArgument(_("the hub URL must not carry a user name or password"));
   }
   if (rest.find_first_of("?# \t\r\n") != std::string_view::npos) {
-    return Status::InvalidArgument("the hub URL must not have a query, fragment or spaces");
+    return Status::InvalidArgument(_("the hub URL must not have a query, fragment or spaces"));
   }
   return Status::Ok();
 }

@@ -30,7 +30,7 @@ struct HttpResponse {
   std::string hub_time;  // the x-enlace-hub-time header, "" when absent
 };
 
-// Sends one request. The errors say whether trying again may help:
+// Sends one request (POST, or GET with an empty body). The errors say whether trying again may help:
 //   kUnavailable        connection refused or cut, DNS, timeout: retryable
 //   kPermissionDenied   the hub's TLS key does not match the pin: never retry
 //   kUnauthenticated    the hub's certificate failed CA validation: never retry
@@ -40,10 +40,10 @@ struct HttpResponse {
 class HttpClient {
  public:
   virtual ~HttpClient() = default;
-  virtual Result<HttpResponse> Post(const HubTarget& hub, const OutgoingRequest& request) = 0;
+  virtual Result<HttpResponse> Send(const HubTarget& hub, const OutgoingRequest& request) = 0;
 };
 
-// The libcurl client: POST with the request's headers and
+// The libcurl client: POST (or GET) with the request's headers and
 // Content-Type application/octet-stream, 10 s connect timeout, 60 s total,
 // no redirects, http and https only. With an https URL and a pin, the pin
 // (CURLOPT_PINNEDPUBLICKEY) replaces CA validation; without one, the system

@@ -1,5 +1,6 @@
 #include "hub_storage.h"
 
+#include <sodium.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -47,7 +48,52 @@ CREATE TABLE nonces(
   PRIMARY KEY(device, nonce)) WITHOUT ROWID;
 CREATE INDEX nonces_by_time ON nonces(seen_ms);
 )sql",
+    // 2: published reports (aggregates only) and read-only viewer tokens.
+    R"sql(
+CREATE TABLE reports(
+  id BLOB NOT NULL UNIQUE, team BLOB NOT NULL REFERENCES teams(team),
+  publisher BLOB NOT NULL, published_at_ms INTEGER NOT NULL, title TEXT NOT NULL,
+  from_date TEXT NOT NULL, to_date TEXT NOT NULL, k INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE INDEX reports_by_team ON reports(team, published_at_ms);
+CREATE TABLE viewer_tokens(
+  id BLOB PRIMARY KEY, team BLOB NOT NULL REFERENCES teams(team), hash BLOB NOT NULL,
+  label TEXT NOT NULL, created_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE hub_keys(name TEXT PRIMARY KEY, key BLOB NOT NULL) WITHOUT ROWID;
+)sql",
 };
+
+constexpr char kViewerTokenPrefix[] = "vt-";
+constexpr size_t kViewerIdBytes = 16;
+constexpr size_t kViewerSecretBytes = 32;
+
+std::string Base64Url(std::span<const uint8_t> bytes) {
+  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                  '\0');
+  sodium_bin2base64(out.data(), out.size(), bytes.data(), bytes.size(),
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+// Splits "vt-" + base64url(id[16] || secret[32]); false when malformed.
+bool ParseViewerToken(std::string_view token, std::array<uint8_t, kViewerIdBytes>& id,
+                      std::array<uint8_t, kViewerSecretBytes>& secret) {
+  const std::string_view prefix(kViewerTokenPrefix);
+  if (token.size() > 128 || token.substr(0, prefix.size()) != prefix) return false;
+  token.remove_prefix(prefix.size());
+  std::array<uint8_t, kViewerIdBytes + kViewerSecretBytes> raw{};
+  size_t len = 0;
+  if (sodium_base642bin(raw.data(), raw.size(), token.data(), token.size(), nullptr, &len, nullptr,
+                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+      len != raw.size()) {
+    internal::Wipe(raw);
+    return false;
+  }
+  std::memcpy(id.data(), raw.data(), id.size());
+  std::memcpy(secret.data(), raw.data() + id.size(), secret.size());
+  internal::Wipe(raw);
+  return true;
+}
 
 int64_t I(uint64_t v) { return static_cast<int64_t>(v); }
 
@@ -275,7 +321,140 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM writes", c.writes));
     ENLACE_RETURN_IF_ERROR(
         count("SELECT count(*) FROM invites WHERE used_ms IS NULL", c.invites_open));
+    ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM reports", c.reports));
+    ENLACE_RETURN_IF_ERROR(count("SELECT count(*) FROM viewer_tokens", c.viewer_tokens));
     return c;
+  }
+
+  Result<PublishReportAnswer> PublishReport(const DeviceRecord& by, const ReportMeta& meta,
+                                            std::string_view body, uint64_t now_ms) override {
+    // Team and body decide the id: a retried publication finds itself.
+    Bytes keyed(by.team.bytes.begin(), by.team.bytes.end());
+    keyed.insert(keyed.end(), body.begin(), body.end());
+    const auto hash = internal::GenericHash(keyed);
+    const std::span<const uint8_t> id(hash.data(), 16);
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt ins,
+        db_->Prepare("INSERT INTO reports(id, team, publisher, published_at_ms, title, "
+                     "from_date, to_date, k, body) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                     "?9 WHERE NOT EXISTS (SELECT 1 FROM reports WHERE id = ?1)"));
+    ENLACE_RETURN_IF_ERROR(ins.BindBlob(1, id)
+                               .BindBlob(2, by.team.bytes)
+                               .BindBlob(3, by.member.device.bytes)
+                               .Bind(4, I(now_ms))
+                               .Bind(5, meta.title)
+                               .Bind(6, meta.from)
+                               .Bind(7, meta.to)
+                               .Bind(8, static_cast<int64_t>(meta.k))
+                               .BindBlob(9, internal::AsBytes(body))
+                               .Exec());
+    ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                            db_->Prepare("SELECT published_at_ms FROM reports WHERE id = ?"));
+    st.BindBlob(1, id);
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return Status::Internal("the report was not stored");
+    PublishReportAnswer answer{internal::ToHex(id), static_cast<uint64_t>(st.ColumnInt(0))};
+    st.Reset();
+    ENLACE_RETURN_IF_ERROR(tx->Commit());
+    return answer;
+  }
+
+  Result<std::vector<ReportListing>> ListReports(const TeamId& team) override {
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt st, db_->Prepare("SELECT id, title, from_date, to_date, k, published_at_ms, publisher "
+                              "FROM reports WHERE team = ? ORDER BY published_at_ms DESC, id"));
+    st.BindBlob(1, team.bytes);
+    std::vector<ReportListing> out;
+    for (;;) {
+      ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+      if (!more) break;
+      ReportListing r;
+      r.id = internal::ToHex(st.ColumnBlob(0));
+      r.title = st.ColumnText(1);
+      r.from = st.ColumnText(2);
+      r.to = st.ColumnText(3);
+      r.k = static_cast<uint32_t>(st.ColumnInt(4));
+      r.published_at_ms = static_cast<uint64_t>(st.ColumnInt(5));
+      r.publisher = DeviceId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(6))};
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  Result<std::optional<std::string>> GetReport(const TeamId& team, std::string_view id) override {
+    auto raw = internal::FromHex(id);
+    if (!raw.ok() || raw->size() != 16) return std::optional<std::string>();
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                            db_->Prepare("SELECT body FROM reports WHERE id = ? AND team = ?"));
+    st.BindBlob(1, *raw).BindBlob(2, team.bytes);
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return std::optional<std::string>();
+    const auto body = st.ColumnBlob(0);
+    return std::optional<std::string>(std::string(body.begin(), body.end()));
+  }
+
+  Result<std::string> AddViewerToken(const TeamId& team, std::string_view label,
+                                     uint64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
+    ENLACE_ASSIGN_OR_RETURN(Stmt known, db_->Prepare("SELECT 1 FROM teams WHERE team = ?"));
+    known.BindBlob(1, team.bytes);
+    ENLACE_ASSIGN_OR_RETURN(bool exists, known.Step());
+    known.Reset();
+    if (!exists) return Status::NotFound("this hub has no team " + team.ToHex());
+    ENLACE_ASSIGN_OR_RETURN(auto key, ViewerKeyLocked(true));
+    std::array<uint8_t, kViewerIdBytes + kViewerSecretBytes> raw{};
+    internal::RandomFill(raw);
+    const std::span<const uint8_t> id(raw.data(), kViewerIdBytes);
+    const auto hash = internal::GenericHash(
+        std::span<const uint8_t>(raw.data() + kViewerIdBytes, kViewerSecretBytes), *key);
+    internal::Wipe(*key);
+    ENLACE_ASSIGN_OR_RETURN(Stmt ins, db_->Prepare("INSERT INTO viewer_tokens(id, team, hash, "
+                                                   "label, created_ms) VALUES(?, ?, ?, ?, ?)"));
+    Status s = ins.BindBlob(1, id)
+                   .BindBlob(2, team.bytes)
+                   .BindBlob(3, hash)
+                   .Bind(4, label)
+                   .Bind(5, I(now_ms))
+                   .Exec();
+    std::string token = kViewerTokenPrefix + Base64Url(raw);
+    internal::Wipe(raw);
+    ENLACE_RETURN_IF_ERROR(s);
+    ENLACE_RETURN_IF_ERROR(tx->Commit());
+    return token;
+  }
+
+  Result<std::optional<ViewerRecord>> FindViewer(std::string_view token) override {
+    std::array<uint8_t, kViewerIdBytes> id{};
+    std::array<uint8_t, kViewerSecretBytes> secret{};
+    if (!ParseViewerToken(token, id, secret)) return std::optional<ViewerRecord>();
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(auto key, ViewerKeyLocked(false));
+    if (!key) {
+      internal::Wipe(secret);
+      return std::optional<ViewerRecord>();
+    }
+    const auto hash = internal::GenericHash(secret, *key);
+    internal::Wipe(secret);
+    internal::Wipe(*key);
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt st, db_->Prepare("SELECT team, hash, label FROM viewer_tokens WHERE id = ?"));
+    st.BindBlob(1, id);
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return std::optional<ViewerRecord>();
+    const auto stored = st.ColumnBlob(1);
+    if (stored.size() != hash.size() || !internal::ConstantTimeEquals(stored, hash)) {
+      return std::optional<ViewerRecord>();
+    }
+    ViewerRecord v;
+    v.team = TeamId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(0))};
+    v.id = internal::ToHex(id);
+    v.label = st.ColumnText(2);
+    return std::optional<ViewerRecord>(std::move(v));
   }
 
   Status Backup(const std::string& out_path) override {
@@ -309,6 +488,24 @@ class SqliteHubStorage final : public HubStorage {
   }
 
  private:
+  // The hub's key for viewer-token hashes; made on first use when `create`.
+  Result<std::optional<std::array<uint8_t, 32>>> ViewerKeyLocked(bool create) {
+    using Key = std::optional<std::array<uint8_t, 32>>;
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT key FROM hub_keys WHERE name = ?"));
+    st.Bind(1, "viewer_tokens");
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row && st.ColumnBlob(0).size() == 32)
+      return Key(FromBlob<std::array<uint8_t, 32>>(st.ColumnBlob(0)));
+    st.Reset();
+    if (row) return Status::Corruption("the hub's viewer-token key is damaged");
+    if (!create) return Key();
+    std::array<uint8_t, 32> key{};
+    internal::RandomFill(key);
+    ENLACE_ASSIGN_OR_RETURN(Stmt ins, db_->Prepare("INSERT INTO hub_keys(name, key) VALUES(?, ?)"));
+    ENLACE_RETURN_IF_ERROR(ins.Bind(1, "viewer_tokens").BindBlob(2, key).Exec());
+    return Key(key);
+  }
+
   // True when the token exists and was used.
   bool TokenUsedBy(const TokenHash& token_hash) {
     auto st = db_->Prepare("SELECT used_ms FROM bootstrap_tokens WHERE token_hash = ?");

@@ -12,11 +12,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "enlace/status.h"
 #include "enlace/wire.h"
 #include "enlace/write.h"
+#include "report_check.h"
 
 namespace enlace::hub {
 
@@ -36,6 +38,15 @@ struct IncomingWrite {
 
 struct HubCounts {
   uint64_t teams = 0, devices = 0, writes = 0, invites_open = 0;
+  uint64_t reports = 0, viewer_tokens = 0;
+};
+
+// A read-only viewer (the national commission): may read one team's
+// published reports and nothing else.
+struct ViewerRecord {
+  TeamId team;
+  std::string id;  // the token's public id, 32 hex (for logs; not the secret)
+  std::string label;
 };
 
 class HubStorage {
@@ -79,6 +90,28 @@ class HubStorage {
   virtual Result<uint64_t> MaxStoredCounter(const DeviceId& device) = 0;
 
   virtual Result<HubCounts> Counts() = 0;
+
+  // ---- published reports (docs/PROTOCOL.md §16) ----
+
+  // Stores a checked report of `by`'s team. The id is derived from the team
+  // and the body, so publishing the same bytes again (a retry) stores
+  // nothing new and answers the first publication's id and time.
+  virtual Result<PublishReportAnswer> PublishReport(const DeviceRecord& by, const ReportMeta& meta,
+                                                    std::string_view body, uint64_t now_ms) = 0;
+  // The team's reports, newest first.
+  virtual Result<std::vector<ReportListing>> ListReports(const TeamId& team) = 0;
+  // The body of report `id` (32 hex) exactly as published; nullopt when the
+  // team has no such report (another team's report included).
+  virtual Result<std::optional<std::string>> GetReport(const TeamId& team, std::string_view id) = 0;
+
+  // Makes a viewer token for `team` and returns it; the hub keeps only its
+  // id and a keyed BLAKE2b-256 hash of its secret. kNotFound for an unknown
+  // team. The token cannot be shown again.
+  virtual Result<std::string> AddViewerToken(const TeamId& team, std::string_view label,
+                                             uint64_t now_ms) = 0;
+  // The viewer a token belongs to (hash compared in constant time), or
+  // nullopt for a malformed or unknown token.
+  virtual Result<std::optional<ViewerRecord>> FindViewer(std::string_view token) = 0;
 
   // A consistent copy of the database at `out_path` while serving.
   virtual Status Backup(const std::string& out_path) = 0;

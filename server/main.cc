@@ -1,7 +1,9 @@
 // enlace-hub: a regional office's sync hub. One binary, one data folder.
 //
 //   enlace-hub serve --data DIR [--listen HOST:PORT] [--tls-cert F --tls-key F]
+//                    [--report-min-k N]
 //   enlace-hub admin bootstrap-token --data DIR
+//   enlace-hub admin viewer-token --data DIR --team TEAMHEX [--label TEXT]
 //   enlace-hub admin backup --data DIR --out FILE
 //   enlace-hub admin pin --tls-cert F
 #include <sodium.h>
@@ -58,7 +60,7 @@ std::string NewToken() {
 }
 
 int Serve(const std::string& data, const std::string& listen, const std::string& cert,
-          const std::string& key, size_t threads, bool quiet) {
+          const std::string& key, size_t threads, bool quiet, uint32_t report_min_k) {
   enlace::hub::ServerOptions net;
   if (!ParseListen(listen, net.host, net.port)) {
     std::cerr << "enlace-hub: --listen wants HOST:PORT, e.g. 127.0.0.1:8443 (port 0 picks one)\n";
@@ -77,6 +79,7 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
 
   std::mutex log_mu;
   enlace::hub::HubOptions options;
+  options.report_min_k = report_min_k;
   if (!quiet) {
     options.log = [&log_mu](const std::string& line) {
       std::lock_guard lock(log_mu);
@@ -112,6 +115,7 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
                           {"port", server->port()},
                           {"tls", !cert.empty()},
                           {"threads", threads}};
+  start["report_min_k"] = report_min_k;
   if (options.log) options.log(start.dump());
   server->Run();
   if (options.log) options.log(nlohmann::json{{"event", "stop"}}.dump());
@@ -132,9 +136,10 @@ int main(int argc, char** argv) {
   app.set_version_flag(
       "--version", "enlace-hub 0.1.0 (protocol " + std::to_string(enlace::kProtocolVersion) + ")");
 
-  std::string data, listen = "127.0.0.1:8443", cert, key, out;
+  std::string data, listen = "127.0.0.1:8443", cert, key, out, team_hex, label;
   size_t threads = 4;
   bool quiet = false;
+  uint32_t report_min_k = 11;
 
   auto* serve = app.add_subcommand("serve", "Run the hub.");
   serve->add_option("--data", data, "Data folder (created if missing; keep it backed up)")
@@ -147,6 +152,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   serve->add_flag("--quiet", quiet, "No request log on stderr");
+  serve
+      ->add_option("--report-min-k", report_min_k,
+                   "Smallest k a published report may use; a report with a count between 1 "
+                   "and k-1 is refused")
+      ->check(CLI::Range(2, 1000000))
+      ->capture_default_str();
   serve->footer(
       "Example: enlace-hub serve --data /var/lib/enlace --listen 0.0.0.0:8443 "
       "--tls-cert hub.crt --tls-key hub.key");
@@ -158,6 +169,14 @@ int main(int argc, char** argv) {
                                       "Print a one-time token for a new team's first coordinator "
                                       "(enlace init --token ...).");
   token->add_option("--data", data, "Data folder")->required();
+  auto* viewer = admin->add_subcommand(
+      "viewer-token",
+      "Print a read-only token with which a team's published reports can be read without a "
+      "device (e.g. by the national commission). Shown once; the hub keeps only a hash.");
+  viewer->add_option("--data", data, "Data folder")->required();
+  viewer->add_option("--team", team_hex, "Team id, 32 hex characters (enlace status shows it)")
+      ->required();
+  viewer->add_option("--label", label, "Who holds the token, for the operator's records");
   auto* backup = admin->add_subcommand(
       "backup", "Write a consistent copy of the hub database while it serves.");
   backup->add_option("--data", data, "Data folder")->required();
@@ -173,7 +192,7 @@ int main(int argc, char** argv) {
     return code == 0 ? kExitOk : kExitUsage;
   }
 
-  if (serve->parsed()) return Serve(data, listen, cert, key, threads, quiet);
+  if (serve->parsed()) return Serve(data, listen, cert, key, threads, quiet, report_min_k);
 
   if (token->parsed()) {
     auto storage = enlace::hub::OpenSqliteHubStorage(data);
@@ -183,6 +202,25 @@ int main(int argc, char** argv) {
     Status s = (*storage)->AddBootstrapToken(enlace::hub::HashToken(t), now);
     if (!s.ok()) return Fail("cannot store the token", s);
     std::cout << t << std::endl;
+    return kExitOk;
+  }
+  if (viewer->parsed()) {
+    auto team = enlace::TeamId::FromHex(team_hex);
+    if (!team.ok()) {
+      std::cerr << "enlace-hub: --team wants the team id, 32 hex characters\n";
+      return kExitUsage;
+    }
+    if (label.size() > 256) {
+      std::cerr << "enlace-hub: --label is limited to 256 bytes\n";
+      return kExitUsage;
+    }
+    auto storage = enlace::hub::OpenSqliteHubStorage(data);
+    if (!storage.ok()) return Fail("cannot open the data folder " + data, storage.status());
+    auto t = (*storage)->AddViewerToken(*team, label, enlace::SystemWallClockMs());
+    if (!t.ok()) return Fail("cannot make the token", t.status());
+    std::cout << *t << std::endl;
+    std::cerr << "enlace-hub: keep this token safe; it is shown only once. It reads the team's "
+                 "published reports: authorization: Bearer <token> on GET /v1/reports\n";
     return kExitOk;
   }
   if (backup->parsed()) {

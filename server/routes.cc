@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <span>
 
+#include "report_check.h"
 #include "write_internal.h"
 
 namespace enlace::hub {
@@ -18,7 +19,7 @@ HttpResponse Json(int status, const nlohmann::json& j) {
   HttpResponse r;
   r.status = status;
   r.content_type = "application/json";
-  r.body = j.dump();
+  r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 
@@ -37,6 +38,35 @@ std::string_view PathOf(std::string_view target) {
 }
 
 std::string ShortId(const DeviceId& d) { return d.ToHex().substr(0, 8); }
+
+// "/v1/reports/", before a report id.
+std::string_view ReportsPrefix() {
+  static const std::string prefix = std::string(kReportsPath) + "/";
+  return prefix;
+}
+
+// The token of "Bearer <token>" (scheme case-insensitive), or "".
+std::string BearerToken(const std::string& authorization) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (authorization.size() <= kScheme.size()) return "";
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    const char c = authorization[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != kScheme[i]) return "";
+  }
+  std::string token = authorization.substr(kScheme.size());
+  const auto first = token.find_first_not_of(' ');
+  if (first == std::string::npos) return "";
+  token.erase(0, first);
+  while (!token.empty() && token.back() == ' ') token.pop_back();
+  return token;
+}
+
+// A 401 for a reader, with the scheme it may use.
+HttpResponse Unauthorized(const Status& s) {
+  HttpResponse r = Error(s);
+  if (r.status == 401) r.headers["www-authenticate"] = "Bearer realm=\"enlace reports\"";
+  return r;
+}
 
 }  // namespace
 
@@ -77,7 +107,10 @@ HubHandler::HubHandler(HubStorage& storage, HubOptions options)
 uint64_t HubHandler::Now() const { return options_.clock(); }
 
 size_t HubHandler::MaxBodyBytes(std::string_view target) const {
-  return PathOf(target) == kPathSync ? options_.max_sync_body_bytes : options_.max_small_body_bytes;
+  const std::string_view path = PathOf(target);
+  if (path == kPathSync) return options_.max_sync_body_bytes;
+  if (path == kReportsPath) return options_.max_report_body_bytes;
+  return options_.max_small_body_bytes;
 }
 
 void HubHandler::Count(const std::string& endpoint, int status) {
@@ -87,10 +120,10 @@ void HubHandler::Count(const std::string& endpoint, int status) {
 
 HttpResponse HubHandler::Handle(const HttpRequest& request) {
   const auto start = std::chrono::steady_clock::now();
-  std::string device;
+  LogContext who;
   HttpResponse r;
   try {
-    r = Route(request, device);
+    r = Route(request, who);
   } catch (const std::exception&) {
     r = Error(Status::Internal("internal error"));
   }
@@ -98,7 +131,11 @@ HttpResponse HubHandler::Handle(const HttpRequest& request) {
   bytes_in_ += request.body.size();
   bytes_out_ += r.body.size();
   const std::string endpoint(PathOf(request.target));
-  Count(endpoint.size() > 32 ? "other" : endpoint, r.status);
+  if (endpoint.rfind(ReportsPrefix(), 0) == 0) {
+    Count("/v1/reports/:id", r.status);  // one series for every report id
+  } else {
+    Count(endpoint.size() > 32 ? "other" : endpoint, r.status);
+  }
   if (options_.log) {
     const auto ms = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - start)
@@ -112,7 +149,9 @@ HttpResponse HubHandler::Handle(const HttpRequest& request) {
                            {"ms", ms},
                            {"bytes_in", request.body.size()},
                            {"bytes_out", r.body.size()}};
-    if (!device.empty()) line["device"] = device;
+    if (!who.device.empty()) line["device"] = who.device;
+    if (!who.viewer.empty()) line["viewer"] = who.viewer;
+    if (!who.report.empty()) line["report"] = who.report;
     if (r.status >= 400 && r.content_type == "application/json") {
       const auto j = nlohmann::json::parse(r.body, nullptr, false);
       if (j.is_object() && j.contains("error")) line["error"] = j["error"];
@@ -122,18 +161,25 @@ HttpResponse HubHandler::Handle(const HttpRequest& request) {
   return r;
 }
 
-HttpResponse HubHandler::Route(const HttpRequest& request, std::string& device_for_log) {
+HttpResponse HubHandler::Route(const HttpRequest& request, LogContext& log) {
   const std::string_view path = PathOf(request.target);
   const bool get = request.method == "GET";
   const bool post = request.method == "POST";
   if (path == kPathHealth && get) return Health();
   if (path == kPathMetrics && get) return Metrics();
-  if (path == kPathSync && post) return Sync(request, device_for_log);
-  if (path == kPathJoin && post) return Join(request, device_for_log);
-  if (path == kPathCreateInvite && post) return CreateInvite(request, device_for_log);
-  if (path == kPathRegisterTeam && post) return RegisterTeam(request, device_for_log);
+  if (path == kPathSync && post) return Sync(request, log);
+  if (path == kPathJoin && post) return Join(request, log);
+  if (path == kPathCreateInvite && post) return CreateInvite(request, log);
+  if (path == kPathRegisterTeam && post) return RegisterTeam(request, log);
+  if (path == kReportsPath && post) return PublishReport(request, log);
+  if (path == kReportsPath && get) return ListReports(request, log);
+  const std::string_view reports_prefix = ReportsPrefix();
+  const bool report_path = path.size() > reports_prefix.size() &&
+                           path.substr(0, reports_prefix.size()) == reports_prefix;
+  if (report_path && get) return GetReport(request, path.substr(reports_prefix.size()), log);
   if (path == kPathHealth || path == kPathMetrics || path == kPathSync || path == kPathJoin ||
-      path == kPathCreateInvite || path == kPathRegisterTeam) {
+      path == kPathCreateInvite || path == kPathRegisterTeam || path == kReportsPath ||
+      report_path) {
     return Json(405, {{"error", "method not allowed"}});
   }
   return Json(404, {{"error", "no such endpoint"}});
@@ -175,7 +221,17 @@ HttpResponse HubHandler::Metrics() {
     line("enlace_log_writes " + std::to_string(c->writes));
     line("# TYPE enlace_invites_open gauge");
     line("enlace_invites_open " + std::to_string(c->invites_open));
+    line("# TYPE enlace_reports gauge");
+    line("enlace_reports " + std::to_string(c->reports));
+    line("# TYPE enlace_viewer_tokens gauge");
+    line("enlace_viewer_tokens " + std::to_string(c->viewer_tokens));
   }
+  line("# TYPE enlace_reports_published_total counter");
+  line("enlace_reports_published_total " + std::to_string(reports_published_.load()));
+  line("# TYPE enlace_reports_refused_total counter");
+  line("enlace_reports_refused_total " + std::to_string(reports_refused_.load()));
+  line("# TYPE enlace_reports_served_total counter");
+  line("enlace_reports_served_total " + std::to_string(reports_served_.load()));
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";
   r.body = std::move(out);
@@ -219,22 +275,22 @@ Result<DeviceRecord> HubHandler::Authenticate(const HttpRequest& request) {
   return *device;
 }
 
-HttpResponse HubHandler::RegisterTeam(const HttpRequest& request, std::string& device_for_log) {
+HttpResponse HubHandler::RegisterTeam(const HttpRequest& request, LogContext& log) {
   auto req = DecodeRegisterTeamRequest(BodyBytes(request));
   if (!req.ok()) return Error(req.status().WithContext("bad registration"));
   auto sig = CheckSignature(request, &req->signing_key);
   if (!sig.ok()) return Error(sig.status());
-  device_for_log = ShortId(sig->device);
+  log.device = ShortId(sig->device);
   if (req->team.IsZero()) return Error(Status::InvalidArgument("team id is missing"));
   auto members = storage_.RegisterTeam(*req, sig->device, HashToken(req->bootstrap_token), Now());
   if (!members.ok()) return Error(members.status());
   return Binary(Encode(*members));
 }
 
-HttpResponse HubHandler::CreateInvite(const HttpRequest& request, std::string& device_for_log) {
+HttpResponse HubHandler::CreateInvite(const HttpRequest& request, LogContext& log) {
   auto device = Authenticate(request);
   if (!device.ok()) return Error(device.status());
-  device_for_log = ShortId(device->member.device);
+  log.device = ShortId(device->member.device);
   if (device->member.role != Role::kCoordinator) {
     return Error(Status::PermissionDenied("only a coordinator can invite devices"));
   }
@@ -247,21 +303,21 @@ HttpResponse HubHandler::CreateInvite(const HttpRequest& request, std::string& d
   return Binary(Encode(MembersResponse{}));
 }
 
-HttpResponse HubHandler::Join(const HttpRequest& request, std::string& device_for_log) {
+HttpResponse HubHandler::Join(const HttpRequest& request, LogContext& log) {
   auto req = DecodeJoinRequest(BodyBytes(request));
   if (!req.ok()) return Error(req.status().WithContext("bad join request"));
   auto sig = CheckSignature(request, &req->signing_key);
   if (!sig.ok()) return Error(sig.status());
-  device_for_log = ShortId(sig->device);
+  log.device = ShortId(sig->device);
   auto resp = storage_.RedeemInvite(*req, sig->device, Now());
   if (!resp.ok()) return Error(resp.status());
   return Binary(Encode(*resp));
 }
 
-HttpResponse HubHandler::Sync(const HttpRequest& request, std::string& device_for_log) {
+HttpResponse HubHandler::Sync(const HttpRequest& request, LogContext& log) {
   auto device = Authenticate(request);
   if (!device.ok()) return Error(device.status());
-  device_for_log = ShortId(device->member.device);
+  log.device = ShortId(device->member.device);
   auto req = DecodeSyncRequest(BodyBytes(request));
   if (!req.ok()) return Error(req.status().WithContext("bad sync request"));
 
@@ -302,6 +358,91 @@ HttpResponse HubHandler::Sync(const HttpRequest& request, std::string& device_fo
   writes_received_ += writes.size();
   writes_served_ += resp->writes.size();
   return Binary(Encode(*resp));
+}
+
+// ---- published reports -----------------------------------------------------------------
+
+Result<TeamId> HubHandler::AuthenticateReader(const HttpRequest& request, LogContext& log) {
+  // A request that carries any signature header is a device's, and is
+  // judged as one; only an unsigned request may use a viewer token.
+  const bool signed_request =
+      !request.Header(kHeaderDevice).empty() || !request.Header(kHeaderSignature).empty() ||
+      !request.Header(kHeaderNonce).empty() || !request.Header(kHeaderTime).empty();
+  const std::string authorization = request.Header(kHeaderAuthorization);
+  if (signed_request || authorization.empty()) {
+    ENLACE_ASSIGN_OR_RETURN(DeviceRecord device, Authenticate(request));
+    log.device = ShortId(device.member.device);
+    return device.team;
+  }
+  const std::string token = BearerToken(authorization);
+  if (token.empty()) {
+    return Status::Unauthenticated("the authorization header must be \"Bearer <viewer token>\"");
+  }
+  ENLACE_ASSIGN_OR_RETURN(auto viewer, storage_.FindViewer(token));
+  if (!viewer) return Status::Unauthenticated("the viewer token is unknown");
+  log.viewer = viewer->id.substr(0, 8);
+  return viewer->team;
+}
+
+HttpResponse HubHandler::PublishReport(const HttpRequest& request, LogContext& log) {
+  if (request.Header(kHeaderDevice).empty() && !request.Header(kHeaderAuthorization).empty()) {
+    return Error(Status::PermissionDenied(
+        "a viewer token can only read published reports; a coordinator's device publishes them"));
+  }
+  auto device = Authenticate(request);
+  if (!device.ok()) return Error(device.status());
+  log.device = ShortId(device->member.device);
+  if (device->member.role != Role::kCoordinator) {
+    return Error(Status::PermissionDenied("only a coordinator can publish reports"));
+  }
+  ReportLimits limits;
+  limits.min_k = options_.report_min_k;
+  const ReportVerdict verdict = CheckReport(request.body, limits);
+  if (!verdict.ok()) {
+    ++reports_refused_;
+    return Json(verdict.http_status, {{"error", verdict.error}});
+  }
+  auto answer = storage_.PublishReport(*device, verdict.meta, request.body, Now());
+  if (!answer.ok()) return Error(answer.status());
+  log.report = answer->id;
+  ++reports_published_;
+  HttpResponse r;
+  r.content_type = "application/json";
+  r.body = EncodePublishReportAnswer(*answer);
+  return r;
+}
+
+HttpResponse HubHandler::ListReports(const HttpRequest& request, LogContext& log) {
+  auto team = AuthenticateReader(request, log);
+  if (!team.ok()) return Unauthorized(team.status());
+  auto reports = storage_.ListReports(*team);
+  if (!reports.ok()) return Error(reports.status());
+  HttpResponse r;
+  r.content_type = "application/json";
+  r.body = EncodeReportList(*reports);
+  return r;
+}
+
+HttpResponse HubHandler::GetReport(const HttpRequest& request, std::string_view id,
+                                   LogContext& log) {
+  auto team = AuthenticateReader(request, log);
+  if (!team.ok()) return Unauthorized(team.status());
+  std::string lower(id);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+  }
+  // Another team's report is as absent as one that never was.
+  const Status missing = Status::NotFound("no such report");
+  if (!IsReportId(lower)) return Error(missing);
+  auto body = storage_.GetReport(*team, lower);
+  if (!body.ok()) return Error(body.status());
+  if (!*body) return Error(missing);
+  log.report = lower;
+  ++reports_served_;
+  HttpResponse r;
+  r.content_type = "application/json";
+  r.body = std::move(**body);
+  return r;
 }
 
 }  // namespace enlace::hub

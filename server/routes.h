@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "enlace/hlc.h"
 #include "http.h"
@@ -21,6 +22,12 @@ struct HubOptions {
   size_t max_small_body_bytes = 64u << 10;  // join, invites, registration
   uint32_t max_pull_bytes = 4u << 20;       // cap on a response's writes
   uint64_t max_future_drift_ms = 5 * 60 * 1000;
+  // Published reports: the smallest k the hub accepts (serve
+  // --report-min-k), and the network body limit of /v1/reports. Bodies
+  // between kMaxReportBytes and this limit get a JSON 400 that says why;
+  // bigger ones a plain 413.
+  uint32_t report_min_k = 11;
+  size_t max_report_body_bytes = 2 * kMaxReportBytes;
   // Receives one JSON object per line (no secrets, no values). Empty: none.
   std::function<void(const std::string&)> log;
 };
@@ -33,14 +40,26 @@ class HubHandler final : public Handler {
   size_t MaxBodyBytes(std::string_view target) const override;
 
  private:
-  struct Authenticated;
-  HttpResponse Route(const HttpRequest& request, std::string& device_for_log);
+  // Who made a request and what it touched, for the log line. Never a
+  // token or a value.
+  struct LogContext {
+    std::string device;  // short device id
+    std::string viewer;  // short viewer-token id
+    std::string report;  // report id
+  };
+  HttpResponse Route(const HttpRequest& request, LogContext& log);
   HttpResponse Health();
   HttpResponse Metrics();
-  HttpResponse RegisterTeam(const HttpRequest& request, std::string& device_for_log);
-  HttpResponse CreateInvite(const HttpRequest& request, std::string& device_for_log);
-  HttpResponse Join(const HttpRequest& request, std::string& device_for_log);
-  HttpResponse Sync(const HttpRequest& request, std::string& device_for_log);
+  HttpResponse RegisterTeam(const HttpRequest& request, LogContext& log);
+  HttpResponse CreateInvite(const HttpRequest& request, LogContext& log);
+  HttpResponse Join(const HttpRequest& request, LogContext& log);
+  HttpResponse Sync(const HttpRequest& request, LogContext& log);
+  HttpResponse PublishReport(const HttpRequest& request, LogContext& log);
+  HttpResponse ListReports(const HttpRequest& request, LogContext& log);
+  HttpResponse GetReport(const HttpRequest& request, std::string_view id, LogContext& log);
+  // A reader of `team`'s reports: a signed request of a registered device
+  // (any role), or else `authorization: Bearer <viewer token>`.
+  Result<TeamId> AuthenticateReader(const HttpRequest& request, LogContext& log);
   // Checks signature headers, freshness and replay; with `known_key` set the
   // device need not be registered yet (registration and join).
   Result<RequestSignature> CheckSignature(const HttpRequest& request, const PublicKey32* known_key);
@@ -56,6 +75,9 @@ class HubHandler final : public Handler {
   std::atomic<uint64_t> writes_served_{0};
   std::atomic<uint64_t> bytes_in_{0};
   std::atomic<uint64_t> bytes_out_{0};
+  std::atomic<uint64_t> reports_published_{0};
+  std::atomic<uint64_t> reports_refused_{0};
+  std::atomic<uint64_t> reports_served_{0};
 };
 
 // The HTTP status for a core Status.

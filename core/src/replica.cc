@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "codec.h"
 #include "replica_impl.h"
@@ -23,6 +25,12 @@ namespace {
 
 constexpr char kMetaCounter[] = "write_counter";
 constexpr char kMetaHlc[] = "hlc";
+// 1 when this device created the team: its first coordinator.
+constexpr char kMetaTeamFounder[] = "team_founder";
+// The overlay record's fields and the file that keeps the newest accepted overlay write.
+constexpr char kOverlayField[] = "overlay";
+constexpr char kOverlayVersionField[] = "version";
+constexpr char kKeptOverlayFile[] = "overlay.write";
 constexpr size_t kMaxValueBytes = 64 * 1024;
 constexpr char kTrue[] = "true";
 constexpr char kFalse[] = "false";
@@ -52,6 +60,27 @@ const char* ExistenceValue(WriteKind kind) { return kind == WriteKind::kPut ? kF
 std::vector<std::string> WithExistence(std::vector<std::string> fields) {
   fields.push_back(kDeletedField);
   return fields;
+}
+
+// The one record of the overlay collection: id 00..01.
+RecordKey OverlayKey() {
+  RecordId id;
+  id.bytes.back() = 1;
+  return RecordKey{kOverlayCollection, id};
+}
+
+// The overlay text and version held in an overlay field value (a JSON string).
+Result<std::pair<std::string, uint32_t>> OverlayTextOf(std::string_view value) {
+  nlohmann::json v = nlohmann::json::parse(value.begin(), value.end(), nullptr, false);
+  if (!v.is_string()) return Status::InvalidArgument("the overlay record holds no overlay");
+  std::string text = v.get<std::string>();
+  nlohmann::json o = nlohmann::json::parse(text, nullptr, false);
+  if (!o.is_object() || !o.contains("version") || !o["version"].is_number_unsigned() ||
+      o["version"].get<uint64_t>() > UINT32_MAX) {
+    return Status::InvalidArgument("the overlay has no valid version");
+  }
+  const auto version = static_cast<uint32_t>(o["version"].get<uint64_t>());
+  return std::make_pair(std::move(text), version);
 }
 
 }  // namespace
@@ -286,7 +315,182 @@ Result<ApplyOutcome> Replica::Impl::Merge(const Write& w, const Bytes& encoded) 
     ENLACE_RETURN_IF_ERROR(store_->DeleteWrite(dot));
     if (dot.device == device()) ENLACE_RETURN_IF_ERROR(store_->RemoveFromOutbox(dot.counter));
   }
+  if (w.collection == kOverlayCollection) NoteOverlayWrite(w, encoded);
   return ApplyOutcome::kApplied;
+}
+
+// ---- schema and overlay ---------------------------------------------------------------
+
+Result<std::set<DeviceId>> Replica::Impl::Coordinators() {
+  ENLACE_ASSIGN_OR_RETURN(auto members, store_->ListMembers());
+  std::set<DeviceId> out;
+  bool self_listed = false;
+  for (const Member& m : members) {
+    if (m.device == device()) self_listed = true;
+    if (m.role == Role::kCoordinator && !m.revoked) out.insert(m.device);
+  }
+  if (!self_listed) {
+    ENLACE_ASSIGN_OR_RETURN(uint64_t founder, store_->GetMeta(kMetaTeamFounder));
+    if (founder != 0) out.insert(device());
+  }
+  return out;
+}
+
+Result<SchemaPack> Replica::Impl::OverlayFromWrite(const Write& w,
+                                                   const std::set<DeviceId>& coordinators) {
+  if (!coordinators.contains(w.dot.device)) {
+    return Status::PermissionDenied("the overlay written by device " +
+                                    w.dot.device.ToHex().substr(0, 8) +
+                                    " was ignored: that device is not a coordinator");
+  }
+  ENLACE_ASSIGN_OR_RETURN(const SecretBytes* key, TeamKey(w.key_version));
+  ENLACE_ASSIGN_OR_RETURN(auto values, internal::OpenWritePayload(w, *key));
+  for (size_t i = 0; i < w.fields.size(); ++i) {
+    if (w.fields[i] != kOverlayField) continue;
+    ENLACE_ASSIGN_OR_RETURN(auto overlay, OverlayTextOf(values[i]));
+    auto pack = SchemaPack::Builtin().WithOverlay(overlay.first);
+    if (!pack.ok()) {
+      return pack.status().WithContext("the overlay written by device " +
+                                       w.dot.device.ToHex().substr(0, 8) + " was ignored");
+    }
+    return pack;
+  }
+  return Status::InvalidArgument("the overlay write holds no overlay");
+}
+
+Status Replica::Impl::KeepOverlayWrite(const Bytes& encoded, uint32_t version) {
+  const std::filesystem::path path = std::filesystem::path(options_.dir) / kKeptOverlayFile;
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(encoded.data()),
+              static_cast<std::streamsize>(encoded.size()));
+    out.flush();
+    if (!out) return Status::IoError("cannot write " + tmp.string());
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::IoError("cannot write " + path.string() + ": " + ec.message());
+  kept_loaded_ = true;
+  kept_overlay_ = encoded;
+  kept_version_ = version;
+  return Status::Ok();
+}
+
+void Replica::Impl::LoadKeptOverlay() {
+  if (kept_loaded_) return;
+  kept_loaded_ = true;
+  std::ifstream in(std::filesystem::path(options_.dir) / kKeptOverlayFile, std::ios::binary);
+  if (!in) return;
+  Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto w = DecodeAndVerify(bytes);
+  if (!w.ok() || w->collection != kOverlayCollection) return;
+  auto key = TeamKey(w->key_version);
+  if (!key.ok()) return;
+  auto values = internal::OpenWritePayload(*w, **key);
+  if (!values.ok()) return;
+  for (size_t i = 0; i < w->fields.size(); ++i) {
+    if (w->fields[i] != kOverlayField) continue;
+    auto overlay = OverlayTextOf((*values)[i]);
+    if (!overlay.ok()) return;
+    kept_overlay_ = std::move(bytes);
+    kept_version_ = overlay->second;
+    return;
+  }
+}
+
+void Replica::Impl::NoteOverlayWrite(const Write& w, const Bytes& encoded) {
+  LoadKeptOverlay();
+  auto coordinators = Coordinators();
+  if (!coordinators.ok()) return;
+  auto pack = OverlayFromWrite(w, *coordinators);
+  if (!pack.ok() || pack->overlay_version() <= kept_version_) return;
+  (void)KeepOverlayWrite(encoded, pack->overlay_version());
+}
+
+Result<const SchemaPack*> Replica::Impl::EffectiveSchema() {
+  LoadKeptOverlay();
+  const RecordKey key = OverlayKey();
+  ENLACE_ASSIGN_OR_RETURN(auto state, store_->LoadRecord(key));
+  const std::vector<Sibling>* siblings = nullptr;
+  if (state) {
+    auto it = state->fields.find(kOverlayField);
+    if (it != state->fields.end() && !it->second.empty()) siblings = &it->second;
+  }
+  if (siblings == nullptr && !kept_overlay_) {
+    effective_ = &SchemaPack::Builtin();
+    schema_fingerprint_.clear();
+    overlay_status_.clear();
+    return effective_;
+  }
+  ENLACE_ASSIGN_OR_RETURN(std::set<DeviceId> coordinators, Coordinators());
+  // What the result depends on: the overlay siblings, the coordinators, the kept write.
+  std::string fingerprint = "v" + std::to_string(kept_version_) + ";";
+  for (const DeviceId& d : coordinators) fingerprint += d.ToHex() + ",";
+  if (siblings != nullptr) {
+    for (const Sibling& s : *siblings) {
+      fingerprint += ";" + s.dot.device.ToHex() + ":" + std::to_string(s.dot.counter);
+    }
+  }
+  if (effective_ != nullptr && fingerprint == schema_fingerprint_) return effective_;
+
+  std::optional<SchemaPack> best;
+  std::optional<Dot> best_dot;
+  std::vector<std::string> problems;
+  if (siblings != nullptr) {
+    // Newest first: the shown sibling, then concurrent ones.
+    std::vector<Sibling> ordered = *siblings;
+    std::sort(ordered.begin(), ordered.end(), [](const Sibling& a, const Sibling& b) {
+      return std::tie(a.hlc, a.dot.device) > std::tie(b.hlc, b.dot.device);
+    });
+    for (const Sibling& s : ordered) {
+      auto stored = store_->GetWrite(s.dot);
+      if (!stored.ok()) return stored.status();
+      if (!*stored) return Status::Corruption("the overlay's write is missing from the store");
+      ENLACE_ASSIGN_OR_RETURN(Write w, Write::Decode((*stored)->encoded, options_.limits));
+      auto pack = OverlayFromWrite(w, coordinators);
+      if (!pack.ok()) {
+        problems.push_back(pack.status().message());
+        continue;
+      }
+      if (!best || pack->overlay_version() > best->overlay_version()) {
+        best = std::move(pack).value();
+        best_dot = s.dot;
+      }
+    }
+  }
+  if (kept_overlay_ && (!best || kept_version_ > best->overlay_version())) {
+    auto w = Write::Decode(*kept_overlay_, options_.limits);
+    if (w.ok()) {
+      auto pack = OverlayFromWrite(*w, coordinators);
+      if (pack.ok() && (!best || pack->overlay_version() > best->overlay_version())) {
+        best = std::move(pack).value();
+        best_dot.reset();
+      }
+    }
+  }
+  if (best && best_dot && best->overlay_version() > kept_version_) {
+    // A coordinator's overlay accepted only now (its role became known later).
+    ENLACE_ASSIGN_OR_RETURN(auto stored, store_->GetWrite(*best_dot));
+    if (stored) (void)KeepOverlayWrite(stored->encoded, best->overlay_version());
+  }
+
+  overlay_status_.clear();
+  for (const std::string& p : problems) {
+    overlay_status_ += (overlay_status_.empty() ? "" : "; ") + p;
+  }
+  if (!overlay_status_.empty()) {
+    overlay_status_ += best ? "; using overlay version " + std::to_string(best->overlay_version())
+                            : "; using the built-in schema pack";
+  }
+  if (best) {
+    packs_.push_back(std::make_unique<const SchemaPack>(std::move(*best)));
+    effective_ = packs_.back().get();
+  } else {
+    effective_ = &SchemaPack::Builtin();
+  }
+  schema_fingerprint_ = std::move(fingerprint);
+  return effective_;
 }
 
 Result<std::string> Replica::Impl::SiblingValueOf(const std::string& field, const Sibling& s,
@@ -399,6 +603,8 @@ Result<TeamId> Replica::CreateTeam() {
   next.team_keys.emplace(1, SecretBytes::Random(internal::kAeadKeyBytes));
   const TeamId team = next.team;
   ENLACE_RETURN_IF_ERROR(impl_->vault().Update(std::move(next)));
+  // The team's creator is its first coordinator (Impl::Coordinators).
+  ENLACE_RETURN_IF_ERROR(impl_->store().SetMeta(kMetaTeamFounder, 1));
   return team;
 }
 
@@ -474,19 +680,27 @@ namespace {
 Status CheckCollection(std::string_view collection) {
   return ValidateName(collection, "collection");
 }
+
+// Collections that records may be written to by hand: valid, not reserved.
+Status CheckWritableCollection(std::string_view collection) {
+  ENLACE_RETURN_IF_ERROR(CheckCollection(collection));
+  if (IsReservedCollection(collection)) {
+    return Status::InvalidArgument("collection '" + std::string(collection) +
+                                   "' is reserved for enlace itself");
+  }
+  return Status::Ok();
+}
 }  // namespace
 
 Result<RecordId> Replica::Put(std::string_view collection, std::optional<RecordId> id,
                               const Fields& values) {
-  ENLACE_RETURN_IF_ERROR(CheckCollection(collection));
+  ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
   if (values.empty()) return Status::InvalidArgument("nothing to write: no fields given");
-  std::vector<std::string> fields;
-  std::vector<std::string> canonical;
+  Fields canonical_values;
   for (const auto& [field, value] : values) {
     ENLACE_RETURN_IF_ERROR(ValidateName(field, "field"));
     ENLACE_ASSIGN_OR_RETURN(std::string v, CanonicalValue(value, field));
-    fields.push_back(field);
-    canonical.push_back(std::move(v));
+    canonical_values.emplace(field, std::move(v));
   }
   const RecordKey key{std::string(collection), id ? *id : RecordId::Random()};
   auto& store = impl_->store();
@@ -501,9 +715,42 @@ Result<RecordId> Replica::Put(std::string_view collection, std::optional<RecordI
           "restore it first");
     }
   }
+  if (impl_->options().validate) {
+    const bool creating = !state;
+    ENLACE_ASSIGN_OR_RETURN(const SchemaPack* pack, impl_->EffectiveSchema());
+    if (creating) pack->FillDefaults(collection, canonical_values);
+    ENLACE_RETURN_IF_ERROR(pack->Validate(collection, canonical_values, creating));
+  }
+  std::vector<std::string> fields;
+  std::vector<std::string> canonical;
+  for (auto& [field, value] : canonical_values) {
+    fields.push_back(field);
+    canonical.push_back(std::move(value));
+  }
   ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kPut, fields, canonical));
   ENLACE_RETURN_IF_ERROR(tx->Commit());
   return key.record;
+}
+
+Status Replica::RunBatch(const std::function<Status()>& body) {
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
+  ENLACE_RETURN_IF_ERROR(body());
+  return tx->Commit();
+}
+
+Result<RecordId> Replica::DeriveRecordId(std::string_view collection,
+                                         std::string_view key) const {
+  const auto& keys = impl_->vault().secrets().team_keys;
+  if (keys.empty()) return Status::FailedPrecondition("this device has no team yet");
+  const internal::SecretBytes subkey =
+      internal::DeriveSubkey(keys.begin()->second, 1, "recordid", internal::kKdfKeyBytes);
+  std::string message(collection);
+  message.push_back('\0');
+  message.append(key);
+  const auto digest = internal::GenericHash(internal::AsBytes(message), subkey.view());
+  RecordId id;
+  std::copy_n(digest.begin(), id.bytes.size(), id.bytes.begin());
+  return id;
 }
 
 Result<Record> Replica::Get(std::string_view collection, const RecordId& id,
@@ -535,6 +782,9 @@ Result<std::vector<Conflict>> Replica::Conflicts() const {
   ENLACE_ASSIGN_OR_RETURN(auto keys, impl_->store().RecordsWithSeveralSiblings());
   std::vector<Conflict> out;
   for (const auto& key : keys) {
+    // Concurrent overlays are not for a person to resolve: publishing a new
+    // overlay covers them (Replica::Schema picks the newest valid one).
+    if (IsReservedCollection(key.collection)) continue;
     ENLACE_ASSIGN_OR_RETURN(auto state, impl_->store().LoadRecord(key));
     if (!state) continue;
     ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
@@ -583,7 +833,7 @@ Result<Record> LoadForChange(Replica::Impl& impl, const RecordKey& key, RecordSt
 }  // namespace
 
 Status Replica::Delete(std::string_view collection, const RecordId& id) {
-  ENLACE_RETURN_IF_ERROR(CheckCollection(collection));
+  ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
   const RecordKey key{std::string(collection), id};
   ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
   RecordState state;
@@ -594,7 +844,7 @@ Status Replica::Delete(std::string_view collection, const RecordId& id) {
 }
 
 Status Replica::Restore(std::string_view collection, const RecordId& id) {
-  ENLACE_RETURN_IF_ERROR(CheckCollection(collection));
+  ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
   const RecordKey key{std::string(collection), id};
   ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
   RecordState state;
@@ -606,7 +856,7 @@ Status Replica::Restore(std::string_view collection, const RecordId& id) {
 }
 
 Status Replica::Erase(std::string_view collection, const RecordId& id) {
-  ENLACE_RETURN_IF_ERROR(CheckCollection(collection));
+  ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
   const RecordKey key{std::string(collection), id};
   ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
   RecordState state;
@@ -625,6 +875,41 @@ Result<ApplyOutcome> Replica::ApplyRemote(std::span<const uint8_t> encoded_write
                                                                              encoded_write.end())));
   ENLACE_RETURN_IF_ERROR(tx->Commit());
   return outcome;
+}
+
+Result<const SchemaPack*> Replica::Schema() { return impl_->EffectiveSchema(); }
+
+std::string Replica::OverlayStatus() {
+  auto pack = impl_->EffectiveSchema();
+  if (!pack.ok()) return pack.status().ToString();
+  return impl_->overlay_status();
+}
+
+Status Replica::PublishOverlay(std::string_view overlay_json) {
+  ENLACE_ASSIGN_OR_RETURN(std::set<DeviceId> coordinators, impl_->Coordinators());
+  if (!coordinators.contains(impl_->device())) {
+    return Status::PermissionDenied("only a coordinator can publish the team's overlay");
+  }
+  ENLACE_ASSIGN_OR_RETURN(SchemaPack next, SchemaPack::Builtin().WithOverlay(overlay_json));
+  ENLACE_ASSIGN_OR_RETURN(const SchemaPack* current, impl_->EffectiveSchema());
+  if (next.overlay_version() <= current->overlay_version()) {
+    return Status::InvalidArgument("the overlay's version " +
+                                   std::to_string(next.overlay_version()) +
+                                   " must be greater than the team's current overlay version " +
+                                   std::to_string(current->overlay_version()));
+  }
+  // Stored compact: a JSON string holding the overlay's JSON text.
+  const std::string text =
+      nlohmann::json::parse(overlay_json.begin(), overlay_json.end(), nullptr, false).dump();
+  const std::string value = nlohmann::json(text).dump();
+  if (value.size() > kMaxValueBytes) {
+    return Status::InvalidArgument("the overlay is larger than 64 KiB");
+  }
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
+  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(OverlayKey(), WriteKind::kPut,
+                                           {kOverlayField, kOverlayVersionField},
+                                           {value, std::to_string(next.overlay_version())}));
+  return tx->Commit();
 }
 
 Result<std::vector<std::pair<uint64_t, Bytes>>> Replica::PendingWrites(size_t max_bytes) const {

@@ -5,10 +5,13 @@
 
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "enlace/replica.h"
+#include "enlace/schema.h"
 #include "merge.h"
 #include "store.h"
 #include "vault.h"
@@ -64,6 +67,15 @@ class Replica::Impl {
   Result<Record> BuildRecord(const internal::RecordKey& key,
                              const internal::RecordState& state) const;
 
+  // ---- schema (see Replica::Schema) ----
+  // The devices whose overlay writes count: coordinators the members table
+  // lists and does not mark revoked, and this device when it created the team.
+  Result<std::set<DeviceId>> Coordinators();
+  // The effective pack, recomputed when the overlay record, the coordinators
+  // or the kept overlay change; also sets overlay_status().
+  Result<const SchemaPack*> EffectiveSchema();
+  const std::string& overlay_status() const { return overlay_status_; }
+
  private:
   // Merges `write` into its record, stores it, purges what it superseded.
   Result<ApplyOutcome> Merge(const Write& write, const Bytes& encoded);
@@ -79,10 +91,32 @@ class Replica::Impl {
                                      OpenedWrites& opened) const;
   Status PersistClock();
 
+  // A merged write of the overlay record: when it comes from a coordinator
+  // and holds a valid overlay newer than the kept one, keeps its encoded
+  // bytes (ciphertext, as the hub stores it) in `overlay.write` beside the
+  // store, so that a later write by a non-coordinator, which supersedes it in
+  // the record, cannot take the team back to the base pack. Best effort.
+  void NoteOverlayWrite(const Write& write, const Bytes& encoded);
+  // The overlay of a kept or stored write: verified, from a coordinator,
+  // applied to the built-in pack. kPermissionDenied / kInvalidArgument say why not.
+  Result<SchemaPack> OverlayFromWrite(const Write& write, const std::set<DeviceId>& coordinators);
+  Status KeepOverlayWrite(const Bytes& encoded, uint32_t version);
+  // Loads `overlay.write` once.
+  void LoadKeptOverlay();
+
   ReplicaOptions options_;
   std::unique_ptr<internal::Vault> vault_;
   std::unique_ptr<internal::Store> store_;
   HybridClock clock_;
+
+  // Every pack EffectiveSchema computed (pointers handed out stay valid).
+  std::vector<std::unique_ptr<const SchemaPack>> packs_;
+  const SchemaPack* effective_ = nullptr;
+  std::string schema_fingerprint_;
+  std::string overlay_status_;
+  bool kept_loaded_ = false;
+  std::optional<Bytes> kept_overlay_;  // the encoded write in overlay.write
+  uint32_t kept_version_ = 0;          // its overlay version (0: none, or unusable)
 };
 
 // Parses a JSON text and returns its canonical form; kInvalidArgument unless

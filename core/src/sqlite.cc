@@ -218,16 +218,24 @@ Status RunMigrations(Db& db, std::span<const char* const> migrations, std::strin
 // ---- Transaction -----------------------------------------------------------------------
 
 Result<std::unique_ptr<Transaction>> Transaction::Begin(Db& db) {
-  ENLACE_RETURN_IF_ERROR(db.ExecScript("BEGIN IMMEDIATE"));
-  return std::unique_ptr<Transaction>(new Transaction(db));
+  // Inside an open transaction (a batch), a nested one is a savepoint: it
+  // commits into the outer one and rolls back only its own part.
+  const bool nested = sqlite3_get_autocommit(db.raw()) == 0;
+  ENLACE_RETURN_IF_ERROR(db.ExecScript(nested ? "SAVEPOINT nested" : "BEGIN IMMEDIATE"));
+  return std::unique_ptr<Transaction>(new Transaction(db, nested));
 }
 
 Transaction::~Transaction() {
-  if (!done_) (void)db_.ExecScript("ROLLBACK");
+  if (done_) return;
+  if (nested_) {
+    (void)db_.ExecScript("ROLLBACK TO nested; RELEASE nested");
+  } else {
+    (void)db_.ExecScript("ROLLBACK");
+  }
 }
 
 Status Transaction::Commit() {
-  ENLACE_RETURN_IF_ERROR(db_.ExecScript("COMMIT"));
+  ENLACE_RETURN_IF_ERROR(db_.ExecScript(nested_ ? "RELEASE nested" : "COMMIT"));
   done_ = true;
   return Status::Ok();
 }

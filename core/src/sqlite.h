@@ -105,7 +105,8 @@ Status RunMigrations(Db& db, std::span<const char* const> migrations, std::strin
 // Reads PRAGMA user_version.
 Result<int64_t> SchemaVersion(Db& db);
 
-// Begins IMMEDIATE; rolls back in the destructor unless Commit() succeeded.
+// Begins IMMEDIATE (or, inside an open transaction, a savepoint); rolls back
+// in the destructor unless Commit() succeeded.
 class Transaction {
  public:
   static Result<std::unique_ptr<Transaction>> Begin(Db& db);
@@ -113,8 +114,9 @@ class Transaction {
   Status Commit();
 
  private:
-  explicit Transaction(Db& db) : db_(db) {}
+  Transaction(Db& db, bool nested) : db_(db), nested_(nested) {}
   Db& db_;
+  bool nested_;  // a savepoint inside an outer transaction
   bool done_ = false;
 };
 

@@ -24,10 +24,11 @@ constexpr uint64_t kInviteWrapSubkey = 1;
 constexpr uint64_t kInviteVerifierSubkey = 2;
 
 // Signs `body` for `method path` with the device key, at the corrected clock.
-OutgoingRequest SignedRequest(Replica& replica, std::string path, Bytes body) {
+OutgoingRequest SignedRequest(Replica& replica, std::string path, Bytes body,
+                              std::string method = "POST") {
   auto& impl = replica.impl();
   OutgoingRequest r;
-  r.method = "POST";
+  r.method = std::move(method);
   r.path = std::move(path);
   r.body = std::move(body);
   const uint64_t now = impl.clock().WallMs();
@@ -168,6 +169,8 @@ Status StatusFromHubResponse(int http_status, std::string_view body) {
       return Status::FailedPrecondition(message);
     case 413:
       return Status::ResourceExhausted(message);
+    case 422:  // a report with a published value below k
+      return Status::InvalidArgument(message);
     default:
       return Status::Unavailable(message);
   }
@@ -373,6 +376,34 @@ Status HandleJoinResponse(Replica& replica, std::string_view code, std::span<con
   ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
   ENLACE_RETURN_IF_ERROR(TrustMembers(impl, resp.members_version, resp.members));
   return tx->Commit();
+}
+
+// ---- published reports ------------------------------------------------------------------
+
+Result<OutgoingRequest> BuildPublishReportRequest(Replica& replica, std::string_view report_json) {
+  if (replica.team().IsZero()) return Status::FailedPrecondition("this device has no team yet");
+  if (report_json.size() > kMaxReportBytes) {
+    return Status::ResourceExhausted("the report is larger than " +
+                                     std::to_string(kMaxReportBytes / 1024) + " KiB");
+  }
+  const auto j = nlohmann::json::parse(report_json.begin(), report_json.end(), nullptr, false);
+  if (!j.is_object()) return Status::InvalidArgument("the report is not a JSON object");
+  return SignedRequest(replica, kReportsPath, Bytes(report_json.begin(), report_json.end()));
+}
+
+Result<OutgoingRequest> BuildListReportsRequest(Replica& replica) {
+  if (replica.team().IsZero()) return Status::FailedPrecondition("this device has no team yet");
+  return SignedRequest(replica, kReportsPath, Bytes(), "GET");
+}
+
+Result<OutgoingRequest> BuildGetReportRequest(Replica& replica, std::string_view report_id) {
+  if (replica.team().IsZero()) return Status::FailedPrecondition("this device has no team yet");
+  std::string id(report_id);
+  std::transform(id.begin(), id.end(), id.begin(), [](char c) {
+    return c >= 'A' && c <= 'F' ? static_cast<char>(c - 'A' + 'a') : c;
+  });
+  if (!IsReportId(id)) return Status::InvalidArgument("a report id is 32 hex characters");
+  return SignedRequest(replica, std::string(kReportsPath) + "/" + id, Bytes(), "GET");
 }
 
 }  // namespace enlace

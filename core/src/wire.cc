@@ -1,6 +1,9 @@
 #include "enlace/wire.h"
 
 #include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "codec.h"
 #include "crypto.h"
@@ -336,6 +339,89 @@ Status VerifyRequestSignature(const RequestSignature& sig, const PublicKey32& si
     return Status::Unauthenticated("request signature does not verify");
   }
   return Status::Ok();
+}
+
+// ---- published reports ------------------------------------------------------------------
+
+bool IsReportId(std::string_view id) {
+  return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+namespace {
+
+using nlohmann::json;
+
+// The member `name` of `j` as T, or kCorruption naming it.
+template <typename T>
+Status JsonField(const json& j, const char* name, T& out) {
+  const auto it = j.find(name);
+  if (it == j.end()) return Status::Corruption(std::string("the answer has no ") + name);
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!it->is_string()) return Status::Corruption(std::string("bad ") + name + " in the answer");
+    out = it->template get<std::string>();
+  } else {
+    if (!it->is_number_unsigned() || it->template get<uint64_t>() > std::numeric_limits<T>::max()) {
+      return Status::Corruption(std::string("bad ") + name + " in the answer");
+    }
+    out = static_cast<T>(it->template get<uint64_t>());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string EncodePublishReportAnswer(const PublishReportAnswer& a) {
+  return json{{"id", a.id}, {"published_at_ms", a.published_at_ms}}.dump();
+}
+
+Result<PublishReportAnswer> DecodePublishReportAnswer(std::string_view body) {
+  const json j = json::parse(body.begin(), body.end(), nullptr, false);
+  if (!j.is_object()) return Status::Corruption("the hub's answer is not a JSON object");
+  PublishReportAnswer a;
+  ENLACE_RETURN_IF_ERROR(JsonField(j, "id", a.id));
+  ENLACE_RETURN_IF_ERROR(JsonField(j, "published_at_ms", a.published_at_ms));
+  if (!IsReportId(a.id)) return Status::Corruption("bad report id in the answer");
+  return a;
+}
+
+std::string EncodeReportList(const std::vector<ReportListing>& reports) {
+  json list = json::array();
+  for (const auto& r : reports) {
+    list.push_back({{"id", r.id},
+                    {"title", r.title},
+                    {"from", r.from},
+                    {"to", r.to},
+                    {"k", r.k},
+                    {"published_at_ms", r.published_at_ms},
+                    {"publisher", r.publisher.ToHex()}});
+  }
+  return json{{"reports", std::move(list)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<std::vector<ReportListing>> DecodeReportList(std::string_view body) {
+  const json j = json::parse(body.begin(), body.end(), nullptr, false);
+  if (!j.is_object() || !j.contains("reports") || !j["reports"].is_array()) {
+    return Status::Corruption("the hub's report list is malformed");
+  }
+  std::vector<ReportListing> out;
+  for (const auto& e : j["reports"]) {
+    if (!e.is_object()) return Status::Corruption("the hub's report list is malformed");
+    ReportListing r;
+    std::string publisher;
+    ENLACE_RETURN_IF_ERROR(JsonField(e, "id", r.id));
+    ENLACE_RETURN_IF_ERROR(JsonField(e, "title", r.title));
+    ENLACE_RETURN_IF_ERROR(JsonField(e, "from", r.from));
+    ENLACE_RETURN_IF_ERROR(JsonField(e, "to", r.to));
+    ENLACE_RETURN_IF_ERROR(JsonField(e, "k", r.k));
+    ENLACE_RETURN_IF_ERROR(JsonField(e, "published_at_ms", r.published_at_ms));
+    ENLACE_RETURN_IF_ERROR(JsonField(e, "publisher", publisher));
+    if (!IsReportId(r.id)) return Status::Corruption("bad report id in the answer");
+    auto device = DeviceId::FromHex(publisher);
+    if (!device.ok()) return Status::Corruption("bad publisher in the answer");
+    r.publisher = *device;
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 }  // namespace enlace

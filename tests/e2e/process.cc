@@ -30,6 +30,9 @@ std::vector<std::string> Environment(const std::map<std::string, std::string>& e
     const auto eq = kv.find('=');
     if (eq != std::string::npos) all[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
+  // English messages (the tests assert them) unless `extra` picks a language.
+  for (const char* name : {"LANGUAGE", "LC_ALL", "LC_MESSAGES"}) all.erase(name);
+  all["LANG"] = "C";
   for (const auto& [k, v] : extra) all[k] = v;
   std::vector<std::string> out;
   for (const auto& [k, v] : all) out.push_back(k + "=" + v);

@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,6 +32,8 @@
 #include "enlace/write.h"
 
 namespace enlace {
+
+class SchemaPack;
 
 // Argon2id cost of the passphrase. Interactive() is the default (64 MiB);
 // Minimum() exists for tests only.
@@ -48,6 +51,11 @@ struct ReplicaOptions {
   HlcOptions clock;                      // wall clock and future-drift limit
   bool in_memory_store = false;          // tests: keep store.db in memory
   WriteLimits limits;                    // applied to every incoming write
+  // Put and Resolve check values against the effective schema pack (the
+  // built-in pack plus the team's overlay) and fill defaults of new records.
+  // Off for free-form records (core tests); the CLI and the C API turn it on.
+  // Reading and ApplyRemote never validate.
+  bool validate = false;
 };
 
 using PublicKey = std::array<uint8_t, 32>;
@@ -147,9 +155,27 @@ class Replica {
   // ---- records ----------------------------------------------------------------
   // Sets `values` on a record: a new one (random id) when `id` is empty, or
   // the given one, new or existing. kInvalidArgument for a bad name or
-  // value; kFailedPrecondition if the record is deleted (Restore first).
+  // value, for a collection in the reserved "enlace." namespace, and (with
+  // ReplicaOptions::validate) for values the effective schema refuses, in
+  // which case nothing is written; creating a record then also fills the
+  // schema's defaults. kFailedPrecondition if the record is deleted (Restore
+  // first).
   Result<RecordId> Put(std::string_view collection, std::optional<RecordId> id,
                        const Fields& values);
+
+  // Runs `body` in one store transaction, so every write it makes becomes
+  // durable together (one fsync for a whole import batch) or, when `body`
+  // returns an error, not at all. Each Put inside is a savepoint: a Put
+  // refused inside the batch leaves the others. Returns body's status, or
+  // the store's error.
+  Status RunBatch(const std::function<Status()>& body);
+
+  // A record id derived from `key` under the team's first key: the same on
+  // every device of the team, and meaningless to whoever lacks the team key
+  // (the hub sees record ids). Imports use it so that a spreadsheet row
+  // imported twice, on any device, is one record. kFailedPrecondition
+  // without a team.
+  Result<RecordId> DeriveRecordId(std::string_view collection, std::string_view key) const;
 
   // The record with shown values and conflicts. kNotFound when it does not
   // exist or is deleted (unless `include_deleted`).
@@ -165,6 +191,7 @@ class Replica {
 
   // Resolves a conflict with `value`, covering every sibling this device has
   // seen. For kDeletedField, "true" confirms the delete and "false" restores.
+  // With ReplicaOptions::validate, `value` is checked like a Put's.
   Status Resolve(std::string_view collection, const RecordId& id, std::string_view field,
                  std::string_view value);
 
@@ -179,6 +206,30 @@ class Replica {
   // Verifies (team, trusted signer, signature, clock drift, payload) and
   // merges an encoded write from another device. Bad input changes nothing.
   Result<ApplyOutcome> ApplyRemote(std::span<const uint8_t> encoded_write);
+
+  // ---- schema and team overlay ---------------------------------------------------
+  // The effective schema pack: SchemaPack::Builtin() extended by the team's
+  // overlay, when the overlay record holds a valid overlay last written by a
+  // coordinator (per the members this device knows); otherwise the newest
+  // valid overlay seen before, or the built-in pack. Cached; recomputed when
+  // the overlay record or the members change. The pack is owned by the
+  // Replica and stays valid for its life (a later call may return another).
+  // kIoError/kCorruption only when the store fails.
+  Result<const SchemaPack*> Schema();
+
+  // Publishes `overlay_json` (docs/SCHEMA.md) to the team as an ordinary
+  // signed, encrypted write of the reserved record that travels by sync.
+  // kPermissionDenied unless this device is a coordinator (it created the
+  // team, or the hub lists it as one); kInvalidArgument when the overlay does
+  // not apply to the built-in pack or its version is not greater than the
+  // current overlay's. Nothing is written on error.
+  Status PublishOverlay(std::string_view overlay_json);
+
+  // Why the team overlay is not (fully) in effect, e.g. "the overlay written
+  // by device 3f2a... was ignored: that device is not a coordinator; using
+  // overlay version 2"; empty when the effective pack is the latest overlay
+  // (or the built-in pack and no overlay was ever published).
+  std::string OverlayStatus();
 
   // ---- outbox -----------------------------------------------------------------
   // Own writes not yet acknowledged by a hub, in counter order, as

@@ -127,6 +127,26 @@ Result<OutgoingRequest> BuildJoinRequest(Replica& replica, std::string_view code
 // Unwraps the team keys with the code's secret and trusts the members.
 Status HandleJoinResponse(Replica& replica, std::string_view code, std::span<const uint8_t> body);
 
+// ---- published reports ------------------------------------------------------------------
+
+// A coordinator publishes `report_json` (an aggregate, suppressed report in
+// the format of docs/REPORTS.md) to its team's hub: POST /v1/reports,
+// signed. Checked here only for size (kMaxReportBytes, else
+// kResourceExhausted) and for being a JSON object (kInvalidArgument); the
+// hub checks the rest and refuses a published value below k with HTTP 422.
+// kFailedPrecondition without a team. The answer goes to
+// DecodePublishReportAnswer (wire.h).
+Result<OutgoingRequest> BuildPublishReportRequest(Replica& replica, std::string_view report_json);
+
+// Any team member: GET /v1/reports, signed, empty body. The answer goes to
+// DecodeReportList (wire.h).
+Result<OutgoingRequest> BuildListReportsRequest(Replica& replica);
+
+// Any team member: GET /v1/reports/<id>, signed. The answer is the report's
+// JSON exactly as it was published. kInvalidArgument for an id that is not
+// 32 hex characters (upper case is accepted).
+Result<OutgoingRequest> BuildGetReportRequest(Replica& replica, std::string_view report_id);
+
 }  // namespace enlace
 
 #endif  // ENLACE_SYNC_H_

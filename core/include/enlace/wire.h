@@ -175,6 +175,49 @@ Status VerifyRequestSignature(const RequestSignature& sig, const PublicKey32& si
                               std::string_view method, std::string_view path,
                               std::span<const uint8_t> body);
 
+// ---- published reports -------------------------------------------------------------
+//
+// A coordinator publishes an aggregate, small-cell-suppressed report (JSON,
+// docs/REPORTS.md) to its team's hub; team members (signed requests) and the
+// team's viewer tokens (`authorization: Bearer vt-...`) read it back. These
+// answers are JSON, not envelopes (docs/PROTOCOL.md §16).
+
+// POST publishes (coordinator only), GET lists; GET kReportsPath + "/" + id
+// fetches one report, byte for byte as it was published.
+inline constexpr char kReportsPath[] = "/v1/reports";
+inline constexpr char kHeaderAuthorization[] = "authorization";
+// The largest report the hub accepts, in bytes of JSON.
+inline constexpr size_t kMaxReportBytes = 256 * 1024;
+
+// The hub's answer to a publication.
+struct PublishReportAnswer {
+  std::string id;  // 32 lower-case hex characters
+  uint64_t published_at_ms = 0;
+  friend bool operator==(const PublishReportAnswer&, const PublishReportAnswer&) = default;
+};
+
+// One entry of GET /v1/reports, newest first.
+struct ReportListing {
+  std::string id;
+  std::string title;
+  std::string from;  // "YYYY-MM-DD" or ""
+  std::string to;
+  uint32_t k = 0;
+  uint64_t published_at_ms = 0;
+  DeviceId publisher;
+  friend bool operator==(const ReportListing&, const ReportListing&) = default;
+};
+
+// The JSON texts of the answers, and their parsers. A parser refuses
+// anything that is not exactly the documented shape (kCorruption).
+std::string EncodePublishReportAnswer(const PublishReportAnswer& answer);
+Result<PublishReportAnswer> DecodePublishReportAnswer(std::string_view body);
+std::string EncodeReportList(const std::vector<ReportListing>& reports);
+Result<std::vector<ReportListing>> DecodeReportList(std::string_view body);
+
+// True for a report id as the hub makes them: 32 lower-case hex characters.
+bool IsReportId(std::string_view id);
+
 }  // namespace enlace
 
 #endif  // ENLACE_WIRE_H_

@@ -1,0 +1,330 @@
+#include "report_check.h"
+
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <vector>
+
+namespace enlace::hub {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxTextBytes = 256;   // dimension names, categories, labels
+constexpr size_t kMaxTitleBytes = 512;  // the title
+
+// The members a report may have. Anything else is refused: the hub stores
+// and serves the body as it came, so an unknown member would be an
+// unchecked channel past the small-cell check.
+const std::set<std::string, std::less<>> kTopLevel = {
+    "version", "k", "title", "from", "to", "generated_at", "dims", "cells", "margins", "total"};
+// No "why": telling primary from complementary suppression would show which
+// hidden counts are the small ones.
+const std::set<std::string, std::less<>> kEntryMembers = {"index", "value", "suppressed"};
+const std::set<std::string, std::less<>> kDimMembers = {"name", "categories", "labels"};
+
+ReportVerdict Bad(std::string error) { return {400, std::move(error), {}}; }
+ReportVerdict BelowK(std::string error) { return {422, std::move(error), {}}; }
+
+// First pass: well-formed, not too deep, no object with a key twice. (A
+// parser keeping the last of two "value" members would check one number
+// and serve the other to readers that keep the first.)
+class Shape {
+ public:
+  explicit Shape(size_t max_depth) : max_depth_(max_depth) {}
+  const std::string& error() const { return error_; }
+
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const json::string_t&) { return true; }
+  bool string(json::string_t&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  bool start_object(std::size_t) {
+    keys_.emplace_back();
+    return Enter();
+  }
+  bool key(json::string_t& k) {
+    if (!keys_.back().insert(k).second) {
+      error_ = "the report has the key \"" + k + "\" twice in one object";
+      return false;
+    }
+    return true;
+  }
+  bool end_object() {
+    keys_.pop_back();
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) { return Enter(); }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  // The position only: the parser's message quotes the input, which need
+  // not be UTF-8.
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception&) {
+    error_ = "the report is not well-formed JSON (at byte " + std::to_string(position) + ")";
+    return false;
+  }
+
+ private:
+  bool Enter() {
+    if (++depth_ > max_depth_) {
+      error_ = "the report nests deeper than a report can";
+      return false;
+    }
+    return true;
+  }
+  size_t max_depth_;
+  size_t depth_ = 0;
+  std::vector<std::set<std::string>> keys_;
+  std::string error_;
+};
+
+bool IsDate(const std::string& s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return true;
+}
+
+// An optional string member; "" when absent.
+bool OptionalText(const json& j, const char* name, size_t max, std::string& out,
+                  std::string& error) {
+  const auto it = j.find(name);
+  if (it == j.end()) return true;
+  if (!it->is_string() || it->get_ref<const std::string&>().size() > max) {
+    error = std::string("the report's \"") + name + "\" must be a text of at most " +
+            std::to_string(max) + " bytes";
+    return false;
+  }
+  out = it->get<std::string>();
+  return true;
+}
+
+struct Dim {
+  std::string name;
+  std::vector<std::string> categories;
+};
+
+// "cell [0,2] (01, Sexual)" or "margin [0,all] (01, all)".
+std::string Describe(const char* what, const std::vector<Dim>& dims, const json& index) {
+  std::string at = "[";
+  std::string names = "(";
+  for (size_t i = 0; i < index.size(); ++i) {
+    if (i > 0) {
+      at += ",";
+      names += ", ";
+    }
+    if (index[i].is_null()) {
+      at += "all";
+      names += "all";
+    } else {
+      const auto c = index[i].get<uint64_t>();
+      at += std::to_string(c);
+      names += dims[i].name + "=" + dims[i].categories[c];
+    }
+  }
+  return std::string(what) + " " + at + "] " + names + ")";
+}
+
+// Checks one published entry's value against k: an integer that is 0 or
+// >= k, or null with "suppressed": true. `name` names it in errors.
+ReportVerdict CheckValue(const json& entry, const std::string& name, uint32_t k) {
+  bool suppressed = false;
+  if (const auto s = entry.find("suppressed"); s != entry.end()) {
+    if (!s->is_boolean()) return Bad(name + ": \"suppressed\" must be true or false");
+    suppressed = s->get<bool>();
+  }
+  const auto v = entry.find("value");
+  if (v == entry.end()) return Bad(name + " has no \"value\" (a number, or null when suppressed)");
+  if (v->is_null()) {
+    if (!suppressed) return Bad(name + " has a null value but is not marked \"suppressed\": true");
+    return {};
+  }
+  if (suppressed) {
+    return BelowK(name +
+                  " is marked suppressed but carries a value; a suppressed value must be "
+                  "null, or it is published");
+  }
+  if (v->is_number_unsigned()) {
+    const uint64_t n = v->get<uint64_t>();
+    if (n != 0 && n < k) {
+      // The value itself stays out of the message: it would reach the log.
+      return BelowK(name + " is below k = " + std::to_string(k) +
+                    "; it must be suppressed before the report is published");
+    }
+    return {};
+  }
+  if (v->is_number_integer()) return Bad(name + " has a negative value");
+  return Bad(name + " has a value that is not a whole number");
+}
+
+// Checks a list of cells (`margins` false) or margins. Every index lists
+// one position per dimension, in range; a margin has "all" (null) in at
+// least one place; no index appears twice.
+ReportVerdict CheckEntries(const json& list, bool margins, const std::vector<Dim>& dims, uint32_t k,
+                           const ReportLimits& limits) {
+  const char* what = margins ? "margin" : "cell";
+  const std::string plural = margins ? "margins" : "cells";
+  if (!list.is_array()) return Bad("the report's \"" + plural + "\" must be a list");
+  if (list.size() > limits.max_cells) {
+    return Bad("the report has more than " + std::to_string(limits.max_cells) + " " + plural);
+  }
+  std::set<std::vector<int64_t>> seen;
+  for (const auto& entry : list) {
+    if (!entry.is_object())
+      return Bad("every one of the report's " + plural + " must be an object");
+    for (const auto& [key, value] : entry.items()) {
+      if (!kEntryMembers.contains(key)) {
+        return Bad("a " + std::string(what) + " has the unknown member \"" + key + "\"");
+      }
+    }
+    const auto index = entry.find("index");
+    if (index == entry.end() || !index->is_array() || index->size() != dims.size()) {
+      return Bad("every " + std::string(what) +
+                 " needs an \"index\" with one position per dimension (" +
+                 std::to_string(dims.size()) + ")");
+    }
+    std::vector<int64_t> key;
+    bool any_all = false;
+    for (size_t i = 0; i < dims.size(); ++i) {
+      const json& p = (*index)[i];
+      if (p.is_null() && margins) {
+        any_all = true;
+        key.push_back(-1);
+        continue;
+      }
+      if (!p.is_number_unsigned() || p.get<uint64_t>() >= dims[i].categories.size()) {
+        return Bad("a " + std::string(what) + " index is out of range for dimension \"" +
+                   dims[i].name + "\"");
+      }
+      key.push_back(static_cast<int64_t>(p.get<uint64_t>()));
+    }
+    if (margins && !any_all) return Bad("a margin's index needs null (all) in at least one place");
+    const std::string name = Describe(what, dims, *index);
+    if (!seen.insert(key).second) return Bad(name + " is listed twice");
+    ReportVerdict v = CheckValue(entry, name, k);
+    if (!v.ok()) return v;
+  }
+  return {};
+}
+
+}  // namespace
+
+ReportVerdict CheckReport(std::string_view body, const ReportLimits& limits) {
+  try {
+    if (body.size() > limits.max_bytes) {
+      return Bad("the report is larger than " + std::to_string(limits.max_bytes / 1024) + " KiB");
+    }
+    Shape shape(limits.max_depth);
+    if (!json::sax_parse(body.begin(), body.end(), &shape)) {
+      return Bad(shape.error().empty() ? "the report is not well-formed JSON" : shape.error());
+    }
+    const json j = json::parse(body.begin(), body.end(), nullptr, false);
+    if (!j.is_object()) return Bad("the report must be a JSON object");
+    for (const auto& [key, value] : j.items()) {
+      if (!kTopLevel.contains(key)) return Bad("the report has the unknown member \"" + key + "\"");
+    }
+
+    const auto version = j.find("version");
+    if (version == j.end() || !version->is_number_unsigned() || version->get<uint64_t>() != 1) {
+      return Bad("the report's \"version\" must be 1 (the only report format this hub knows)");
+    }
+    const auto kj = j.find("k");
+    if (kj == j.end() || !kj->is_number_integer()) {
+      return Bad("the report's \"k\" must be a whole number");
+    }
+    if (!kj->is_number_unsigned() || kj->get<uint64_t>() < limits.min_k) {
+      return BelowK("the report's k (" + kj->dump() + ") is below this hub's minimum of " +
+                    std::to_string(limits.min_k));
+    }
+    if (kj->get<uint64_t>() > std::numeric_limits<uint32_t>::max()) {
+      return Bad("the report's \"k\" is too large");
+    }
+    ReportVerdict out;
+    out.meta.k = static_cast<uint32_t>(kj->get<uint64_t>());
+    std::string error, generated_at;
+    if (!OptionalText(j, "title", kMaxTitleBytes, out.meta.title, error) ||
+        !OptionalText(j, "from", 10, out.meta.from, error) ||
+        !OptionalText(j, "to", 10, out.meta.to, error) ||
+        !OptionalText(j, "generated_at", 64, generated_at, error)) {
+      return Bad(error);
+    }
+    for (const std::string* d : {&out.meta.from, &out.meta.to}) {
+      if (!d->empty() && !IsDate(*d)) {
+        return Bad("the report's \"from\" and \"to\" must be dates YYYY-MM-DD, or empty");
+      }
+    }
+
+    const auto dims_j = j.find("dims");
+    if (dims_j == j.end() || !dims_j->is_array() || dims_j->empty()) {
+      return Bad("the report needs \"dims\", a list of its dimensions");
+    }
+    if (dims_j->size() > limits.max_dims) {
+      return Bad("the report has " + std::to_string(dims_j->size()) + " dimensions; at most " +
+                 std::to_string(limits.max_dims) + " are allowed");
+    }
+    std::vector<Dim> dims;
+    for (const auto& d : *dims_j) {
+      if (!d.is_object()) return Bad("every dimension must be an object");
+      for (const auto& [key, value] : d.items()) {
+        if (!kDimMembers.contains(key)) {
+          return Bad("a dimension has the unknown member \"" + key + "\"");
+        }
+      }
+      Dim dim;
+      const auto name = d.find("name");
+      if (name == d.end() || !name->is_string() || name->get_ref<const std::string&>().empty() ||
+          name->get_ref<const std::string&>().size() > kMaxTextBytes) {
+        return Bad("every dimension needs a \"name\"");
+      }
+      dim.name = name->get<std::string>();
+      const auto cats = d.find("categories");
+      if (cats == d.end() || !cats->is_array() || cats->size() > limits.max_cells) {
+        return Bad("dimension \"" + dim.name + "\" needs a list of \"categories\"");
+      }
+      for (const auto& c : *cats) {
+        if (!c.is_string() || c.get_ref<const std::string&>().size() > kMaxTextBytes) {
+          return Bad("dimension \"" + dim.name + "\" has a category that is not a short text");
+        }
+        dim.categories.push_back(c.get<std::string>());
+      }
+      if (const auto labels = d.find("labels"); labels != d.end()) {
+        if (!labels->is_array() || labels->size() != cats->size()) {
+          return Bad("dimension \"" + dim.name + "\" needs one label per category");
+        }
+        for (const auto& l : *labels) {
+          if (!l.is_string() || l.get_ref<const std::string&>().size() > kMaxTextBytes) {
+            return Bad("dimension \"" + dim.name + "\" has a label that is not a short text");
+          }
+        }
+      }
+      dims.push_back(std::move(dim));
+    }
+
+    const auto cells = j.find("cells");
+    if (cells == j.end()) return Bad("the report has no \"cells\"");
+    ReportVerdict v = CheckEntries(*cells, false, dims, out.meta.k, limits);
+    if (!v.ok()) return v;
+    if (const auto margins = j.find("margins"); margins != j.end()) {
+      v = CheckEntries(*margins, true, dims, out.meta.k, limits);
+      if (!v.ok()) return v;
+    }
+    if (const auto total = j.find("total"); total != j.end()) {
+      // The total stands alone: null means withheld.
+      json entry = {{"value", *total}, {"suppressed", total->is_null()}};
+      v = CheckValue(entry, "the total", out.meta.k);
+      if (!v.ok()) return v;
+    }
+    return out;
+  } catch (const std::exception&) {
+    return Bad("the report could not be read");
+  }
+}
+
+}  // namespace enlace::hub

@@ -1,0 +1,313 @@
+// Case work end to end, as a new user would meet it on the demo hub: a case
+// captured in Spanish through guided prompts on a terminal (a real
+// pseudo-terminal), seen on another device after sync, exported (CSV, JSON,
+// CTDC), imported from a spreadsheet, and reported with small cells
+// suppressed, as a table and an SVG chart, then published to the hub.
+#include <doctest/doctest.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "enlace/schema.h"
+#include "process.h"
+#include "test_util.h"
+
+namespace enlace {
+namespace {
+
+using nlohmann::json;
+using testing::HubProcess;
+using testing::RunResult;
+using testing::TempDir;
+
+const std::string kHub = ENLACE_HUB_BIN;
+const std::string kCli = ENLACE_CLI_BIN;
+
+struct Device {
+  std::string home;
+  std::string passphrase = "una frase larga de prueba";
+
+  std::map<std::string, std::string> Env(std::map<std::string, std::string> env = {}) const {
+    env.emplace("ENLACE_PASSPHRASE", passphrase);
+    env.emplace("ENLACE_KDF", "min");
+    env.emplace("ENLACE_RETRY_BASE_MS", "20");
+    env.emplace("LANG", "C");
+    env.emplace("LANGUAGE", "");
+    return env;
+  }
+  RunResult Run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) const {
+    std::vector<std::string> argv = {kCli, "--home", home};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::Run(argv, Env(std::move(env)));
+  }
+  json Json(std::vector<std::string> args) const {
+    args.insert(args.begin(), "--json");
+    const RunResult r = Run(args);
+    INFO("enlace ", args[1], " stdout: ", r.out, " stderr: ", r.err);
+    REQUIRE(r.exit_code == 0);
+    return json::parse(r.out);
+  }
+  void Ok(std::vector<std::string> args) const {
+    const RunResult r = Run(args);
+    INFO("enlace ", args[0], " stdout: ", r.out, " stderr: ", r.err);
+    REQUIRE(r.exit_code == 0);
+  }
+};
+
+std::string BootstrapToken(const std::string& data) {
+  const RunResult r = testing::Run({kHub, "admin", "bootstrap-token", "--data", data});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  std::string token = r.out;
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  return token;
+}
+
+struct Office {
+  TempDir dir;
+  std::string data = dir.File("hub");
+  std::unique_ptr<HubProcess> hub = std::make_unique<HubProcess>(kHub, data);
+  Device coord{dir.File("coord")};
+
+  Office() {
+    coord.Ok({"init", "--hub", hub->url(), "--team", "Tlaxcala", "--token", BootstrapToken(data),
+              "--name", "coordinadora"});
+  }
+  Device Join(const std::string& name) {
+    Device d{dir.File(name)};
+    const std::string code = coord.Json({"invite", "--role", "field"})["code"].get<std::string>();
+    d.Ok({"join", code, "--name", name});
+    return d;
+  }
+};
+
+std::string Slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs the CLI on a pseudo-terminal, typing `answers` (one per line), and
+// returns everything it showed and its exit code.
+RunResult RunOnTerminal(const Device& device, const std::vector<std::string>& args,
+                        const std::vector<std::string>& answers,
+                        const std::map<std::string, std::string>& env) {
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    for (const auto& [k, v] : device.Env(env)) ::setenv(k.c_str(), v.c_str(), 1);
+    std::vector<std::string> argv = {kCli, "--home", device.home};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    ::execv(kCli.c_str(), cargv.data());
+    ::_exit(127);
+  }
+  // Answers are typed one by one, each after the program asked (a prompt
+  // ends without a newline), as a person would.
+  std::string shown;
+  size_t next = 0;
+  size_t asked_at = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{master, POLLIN, 0};
+    const int ready = ::poll(&p, 1, 200);
+    if (ready > 0) {
+      char buf[4096];
+      const ssize_t n = ::read(master, buf, sizeof buf);
+      if (n <= 0) break;  // the child closed the terminal
+      shown.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    // Quiet: when the last thing shown is a prompt ("> " or "] "), answer.
+    const std::string tail = shown.size() > 2 ? shown.substr(shown.size() - 2) : shown;
+    if (shown.size() > asked_at && (tail == "> " || tail == "] ") && next < answers.size()) {
+      const std::string line = answers[next++] + "\r";
+      REQUIRE(::write(master, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+      asked_at = shown.size() + line.size();
+    }
+  }
+  int status = 0;
+  ::kill(pid, SIGKILL);  // no-op when it already ended
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+  RunResult r;
+  r.out = shown;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+// The answers to the guided `case new`: a value for some fields, Enter for
+// the rest, in the pack's order, and "s" to each "save?".
+std::vector<std::string> CaseAnswers(const std::map<std::string, std::string>& person,
+                                     const std::map<std::string, std::string>& the_case) {
+  const SchemaPack& pack = SchemaPack::Builtin();
+  std::vector<std::string> answers;
+  for (const auto& [collection, values] :
+       std::vector<std::pair<std::string, std::map<std::string, std::string>>>{
+           {"persons", person}, {"cases", the_case}}) {
+    for (const FieldDef& f : pack.FindCollection(collection)->fields) {
+      if (f.name == "cas_Person") continue;  // filled by the command
+      auto it = values.find(f.name);
+      answers.push_back(it == values.end() ? "" : it->second);
+    }
+    answers.push_back("s");
+  }
+  return answers;
+}
+
+TEST_CASE("a case captured in Spanish on a terminal reaches the coordinator, exports and reports") {
+  Office o;
+  Device ana = o.Join("ana");
+
+  const RunResult capture =
+      RunOnTerminal(ana, {"case", "new"},
+                    CaseAnswers({{"prs_FirstName", "María"},
+                                 {"prs_LastName", "López"},
+                                 {"prs_Gender", "1"},                   // numbered choice: Femenino
+                                 {"prs_Citizenship", "MX, Guatemala"},  // a code and a name
+                                 {"vic_TraffickingStatus", "2"},        // Actual
+                                 {"vic_AgeWhenTrafficked", "16"},
+                                 {"vic_TypeOfExploitation", "2"},  // sexual exploitation
+                                 {"vic_MethodsOfControl", "RestrictsMovement"}},
+                                {{"cas_Title", "Tenancingo, calle"}}),
+                    {{"LANG", "es_MX.UTF-8"}});
+  INFO("terminal: ", capture.out);
+  REQUIRE(capture.exit_code == 0);
+  // Spanish prompts and labels, and the Spanish confirmation.
+  CHECK(capture.out.find("Caso nuevo") != std::string::npos);
+  CHECK(capture.out.find("(obligatorio)") != std::string::npos);
+  CHECK(capture.out.find("Guardar?") != std::string::npos);
+  CHECK(capture.out.find("creado") != std::string::npos);
+
+  ana.Ok({"sync"});
+  o.coord.Ok({"sync"});
+  const json cases = o.coord.Json({"case", "list"});
+  REQUIRE(cases.size() == 1);
+  CHECK(cases[0]["cas_Status"] == "Active");
+  CHECK(cases[0]["cas_CaseOwner"] == "ana");
+  CHECK(cases[0]["person_name"] == "María López");
+  const std::string case_id = cases[0]["id"];
+  const json shown = o.coord.Json({"case", "show", case_id.substr(0, 8)});
+  CHECK(shown["person"]["prs_Citizenship"] == json::array({"MX", "GT"}));
+  CHECK(shown["person"]["vic_MethodsOfControl"] == json::array({"RestrictsMovement"}));
+
+  // Search finds her without the accent; status filters.
+  CHECK(o.coord.Json({"case", "list", "--search", "lopez"}).size() == 1);
+  CHECK(o.coord.Json({"case", "list", "--status", "Closed"}).empty());
+
+  // An event and an outgoing referral, non-interactively.
+  o.coord.Ok({"event", "add", case_id.substr(0, 8), "--set", "hte_Type=Exploitation", "--set",
+              "hte_Country=MX", "--set", "hte_FederalEntity=29", "--set", "hte_Date=2026-10-02"});
+  o.coord.Ok({"referral", "add", case_id.substr(0, 8), "--direction", "out", "--close", "--set",
+              "cas_ReferredOrganisation=DIF Tlaxcala"});
+  const json after = o.coord.Json({"case", "show", case_id});
+  CHECK(after["case"]["cas_Status"] == "ClosedReferred");
+  REQUIRE(after["events"].size() == 1);
+  CHECK(after["events"][0]["hte_FederalEntity"] == "29");
+
+  // Exports: identifying fields only for a coordinator who asks.
+  const RunResult plain = o.coord.Run({"export", "--format", "csv", "--collection", "persons"});
+  REQUIRE(plain.exit_code == 0);
+  CHECK(plain.out.find("María") == std::string::npos);
+  CHECK(plain.out.find("prs_Gender") != std::string::npos);
+  CHECK(plain.out.find("Feminine") != std::string::npos);
+  const RunResult full = o.coord.Run(
+      {"export", "--format", "csv", "--collection", "persons", "--include-identifying"});
+  REQUIRE(full.exit_code == 0);
+  CHECK(full.out.find("María") != std::string::npos);
+  CHECK(ana.Run({"export", "--format", "json", "--include-identifying"}).exit_code == 5);
+
+  const RunResult ctdc = o.coord.Run({"export", "--format", "ctdc"});
+  REQUIRE(ctdc.exit_code == 0);
+  std::istringstream lines(ctdc.out);
+  std::string header, row;
+  std::getline(lines, header);
+  std::getline(lines, row);
+  CHECK(header.find("ageBroad") != std::string::npos);
+  CHECK(row.find("Female") != std::string::npos);
+  CHECK(row.find("9--17") != std::string::npos);
+  CHECK(row.find("MEX") != std::string::npos);
+
+  // Reports: one victim is a small cell, never shown; the SVG is drawn.
+  const std::string svg = o.dir.File("report.svg");
+  o.coord.Ok({"report", "--by", "gender", "--format", "svg", "--output", svg});
+  const std::string chart = Slurp(svg);
+  CHECK(chart.find("<svg") != std::string::npos);
+  CHECK(chart.find("</svg>") != std::string::npos);
+  const RunResult table = o.coord.Run({"report", "--by", "gender"});
+  REQUIRE(table.exit_code == 0);
+  CHECK(table.out.find("<11") != std::string::npos);
+
+  // Publishing: a coordinator may, a field device may not; both can read.
+  const json published = o.coord.Json({"report", "--by", "gender", "--publish"});
+  CHECK(published.contains("published"));
+  CHECK(ana.Run({"report", "--by", "gender", "--publish"}).exit_code == 5);
+  const json listed = ana.Json({"reports"});
+  CHECK(listed.dump().find(published["published"].get<std::string>()) != std::string::npos);
+}
+
+TEST_CASE("an import validates every row, reports rejects by line and is idempotent") {
+  Office o;
+  const std::string csv = o.dir.File("victimas.csv");
+  {
+    std::ofstream out(csv);
+    out << "Folio,Sexo,Edad,Estatus,Explotacion\n";
+    for (int i = 0; i < 40; ++i) {
+      out << "F" << i << "," << (i % 3 == 0 ? "M" : "F") << "," << (12 + i % 20) << ",Actual,"
+          << (i % 2 == 0 ? "Sexual" : "Laboral") << "\n";
+    }
+    out << "F40,X,15,Actual,Sexual\n";      // unknown gender
+    out << "F41,F,quince,Actual,Sexual\n";  // not a number
+  }
+  const std::string map = o.dir.File("map.json");
+  {
+    std::ofstream out(map);
+    out << R"({"key": "Folio",
+      "columns": {"Sexo": "prs_Gender", "Edad": "vic_AgeWhenTrafficked",
+                  "Estatus": "vic_TraffickingStatus", "Explotacion": "vic_TypeOfExploitation"},
+      "values": {"prs_Gender": {"F": "Feminine", "M": "Masculine"},
+                 "vic_TraffickingStatus": {"Actual": "ActualVictimOfTrafficking"},
+                 "vic_TypeOfExploitation": {"Sexual": "SexualExploitation",
+                                             "Laboral": "ForcedLabour"}}})";
+  }
+  const RunResult first =
+      o.coord.Run({"--json", "import", csv, "--collection", "persons", "--map", map});
+  INFO(first.out, first.err);
+  CHECK(first.exit_code == 5);  // some rows were rejected
+  const json summary = json::parse(first.out);
+  CHECK(summary["created"] == 40);
+  CHECK(summary["rejected"] == 2);
+  const std::string rejects = Slurp(csv + ".rejected.csv");
+  CHECK(rejects.find("\n42,") != std::string::npos);
+  CHECK(rejects.find("\n43,") != std::string::npos);
+  CHECK(rejects.find("prs_Gender") != std::string::npos);
+
+  const json again = json::parse(
+      o.coord.Run({"--json", "import", csv, "--collection", "persons", "--map", map}).out);
+  CHECK(again["created"] == 0);
+  CHECK(again["unchanged"] == 40);
+  CHECK(o.coord.Json({"list", "persons"}).size() == 40);
+
+  // 40 victims by gender: 14 men and 26 women, both published.
+  const RunResult report = o.coord.Run({"--json", "report", "--by", "gender", "--format", "json"});
+  REQUIRE(report.exit_code == 0);
+  const json r = json::parse(report.out);
+  CHECK(r["total"] == 40);
+}
+
+}  // namespace
+}  // namespace enlace
