@@ -6,6 +6,7 @@
 
 #include "enlace/casework.h"
 #include "i18n_cli.h"
+#include "output.h"
 
 namespace enlace::cli {
 namespace {
@@ -81,14 +82,15 @@ void Introduce(std::ostream& out, const SchemaPack& pack, const FieldDef& field,
 Result<std::optional<std::string>> AskField(const SchemaPack& pack,
                                             const CollectionDef& collection,
                                             const FieldDef& field, Prompter& prompter,
-                                            std::string_view language) {
+                                            std::string_view language,
+                                            const std::string& default_value) {
   Introduce(prompter.out(), pack, field, language);
   casework::TextOptions text_options;
   text_options.language = language;
   text_options.allow_index = true;
   std::string shown_default;
-  if (!field.default_value.empty()) {
-    shown_default = casework::ValueForPeople(pack, field, field.default_value, language);
+  if (!default_value.empty()) {
+    shown_default = casework::ValueForPeople(pack, field, default_value, language);
   }
   for (int attempt = 0; attempt < kMaxTries; ++attempt) {
     // Every prompt ends in "> ", so scripts and tests know input is awaited.
@@ -108,7 +110,7 @@ Result<std::optional<std::string>> AskField(const SchemaPack& pack,
       continue;
     }
     if (answer->empty()) {
-      if (!field.default_value.empty()) return std::optional<std::string>(field.default_value);
+      if (!default_value.empty()) return std::optional<std::string>(default_value);
       if (!field.required) return std::optional<std::string>(std::string());
       prompter.out() << "  " << _("This field is required.") << "\n";
       continue;
@@ -175,13 +177,17 @@ Result<std::optional<Fields>> CaptureRecord(const SchemaPack& pack,
     for (const FieldDef& field : collection.fields) {
       if (values.contains(field.name) || options.fixed.contains(field.name)) continue;
       if (!options.only.empty() && !options.only.contains(field.name)) continue;
+      auto suggested = options.suggested.find(field.name);
+      const std::string& default_value =
+          suggested != options.suggested.end() ? suggested->second : field.default_value;
       ENLACE_ASSIGN_OR_RETURN(auto answer,
                               AskField(pack, collection, field, *options.prompter,
-                                       options.language));
+                                       options.language, default_value));
       if (!answer) return std::optional<Fields>();
       if (!answer->empty()) values[field.name] = *answer;
     }
   }
+  for (const auto& [name, value] : options.suggested) values.emplace(name, value);
   if (creating) pack.FillDefaults(collection.name, values);
   // A blank answer to an optional field of a new record writes nothing.
   if (creating) std::erase_if(values, [](const auto& kv) { return kv.second == "null"; });
@@ -211,12 +217,12 @@ void PrintRecord(std::ostream& out, const SchemaPack& pack, const CollectionDef&
   size_t width = 0;
   for (const FieldDef& field : collection.fields) {
     if (record.fields.contains(field.name)) {
-      width = std::max(width, pack.FieldLabel(field, language).size());
+      width = std::max(width, DisplayWidth(pack.FieldLabel(field, language)));
     }
   }
   auto pad = [&](const std::string& label) {
-    // Byte width is close enough for aligned labels in Spanish.
-    return label + std::string(width > label.size() ? width - label.size() : 0, ' ');
+    const size_t w = DisplayWidth(label);
+    return label + std::string(width > w ? width - w : 0, ' ');
   };
   auto show = [&](const std::string& label, const FieldDef* field, const FieldValue& value) {
     const std::string text = field != nullptr

@@ -44,6 +44,9 @@ struct CaptureOptions {
   Prompter* prompter = nullptr;
   // Only these fields are asked (all when empty).
   std::set<std::string> only;
+  // Values proposed by the command (today's date, this device's name): shown
+  // as the default of their question, and used when nothing else is given.
+  Fields suggested;
 };
 
 // The values of one record of `collection`: `typed` converted by field type

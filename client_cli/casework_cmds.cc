@@ -284,24 +284,17 @@ CliStatus RunCaseNew(Context& ctx, const CaptureArgs& args) {
   if (!*person) return Cancelled();
 
   const RecordId person_id = RecordId::Random();
-  Fields case_fixed = {{"cas_Person", json(person_id.ToHex()).dump()}};
-  TextValues case_typed = by_collection[kCases];
-  // Sensible defaults a person would type anyway.
-  if (!case_typed.contains("cas_OpenedDate")) case_fixed["cas_OpenedDate"] = json(Today()).dump();
-  if (!case_typed.contains("cas_CaseOwner") && !wb.dev.config.device_name.empty()) {
-    case_fixed["cas_CaseOwner"] = json(wb.dev.config.device_name).dump();
+  const Fields case_fixed = {{"cas_Person", json(person_id.ToHex()).dump()}};
+  // Sensible defaults a person would type anyway, shown in [brackets].
+  options.suggested = {{"cas_OpenedDate", json(Today()).dump()}};
+  if (!wb.dev.config.device_name.empty()) {
+    options.suggested["cas_CaseOwner"] = json(wb.dev.config.device_name).dump();
   }
   options.fixed = {"cas_Person"};
   if (options.prompter != nullptr) {
     prompter.out() << "\n== " << wb.pack->CollectionLabel(cases, wb.language) << " ==\n";
-    // Asked with the defaults shown: keep them by pressing Enter.
-    for (const char* f : {"cas_OpenedDate", "cas_CaseOwner"}) {
-      auto it = case_fixed.find(f);
-      if (it != case_fixed.end()) case_typed.emplace(f, casework::ValueForCell(it->second));
-    }
-    for (const char* f : {"cas_OpenedDate", "cas_CaseOwner"}) case_fixed.erase(f);
   }
-  auto the_case = CaptureRecord(*wb.pack, cases, case_typed, case_fixed, true, options);
+  auto the_case = CaptureRecord(*wb.pack, cases, by_collection[kCases], case_fixed, true, options);
   if (!the_case.ok()) return Local(the_case.status());
   if (!*the_case) return Cancelled();
 
@@ -329,26 +322,18 @@ CliStatus RunEncounterLog(Context& ctx, const CaptureArgs& args) {
   CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
   std::map<std::string, TextValues> by_collection;
   CLI_RETURN_IF_ERROR(SplitTyped(wb, *typed, {kEncounters}, by_collection));
-  TextValues values = by_collection[kEncounters];
-  values.emplace("enc_Date", Today());
   Prompter prompter(*ctx.input, ctx.output->out());
   CaptureOptions options = OptionsFor(ctx, wb, args, &prompter);
-  const CollectionDef& encounters = CollectionOf(wb, kEncounters);
+  options.suggested = {{"enc_Date", json(Today()).dump()}};
   if (options.prompter != nullptr) {
     prompter.out() << _("New outreach encounter. Enter skips a question, ? shows help, Ctrl-D "
                         "cancels.")
                    << "\n";
-    // The date is asked with today as its default.
-    if (!typed->contains("enc_Date")) values.erase("enc_Date");
   }
-  Fields defaults;
-  if (options.prompter != nullptr && !typed->contains("enc_Date")) {
-    // Shown as the default of the question.
-  }
-  auto fields = CaptureRecord(*wb.pack, encounters, values, defaults, true, options);
+  auto fields = CaptureRecord(*wb.pack, CollectionOf(wb, kEncounters), by_collection[kEncounters],
+                              {}, true, options);
   if (!fields.ok()) return Local(fields.status());
   if (!*fields) return Cancelled();
-  if (!(*fields)->contains("enc_Date")) (**fields)["enc_Date"] = json(Today()).dump();
   auto id = wb.dev.replica->Put(kEncounters, std::nullopt, **fields);
   if (!id.ok()) return Local(id.status());
   if (ctx.output->json()) {
@@ -422,22 +407,20 @@ CliStatus RunReferralAdd(Context& ctx, const CaptureArgs& args) {
   }
   const std::string date_field =
       args.direction == "in" ? "cas_IncomingReferralDate" : "cas_OutgoingReferralDate";
-  if (!values.contains(date_field)) values[date_field] = Today();
   if (args.close) values["cas_Status"] = "ClosedReferred";
   Prompter prompter(*ctx.input, ctx.output->out());
   CaptureOptions options = OptionsFor(ctx, wb, args, &prompter);
   options.only = asked;
+  options.suggested = {{date_field, json(Today()).dump()}};
   if (options.prompter != nullptr) {
     prompter.out() << Format(args.direction == "in" ? _("Incoming referral of case {0}.")
                                                     : _("Outgoing referral of case {0}."),
                              {Short(case_id)})
                    << "\n";
-    if (!typed->contains(date_field)) values.erase(date_field);
   }
   auto fields = CaptureRecord(*wb.pack, CollectionOf(wb, kCases), values, {}, false, options);
   if (!fields.ok()) return Local(fields.status());
   if (!*fields) return Cancelled();
-  if (!(*fields)->contains(date_field)) (**fields)[date_field] = json(Today()).dump();
   std::erase_if(**fields, [](const auto& kv) { return kv.second == "null"; });
   auto id = wb.dev.replica->Put(kCases, case_id, **fields);
   if (!id.ok()) return Local(id.status());
@@ -562,15 +545,15 @@ CliStatus RunCaseList(Context& ctx, const CaseListArgs& args) {
   }
   std::vector<std::string> header = {_("ID"), _("STATUS"), _("OPENED"), _("CASE"), _("EVENTS")};
   std::vector<size_t> width(header.size());
-  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (size_t i = 0; i < header.size(); ++i) width[i] = DisplayWidth(header[i]);
   for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], DisplayWidth(r[i]));
   }
   auto line = [&](const std::vector<std::string>& r) {
     std::string s;
     for (size_t i = 0; i < r.size(); ++i) {
       s += r[i];
-      if (i + 1 < r.size()) s += std::string(width[i] - r[i].size() + 2, ' ');
+      if (i + 1 < r.size()) s += std::string(width[i] - DisplayWidth(r[i]) + 2, ' ');
     }
     ctx.output->Line(s);
   };
@@ -977,7 +960,7 @@ CliStatus RunImport(Context& ctx, const ImportArgs& args) {
                       {"rejected", rejected},
                       {"rejects_file", rejects_path}};
     if (rejected > 0) {
-      summary["error"] = Format(_("{0} rows rejected"), {std::to_string(rejected)});
+      summary["error"] = Format(_("rows rejected: {0}"), {std::to_string(rejected)});
       summary["code"] = exit_code;
     }
     ctx.output->Json(summary);
@@ -993,11 +976,27 @@ CliStatus RunImport(Context& ctx, const ImportArgs& args) {
     }
   }
   // Some rows refused is a data error a script should notice.
-  if (rejected > 0) return {kExitData, Format(_("{0} rows rejected"), {std::to_string(rejected)})};
+  if (rejected > 0) {
+    return {kExitData, Format(_("rows rejected: {0}"), {std::to_string(rejected)})};
+  }
   return CliStatus::Ok();
 }
 
 // ---- reports ----------------------------------------------------------------------------------
+
+namespace {
+// A report dimension for people.
+std::string DimensionLabel(const std::string& dim) {
+  if (dim == "federal_entity") return _("federal entity");
+  if (dim == "exploitation") return _("type of exploitation");
+  if (dim == "gender") return _("gender");
+  if (dim == "age_band") return _("age band");
+  if (dim == "citizenship") return _("citizenship");
+  if (dim == "month") return _("month");
+  if (dim == "event_type") return _("event type");
+  return dim;
+}
+}  // namespace
 
 CliStatus RunReport(Context& ctx, const ReportArgs& args) {
   if (args.format != "table" && args.format != "csv" && args.format != "json" &&
@@ -1035,11 +1034,25 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
   if (!table.ok()) return Local(table.status());
   auto published = report::Suppress(*table, args.k);
   if (!published.ok()) return Local(published.status());
-  published->title = args.title.empty()
-                         ? Format(_("{0} by {1}"), {built->unit == "events" ? _("Trafficking events")
-                                                                            : _("Victims"),
-                                                    args.by})
-                         : args.title;
+  if (args.title.empty()) {
+    // "Victims by gender and type of exploitation", in the reader's language.
+    std::string dims_text;
+    for (size_t i = 0; i < query.dims.size(); ++i) {
+      const std::string label = DimensionLabel(query.dims[i]);
+      if (i == 0) {
+        dims_text = label;
+      } else if (i + 1 == query.dims.size()) {
+        dims_text = Format(_("{0} and {1}"), {dims_text, label});
+      } else {
+        dims_text += ", " + label;
+      }
+    }
+    published->title = Format(built->unit == "events" ? _("Trafficking events by {0}")
+                                                      : _("Victims by {0}"),
+                              {dims_text});
+  } else {
+    published->title = args.title;
+  }
   published->from = args.from;
   published->to = args.to;
   const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -269,27 +269,28 @@ TEST_CASE("a second put argument is an id only when it is 32 hex characters with
   CHECK_FALSE(LooksLikeRecordId("0123456789abcdef0123456789abcde"));
   CHECK_FALSE(LooksLikeRecordId("0123456789abcdef0123456789abcdeg"));
   CHECK_FALSE(LooksLikeRecordId("a=23456789abcdef0123456789abcdef"));
-  CHECK_FALSE(LooksLikeRecordId("status=Active"));
+  CHECK_FALSE(LooksLikeRecordId("cas_Status=Active"));
 
-  auto with_id = ParsePutArguments({"0123456789abcdef0123456789abcdef", "status=FollowUp"});
+  auto with_id = ParsePutArguments({"0123456789abcdef0123456789abcdef", "cas_Status=FollowUp"});
   REQUIRE(with_id.ok());
   REQUIRE(with_id->id.has_value());
   CHECK(with_id->id->ToHex() == "0123456789abcdef0123456789abcdef");
-  CHECK(with_id->fields.at("status") == "\"FollowUp\"");
+  CHECK(with_id->fields.at("cas_Status") == "\"FollowUp\"");
 
-  auto without = ParsePutArguments({"status=Active", "age=16", "note=a=b"});
+  auto without =
+      ParsePutArguments({"prs_Gender=Feminine", "vic_AgeWhenTrafficked=16", "prs_Alias=a=b"});
   REQUIRE(without.ok());
   CHECK_FALSE(without->id.has_value());
-  CHECK(without->fields.at("age") == "16");
-  CHECK(without->fields.at("note") == "\"a=b\"");  // split at the first '='
+  CHECK(without->fields.at("vic_AgeWhenTrafficked") == "16");
+  CHECK(without->fields.at("prs_Alias") == "\"a=b\"");  // split at the first '='
 
   CHECK_FALSE(ParsePutArguments({}).ok());
   CHECK_FALSE(ParsePutArguments({"0123456789abcdef0123456789abcdef"}).ok());
-  CHECK_FALSE(ParsePutArguments({"status"}).ok());
+  CHECK_FALSE(ParsePutArguments({"cas_Status"}).ok());
   CHECK_FALSE(ParsePutArguments({"=Active"}).ok());
   CHECK_FALSE(ParsePutArguments({"bad name=1"}).ok());
   CHECK_FALSE(ParsePutArguments({"$deleted=true"}).ok());
-  CHECK_FALSE(ParsePutArguments({"age=1", "age=2"}).ok());
+  CHECK_FALSE(ParsePutArguments({"vic_AgeWhenTrafficked=1", "vic_AgeWhenTrafficked=2"}).ok());
 }
 
 TEST_CASE("invite durations accept s, m, h, d between a minute and 30 days") {
@@ -517,8 +518,8 @@ TEST_CASE("bad command lines exit 1 with a message") {
   const std::vector<Case> cases = {
       {{"frobnicate"}, "unknown command"},
       {{"--home", home, "put", "cases"}, "FIELDS"},
-      {{"--home", home, "put", "cases", "status"}, "FIELD=VALUE"},
-      {{"--home", home, "put", "cases", "x={\"a\":1}"}, "object"},
+      {{"--home", home, "put", "cases", "cas_Status"}, "FIELD=VALUE"},
+      {{"--home", home, "put", "cases", "cas_Title={\"a\":1}"}, "object"},
       {{"--home", home, "get", "cases", "not-an-id"}, "not a record id"},
       {{"--home", home, "get", "cases"}, "ID"},
       {{"--home", home, "resolve", "cases", "0123456789abcdef0123456789abcdef", "$deleted",
@@ -598,49 +599,77 @@ TEST_CASE("records written offline read back as JSON values, and data errors exi
   const std::string home = dir.File("home");
   MakeHome(home);
   const std::map<std::string, std::string> env = {{"ENLACE_PASSPHRASE", kPassphrase}};
+  // A code as text, an integer, strings that look like numbers, an array of
+  // codes and a text with accents and spaces.
   RunResult r =
-      RunCli({"--home", home, "--json", "put", "cases", "status=Active", "age=16", "phone=\"0246\"",
-              "code=\"17\"", "tags=[\"a\",\"b\"]", "note=llamó dos veces"},
+      RunCli({"--home", home, "--json", "put", "persons", "prs_Gender=Feminine",
+              "vic_AgeWhenTrafficked=16", "prs_MobilePhone=\"0246\"", "prs_IdentityNumber=\"17\"",
+              "prs_Citizenship=[\"MX\",\"GT\"]", "prs_MailingCity=Tlaxcala de Xicohténcatl"},
              env);
+  INFO("stderr: ", r.err);
   REQUIRE(r.exit_code == 0);
   const std::string id = json::parse(r.out)["id"];
   CHECK(LooksLikeRecordId(id));
 
-  r = RunCli({"--home", home, "put", "cases", id, "age=17"}, env);
+  r = RunCli({"--home", home, "put", "persons", id, "vic_AgeWhenTrafficked=17"}, env);
   CHECK(r.exit_code == 0);
-  r = RunCli({"--home", home, "--json", "get", "cases", id}, env);
+  r = RunCli({"--home", home, "--json", "get", "persons", id}, env);
   REQUIRE(r.exit_code == 0);
   const json rec = json::parse(r.out);
   CHECK(rec["id"] == id);
-  CHECK(rec["collection"] == "cases");
-  CHECK(rec["fields"]["status"] == "Active");
-  CHECK(rec["fields"]["age"] == 17);
-  CHECK(rec["fields"]["phone"] == "0246");
-  CHECK(rec["fields"]["code"] == "17");
-  CHECK(rec["fields"]["tags"] == json::array({"a", "b"}));
-  CHECK(rec["fields"]["note"] == "llamó dos veces");
+  CHECK(rec["collection"] == "persons");
+  CHECK(rec["fields"]["prs_Gender"] == "Feminine");
+  CHECK(rec["fields"]["vic_AgeWhenTrafficked"] == 17);
+  CHECK(rec["fields"]["prs_MobilePhone"] == "0246");
+  CHECK(rec["fields"]["prs_IdentityNumber"] == "17");
+  CHECK(rec["fields"]["prs_Citizenship"] == json::array({"MX", "GT"}));
+  CHECK(rec["fields"]["prs_MailingCity"] == "Tlaxcala de Xicohténcatl");
   CHECK(rec["conflicts"].empty());
   CHECK(rec["deleted"] == false);
   CHECK(rec["delete_conflict"] == false);
 
-  r = RunCli({"--home", home, "--json", "list", "cases"}, env);
+  r = RunCli({"--home", home, "--json", "list", "persons"}, env);
   REQUIRE(r.exit_code == 0);
   CHECK(json::parse(r.out) == json::array({rec}));
 
-  r = RunCli({"--home", home, "get", "cases", id}, env);
+  // The names line up after the widest, vic_AgeWhenTrafficked (21 characters).
+  r = RunCli({"--home", home, "get", "persons", id}, env);
   CHECK(r.exit_code == 0);
-  CHECK(r.out.find("status  Active") != std::string::npos);
-  CHECK(r.out.find("phone   0246\n") != std::string::npos);    // reads back as text
-  CHECK(r.out.find("code    \"17\"\n") != std::string::npos);  // would read back as 17
+  INFO("stdout: ", r.out);
+  CHECK(r.out.find("  prs_Gender             Feminine\n") != std::string::npos);
+  CHECK(r.out.find("  prs_MobilePhone        0246\n") != std::string::npos);  // reads back as text
+  CHECK(r.out.find("  prs_IdentityNumber     \"17\"\n") !=
+        std::string::npos);  // would read back as 17
+  CHECK(r.out.find("  vic_AgeWhenTrafficked  17\n") != std::string::npos);
+
+  // A case, created with its default status, and edited.
+  r = RunCli({"--home", home, "--json", "put", "cases", "cas_Title=Tenancingo",
+              "cas_CaseComment=llamó dos veces"},
+             env);
+  REQUIRE(r.exit_code == 0);
+  const std::string case_id = json::parse(r.out)["id"];
+  r = RunCli({"--home", home, "--json", "get", "cases", case_id}, env);
+  REQUIRE(r.exit_code == 0);
+  CHECK(json::parse(r.out)["fields"]["cas_Status"] == "Active");
+  r = RunCli({"--home", home, "put", "cases", case_id, "cas_Status=FollowUp", "cas_Person=" + id},
+             env);
+  CHECK(r.exit_code == 0);
+  r = RunCli({"--home", home, "--json", "get", "cases", case_id}, env);
+  REQUIRE(r.exit_code == 0);
+  const json case_rec = json::parse(r.out);
+  CHECK(case_rec["fields"]["cas_Status"] == "FollowUp");
+  CHECK(case_rec["fields"]["cas_Title"] == "Tenancingo");
+  CHECK(case_rec["fields"]["cas_CaseComment"] == "llamó dos veces");
+  CHECK(case_rec["fields"]["cas_Person"] == id);
 
   r = RunCli({"--home", home, "get", "cases", "0123456789abcdef0123456789abcdef"}, env);
   CHECK(r.exit_code == kExitData);
-  r = RunCli({"--home", home, "delete", "cases", id}, env);
+  r = RunCli({"--home", home, "delete", "cases", case_id}, env);
   CHECK(r.exit_code == 0);
-  r = RunCli({"--home", home, "put", "cases", id, "age=18"}, env);
+  r = RunCli({"--home", home, "put", "cases", case_id, "cas_Status=Closed"}, env);
   CHECK(r.exit_code == kExitData);  // editing a deleted record
   CHECK(r.err.find("enlace restore") != std::string::npos);
-  r = RunCli({"--home", home, "restore", "cases", id}, env);
+  r = RunCli({"--home", home, "restore", "cases", case_id}, env);
   CHECK(r.exit_code == 0);
   r = RunCli({"--home", home, "--json", "conflicts"}, env);
   CHECK(r.exit_code == 0);
@@ -655,6 +684,69 @@ TEST_CASE("records written offline read back as JSON values, and data errors exi
   CHECK(status["clock_offset_ms"] == 0);
   r = RunCli({"--home", home, "status"}, env);
   CHECK(r.out.find("last sync      never") != std::string::npos);
+}
+
+TEST_CASE("a put the schema refuses exits 5, names the field and writes nothing") {
+  TempDir dir;
+  const std::string home = dir.File("home");
+  MakeHome(home);
+  const std::map<std::string, std::string> env = {{"ENLACE_PASSPHRASE", kPassphrase}};
+  RunResult r = RunCli({"--home", home, "--json", "put", "cases", "cas_Title=Apizaco"}, env);
+  REQUIRE(r.exit_code == 0);
+  const std::string id = json::parse(r.out)["id"];
+  auto state = [&] {
+    const RunResult s = RunCli({"--home", home, "--json", "status"}, env);
+    REQUIRE(s.exit_code == 0);
+    const RunResult cases = RunCli({"--home", home, "--json", "list", "cases"}, env);
+    REQUIRE(cases.exit_code == 0);
+    const RunResult encounters = RunCli({"--home", home, "--json", "list", "encounters"}, env);
+    REQUIRE(encounters.exit_code == 0);
+    return json{{"pending", json::parse(s.out)["pending"]},
+                {"cases", json::parse(cases.out)},
+                {"encounters", json::parse(encounters.out)}};
+  };
+  const json before = state();
+  REQUIRE(before["pending"] == 1);
+
+  struct Case {
+    std::vector<std::string> put;
+    std::string message;  // part of stderr
+  };
+  const std::vector<Case> cases = {
+      // The free-form fields of old: unknown in the schema.
+      {{"cases", "status=Active", "age=16", "municipality=Tenancingo"}, "cases.age: unknown field"},
+      {{"cases", id, "referral=DIF"}, "cases.referral: unknown field"},
+      // A field of another collection.
+      {{"cases", "cas_Title=x", "prs_FirstName=Ana"}, "cases.prs_FirstName: unknown field"},
+      // A code outside its list, on a new record and on an edit.
+      {{"cases", "cas_Status=Open"}, "cases.cas_Status: \"Open\" is not one of Active"},
+      {{"cases", id, "cas_Status=Abierto"}, "cases.cas_Status"},
+      {{"encounters", "enc_Date=2026-10-02", "enc_Kind=Car"}, "encounters.enc_Kind"},
+      // A wrong type, a value out of range, a missing required field, a date
+      // that is not a day.
+      {{"cases", id, "cas_OpenedDate=2026-02-30"}, "cases.cas_OpenedDate"},
+      {{"encounters", "enc_Date=2026-10-02", "enc_Kind=Street", "enc_PeopleReached=-1"},
+       "encounters.enc_PeopleReached"},
+      {{"encounters", "enc_Place=Apizaco"}, "encounters.enc_Date: is required"},
+      {{"cases", id, "cas_Status=null"}, "cases.cas_Status"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {"--home", home, "put"};
+    args.insert(args.end(), c.put.begin(), c.put.end());
+    r = RunCli(args, env);
+    INFO("put ", json(c.put).dump(), " stderr: ", r.err);
+    CHECK(r.exit_code == kExitData);
+    CHECK(r.err.find(c.message) != std::string::npos);
+    CHECK(r.out.empty());
+  }
+  // The same with --json: the error is a JSON document with code 5.
+  r = RunCli({"--home", home, "--json", "put", "cases", "cas_Status=Open"}, env);
+  CHECK(r.exit_code == kExitData);
+  const json doc = json::parse(r.out);
+  CHECK(doc["code"] == kExitData);
+  CHECK(doc["error"].get<std::string>().find("cas_Status") != std::string::npos);
+
+  CHECK(state() == before);  // nothing was written, nothing waits to be sent
 }
 
 TEST_CASE("sync to a hub that is not there exits 3 after the given attempts") {

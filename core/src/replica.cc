@@ -130,6 +130,16 @@ Result<const SecretBytes*> Replica::Impl::TeamKey(uint32_t version) const {
   return &it->second;
 }
 
+Result<const SecretBytes*> Replica::Impl::RecordIdKey() const {
+  if (!record_id_key_) {
+    const auto& keys = vault_->secrets().team_keys;
+    if (keys.empty()) return Status::FailedPrecondition("this device has no team yet");
+    record_id_key_ =
+        internal::DeriveSubkey(keys.begin()->second, 1, "recordid", internal::kKdfKeyBytes);
+  }
+  return &*record_id_key_;
+}
+
 uint32_t Replica::Impl::CurrentKeyVersion() const {
   const auto& keys = vault_->secrets().team_keys;
   return keys.empty() ? 0 : keys.rbegin()->first;
@@ -740,14 +750,11 @@ Status Replica::RunBatch(const std::function<Status()>& body) {
 
 Result<RecordId> Replica::DeriveRecordId(std::string_view collection,
                                          std::string_view key) const {
-  const auto& keys = impl_->vault().secrets().team_keys;
-  if (keys.empty()) return Status::FailedPrecondition("this device has no team yet");
-  const internal::SecretBytes subkey =
-      internal::DeriveSubkey(keys.begin()->second, 1, "recordid", internal::kKdfKeyBytes);
+  ENLACE_ASSIGN_OR_RETURN(const SecretBytes* subkey, impl_->RecordIdKey());
   std::string message(collection);
   message.push_back('\0');
   message.append(key);
-  const auto digest = internal::GenericHash(internal::AsBytes(message), subkey.view());
+  const auto digest = internal::GenericHash(internal::AsBytes(message), subkey->view());
   RecordId id;
   std::copy_n(digest.begin(), id.bytes.size(), id.bytes.begin());
   return id;

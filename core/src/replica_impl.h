@@ -33,6 +33,9 @@ class Replica::Impl {
   // The team key of `version`, or kDecryptFailed naming the missing version.
   Result<const internal::SecretBytes*> TeamKey(uint32_t version) const;
   uint32_t CurrentKeyVersion() const;
+  // The key of DeriveRecordId, derived from the first team key once (a
+  // guarded allocation per row would dominate an import).
+  Result<const internal::SecretBytes*> RecordIdKey() const;
 
   // Creates, seals, signs and merges one local write, and queues it in the
   // outbox. Must run inside a transaction. `values` are canonical JSON, one
@@ -105,6 +108,7 @@ class Replica::Impl {
   void LoadKeptOverlay();
 
   ReplicaOptions options_;
+  mutable std::optional<internal::SecretBytes> record_id_key_;
   std::unique_ptr<internal::Vault> vault_;
   std::unique_ptr<internal::Store> store_;
   HybridClock clock_;

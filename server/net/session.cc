@@ -253,6 +253,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       state_.Log("handler_threw", remote_, "MaxBodyBytes");
       return Reject(http::status::internal_server_error, "internal error");
     }
+    // A transfer coding that does not end in chunked leaves the body's length
+    // unknowable (RFC 9112, 6.3); Beast would read it until the close.
+    if (request.count(http::field::transfer_encoding) > 0 && !parser_->chunked()) {
+      return Reject(http::status::bad_request, "unsupported transfer coding");
+    }
     if (const auto length = parser_->content_length(); length && *length > limit) {
       return Reject(http::status::payload_too_large, "request body too large");
     }
