@@ -135,7 +135,9 @@ RunResult RunOnTerminal(const Device& device, const std::vector<std::string>& ar
     // Quiet: when the last thing shown is a prompt ("> " or "] "), answer.
     const std::string tail = shown.size() > 2 ? shown.substr(shown.size() - 2) : shown;
     if (shown.size() > asked_at && (tail == "> " || tail == "] ") && next < answers.size()) {
-      const std::string line = answers[next++] + "\r";
+      // "<EOF>" is Ctrl-D at the start of a line: the end of the input.
+      const std::string line = answers[next] == "<EOF>" ? "\x04" : answers[next] + "\r";
+      ++next;
       REQUIRE(::write(master, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
       asked_at = shown.size() + line.size();
     }
@@ -258,6 +260,68 @@ TEST_CASE("a case captured in Spanish on a terminal reaches the coordinator, exp
   CHECK(ana.Run({"report", "--by", "gender", "--publish"}).exit_code == 5);
   const json listed = ana.Json({"reports"});
   CHECK(listed.dump().find(published["published"].get<std::string>()) != std::string::npos);
+}
+
+TEST_CASE("guided capture speaks English without a Spanish locale; Ctrl-D writes nothing") {
+  Office o;
+  std::vector<std::string> answers;
+  for (const FieldDef& f : SchemaPack::Builtin().FindCollection("encounters")->fields) {
+    answers.push_back(f.name == "enc_Kind" ? "2" : f.name == "enc_PeopleReached" ? "4" : "");
+  }
+  answers.push_back("y");
+  const RunResult english = RunOnTerminal(o.coord, {"encounter", "log"}, answers, {});
+  INFO("terminal: ", english.out);
+  REQUIRE(english.exit_code == 0);
+  CHECK(english.out.find("New outreach encounter") != std::string::npos);
+  CHECK(english.out.find("Save? [Y/n]") != std::string::npos);
+  CHECK(english.out.find("encounter ") != std::string::npos);
+  const json listed = o.coord.Json({"list", "encounters"});
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0]["fields"]["enc_Kind"] == "Shelter");
+  CHECK(listed[0]["fields"]["enc_PeopleReached"] == 4);
+
+  // The input ends (Ctrl-D) before the questions do: nothing is written, exit 1.
+  const RunResult cancelled = RunOnTerminal(o.coord, {"encounter", "log"}, {"", "<EOF>"}, {});
+  CHECK(cancelled.exit_code == 1);
+  CHECK(cancelled.out.find("cancelled") != std::string::npos);
+  CHECK(o.coord.Json({"list", "encounters"}).size() == 1);
+}
+
+TEST_CASE("a coordinator's regional overlay reaches field devices through sync") {
+  Office o;
+  Device ana = o.Join("ana");
+  const std::string overlay = o.dir.File("tlaxcala.json");
+  {
+    std::ofstream out(overlay);
+    out << R"({"base": "enlace-htcds", "version": 1, "name": "Tlaxcala",
+      "codelists": {"TlaxcalaShelter": [{"code": "CasaA", "label": "House A",
+                                          "labels": {"es": "Casa A"}}]},
+      "collections": [{"name": "encounters", "fields": [
+        {"name": "tlx_Shelter", "type": "code", "codelist": "TlaxcalaShelter",
+         "label": "Shelter", "labels": {"es": "Albergue"}}]}]})";
+  }
+  // A field device may not publish one; before sync the field is unknown.
+  CHECK(ana.Run({"schema", "--publish-overlay", overlay}).exit_code == 5);
+  const std::vector<std::string> put = {"encounter", "log", "--set", "enc_Kind=Street", "--set",
+                                        "tlx_Shelter=CasaA"};
+  CHECK(ana.Run(put).exit_code == 1);  // unknown field: a usage error of --set
+  o.coord.Ok({"schema", "--publish-overlay", overlay});
+  o.coord.Ok({"sync"});
+  ana.Ok({"sync"});
+  ana.Ok(put);
+  CHECK(ana.Json({"schema"})["overlay_version"] == 1);
+  const RunResult es = ana.Run({"schema", "encounters"}, {{"LANG", "es_MX.UTF-8"}});
+  CHECK(es.out.find("Albergue") != std::string::npos);
+  // An overlay that retypes a base field is refused, nothing published.
+  {
+    std::ofstream out(overlay);
+    out << R"({"base": "enlace-htcds", "version": 2, "collections": [{"name": "persons",
+      "fields": [{"name": "vic_AgeWhenTrafficked", "type": "string", "label": "Age"}]}]})";
+  }
+  const RunResult retype = o.coord.Run({"schema", "--publish-overlay", overlay});
+  CHECK(retype.exit_code == 5);
+  CHECK(retype.err.find("vic_AgeWhenTrafficked") != std::string::npos);
+  CHECK(o.coord.Json({"schema"})["overlay_version"] == 1);
 }
 
 TEST_CASE("an import validates every row, reports rejects by line and is idempotent") {
