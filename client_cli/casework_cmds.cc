@@ -82,7 +82,7 @@ CliStatus SplitTyped(const Workbench& wb, const TextValues& typed,
       std::string names;
       for (const char* c : collections) names += (names.empty() ? "" : ", ") + std::string(c);
       return CliStatus::Usage(
-          Format(_("--set {0}: no such field in {1} (see enlace schema show)"), {field, names}));
+          Format(_("--set {0}: no such field in {1} (see enlace schema COLLECTION)"), {field, names}));
     }
   }
   return CliStatus::Ok();

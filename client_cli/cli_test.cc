@@ -882,7 +882,7 @@ TEST_CASE("a device's status and records read in Spanish, lined up, with machine
 
   r = RunCli({"--home", home, "list", "cases"}, env);
   CHECK(r.out == "no hay registros en cases\n");
-  r = RunCli({"--home", home, "put", "cases", "status=Active"}, env);
+  r = RunCli({"--home", home, "put", "cases", "cas_Status=Active"}, env);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.rfind("creado cases ", 0) == 0);
   const std::string id = r.out.substr(std::string("creado cases ").size(), 32);
@@ -891,6 +891,16 @@ TEST_CASE("a device's status and records read in Spanish, lined up, with machine
   r = RunCli({"--home", home, "get", "cases", id}, env);
   CHECK(r.out.find("cases " + id + "  (borrado)\n") == 0);
   CHECK(r.out.find("Para recuperarlo: enlace restore cases " + id) != std::string::npos);
+
+  // Messages of the core's case work (core/src/casework.cc) are Spanish too.
+  r = RunCli({"--home", home, "encounter", "log", "--no-prompt", "--set", "enc_Kind=Street",
+              "--set", "enc_PeopleReached=muchas"},
+             env);
+  CHECK(r.exit_code == kExitData);
+  CHECK(r.err.find("enc_PeopleReached: \"muchas\" no es un número entero") != std::string::npos);
+  r = RunCli({"--home", home, "case", "show", "zz"}, env);
+  CHECK(r.exit_code == kExitUsage);
+  CHECK(r.err.find("\"zz\" no es un ID de registro") != std::string::npos);
 
   r = RunCli({"--home", home, "list", "cases"},
              {{"ENLACE_PASSPHRASE", "no es"}, {"LANG", "es_MX.UTF-8"}});

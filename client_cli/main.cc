@@ -53,7 +53,7 @@ const char* const kFooter =
        "\n"
        "A day in the field:\n"
        "  enlace join enlace1.AbC...            once, with the code from your coordinator\n"
-       "  enlace put encounters place=Apizaco reached=3\n"
+       "  enlace encounter log --set enc_Kind=Street\n"
        "  enlace sync                           whenever there is a connection");
 
 // CLI11's own words in help pages ("Usage:", "Options:", "REQUIRED", ...) in
@@ -198,12 +198,12 @@ int Main(int argc, char** argv) {
       ->required();
   put_cmd->footer(
       _("VALUE is JSON when it parses as JSON (17, true, null, \"017\", [\"a\",\"b\"]), else\n"
-        "plain text (status=Active). Without an ID a new record is created and its ID\n"
+        "plain text (cas_Status=Active). Without an ID a new record is created and its ID\n"
         "printed. Use -- before values that start with '-'.\n"
         "Examples:\n"
-        "  enlace put cases status=Active age=16 municipality=Tenancingo\n"
-        "  enlace put cases 3f2a...e1 status=FollowUp 'note=called twice'\n"
-        "  enlace put persons 'phone=\"2461234567\"'"));
+        "  enlace put cases cas_Status=Active \"cas_Title=Tenancingo\"\n"
+        "  enlace put cases 3f2a...e1 cas_Status=FollowUp 'cas_CaseComment=called twice'\n"
+        "  enlace put persons 'prs_MobilePhone=\"2461234567\"'"));
 
   // ---- get, list, delete, restore
   RecordArgs get;
@@ -259,8 +259,8 @@ int Main(int argc, char** argv) {
       ->required();
   resolve_cmd->footer(
       _("Examples:\n"
-        "  enlace resolve cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8 status ClosedReferred\n"
-        "  enlace resolve cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8 age 17\n"
+        "  enlace resolve cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8 cas_Status ClosedReferred\n"
+        "  enlace resolve cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8 cas_Title \"Tenancingo, calle\"\n"
         "  enlace resolve cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8 '$deleted' false"));
 
   // ---- sync, status

@@ -1,7 +1,8 @@
 // Messages in English and Spanish (enlace/i18n.h): the .po parser, the choice
 // of language from the environment, translation with its English fallback,
-// Format, and that every message marked in client_cli/ has a Spanish
-// translation in po/cli.es.po with the same placeholders.
+// Format, and that every message marked in client_cli/ (and every
+// Translate("...") of the core files whose messages the CLI shows) has a
+// Spanish translation in po/cli.es.po with the same placeholders.
 #include "enlace/i18n.h"
 
 #include <doctest/doctest.h>
@@ -294,6 +295,22 @@ struct Marked {
   std::string context, msgid, where;
 };
 
+// The calls whose string-literal argument is a message: `plain` take the
+// msgid, `with_context` the msgctxt then the msgid. The same keywords as
+// xgettext's in scripts/po-update.
+struct Keywords {
+  std::set<std::string> plain, with_context;
+};
+
+// client_cli/: the markers of i18n_cli.h.
+const Keywords kCliKeywords{{"_", "N_"}, {"C_"}};
+
+// The core files whose messages the CLI shows, calling i18n::Translate
+// directly. In casework.cc, bad("a whole number") names a value type that it
+// passes to Translate.
+const Keywords kCoreKeywords{{"Translate", "bad"}, {"TranslateCtx"}};
+const char* const kCoreMessageFiles[] = {"core/src/casework.cc", "core/src/casework_ctdc.cc"};
+
 // Reads one C++ string literal at text[i] ('"' expected), unescaped; moves i
 // past it. False when there is none.
 bool ReadLiteral(const std::string& text, size_t& i, std::string& out) {
@@ -354,7 +371,8 @@ bool IsIdent(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 |
 
 // The messages marked in one C++ file. Comments, string and character
 // literals are skipped, so `_("x")` in a comment is not a message.
-std::vector<Marked> ExtractMarked(const std::string& text, const std::string& file) {
+std::vector<Marked> ExtractMarked(const std::string& text, const std::string& file,
+                                  const Keywords& keywords = kCliKeywords) {
   std::vector<Marked> out;
   size_t i = 0;
   int line = 1;
@@ -392,7 +410,8 @@ std::vector<Marked> ExtractMarked(const std::string& text, const std::string& fi
     const size_t start = i;
     while (i < text.size() && IsIdent(text[i])) ++i;
     const std::string word = text.substr(start, i - start);
-    if (word != "_" && word != "N_" && word != "C_") continue;
+    const bool with_context = keywords.with_context.count(word) > 0;
+    if (!with_context && keywords.plain.count(word) == 0) continue;
     size_t j = i;
     SkipSpaceAndComments(text, j);
     if (j >= text.size() || text[j] != '(') continue;
@@ -400,7 +419,7 @@ std::vector<Marked> ExtractMarked(const std::string& text, const std::string& fi
     SkipSpaceAndComments(text, j);
     Marked m;
     m.where = file + ":" + std::to_string(line_at(start));
-    if (word == "C_") {
+    if (with_context) {
       if (!ReadLiterals(text, j, m.context)) continue;
       SkipSpaceAndComments(text, j);
       if (j >= text.size() || text[j] != ',') continue;
@@ -439,17 +458,67 @@ TEST_CASE("the source scanner finds marked messages and only those") {
   CHECK(found[3].where == "x.cc:11");
 }
 
+TEST_CASE("in core files the scanner finds Translate literals, qualified or not, and bad()") {
+  const std::string src = R"src(
+    using i18n::Translate;
+    const auto bad = [&](const char* expected) { return Translate(expected); };
+    return Status::InvalidArgument(i18n::Translate("a report has 1 to 3 dimensions"));
+    return Format(Translate("{0}: \"{1}\" is not {2}"), {a, b, Translate(expected)});
+    if (x) return bad("a whole number");
+    TranslateCtx("role", "field");
+    Line(_("a CLI marker, not used in core files"));
+    MyTranslate("not ours");
+  )src";
+  const auto found = ExtractMarked(src, "core.cc", kCoreKeywords);
+  REQUIRE(found.size() == 4);
+  CHECK(found[0].msgid == "a report has 1 to 3 dimensions");
+  CHECK(found[0].where == "core.cc:4");
+  CHECK(found[1].msgid == "{0}: \"{1}\" is not {2}");
+  CHECK(found[2].msgid == "a whole number");
+  CHECK(found[3].context == "role");
+  CHECK(found[3].msgid == "field");
+  // With the CLI's keywords the same text has one message: the _("...").
+  const auto cli = ExtractMarked(src, "core.cc");
+  REQUIRE(cli.size() == 1);
+  CHECK(cli[0].msgid == "a CLI marker, not used in core files");
+}
+
 std::vector<PoEntry> LoadPo(const std::filesystem::path& path) {
   auto parsed = ParsePo(Slurp(path));
   REQUIRE_MESSAGE(parsed.ok(), path.string(), ": ", parsed.status().message());
   return std::move(parsed).value();
 }
 
+using PoIndex = std::map<std::pair<std::string, std::string>, const PoEntry*>;
+
+PoIndex IndexPo(const std::vector<PoEntry>& po) {
+  PoIndex by_key;
+  for (const auto& e : po) by_key[{e.context, e.msgid}] = &e;
+  return by_key;
+}
+
+// `m` has a usable Spanish translation in po/cli.es.po (`by_key`), with the
+// same placeholders and the same trailing newline.
+void CheckTranslated(const PoIndex& by_key, const Marked& m) {
+  INFO(m.where, ": msgctxt \"", m.context, "\" msgid \"", m.msgid, "\"");
+  const auto it = by_key.find({m.context, m.msgid});
+  CHECK_MESSAGE(it != by_key.end(), "not in po/cli.es.po (run scripts/po-update)");
+  if (it == by_key.end()) return;
+  const PoEntry& e = *it->second;
+  CHECK_MESSAGE(!e.msgstr.empty(), "untranslated, at po/cli.es.po line ", e.line);
+  CHECK_MESSAGE(!e.fuzzy, "fuzzy: check the translation at po/cli.es.po line ", e.line);
+  CHECK_MESSAGE(Placeholders(e.msgid) == Placeholders(e.msgstr),
+                "the placeholders differ, at po/cli.es.po line ", e.line);
+  const bool id_nl = !e.msgid.empty() && e.msgid.back() == '\n';
+  const bool str_nl = !e.msgstr.empty() && e.msgstr.back() == '\n';
+  CHECK_MESSAGE(id_nl == str_nl, "msgid and msgstr must both end in \\n or neither, at line ",
+                e.line);
+}
+
 TEST_CASE("every message marked in client_cli has a Spanish translation with the same {N}") {
   const std::filesystem::path root = SourceDir();
   const std::vector<PoEntry> po = LoadPo(root / "po" / "cli.es.po");
-  std::map<std::pair<std::string, std::string>, const PoEntry*> by_key;
-  for (const auto& e : po) by_key[{e.context, e.msgid}] = &e;
+  const PoIndex by_key = IndexPo(po);
 
   size_t checked = 0;
   std::vector<std::filesystem::path> files;
@@ -463,22 +532,30 @@ TEST_CASE("every message marked in client_cli has a Spanish translation with the
     if (name.size() > 8 && name.compare(name.size() - 8, 8, "_test.cc") == 0) continue;
     for (const Marked& m : ExtractMarked(Slurp(path), "client_cli/" + name)) {
       ++checked;
-      INFO(m.where, ": msgctxt \"", m.context, "\" msgid \"", m.msgid, "\"");
-      const auto it = by_key.find({m.context, m.msgid});
-      CHECK_MESSAGE(it != by_key.end(), "not in po/cli.es.po (run scripts/po-update)");
-      if (it == by_key.end()) continue;
-      const PoEntry& e = *it->second;
-      CHECK_MESSAGE(!e.msgstr.empty(), "untranslated, at po/cli.es.po line ", e.line);
-      CHECK_MESSAGE(!e.fuzzy, "fuzzy: check the translation at po/cli.es.po line ", e.line);
-      CHECK_MESSAGE(Placeholders(e.msgid) == Placeholders(e.msgstr),
-                    "the placeholders differ, at po/cli.es.po line ", e.line);
-      const bool id_nl = !e.msgid.empty() && e.msgid.back() == '\n';
-      const bool str_nl = !e.msgstr.empty() && e.msgstr.back() == '\n';
-      CHECK_MESSAGE(id_nl == str_nl, "msgid and msgstr must both end in \\n or neither, at line ",
-                    e.line);
+      CheckTranslated(by_key, m);
     }
   }
   CHECK(checked > 100);
+}
+
+TEST_CASE("every Translate(\"...\") of the core files the CLI shows has a Spanish translation") {
+  const std::filesystem::path root = SourceDir();
+  const std::vector<PoEntry> po = LoadPo(root / "po" / "cli.es.po");
+  const PoIndex by_key = IndexPo(po);
+  // scripts/po-update extracts from the same files with the same keywords.
+  const std::string script = Slurp(root / "scripts" / "po-update");
+  for (const char* keyword :
+       {"--keyword=Translate ", "--keyword=TranslateCtx:1c,2 ", "--keyword=bad"}) {
+    CHECK_MESSAGE(script.find(keyword) != std::string::npos, "scripts/po-update lacks ", keyword);
+  }
+  for (const char* file : kCoreMessageFiles) {
+    INFO("file: ", std::string(file));
+    CHECK_MESSAGE(script.find(file) != std::string::npos,
+                  "scripts/po-update does not extract from ", file);
+    const auto found = ExtractMarked(Slurp(root / file), file, kCoreKeywords);
+    CHECK_MESSAGE(found.size() >= 3, "fewer messages than expected: were they moved?");
+    for (const Marked& m : found) CheckTranslated(by_key, m);
+  }
 }
 
 TEST_CASE("the built-in Spanish catalogue is po/cli.es.po as it is now") {

@@ -100,6 +100,17 @@ std::string Slurp(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// `enlace put` of a new outreach encounter that passes the schema: its
+// required date and kind, a place, and `reached` people reached.
+std::vector<std::string> PutEncounter(int reached) {
+  return {"put",
+          "encounters",
+          "enc_Date=2026-10-02",
+          "enc_Kind=Street",
+          "enc_Place=Apizaco",
+          "enc_PeopleReached=" + std::to_string(reached)};
+}
+
 bool FolderContains(const std::string& dir, const std::string& needle) {
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
     if (e.is_regular_file() && Slurp(e.path()).find(needle) != std::string::npos) return true;
@@ -112,14 +123,15 @@ TEST_CASE("two field devices edit offline, see the same conflicts, resolve them 
   Device ana = o.Join("ana");
   Device beto = o.Join("beto");
 
-  const std::string id =
-      ana.Json({"put", "cases", "status=Active", "age=16", "municipality=Tenancingo"})["id"];
+  const std::string id = ana.Json({"put", "cases", "cas_Status=Active", "cas_Title=Tenancingo",
+                                   "cas_CaseComment=primer contacto"})["id"];
   CHECK(ana.Sync()["sent"] == 1);
   CHECK(beto.Sync()["received"] == 1);
 
   // Offline: the same fields, and a field only one of them sets.
-  ana.Ok({"put", "cases", id, "status=FollowUp", "age=17"});
-  beto.Ok({"put", "cases", id, "status=ClosedReferred", "age=18", "referral=DIF"});
+  ana.Ok({"put", "cases", id, "cas_Status=FollowUp", "cas_Title=Tenancingo, Tlax."});
+  beto.Ok({"put", "cases", id, "cas_Status=ClosedReferred", "cas_Title=Tenancingo (DIF)",
+           "cas_ReferredOrganisation=DIF"});
 
   SUBCASE("ana syncs first") {
     ana.Sync();
@@ -138,22 +150,24 @@ TEST_CASE("two field devices edit offline, see the same conflicts, resolve them 
   const json c = o.coord.Json({"get", "cases", id});
   CHECK(a == b);
   CHECK(b == c);
-  CHECK(a["fields"]["referral"] == "DIF");
-  CHECK(a["conflicts"].contains("status"));
-  CHECK(a["conflicts"].contains("age"));
-  CHECK(a["conflicts"]["status"].size() == 2);
+  CHECK(a["fields"]["cas_ReferredOrganisation"] == "DIF");
+  CHECK(a["fields"]["cas_CaseComment"] == "primer contacto");
+  CHECK(a["conflicts"].contains("cas_Status"));
+  CHECK(a["conflicts"].contains("cas_Title"));
+  CHECK_FALSE(a["conflicts"].contains("cas_ReferredOrganisation"));
+  CHECK(a["conflicts"]["cas_Status"].size() == 2);
   CHECK(ana.Json({"conflicts"}) == o.coord.Json({"conflicts"}));
 
-  o.coord.Ok({"resolve", "cases", id, "status", "ClosedReferred"});
-  o.coord.Ok({"resolve", "cases", id, "age", "17"});
+  o.coord.Ok({"resolve", "cases", id, "cas_Status", "ClosedReferred"});
+  o.coord.Ok({"resolve", "cases", id, "cas_Title", "Tenancingo, Tlax."});
   o.coord.Sync();
   ana.Sync();
   beto.Sync();
   for (const Device* d : {&ana, &beto, &o.coord}) {
     CHECK(d->Json({"conflicts"}).empty());
     const json r = d->Json({"get", "cases", id});
-    CHECK(r["fields"]["status"] == "ClosedReferred");
-    CHECK(r["fields"]["age"] == 17);
+    CHECK(r["fields"]["cas_Status"] == "ClosedReferred");
+    CHECK(r["fields"]["cas_Title"] == "Tenancingo, Tlax.");
   }
   CHECK(ana.Json({"list", "cases"}) == beto.Json({"list", "cases"}));
 }
@@ -161,9 +175,7 @@ TEST_CASE("two field devices edit offline, see the same conflicts, resolve them 
 TEST_CASE("a device that joins later bootstraps everything; another team sees nothing") {
   Office o;
   Device ana = o.Join("ana");
-  for (int i = 0; i < 25; ++i) {
-    ana.Ok({"put", "encounters", "place=Apizaco", "reached=" + std::to_string(i)});
-  }
+  for (int i = 0; i < 25; ++i) ana.Ok(PutEncounter(i));
   ana.Sync();
   Device late = o.Join("late");
   const json moved = late.Sync();
@@ -180,12 +192,16 @@ TEST_CASE("a device that joins later bootstraps everything; another team sees no
 TEST_CASE("the hub's data folder holds none of the values written") {
   Office o;
   Device ana = o.Join("ana");
-  const std::string name = "Guadalupe Xochitl Tlapaltotoli";
+  const std::string name = "Guadalupe Xochitl";
   const std::string phone = "2461234567";
-  ana.Ok({"put", "persons", "name=" + name, "phone=\"" + phone + "\""});
+  ana.Ok({"put", "persons", "prs_FirstName=" + name, "prs_LastName=Tlapaltotoli",
+          "prs_MobilePhone=\"" + phone + "\""});
   ana.Sync();
   o.coord.Sync();
-  CHECK(o.coord.Json({"list", "persons"})[0]["fields"]["name"] == name);
+  const json fields = o.coord.Json({"list", "persons"})[0]["fields"];
+  CHECK(fields["prs_FirstName"] == name);
+  CHECK(fields["prs_LastName"] == "Tlapaltotoli");
+  CHECK(fields["prs_MobilePhone"] == phone);
   o.hub->Stop();  // flush the WAL into the folder as it would sit on disk
   CHECK_FALSE(FolderContains(o.data, name));
   CHECK_FALSE(FolderContains(o.data, "Tlapaltotoli"));
@@ -197,19 +213,19 @@ TEST_CASE("the hub's data folder holds none of the values written") {
 TEST_CASE("a hub restarted mid-way loses no acknowledged write") {
   Office o;
   Device ana = o.Join("ana");
-  ana.Ok({"put", "cases", "status=Active"});
+  ana.Ok({"put", "cases", "cas_Status=Active"});
   ana.Sync();
   const int port = o.hub->port();
   CHECK(o.hub->Stop() == 0);  // SIGTERM: graceful
   o.hub.reset();
   o.hub = std::make_unique<HubProcess>(kHub, o.data, "127.0.0.1:" + std::to_string(port));
-  ana.Ok({"put", "cases", "status=FollowUp"});
+  ana.Ok({"put", "cases", "cas_Status=FollowUp"});
   ana.Sync();
   o.coord.Sync();
   CHECK(o.coord.Json({"list", "cases"}).size() == 2);
 
   // Even killed without warning, what it acknowledged is there.
-  ana.Ok({"put", "cases", "status=Closed"});
+  ana.Ok({"put", "cases", "cas_Status=Closed"});
   CHECK(ana.Sync()["sent"] == 1);
   o.hub->Kill();
   o.hub.reset();
@@ -235,14 +251,14 @@ TEST_CASE("garbage, truncated and oversized requests get 4xx and the hub keeps s
         "401");
   CHECK(status_of(testing::RawExchange(
             port, "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == "200");
-  o.coord.Ok({"put", "cases", "status=Active"});
+  o.coord.Ok({"put", "cases", "cas_Status=Active"});
   CHECK(o.coord.Sync()["sent"] == 1);
 }
 
 TEST_CASE("an online backup taken while the hub serves holds every acknowledged write") {
   Office o;
   Device ana = o.Join("ana");
-  for (int i = 0; i < 10; ++i) ana.Ok({"put", "encounters", "n=" + std::to_string(i)});
+  for (int i = 0; i < 10; ++i) ana.Ok(PutEncounter(i));
   CHECK(ana.Sync()["sent"] == 10);
   const std::string out = o.dir.File("backup.db");
   const RunResult backup = Run({kHub, "admin", "backup", "--data", o.data, "--out", out});
@@ -342,7 +358,7 @@ class DroppingProxy {
 TEST_CASE("a sync whose responses are lost retries on its own and duplicates nothing") {
   Office o;
   Device ana = o.Join("ana");
-  for (int i = 0; i < 5; ++i) ana.Ok({"put", "encounters", "n=" + std::to_string(i)});
+  for (int i = 0; i < 5; ++i) ana.Ok(PutEncounter(i));
   DroppingProxy proxy(o.hub->port(), 2);  // the 3G link drops twice
   const RunResult r = ana.Run({"--json", "sync", "--hub", proxy.url()});
   INFO(r.out, r.err);
@@ -355,6 +371,34 @@ TEST_CASE("a sync whose responses are lost retries on its own and duplicates not
   CHECK(o.coord.Json({"list", "encounters"}).size() == 5);
   // The hub holds each write once.
   CHECK(Metrics(*o.hub).find("enlace_log_writes 5\n") != std::string::npos);
+}
+
+TEST_CASE("puts outside the schema exit 5 and nothing of them reaches the hub") {
+  Office o;
+  Device ana = o.Join("ana");
+  const std::string id = ana.Json({"put", "cases", "cas_Title=Apizaco"})["id"];
+  CHECK(ana.Sync()["sent"] == 1);
+  const std::vector<std::vector<std::string>> refused = {
+      {"put", "cases", "status=Active", "age=16", "municipality=Tenancingo"},  // unknown fields
+      {"put", "cases", id, "cas_Status=Open"},                                 // not in the list
+      {"put", "cases", id, "cas_Status=FollowUp", "referral=DIF"},  // one bad field of two
+      {"put", "encounters", "enc_Date=2026-10-02", "enc_Kind=Car"},
+      {"put", "encounters", "enc_Place=Apizaco"},  // missing required fields
+  };
+  for (const auto& args : refused) {
+    const RunResult r = ana.Run(args);
+    INFO("enlace ", json(args).dump(), " stderr: ", r.err);
+    CHECK(r.exit_code == 5);
+    CHECK(r.err.find("enlace: ") == 0);
+  }
+  CHECK(ana.Json({"status"})["pending"] == 0);
+  CHECK(ana.Sync()["sent"] == 0);
+  o.coord.Sync();
+  const json cases = o.coord.Json({"list", "cases"});
+  REQUIRE(cases.size() == 1);
+  CHECK(cases[0]["fields"] == json{{"cas_Title", "Apizaco"}, {"cas_Status", "Active"}});
+  CHECK(o.coord.Json({"list", "encounters"}).empty());
+  CHECK(Metrics(*o.hub).find("enlace_log_writes 1\n") != std::string::npos);
 }
 
 TEST_CASE("exit codes: usage 1, wrong passphrase 2, hub unreachable 3, rejected 4") {
@@ -404,7 +448,7 @@ TEST_CASE("with TLS, invite codes pin the hub's key and a different key is refus
             "--pin", hub->pin()});
   Device ana{dir.File("ana")};
   ana.Ok({"join", coord.Json({"invite"})["code"].get<std::string>(), "--name", "ana"});
-  ana.Ok({"put", "cases", "status=Active"});
+  ana.Ok({"put", "cases", "cas_Status=Active"});
   CHECK(ana.Sync()["sent"] == 1);
 
   // The same address now answers with another key: refused, nothing sent.
@@ -413,7 +457,7 @@ TEST_CASE("with TLS, invite codes pin the hub's key and a different key is refus
   hub = std::make_unique<HubProcess>(
       kHub, data, "127.0.0.1:" + std::to_string(port),
       std::vector<std::string>{"--tls-cert", dir.File("b.crt"), "--tls-key", dir.File("b.key")});
-  ana.Ok({"put", "cases", "status=FollowUp"});
+  ana.Ok({"put", "cases", "cas_Status=FollowUp"});
   const RunResult refused = ana.Run({"sync"});
   CHECK(refused.exit_code == 4);
   CHECK(refused.err.find("pin") != std::string::npos);
