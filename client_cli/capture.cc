@@ -79,8 +79,7 @@ void Introduce(std::ostream& out, const SchemaPack& pack, const FieldDef& field,
 
 // Asks one field until the answer is valid. Returns "" to leave it empty,
 // the JSON value, or nullopt when the input ended.
-Result<std::optional<std::string>> AskField(const SchemaPack& pack,
-                                            const CollectionDef& collection,
+Result<std::optional<std::string>> AskField(const SchemaPack& pack, const CollectionDef& collection,
                                             const FieldDef& field, Prompter& prompter,
                                             std::string_view language,
                                             const std::string& default_value) {
@@ -155,8 +154,7 @@ Result<TextValues> ParseTextAssignments(const std::vector<std::string>& words) {
   return out;
 }
 
-Result<std::optional<Fields>> CaptureRecord(const SchemaPack& pack,
-                                            const CollectionDef& collection,
+Result<std::optional<Fields>> CaptureRecord(const SchemaPack& pack, const CollectionDef& collection,
                                             const TextValues& typed, Fields fixed_values,
                                             bool creating, const CaptureOptions& options) {
   Fields values = std::move(fixed_values);
@@ -180,9 +178,8 @@ Result<std::optional<Fields>> CaptureRecord(const SchemaPack& pack,
       auto suggested = options.suggested.find(field.name);
       const std::string& default_value =
           suggested != options.suggested.end() ? suggested->second : field.default_value;
-      ENLACE_ASSIGN_OR_RETURN(auto answer,
-                              AskField(pack, collection, field, *options.prompter,
-                                       options.language, default_value));
+      ENLACE_ASSIGN_OR_RETURN(auto answer, AskField(pack, collection, field, *options.prompter,
+                                                    options.language, default_value));
       if (!answer) return std::optional<Fields>();
       if (!answer->empty()) values[field.name] = *answer;
     }
@@ -194,7 +191,8 @@ Result<std::optional<Fields>> CaptureRecord(const SchemaPack& pack,
   ENLACE_RETURN_IF_ERROR(pack.Validate(collection.name, values, creating));
   if (options.prompter != nullptr) {
     Prompter& p = *options.prompter;
-    p.out() << "\n" << Format(_("{0} to save:"), {pack.CollectionLabel(collection, options.language)})
+    p.out() << "\n"
+            << Format(_("{0} to save:"), {pack.CollectionLabel(collection, options.language)})
             << "\n";
     for (const FieldDef& field : collection.fields) {
       auto it = values.find(field.name);
@@ -231,8 +229,9 @@ void PrintRecord(std::ostream& out, const SchemaPack& pack, const CollectionDef&
     if (value.value == "null") return;
     out << "  " << pad(label) << "  " << text;
     if (value.conflict()) {
-      out << "  " << Format(_("[conflict: {0} values, see enlace conflicts]"),
-                            {std::to_string(value.siblings.size())});
+      out << "  "
+          << Format(_("[conflict: {0} values, see enlace conflicts]"),
+                    {std::to_string(value.siblings.size())});
     }
     out << "\n";
   };

@@ -56,8 +56,8 @@ struct CaptureOptions {
 // value; nullopt when the person ends the input (Ctrl-D) or says no at the
 // end (nothing is to be written).
 Result<std::optional<Fields>> CaptureRecord(const SchemaPack& pack, const CollectionDef& collection,
-                             const TextValues& typed, Fields fixed_values, bool creating,
-                             const CaptureOptions& options);
+                                            const TextValues& typed, Fields fixed_values,
+                                            bool creating, const CaptureOptions& options);
 
 // Splits "FIELD=VALUE" words; kInvalidArgument for a word without '=' or a
 // field given twice.

@@ -81,8 +81,8 @@ CliStatus SplitTyped(const Workbench& wb, const TextValues& typed,
     if (!placed) {
       std::string names;
       for (const char* c : collections) names += (names.empty() ? "" : ", ") + std::string(c);
-      return CliStatus::Usage(
-          Format(_("--set {0}: no such field in {1} (see enlace schema COLLECTION)"), {field, names}));
+      return CliStatus::Usage(Format(
+          _("--set {0}: no such field in {1} (see enlace schema COLLECTION)"), {field, names}));
     }
   }
   return CliStatus::Ok();
@@ -213,9 +213,9 @@ CliStatus RunSchema(Context& ctx, const SchemaArgs& args) {
       ctx.output->Warn(problem);
     }
     for (const CollectionDef& c : pack.collections()) {
-      ctx.output->Line(Format(_("  {0}  {1} ({2} fields)"),
-                              {c.name, pack.CollectionLabel(c, wb.language),
-                               std::to_string(c.fields.size())}));
+      ctx.output->Line(
+          Format(_("  {0}  {1} ({2} fields)"),
+                 {c.name, pack.CollectionLabel(c, wb.language), std::to_string(c.fields.size())}));
     }
     ctx.output->Line(_("See one collection's fields: enlace schema COLLECTION"));
     return CliStatus::Ok();
@@ -438,8 +438,8 @@ CliStatus RunCaseShow(Context& ctx, const std::string& case_ref) {
   std::vector<Record> cases;
   RecordId case_id;
   CLI_RETURN_IF_ERROR(FindCase(wb, case_ref, cases, case_id));
-  const Record& the_case = *std::find_if(cases.begin(), cases.end(),
-                                         [&](const Record& r) { return r.id == case_id; });
+  const Record& the_case =
+      *std::find_if(cases.begin(), cases.end(), [&](const Record& r) { return r.id == case_id; });
   std::optional<Record> person;
   const std::string person_hex = ShownString(the_case, "cas_Person");
   if (auto pid = RecordId::FromHex(person_hex); pid.ok()) {
@@ -464,12 +464,12 @@ CliStatus RunCaseShow(Context& ctx, const std::string& case_ref) {
   out << Format(_("Case {0}"), {case_id.ToHex()}) << "\n";
   PrintRecord(out, *wb.pack, CollectionOf(wb, kCases), the_case, wb.language);
   if (person) {
-    out << "\n" << wb.pack->CollectionLabel(CollectionOf(wb, kPersons), wb.language) << " "
+    out << "\n"
+        << wb.pack->CollectionLabel(CollectionOf(wb, kPersons), wb.language) << " "
         << Short(person->id) << "\n";
     PrintRecord(out, *wb.pack, CollectionOf(wb, kPersons), *person, wb.language);
   }
-  out << "\n"
-      << Format(_("Events ({0})"), {std::to_string(events.size())}) << "\n";
+  out << "\n" << Format(_("Events ({0})"), {std::to_string(events.size())}) << "\n";
   for (const Record& e : events) {
     out << "  " << Short(e.id) << "\n";
     PrintRecord(out, *wb.pack, CollectionOf(wb, kEvents), e, wb.language);
@@ -521,8 +521,9 @@ CliStatus RunCaseList(Context& ctx, const CaseListArgs& args) {
     const FieldDef* status_field = cases_def.Find("cas_Status");
     auto st = c.fields.find("cas_Status");
     const std::string status_text =
-        st == c.fields.end() ? "" : casework::ValueForPeople(*wb.pack, *status_field,
-                                                             st->second.value, wb.language);
+        st == c.fields.end()
+            ? ""
+            : casework::ValueForPeople(*wb.pack, *status_field, st->second.value, wb.language);
     const std::string title = ShownString(c, "cas_Title");
     const std::string opened = ShownString(c, "cas_OpenedDate");
     const size_t n_events = event_count[c.id.ToHex()];
@@ -612,14 +613,15 @@ CliStatus RunExport(Context& ctx, const ExportArgs& args) {
     }
     const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::system_clock::now().time_since_epoch());
-    CLI_RETURN_IF_ERROR(Emit(ctx, args.output,
-                             casework::ExportJson(*wb.pack, data, args.include_identifying,
-                                                  FormatIsoUtc(static_cast<uint64_t>(now.count())))));
+    CLI_RETURN_IF_ERROR(
+        Emit(ctx, args.output,
+             casework::ExportJson(*wb.pack, data, args.include_identifying,
+                                  FormatIsoUtc(static_cast<uint64_t>(now.count())))));
   } else if (collections.size() == 1) {
     std::vector<Record> records;
     CLI_RETURN_IF_ERROR(LoadAll(wb, collections[0]->name.c_str(), records));
-    CLI_RETURN_IF_ERROR(Emit(ctx, args.output,
-                             casework::ExportCsv(*collections[0], records, args.include_identifying)));
+    CLI_RETURN_IF_ERROR(Emit(
+        ctx, args.output, casework::ExportCsv(*collections[0], records, args.include_identifying)));
   } else {
     if (args.output.empty() || args.output == "-") {
       return CliStatus::Usage(
@@ -655,7 +657,7 @@ namespace {
 // A mapping file: which column feeds which field, value translations, the
 // key column and fixed values.
 struct ImportMapping {
-  std::map<std::string, std::string> columns;  // column -> field
+  std::map<std::string, std::string> columns;                        // column -> field
   std::map<std::string, std::map<std::string, std::string>> values;  // field -> text -> text
   std::map<std::string, std::string> fixed;                          // field -> text
   std::string key;
@@ -749,7 +751,14 @@ CliStatus RunImport(Context& ctx, const ImportArgs& args) {
   if (!in) return CliStatus::Usage(Format(_("cannot read {0}"), {args.file}));
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string text = ss.str();
+  std::string text = ss.str();
+  if (!casework::IsUtf8(text)) {
+    // Excel's plain "CSV" on Windows is Windows-1252, not UTF-8.
+    text = casework::Windows1252ToUtf8(text);
+    ctx.output->Note(Format(_("{0} is not UTF-8; it was read as Windows-1252 (Excel's \"CSV\"). "
+                              "Check accented names in the result, or save as \"CSV UTF-8\"."),
+                            {args.file}));
+  }
 
   Workbench wb;
   CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
@@ -759,9 +768,8 @@ CliStatus RunImport(Context& ctx, const ImportArgs& args) {
   }
   for (const auto& [column, field] : mapping.columns) {
     if (collection->Find(field) == nullptr) {
-      return CliStatus::Usage(
-          Format(_("mapping: column {0} goes to {1}, which {2} does not have"),
-                 {column, field, args.collection}));
+      return CliStatus::Usage(Format(_("mapping: column {0} goes to {1}, which {2} does not have"),
+                                     {column, field, args.collection}));
     }
   }
 
@@ -775,7 +783,8 @@ CliStatus RunImport(Context& ctx, const ImportArgs& args) {
     CsvReader reader(text);
     std::vector<std::string> header, fields;
     auto first = reader.Next(header);
-    if (!first.ok()) return {kExitData, Format(_("{0}: {1}"), {args.file, first.status().message()})};
+    if (!first.ok())
+      return {kExitData, Format(_("{0}: {1}"), {args.file, first.status().message()})};
     if (!*first) return {kExitData, Format(_("{0} is empty"), {args.file})};
     for (std::string& h : header) {
       const auto a = h.find_first_not_of(" \t");
@@ -809,10 +818,10 @@ CliStatus RunImport(Context& ctx, const ImportArgs& args) {
         row.cells.emplace_back("", "\x02");
       } else {
         for (const auto& [k, v] : j.items()) {
-          row.cells.emplace_back(k, v.is_string() ? v.get<std::string>()
-                                 : v.is_null()    ? std::string()
-                                 : v.is_array()   ? casework::ValueForCell(v.dump())
-                                                  : v.dump());
+          row.cells.emplace_back(k, v.is_string()  ? v.get<std::string>()
+                                    : v.is_null()  ? std::string()
+                                    : v.is_array() ? casework::ValueForCell(v.dump())
+                                                   : v.dump());
         }
       }
       rows.push_back(std::move(row));
@@ -953,12 +962,9 @@ CliStatus RunImport(Context& ctx, const ImportArgs& args) {
   const int exit_code = rejected > 0 ? kExitData : kExitOk;
   if (ctx.output->json()) {
     // One document, also when rows were refused (then with "error" and "code").
-    json summary = {{"rows", rows.size()},
-                      {"created", created},
-                      {"updated", updated},
-                      {"unchanged", unchanged},
-                      {"rejected", rejected},
-                      {"rejects_file", rejects_path}};
+    json summary = {{"rows", rows.size()},  {"created", created},
+                    {"updated", updated},   {"unchanged", unchanged},
+                    {"rejected", rejected}, {"rejects_file", rejects_path}};
     if (rejected > 0) {
       summary["error"] = Format(_("rows rejected: {0}"), {std::to_string(rejected)});
       summary["code"] = exit_code;
@@ -966,13 +972,14 @@ CliStatus RunImport(Context& ctx, const ImportArgs& args) {
     ctx.output->Json(summary);
     return {exit_code, ""};
   } else {
-    ctx.output->Line(Format(_("{0} rows: {1} created, {2} updated, {3} already there, {4} "
-                              "rejected"),
-                            {std::to_string(rows.size()), std::to_string(created),
-                             std::to_string(updated), std::to_string(unchanged),
-                             std::to_string(rejected)}));
+    ctx.output->Line(
+        Format(_("{0} rows: {1} created, {2} updated, {3} already there, {4} "
+                 "rejected"),
+               {std::to_string(rows.size()), std::to_string(created), std::to_string(updated),
+                std::to_string(unchanged), std::to_string(rejected)}));
     if (rejected > 0) {
-      ctx.output->Line(Format(_("rejected rows, with line number and reason: {0}"), {rejects_path}));
+      ctx.output->Line(
+          Format(_("rejected rows, with line number and reason: {0}"), {rejects_path}));
     }
   }
   // Some rows refused is a data error a script should notice.
@@ -1047,9 +1054,9 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
         dims_text += ", " + label;
       }
     }
-    published->title = Format(built->unit == "events" ? _("Trafficking events by {0}")
-                                                      : _("Victims by {0}"),
-                              {dims_text});
+    published->title =
+        Format(built->unit == "events" ? _("Trafficking events by {0}") : _("Victims by {0}"),
+               {dims_text});
   } else {
     published->title = args.title;
   }
@@ -1073,7 +1080,8 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
   } else {
     text = report::RenderSvg(*published, published->title);
   }
-  if (!ctx.output->json() || args.format == "json") CLI_RETURN_IF_ERROR(Emit(ctx, args.output, text));
+  if (!ctx.output->json() || args.format == "json")
+    CLI_RETURN_IF_ERROR(Emit(ctx, args.output, text));
   if (!args.output.empty() && args.output != "-") {
     ctx.output->Note(Format(_("report written to {0}"), {args.output}));
   }
@@ -1083,9 +1091,8 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
   HubTarget hub{wb.dev.config.hub_url, wb.dev.config.tls_pin};
   Exchanged exchanged;
   CLI_RETURN_IF_ERROR(ExchangeWithHub(
-      ctx, *wb.dev.replica, hub,
-      [&] { return BuildPublishReportRequest(*wb.dev.replica, body); }, args.max_attempts,
-      exchanged));
+      ctx, *wb.dev.replica, hub, [&] { return BuildPublishReportRequest(*wb.dev.replica, body); },
+      args.max_attempts, exchanged));
   if (exchanged.response.status != 200 && exchanged.response.status != 201) {
     return CliStatus::From(ErrorSource::kHub,
                            StatusFromHubResponse(exchanged.response.status,

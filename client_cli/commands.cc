@@ -69,7 +69,6 @@ ReplicaOptions OptionsFor(const Context& ctx) {
   return o;
 }
 
-
 MemberNames NamesOf(Device& device) {
   MemberNames names;
   auto status = GetSyncStatus(*device.replica);
@@ -229,7 +228,6 @@ CliStatus OpenDevice(const Context& ctx, Device& out) {
   out.replica = std::move(replica).value();
   return CliStatus::Ok();
 }
-
 
 // ---- exit codes --------------------------------------------------------------------------------
 

@@ -9,14 +9,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <iosfwd>
-#include <memory>
 
 #include "config.h"
 #include "enlace/replica.h"

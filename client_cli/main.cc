@@ -285,9 +285,11 @@ int Main(int argc, char** argv) {
   status_cmd->footer(_("Example:\n  enlace status"));
 
   // ---- case work: guided capture
-  const char* kSetHelp = N_("FIELD=VALUE for a field of the record (repeatable); see enlace schema");
-  const char* kNoPromptHelp = N_("Never ask: take only --set and the defaults (also when stdin is "
-                                 "not a terminal)");
+  const char* kSetHelp =
+      N_("FIELD=VALUE for a field of the record (repeatable); see enlace schema");
+  const char* kNoPromptHelp =
+      N_("Never ask: take only --set and the defaults (also when stdin is "
+         "not a terminal)");
   auto* case_cmd = app.add_subcommand("case", _("Cases: capture, show and list them."));
   case_cmd->require_subcommand(1);
   CaptureArgs case_new;
@@ -295,13 +297,13 @@ int Main(int argc, char** argv) {
       "new", _("Capture a new case and the person it is about, guided field by field."));
   case_new_cmd->add_option("--set", case_new.set, _(kSetHelp));
   case_new_cmd->add_flag("--no-prompt", case_new.no_prompt, _(kNoPromptHelp));
-  case_new_cmd->footer(
-      _("On a terminal every field is asked in turn, with numbered choices from the code\n"
-        "lists; Enter skips a question or keeps the default shown in [brackets].\n"
-        "Examples:\n"
-        "  enlace case new\n"
-        "  enlace case new --no-prompt --set prs_Gender=Feminine --set vic_AgeWhenTrafficked=16 \\\n"
-        "      --set vic_TraffickingStatus=PossibleVictimOfTrafficking --set cas_Title=Tenancingo"));
+  case_new_cmd->footer(_(
+      "On a terminal every field is asked in turn, with numbered choices from the code\n"
+      "lists; Enter skips a question or keeps the default shown in [brackets].\n"
+      "Examples:\n"
+      "  enlace case new\n"
+      "  enlace case new --no-prompt --set prs_Gender=Feminine --set vic_AgeWhenTrafficked=16 \\\n"
+      "      --set vic_TraffickingStatus=PossibleVictimOfTrafficking --set cas_Title=Tenancingo"));
   std::string case_show_ref;
   auto* case_show_cmd =
       case_cmd->add_subcommand("show", _("Show a case with its person and its events."));
@@ -336,9 +338,9 @@ int Main(int argc, char** argv) {
       ->required();
   event_add_cmd->add_option("--set", event.set, _(kSetHelp));
   event_add_cmd->add_flag("--no-prompt", event.no_prompt, _(kNoPromptHelp));
-  event_add_cmd->footer(
-      _("Example:\n  enlace event add 3f2a9c --set hte_Type=Exploitation --set hte_FederalEntity=29 "
-        "--set hte_Date=2026-10-02"));
+  event_add_cmd->footer(_(
+      "Example:\n  enlace event add 3f2a9c --set hte_Type=Exploitation --set hte_FederalEntity=29 "
+      "--set hte_Date=2026-10-02"));
 
   auto* referral_cmd = app.add_subcommand("referral", _("Referrals of a case."));
   referral_cmd->require_subcommand(1);
@@ -364,8 +366,9 @@ int Main(int argc, char** argv) {
                          _("Show this collection's fields and their allowed values"));
   schema_cmd->add_option("--publish-overlay", schema.overlay_file,
                          _("Coordinators: publish this regional overlay (JSON) to the team"));
-  schema_cmd->footer(_("Examples:\n  enlace schema\n  enlace schema events\n"
-                       "  enlace schema --publish-overlay tlaxcala.json"));
+  schema_cmd->footer(
+      _("Examples:\n  enlace schema\n  enlace schema events\n"
+        "  enlace schema --publish-overlay tlaxcala.json"));
 
   // ---- export, import, report
   ExportArgs exp;
@@ -382,8 +385,9 @@ int Main(int argc, char** argv) {
   export_cmd->add_option("--output", exp.output,
                          _("Write to this file (folder for CSV of several collections) instead "
                            "of stdout; created readable by you only"));
-  export_cmd->footer(_("Examples:\n  enlace export --format csv --collection persons --output "
-                       "personas.csv\n  enlace export --format ctdc --output ctdc.csv"));
+  export_cmd->footer(
+      _("Examples:\n  enlace export --format csv --collection persons --output "
+        "personas.csv\n  enlace export --format ctdc --output ctdc.csv"));
 
   ImportArgs imp;
   auto* import_cmd = app.add_subcommand(

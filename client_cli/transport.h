@@ -30,7 +30,8 @@ struct HttpResponse {
   std::string hub_time;  // the x-enlace-hub-time header, "" when absent
 };
 
-// Sends one request (POST, or GET with an empty body). The errors say whether trying again may help:
+// Sends one request (POST, or GET with an empty body). The errors say whether trying again may
+// help:
 //   kUnavailable        connection refused or cut, DNS, timeout: retryable
 //   kPermissionDenied   the hub's TLS key does not match the pin: never retry
 //   kUnauthenticated    the hub's certificate failed CA validation: never retry

@@ -13,9 +13,9 @@
 namespace enlace::casework {
 namespace {
 
-using nlohmann::json;
 using i18n::Format;
 using i18n::Translate;
+using nlohmann::json;
 
 std::string Trim(std::string_view text) {
   const auto first = text.find_first_not_of(" \t\r\n");
@@ -42,8 +42,8 @@ std::string NormaliseDate(std::string_view text) {
   const std::string t(text);
   if (text.size() == 10 && text[4] == '-' && text[7] == '-' &&
       std::sscanf(t.c_str(), "%4d-%2d-%2d%c", &y, &m, &d, &tail) == 3) {
-  } else if (std::sscanf(t.c_str(), "%2d/%2d/%4d%c", &d, &m, &y, &tail) == 3 &&
-             text.size() >= 8 && text.size() <= 10 && text.substr(text.size() - 5, 1) == "/") {
+  } else if (std::sscanf(t.c_str(), "%2d/%2d/%4d%c", &d, &m, &y, &tail) == 3 && text.size() >= 8 &&
+             text.size() <= 10 && text.substr(text.size() - 5, 1) == "/") {
   } else {
     return "";
   }
@@ -113,11 +113,72 @@ Result<std::string> CodeFromText(const SchemaPack& pack, const FieldDef& field,
       if (n >= 1 && n <= list->values.size()) return list->values[n - 1].code;
     }
   }
-  return Status::InvalidArgument(Format(Translate("{0}: \"{1}\" is not one of {2}"),
-                                        {field.name, text, AllowedCodes(*list)}));
+  return Status::InvalidArgument(
+      Format(Translate("{0}: \"{1}\" is not one of {2}"), {field.name, text, AllowedCodes(*list)}));
 }
 
 }  // namespace
+
+// True for well-formed UTF-8 (no overlong forms, surrogates or code points
+// above U+10FFFF): what nlohmann::json can dump without throwing.
+bool IsUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 1, cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2, cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= n) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 3 && (cp < 0x10000 || cp > 0x10ffff))) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+std::string Windows1252ToUtf8(std::string_view text) {
+  // 0x80..0x9F in Windows-1252; 0 where the code page defines nothing.
+  static constexpr uint16_t kHigh[32] = {
+      0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+      0x2039, 0x0152, 0,      0x017D, 0,      0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+      0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178};
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    uint32_t cp = c;
+    if (c >= 0x80 && c <= 0x9F) cp = kHigh[c - 0x80] != 0 ? kHigh[c - 0x80] : 0xFFFD;
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+  return out;
+}
 
 std::string FoldForSearch(std::string_view text) {
   std::string out;
@@ -152,6 +213,12 @@ Result<std::string> ValueFromText(const SchemaPack& pack, const CollectionDef& c
   (void)collection;
   const std::string text = Trim(raw);
   if (text.empty()) return std::string("null");
+  // Text in another encoding (a spreadsheet saved as Latin-1) is refused:
+  // it could not be stored, shown or exported as JSON.
+  if (!IsUtf8(text)) {
+    return Status::InvalidArgument(Format(
+        Translate("{0}: the text is not UTF-8 (save the file as \"CSV UTF-8\")"), {field.name}));
+  }
   const auto bad = [&](const char* expected) {
     return Status::InvalidArgument(
         Format(Translate("{0}: \"{1}\" is not {2}"), {field.name, text, Translate(expected)}));
@@ -206,7 +273,8 @@ Result<std::string> ValueFromText(const SchemaPack& pack, const CollectionDef& c
     }
     case FieldType::kRef: {
       std::string lower;
-      for (char c : text) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+      for (char c : text)
+        lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
       if (lower.size() != 32 || lower.find_first_not_of("0123456789abcdef") != std::string::npos) {
         return bad("a record id (32 hexadecimal characters)");
       }
@@ -263,12 +331,13 @@ std::string ValueForCell(std::string_view text) {
 
 Result<RecordId> FindByPrefix(const std::vector<Record>& records, std::string_view prefix) {
   std::string lower;
-  for (char c : prefix) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : prefix)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   if (lower.size() < 6 || lower.size() > 32 ||
       lower.find_first_not_of("0123456789abcdef") != std::string::npos) {
-    return Status::InvalidArgument(
-        Format(Translate("\"{0}\" is not a record id (at least its first 6 hexadecimal characters)"),
-               {prefix}));
+    return Status::InvalidArgument(Format(
+        Translate("\"{0}\" is not a record id (at least its first 6 hexadecimal characters)"),
+        {prefix}));
   }
   std::optional<RecordId> found;
   for (const Record& r : records) {

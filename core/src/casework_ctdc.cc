@@ -108,7 +108,8 @@ std::vector<const Record*> EventsOf(const Links& links, const Record& person) {
   if (it == links.cases_of_person.end()) return out;
   for (const Record* c : it->second) {
     auto ev = links.events_of_case.find(c->id.ToHex());
-    if (ev != links.events_of_case.end()) out.insert(out.end(), ev->second.begin(), ev->second.end());
+    if (ev != links.events_of_case.end())
+      out.insert(out.end(), ev->second.begin(), ev->second.end());
   }
   return out;
 }
@@ -238,7 +239,8 @@ bool AnyOf(const std::vector<std::string>& values, const std::vector<const char*
 // "1"/"0" per column, or "" for every column when nothing was recorded.
 void AddFlags(std::vector<std::string>& row, const std::vector<Mapping>& columns,
               const std::vector<std::string>& values) {
-  for (const Mapping& m : columns) row.push_back(values.empty() ? "" : AnyOf(values, m.codes) ? "1" : "0");
+  for (const Mapping& m : columns)
+    row.push_back(values.empty() ? "" : AnyOf(values, m.codes) ? "1" : "0");
 }
 
 std::string Joined(const std::vector<std::string>& values) {
@@ -263,10 +265,10 @@ std::string CtdcAgeBroad(std::optional<int64_t> age) {
 }
 
 std::vector<std::string> CtdcColumns() {
-  std::vector<std::string> cols = {"yearOfRegistration", "Datasource",
-                                   "gender",             "ageBroad",
-                                   "majorityStatus",     "majorityStatusAtExploit",
-                                   "citizenship",        "CountryOfExploitation"};
+  std::vector<std::string> cols = {
+      "yearOfRegistration", "Datasource",           "gender",
+      "ageBroad",           "majorityStatus",       "majorityStatusAtExploit",
+      "citizenship",        "CountryOfExploitation"};
   for (const auto* group : {&ControlColumns(), &ControlGroups()}) {
     for (const Mapping& m : *group) cols.push_back(m.column);
   }
@@ -365,8 +367,8 @@ Result<ReportRows> BuildReportRows(const SchemaPack& pack, const CaseData& data,
     if (std::find(known.begin(), known.end(), d) == known.end()) {
       std::string all;
       for (const std::string& k : known) all += (all.empty() ? "" : ", ") + k;
-      return Status::InvalidArgument(
-          i18n::Format(i18n::Translate("unknown report dimension \"{0}\"; use one of {1}"), {d, all}));
+      return Status::InvalidArgument(i18n::Format(
+          i18n::Translate("unknown report dimension \"{0}\"; use one of {1}"), {d, all}));
     }
     if (!seen_dims.insert(d).second) {
       return Status::InvalidArgument(
@@ -448,10 +450,11 @@ Result<ReportRows> BuildReportRows(const SchemaPack& pack, const CaseData& data,
   }
 
   // Categories: the observed values in the pack's order, Unknown last.
-  const std::map<std::string, std::string> codelist_of = {
-      {"federal_entity", "FederalEntity"}, {"exploitation", "TypeOfExploitation"},
-      {"gender", "Gender"},                {"citizenship", "Country"},
-      {"event_type", "EventType"}};
+  const std::map<std::string, std::string> codelist_of = {{"federal_entity", "FederalEntity"},
+                                                          {"exploitation", "TypeOfExploitation"},
+                                                          {"gender", "Gender"},
+                                                          {"citizenship", "Country"},
+                                                          {"event_type", "EventType"}};
   for (const std::string& dim : query.dims) {
     DimensionCategories cats;
     cats.name = dim;

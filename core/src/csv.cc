@@ -7,8 +7,10 @@ namespace enlace {
 CsvReader::CsvReader(std::string_view text) : text_(text) {
   if (text_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;
   const size_t end = text_.find('\n', pos_);
-  const std::string_view header = text_.substr(pos_, end == std::string_view::npos ? end : end - pos_);
-  if (std::count(header.begin(), header.end(), ';') > std::count(header.begin(), header.end(), ',')) {
+  const std::string_view header =
+      text_.substr(pos_, end == std::string_view::npos ? end : end - pos_);
+  if (std::count(header.begin(), header.end(), ';') >
+      std::count(header.begin(), header.end(), ',')) {
     delimiter_ = ';';
   }
 }

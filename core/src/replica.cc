@@ -748,8 +748,7 @@ Status Replica::RunBatch(const std::function<Status()>& body) {
   return tx->Commit();
 }
 
-Result<RecordId> Replica::DeriveRecordId(std::string_view collection,
-                                         std::string_view key) const {
+Result<RecordId> Replica::DeriveRecordId(std::string_view collection, std::string_view key) const {
   ENLACE_ASSIGN_OR_RETURN(const SecretBytes* subkey, impl_->RecordIdKey());
   std::string message(collection);
   message.push_back('\0');

@@ -657,8 +657,9 @@ Status SchemaParser::MergeCodeLists(SchemaPack& pack, const Json& lists) {
     return Status::InvalidArgument("overlay: 'codelists' must map names to arrays");
   }
   for (const auto& [name, values] : lists.items()) {
+    const auto& list_name = name;  // clang 14 cannot capture a structured binding
     auto it = std::find_if(pack.codelists_.begin(), pack.codelists_.end(),
-                           [&](const CodeList& l) { return l.name == name; });
+                           [&](const CodeList& l) { return l.name == list_name; });
     if (it == pack.codelists_.end()) {
       auto list = ParseCodeList(name, values, true);
       if (!list.ok()) return list.status().WithContext("overlay");

@@ -1,19 +1,20 @@
 // Case work over the built-in pack: typed values, CSV, the CTDC mapping on a
 // fixture with known answers, export round trips and report rows.
+#include "enlace/casework.h"
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "enlace/casework.h"
 #include "enlace/csv.h"
 #include "enlace/schema.h"
 
 namespace enlace {
 namespace {
 
-using nlohmann::json;
 using casework::TextOptions;
 using casework::ValueFromText;
+using nlohmann::json;
 
 const SchemaPack& Pack() { return SchemaPack::Builtin(); }
 
@@ -74,6 +75,33 @@ TEST_CASE("text that does not fit its field is refused with the field and what w
         "\"0123456789abcdef0123456789abcdef\"");
 }
 
+TEST_CASE("text that is not UTF-8 is refused; Windows-1252 spreadsheets are converted") {
+  CHECK(
+      casework::IsUtf8("Mar\xC3\xAD"
+                       "a"));
+  CHECK_FALSE(
+      casework::IsUtf8("Mar\xED"
+                       "a"));                     // Latin-1
+  CHECK_FALSE(casework::IsUtf8("\xC0\x80"));      // overlong
+  CHECK_FALSE(casework::IsUtf8("\xED\xA0\x80"));  // a surrogate
+  CHECK_FALSE(casework::IsUtf8("\xC3"));          // truncated
+  auto latin = Typed("persons", "prs_FirstName",
+                     "Mar\xED"
+                     "a");
+  REQUIRE_FALSE(latin.ok());
+  CHECK(latin.status().message().find("UTF-8") != std::string::npos);
+  CHECK(casework::Windows1252ToUtf8("Mar\xED"
+                                    "a Pe\xF1"
+                                    "a \x93"
+                                    "ok\x94 \x80") ==
+        "Mar\xC3\xAD"
+        "a Pe\xC3\xB1"
+        "a \xE2\x80\x9C"
+        "ok\xE2\x80\x9D \xE2\x82\xAC");
+  CHECK(casework::Windows1252ToUtf8("\x81") == "\xEF\xBF\xBD");
+  CHECK(casework::IsUtf8(casework::Windows1252ToUtf8("any \xFF\x80\x9D bytes")));
+}
+
 TEST_CASE("stored values are shown with labels in the reader's language, unknown ones raw") {
   const FieldDef* gender = Pack().FindCollection("persons")->Find("prs_Gender");
   CHECK(casework::ValueForPeople(Pack(), *gender, "\"Feminine\"", "es") == "Femenino");
@@ -92,13 +120,11 @@ TEST_CASE("records are found by an id prefix and searched without accents") {
   auto found = casework::FindByPrefix(records, records[1].id.ToHex().substr(0, 8));
   REQUIRE(found.ok());
   CHECK(*found == records[1].id);
-  CHECK(casework::FindByPrefix(records, "zzzzzz").status().code() ==
-        StatusCode::kInvalidArgument);
+  CHECK(casework::FindByPrefix(records, "zzzzzz").status().code() == StatusCode::kInvalidArgument);
   CHECK(casework::FindByPrefix(records, "abc").status().code() == StatusCode::kInvalidArgument);
   CHECK(casework::FindByPrefix(records, "ffffff").status().code() == StatusCode::kNotFound);
   // Both ids start with "630000": ambiguous.
-  CHECK(casework::FindByPrefix(records, "630000").status().code() ==
-        StatusCode::kInvalidArgument);
+  CHECK(casework::FindByPrefix(records, "630000").status().code() == StatusCode::kInvalidArgument);
   const CollectionDef& cases = *Pack().FindCollection("cases");
   CHECK(casework::Matches(Pack(), cases, records[0], "jose", "es"));
   CHECK(casework::Matches(Pack(), cases, records[0], "APIZACO", "es"));
@@ -106,7 +132,9 @@ TEST_CASE("records are found by an id prefix and searched without accents") {
 }
 
 TEST_CASE("CSV: quotes, line breaks, semicolons, a byte-order mark and errors by line") {
-  CsvReader reader("\xEF\xBB\xBF" "a,b,c\r\n1,\"x, \"\"y\"\"\",3\n\n\"multi\nline\",,\n");
+  CsvReader reader(
+      "\xEF\xBB\xBF"
+      "a,b,c\r\n1,\"x, \"\"y\"\"\",3\n\n\"multi\nline\",,\n");
   std::vector<std::string> f;
   REQUIRE(*reader.Next(f));
   CHECK(f == std::vector<std::string>{"a", "b", "c"});

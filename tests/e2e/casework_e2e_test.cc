@@ -302,8 +302,8 @@ TEST_CASE("a coordinator's regional overlay reaches field devices through sync")
   }
   // A field device may not publish one; before sync the field is unknown.
   CHECK(ana.Run({"schema", "--publish-overlay", overlay}).exit_code == 5);
-  const std::vector<std::string> put = {"encounter", "log", "--set", "enc_Kind=Street", "--set",
-                                        "tlx_Shelter=CasaA"};
+  const std::vector<std::string> put = {"encounter",       "log",   "--set",
+                                        "enc_Kind=Street", "--set", "tlx_Shelter=CasaA"};
   CHECK(ana.Run(put).exit_code == 1);  // unknown field: a usage error of --set
   o.coord.Ok({"schema", "--publish-overlay", overlay});
   o.coord.Ok({"sync"});
@@ -366,11 +366,30 @@ TEST_CASE("an import validates every row, reports rejects by line and is idempot
   CHECK(again["unchanged"] == 40);
   CHECK(o.coord.Json({"list", "persons"}).size() == 40);
 
+  // A spreadsheet saved by Excel as plain "CSV" (Windows-1252) is converted.
+  const std::string latin = o.dir.File("latin1.csv");
+  {
+    std::ofstream out(latin, std::ios::binary);
+    out << "Folio,prs_FirstName,prs_Gender\r\nL1,Mar\xED"
+           "a Pe\xF1"
+           "a,Feminine\r\n";
+  }
+  const RunResult converted =
+      o.coord.Run({"import", latin, "--collection", "persons", "--key", "Folio"});
+  INFO(converted.err);
+  CHECK(converted.exit_code == 0);
+  CHECK(converted.err.find("Windows-1252") != std::string::npos);
+  const RunResult names = o.coord.Run(
+      {"export", "--format", "csv", "--collection", "persons", "--include-identifying"});
+  CHECK(names.out.find("Mar\xC3\xAD"
+                       "a Pe\xC3\xB1"
+                       "a") != std::string::npos);
+
   // 40 victims by gender: 14 men and 26 women, both published.
   const RunResult report = o.coord.Run({"--json", "report", "--by", "gender", "--format", "json"});
   REQUIRE(report.exit_code == 0);
   const json r = json::parse(report.out);
-  CHECK(r["total"] == 40);
+  CHECK(r["total"] == 40);  // María has no trafficking status: not counted
 }
 
 }  // namespace

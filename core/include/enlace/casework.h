@@ -40,6 +40,14 @@ Result<std::string> ValueFromText(const SchemaPack& pack, const CollectionDef& c
                                   const FieldDef& field, std::string_view text,
                                   const TextOptions& options = {});
 
+// True for well-formed UTF-8 (no overlong forms, surrogates or code points
+// above U+10FFFF).
+bool IsUtf8(std::string_view text);
+
+// Text in Windows-1252 (what Excel writes as "CSV" on Windows in Mexico)
+// converted to UTF-8; bytes that code page leaves undefined become U+FFFD.
+std::string Windows1252ToUtf8(std::string_view text);
+
 // A stored JSON value for people: code labels in `language`, dates as typed,
 // lists joined with ", ", yes/no for booleans. Values that no longer fit the
 // pack (an older version, a removed overlay) are shown raw, never dropped.
