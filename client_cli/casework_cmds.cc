@@ -1067,8 +1067,12 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
   published->generated_at = FormatIsoUtc(static_cast<uint64_t>(now.count()));
 
   std::string text;
+  // For people (table, chart) the dimensions carry their names in the
+  // reader's language; CSV and JSON keep the machine names.
+  report::Published for_people = *published;
+  for (report::Dimension& d : for_people.table.dims) d.name = DimensionLabel(d.name);
   if (args.format == "table") {
-    text = report::RenderText(*published) + "\n" +
+    text = report::RenderText(for_people) + "\n" +
            Format(_("<{0}: hidden, either below {0} or so that a small count cannot be worked "
                     "out from the totals."),
                   {std::to_string(args.k)}) +
@@ -1078,7 +1082,7 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
   } else if (args.format == "json") {
     text = report::RenderJson(*published) + "\n";
   } else {
-    text = report::RenderSvg(*published, published->title);
+    text = report::RenderSvg(for_people, for_people.title);
   }
   if (!ctx.output->json() || args.format == "json")
     CLI_RETURN_IF_ERROR(Emit(ctx, args.output, text));
