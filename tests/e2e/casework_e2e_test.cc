@@ -19,77 +19,17 @@
 #include <string>
 #include <vector>
 
+#include "cli_fixture.h"
 #include "enlace/schema.h"
-#include "process.h"
-#include "test_util.h"
 
 namespace enlace {
 namespace {
 
 using nlohmann::json;
-using testing::HubProcess;
 using testing::RunResult;
-using testing::TempDir;
 
-const std::string kHub = ENLACE_HUB_BIN;
-const std::string kCli = ENLACE_CLI_BIN;
-
-struct Device {
-  std::string home;
-  std::string passphrase = "una frase larga de prueba";
-
-  std::map<std::string, std::string> Env(std::map<std::string, std::string> env = {}) const {
-    env.emplace("ENLACE_PASSPHRASE", passphrase);
-    env.emplace("ENLACE_KDF", "min");
-    env.emplace("ENLACE_RETRY_BASE_MS", "20");
-    env.emplace("LANG", "C");
-    env.emplace("LANGUAGE", "");
-    return env;
-  }
-  RunResult Run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) const {
-    std::vector<std::string> argv = {kCli, "--home", home};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return testing::Run(argv, Env(std::move(env)));
-  }
-  json Json(std::vector<std::string> args) const {
-    args.insert(args.begin(), "--json");
-    const RunResult r = Run(args);
-    INFO("enlace ", args[1], " stdout: ", r.out, " stderr: ", r.err);
-    REQUIRE(r.exit_code == 0);
-    return json::parse(r.out);
-  }
-  void Ok(std::vector<std::string> args) const {
-    const RunResult r = Run(args);
-    INFO("enlace ", args[0], " stdout: ", r.out, " stderr: ", r.err);
-    REQUIRE(r.exit_code == 0);
-  }
-};
-
-std::string BootstrapToken(const std::string& data) {
-  const RunResult r = testing::Run({kHub, "admin", "bootstrap-token", "--data", data});
-  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  std::string token = r.out;
-  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
-  return token;
-}
-
-struct Office {
-  TempDir dir;
-  std::string data = dir.File("hub");
-  std::unique_ptr<HubProcess> hub = std::make_unique<HubProcess>(kHub, data);
-  Device coord{dir.File("coord")};
-
-  Office() {
-    coord.Ok({"init", "--hub", hub->url(), "--team", "Tlaxcala", "--token", BootstrapToken(data),
-              "--name", "coordinadora"});
-  }
-  Device Join(const std::string& name) {
-    Device d{dir.File(name)};
-    const std::string code = coord.Json({"invite", "--role", "field"})["code"].get<std::string>();
-    d.Ok({"join", code, "--name", name});
-    return d;
-  }
-};
+using Device = testing::CliDevice;
+using testing::Office;
 
 std::string Slurp(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -108,12 +48,11 @@ RunResult RunOnTerminal(const Device& device, const std::vector<std::string>& ar
   REQUIRE(pid >= 0);
   if (pid == 0) {
     for (const auto& [k, v] : device.Env(env)) ::setenv(k.c_str(), v.c_str(), 1);
-    std::vector<std::string> argv = {kCli, "--home", device.home};
-    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<std::string> argv = device.Argv(args);
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
-    ::execv(kCli.c_str(), cargv.data());
+    ::execv(testing::kCliBin.c_str(), cargv.data());
     ::_exit(127);
   }
   // Answers are typed one by one, each after the program asked (a prompt
@@ -186,7 +125,7 @@ TEST_CASE("a case captured in Spanish on a terminal reaches the coordinator, exp
                                  {"vic_TypeOfExploitation", "2"},  // sexual exploitation
                                  {"vic_MethodsOfControl", "RestrictsMovement"}},
                                 {{"cas_Title", "Tenancingo, calle"}}),
-                    {{"LANG", "es_MX.UTF-8"}});
+                    {{"LANGUAGE", "es_MX"}});
   INFO("terminal: ", capture.out);
   REQUIRE(capture.exit_code == 0);
   // Spanish prompts and labels, and the Spanish confirmation.
@@ -310,7 +249,7 @@ TEST_CASE("a coordinator's regional overlay reaches field devices through sync")
   ana.Ok({"sync"});
   ana.Ok(put);
   CHECK(ana.Json({"schema"})["overlay_version"] == 1);
-  const RunResult es = ana.Run({"schema", "encounters"}, {{"LANG", "es_MX.UTF-8"}});
+  const RunResult es = ana.Run({"schema", "encounters"}, {{"LANGUAGE", "es_MX"}});
   CHECK(es.out.find("Albergue") != std::string::npos);
   // An overlay that retypes a base field is refused, nothing published.
   {
