@@ -240,7 +240,9 @@ TEST_CASE("values parse as JSON when they can, and as plain text otherwise") {
       {"1e999", "\"1e999\""},  // not a finite number
       {"[1,", "\"[1,\""},
   };
-  for (const auto& [typed, canonical] : cases) {
+  for (const auto& entry : cases) {
+    const auto& typed = entry.first;  // clang 14 cannot capture a binding in INFO
+    const auto& canonical = entry.second;
     INFO("typed: ", typed);
     auto v = ParseValue(typed);
     REQUIRE(v.ok());

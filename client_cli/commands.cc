@@ -17,6 +17,7 @@
 #include "enlace/write.h"
 #include "i18n_cli.h"
 #include "passphrase.h"
+#include "safety_cmds.h"
 
 namespace enlace::cli {
 
@@ -189,15 +190,13 @@ CliStatus CheckText(std::string_view text, const TextRule& rule) {
   return CliStatus::Ok();
 }
 
-// A role for people ("field" -> "campo" in Spanish); the role's name in
-// config.json, JSON output and on the command line stays as it is.
+}  // namespace
+
 std::string RoleLabel(std::string_view role) {
   if (role == "field") return C_("role", "field");
   if (role == "coordinator") return C_("role", "coordinator");
   return std::string(role);
 }
-
-}  // namespace
 
 CliStatus Local(const Status& s) { return CliStatus::From(ErrorSource::kLocal, s); }
 
@@ -218,14 +217,17 @@ CliStatus OpenDevice(const Context& ctx, Device& out) {
   CLI_RETURN_IF_ERROR(GetPassphrase(ctx, PassphrasePurpose::kUnlock, passphrase));
   auto replica = Replica::Open(OptionsFor(ctx), passphrase.view());
   if (!replica.ok()) {
-    if (replica.status().code() == StatusCode::kWrongPassphrase) {
-      return {kExitLocked, Format(_("wrong passphrase: the vault in {0} stays locked"), {home})};
-    }
+    // Also the unlock back-off and wipe-after-N (safety_cmds.h).
+    if (replica.status().code() == StatusCode::kWrongPassphrase) return LockedDevice(home);
     return CliStatus::From(ErrorSource::kLocal, replica.status().WithContext(Format(
                                                     _("cannot open the device in {0}"), {home})));
   }
   out.config = std::move(config).value();
   out.replica = std::move(replica).value();
+  // The duress passphrase: the data is gone; make the config look fresh too.
+  if (out.replica->opened_under_duress()) {
+    CLI_RETURN_IF_ERROR(ResetConfigAfterDuress(home, out.config));
+  }
   return CliStatus::Ok();
 }
 
@@ -451,11 +453,21 @@ CliStatus RunInit(Context& ctx, const InitArgs& args) {
 
   Passphrase passphrase;
   CLI_RETURN_IF_ERROR(GetPassphrase(ctx, PassphrasePurpose::kCreate, passphrase));
+  Passphrase duress;  // init --duress (safety_cmds.h)
+  if (args.duress) {
+    CLI_RETURN_IF_ERROR(ObtainDuressPassphrase(ctx, args.duress_passphrase_file, duress));
+    if (duress.Equals(passphrase)) {
+      return CliStatus::Usage(_("the duress passphrase must differ from the device passphrase"));
+    }
+  }
 
   NewHomeGuard guard(home);  // declared before the replica: outlives it
   auto created = Replica::Create(OptionsFor(ctx), passphrase.view());
   if (!created.ok()) return Local(created.status().WithContext(_("cannot create the device")));
   std::unique_ptr<Replica> replica = std::move(created).value();
+  if (args.duress) {
+    if (Status s = replica->SetDuressPassphrase(duress.view()); !s.ok()) return Local(s);
+  }
   auto team = replica->CreateTeam();
   if (!team.ok()) return Local(team.status());
 
@@ -571,9 +583,12 @@ CliStatus RunJoin(Context& ctx, const JoinArgs& args) {
   if (Status s = HandleJoinResponse(*replica, code, ex.response.body); !s.ok()) return Local(s);
 
   std::string role = RoleName(Role::kField);
+  bool pending = false;
   if (auto status = GetSyncStatus(*replica); status.ok()) {
     for (const auto& m : status->members) {
-      if (m.device == replica->device_id()) role = RoleName(m.role);
+      if (m.device != replica->device_id()) continue;
+      role = RoleName(m.role);
+      pending = m.pending;
     }
   }
   const Config config{hub.url, hub.tls_pin, "", name, role};
@@ -586,11 +601,18 @@ CliStatus RunJoin(Context& ctx, const JoinArgs& args) {
                       {"device", device},
                       {"device_name", name},
                       {"role", role},
+                      {"waiting_for_approval", pending},
                       {"hub", hub.url}});
   } else {
     ctx.output->Line(Format(_("This device, {0} ({1}), joined the team as a {2} device. Hub: {3}"),
                             {name, device.substr(0, 8), RoleLabel(role), hub.url}));
-    ctx.output->Line(_("Next: enlace sync"));
+    if (pending) {
+      ctx.output->Line(Format(_("The team requires approval: a coordinator must run enlace "
+                                "devices approve {0} before this device can sync."),
+                              {device.substr(0, 8)}));
+    } else {
+      ctx.output->Line(_("Next: enlace sync"));
+    }
   }
   return CliStatus::Ok();
 }
@@ -731,14 +753,25 @@ CliStatus RunResolve(Context& ctx, const ResolveArgs& args) {
 
 // ---- sync and status ---------------------------------------------------------------------------
 
-CliStatus RunSync(Context& ctx, const SyncArgs& args) {
-  Device dev;
-  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
-  HubTarget hub{dev.config.hub_url, dev.config.tls_pin};
-  if (!args.hub.empty()) {
-    if (Status s = ValidateHubUrl(args.hub); !s.ok()) return CliStatus::Usage(s.message());
-    hub.url = NormaliseHubUrl(args.hub);
+CliStatus WipeRevokedDevice(Context& ctx, Device& dev) {
+  dev.replica.reset();  // closes the store and drops the keys from memory
+  const std::string& home = ctx.global.home;
+  Status wiped = WipeReplicaFiles(home);
+  Status config = WipeFiles(home, {"config.json"});
+  if (!wiped.ok() || !config.ok()) {
+    return {kExitRejected,
+            Format(_("this device was revoked by a coordinator; destroying its data in {0} "
+                     "failed: {1}"),
+                   {home, (!wiped.ok() ? wiped : config).message()})};
   }
+  return {kExitRejected,
+          Format(_("this device was revoked by a coordinator of the team: its keys and data in "
+                   "{0} have been destroyed. Writes it had not sent are lost."),
+                 {home})};
+}
+
+CliStatus SyncWithHub(Context& ctx, Device& dev, const HubTarget& hub, int max_attempts,
+                      SyncProgress& out) {
   SyncSession session(*dev.replica);
   bool progress_shown = false;
   int idle_rounds = 0;
@@ -749,17 +782,28 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
   for (;;) {
     Exchanged ex;
     CliStatus s = ExchangeWithHub(
-        ctx, *dev.replica, hub, [&] { return session.NextRequest(); }, args.max_attempts, ex);
+        ctx, *dev.replica, hub, [&] { return session.NextRequest(); }, max_attempts, ex);
+    if (s.ok() && ex.response.status == 403) {
+      // A revoked device is told so with the registry chain that proves it;
+      // only a chain this device can check makes it destroy itself.
+      auto revoked = dev.replica->CheckRevokedNotice(ex.response.body);
+      if (revoked.ok() && *revoked) {
+        end_progress_line();
+        return WipeRevokedDevice(ctx, dev);
+      }
+    }
     if (s.ok() && ex.response.status != 200)
       s = HubRefused(_("the hub refused the sync: {0}"), ex.response);
     if (!s.ok()) {
       end_progress_line();
+      out = session.progress();
       return s;
     }
     const SyncProgress before = session.progress();
     auto more = session.HandleResponse(ex.response.body);
     if (!more.ok()) {
       end_progress_line();
+      out = session.progress();
       return CliStatus::From(more.status().code() == StatusCode::kUnavailable ? ErrorSource::kHub
                                                                               : ErrorSource::kLocal,
                              more.status());
@@ -779,25 +823,42 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
     idle_rounds = moved ? 0 : idle_rounds + 1;
     if (idle_rounds >= kMaxIdleRounds) {
       end_progress_line();
+      out = session.progress();
       return {kExitUnreachable,
               Format(_("the hub at {0} keeps announcing more but sends nothing; try again later"),
                      {hub.url})};
     }
   }
   end_progress_line();
+  out = session.progress();
+  return CliStatus::Ok();
+}
 
-  const SyncProgress& p = session.progress();
-  if (p.refused > 0) {
-    ctx.output->Warn(Format(
-        p.refused == 1 ? _("{0} pulled write failed verification and was skipped (last: {1})")
-                       : _("{0} pulled writes failed verification and were skipped (last: {1})"),
-        {std::to_string(p.refused), p.last_refusal}));
+CliStatus RunSync(Context& ctx, const SyncArgs& args) {
+  Device dev;
+  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
+  HubTarget hub{dev.config.hub_url, dev.config.tls_pin};
+  if (!args.hub.empty()) {
+    if (Status s = ValidateHubUrl(args.hub); !s.ok()) return CliStatus::Usage(s.message());
+    hub.url = NormaliseHubUrl(args.hub);
   }
+  SyncProgress p;
+  CLI_RETURN_IF_ERROR(SyncWithHub(ctx, dev, hub, args.max_attempts, p));
   if (p.restamped > 0) {
     ctx.output->Note(Format(
         p.restamped == 1 ? _("{0} write made while this device's clock ran ahead was re-stamped")
                          : _("{0} writes made while this device's clock ran ahead were re-stamped"),
         {std::to_string(p.restamped)}));
+  }
+  if (p.waiting_for_key != 0) {
+    ctx.output->Warn(Format(_("some of the team's writes use team key version {0}, which this "
+                              "device does not hold yet; they will arrive after a coordinator "
+                              "syncs"),
+                            {std::to_string(p.waiting_for_key)}));
+  }
+  if (!p.registry_refused.empty()) {
+    ctx.output->Warn(Format(_("the hub did not take the device registry change signed here: {0}"),
+                            {p.registry_refused}));
   }
   if (ctx.output->json()) {
     ctx.output->Json({{"sent", p.sent},
@@ -805,7 +866,9 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
                       {"rounds", p.rounds},
                       {"refused", p.refused},
                       {"ignored", p.ignored},
-                      {"restamped", p.restamped}});
+                      {"restamped", p.restamped},
+                      {"keys_received", p.keys_received},
+                      {"waiting_for_key", p.waiting_for_key}});
   } else {
     const char* message = nullptr;
     if (p.refused > 0) {
@@ -817,6 +880,18 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
     }
     ctx.output->Line(Format(message, {std::to_string(p.sent), std::to_string(p.received),
                                       std::to_string(p.rounds), std::to_string(p.refused)}));
+  }
+  if (p.refused > 0) {
+    // Writes that fail verification were altered, forged, or come from a
+    // device the team does not trust: the hub or the link cannot be trusted
+    // with them, and the user must hear it.
+    return {kExitData,
+            Format(p.refused == 1
+                       ? _("{0} write from the hub failed verification and was refused (altered, "
+                           "forged, or from a revoked or unknown device): {1}")
+                       : _("{0} writes from the hub failed verification and were refused "
+                           "(altered, forged, or from a revoked or unknown device); last: {1}"),
+                   {std::to_string(p.refused), p.last_refusal})};
   }
   return CliStatus::Ok();
 }

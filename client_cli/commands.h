@@ -20,6 +20,7 @@
 #include "config.h"
 #include "enlace/replica.h"
 #include "enlace/status.h"
+#include "enlace/sync.h"
 #include "output.h"
 #include "transport.h"
 
@@ -103,6 +104,10 @@ Result<KdfCost> KdfFromEnv(const char* value);
 // "" when |offset| <= 60 s.
 std::string ClockWarning(int64_t offset_ms);
 
+// A role for people ("field" -> "campo" in Spanish); the role's name in
+// config.json, JSON output and on the command line stays as it is.
+std::string RoleLabel(std::string_view role);
+
 // ---- the commands --------------------------------------------------------------------------
 
 struct GlobalOptions {
@@ -149,6 +154,8 @@ CliStatus Local(const Status& s);
 
 struct InitArgs {
   std::string hub, team, token, name, pin;
+  bool duress = false;                 // --duress: also set a duress passphrase
+  std::string duress_passphrase_file;  // --duress-passphrase-file
 };
 struct InviteArgs {
   std::string role = "field";
@@ -203,6 +210,14 @@ struct Exchanged {
 using RequestFactory = std::function<Result<OutgoingRequest>()>;
 CliStatus ExchangeWithHub(Context& ctx, Replica& replica, const HubTarget& hub,
                           const RequestFactory& make_request, int max_attempts, Exchanged& out);
+
+// Sync rounds until nothing is left to push or pull; `out` gets the
+// progress. A revoked device that receives a notice it can check is wiped
+// here (WipeRevokedDevice, exit 4).
+CliStatus SyncWithHub(Context& ctx, Device& dev, const HubTarget& hub, int max_attempts,
+                      SyncProgress& out);
+// Closes the replica and destroys the device's files and config (remote wipe).
+CliStatus WipeRevokedDevice(Context& ctx, Device& dev);
 
 }  // namespace enlace::cli
 

@@ -15,12 +15,15 @@
 #include <string>
 #include <thread>
 
+#include "audit_cmd.h"
 #include "casework_cmds.h"
 #include "commands.h"
 #include "config.h"
+#include "devices_cmds.h"
 #include "i18n_cli.h"
 #include "output.h"
 #include "passphrase.h"
+#include "safety_cmds.h"
 #include "transport.h"
 
 namespace enlace::cli {
@@ -146,6 +149,12 @@ int Main(int argc, char** argv) {
   init_cmd->add_option("--pin", init.pin,
                        _("The hub's TLS key pin, sha256//... (enlace-hub admin pin); it "
                          "replaces certificate authorities, so self-signed hubs work"));
+  init_cmd->add_flag("--duress", init.duress,
+                     _("Also set a duress passphrase: opening with it destroys the data and "
+                       "shows an empty device"));
+  init_cmd->add_option("--duress-passphrase-file", init.duress_passphrase_file,
+                       _("With --duress: read the duress passphrase from this file's first line "
+                         "(else $ENLACE_DURESS_PASSPHRASE, else asked twice)"));
   init_cmd->footer(
       _("Asks for a new passphrase twice. If the hub refuses, nothing is left behind.\n"
         "Example:\n"
@@ -283,6 +292,77 @@ int Main(int argc, char** argv) {
   auto* status_cmd = app.add_subcommand(
       "status", _("Show unsent writes, the last sync, the hub, team, device and role."));
   status_cmd->footer(_("Example:\n  enlace status"));
+
+  // ---- the device registry (devices_cmds.h)
+  DevicesArgs devices;
+  auto* devices_cmd = app.add_subcommand(
+      "devices", _("The team's devices: list them; coordinators approve, revoke and rename."));
+  devices_cmd->require_subcommand(1);
+  auto* devices_list_cmd =
+      devices_cmd->add_subcommand("list", _("List the team's devices, their roles and states."));
+  devices_list_cmd->footer(_("Example:\n  enlace devices list"));
+  auto* devices_approve_cmd = devices_cmd->add_subcommand(
+      "approve", _("Let a device that joined by invite and waits for approval in."));
+  devices_approve_cmd
+      ->add_option("DEVICE", devices.device, _("Device id, id prefix (4+ hex) or name"))
+      ->required();
+  auto* devices_revoke_cmd = devices_cmd->add_subcommand(
+      "revoke", _("Cut a device off for good: the hub refuses it, it wipes itself on its next "
+                  "contact, and the team key is rotated."));
+  devices_revoke_cmd
+      ->add_option("DEVICE", devices.device, _("Device id, id prefix (4+ hex) or name"))
+      ->required();
+  devices_revoke_cmd->add_flag(
+      "!--no-rotate", devices.rotate,
+      _("Do not make a new team key (the revoked device could read new writes it obtains)"));
+  devices_revoke_cmd->footer(
+      _("Its writes made before the revocation stay; later ones are refused everywhere.\n"
+        "Example:\n  enlace devices revoke 3f2a9c0d"));
+  auto* devices_rename_cmd = devices_cmd->add_subcommand("rename", _("Rename a device."));
+  devices_rename_cmd
+      ->add_option("DEVICE", devices.device, _("Device id, id prefix (4+ hex) or name"))
+      ->required();
+  devices_rename_cmd->add_option("NAME", devices.name, _("The new name"))->required();
+  auto* devices_rotate_cmd = devices_cmd->add_subcommand(
+      "rotate-key", _("Make a new team key, sealed to every active device; new writes use it."));
+  auto* devices_approval_cmd = devices_cmd->add_subcommand(
+      "require-approval",
+      _("on: devices joining by invite wait for a coordinator's approval; off: they are members "
+        "at once."));
+  devices_approval_cmd->add_option("SETTING", devices.setting, _("on or off"))->required();
+
+  // ---- local safety (safety_cmds.h)
+  PanicArgs panic;
+  auto* panic_cmd = app.add_subcommand(
+      "panic", _("Destroy this device's data now, without passphrase or network."));
+  panic_cmd->add_flag("--yes", panic.yes, _("Do not ask to type the confirmation word"));
+  panic_cmd->footer(
+      _("Overwrites, then deletes the vault, the records and config.json. Writes not yet\n"
+        "sent are lost. Records already synced stay on the hub and other devices.\n"
+        "Example:\n  enlace panic --yes"));
+  auto* passphrase_cmd =
+      app.add_subcommand("passphrase", _("Change the passphrase, set a duress passphrase, or "
+                                         "destroy the data after wrong passphrases."));
+  passphrase_cmd->require_subcommand(1);
+  PassphraseChangeArgs change;
+  auto* change_cmd = passphrase_cmd->add_subcommand(
+      "change", _("Change this device's passphrase (the new one is asked twice)."));
+  change_cmd->add_option("--new-passphrase-file", change.new_passphrase_file,
+                         _("Read the new passphrase from this file's first line (else "
+                           "$ENLACE_NEW_PASSPHRASE, else asked twice)"));
+  DuressArgs duress;
+  auto* duress_cmd = passphrase_cmd->add_subcommand(
+      "duress", _("Set a duress passphrase: opening with it destroys the data and shows an "
+                  "empty device."));
+  duress_cmd->add_option("--duress-passphrase-file", duress.duress_passphrase_file,
+                         _("Read the duress passphrase from this file's first line (else "
+                           "$ENLACE_DURESS_PASSPHRASE, else asked twice)"));
+  uint32_t wipe_after = 0;
+  auto* wipe_after_cmd = passphrase_cmd->add_subcommand(
+      "wipe-after", _("Destroy the data after N wrong passphrases in a row (0: never)."));
+  wipe_after_cmd->add_option("N", wipe_after, _("Wrong passphrases in a row: 0, or 3 or more"))
+      ->required()
+      ->check(CLI::Range(0u, 1000000u));
 
   // ---- case work: guided capture
   const char* kSetHelp =
@@ -439,6 +519,19 @@ int Main(int argc, char** argv) {
       app.add_subcommand("reports", _("List the reports published on the hub, or print one."));
   reports_cmd->add_option("ID", published_id, _("The report's ID: print its JSON"));
 
+  // ---- audit: a record's verified history
+  AuditArgs audit;
+  auto* audit_cmd = app.add_subcommand(
+      "audit", _("Show every write of a record: who, when, what, conflicts; each one verified."));
+  audit_cmd->add_option("COLLECTION", audit.collection, _("The record's collection"))->required();
+  audit_cmd->add_option("ID", audit.id, _("The record's ID (32 hex characters)"))->required();
+  audit_cmd->add_flag("--offline", audit.offline,
+                      _("Use the writes stored on this device instead of the hub's history "
+                        "(may be partial)"));
+  audit_cmd->footer(
+      _("Exit 5 when any write fails verification (altered or forged on the hub).\n"
+        "Example:\n  enlace audit cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8"));
+
   // A command makes its own -h,--help before it inherits the option group.
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
     if (CLI::Option* help = sub->get_help_ptr(); help != nullptr) help->group(_("Options"));
@@ -523,6 +616,29 @@ int Main(int argc, char** argv) {
     result = RunSync(ctx, sync);
   } else if (status_cmd->parsed()) {
     result = RunStatus(ctx);
+  } else if (devices_cmd->parsed()) {
+    devices.max_attempts = sync.max_attempts;
+    if (devices_list_cmd->parsed()) {
+      result = RunDevicesList(ctx);
+    } else if (devices_approve_cmd->parsed()) {
+      result = RunDevicesApprove(ctx, devices);
+    } else if (devices_revoke_cmd->parsed()) {
+      result = RunDevicesRevoke(ctx, devices);
+    } else if (devices_rename_cmd->parsed()) {
+      result = RunDevicesRename(ctx, devices);
+    } else if (devices_rotate_cmd->parsed()) {
+      result = RunDevicesRotateKey(ctx, devices);
+    } else {
+      result = RunDevicesRequireApproval(ctx, devices);
+    }
+  } else if (panic_cmd->parsed()) {
+    result = RunPanic(ctx, panic);
+  } else if (change_cmd->parsed()) {
+    result = RunPassphraseChange(ctx, change);
+  } else if (duress_cmd->parsed()) {
+    result = RunPassphraseDuress(ctx, duress);
+  } else if (wipe_after_cmd->parsed()) {
+    result = RunPassphraseWipeAfter(ctx, wipe_after);
   } else if (case_new_cmd->parsed()) {
     result = RunCaseNew(ctx, case_new);
   } else if (case_show_cmd->parsed()) {
@@ -543,6 +659,9 @@ int Main(int argc, char** argv) {
     result = RunImport(ctx, imp);
   } else if (report_cmd->parsed()) {
     result = RunReport(ctx, rep);
+  } else if (audit_cmd->parsed()) {
+    audit.max_attempts = sync.max_attempts;
+    result = RunAudit(ctx, audit);
   } else if (reports_cmd->parsed()) {
     result = RunPublished(ctx, published_id, sync.max_attempts);
   } else {

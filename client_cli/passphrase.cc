@@ -188,21 +188,28 @@ Result<Passphrase> ObtainPassphrase(const PassphraseSources& sources, Passphrase
   if (sources.env_value != nullptr && sources.env_value[0] != '\0') {
     const std::string_view env(sources.env_value);
     if (env.size() > kMaxPassphraseBytes) {
-      return Status::InvalidArgument(Format(_("{0} is too long"), {kPassphraseEnv}));
+      return Status::InvalidArgument(Format(_("{0} is too long"), {sources.env_name}));
     }
     return Passphrase(env);
   }
   if (!::isatty(sources.tty_fd)) {
     return Status::NotFound(
-        Format(_("no passphrase: standard input is not a terminal to ask on, and neither "
-                 "--passphrase-file nor {0} gives one"),
-               {kPassphraseEnv}));
+        std::string_view(sources.file_option) == "--passphrase-file"
+            ? Format(_("no passphrase: standard input is not a terminal to ask on, and neither "
+                       "--passphrase-file nor {0} gives one"),
+                     {sources.env_name})
+            : Format(_("no passphrase: standard input is not a terminal to ask on, and neither "
+                       "{0} nor {1} gives one"),
+                     {sources.file_option, sources.env_name}));
   }
   if (purpose == PassphrasePurpose::kUnlock) {
     return PromptOnce(sources.tty_fd, _("Passphrase for this device: "));
   }
+  const char* first_prompt = purpose == PassphrasePurpose::kDuress
+                                 ? _("Duress passphrase (opening with it destroys the data): ")
+                                 : _("New passphrase for this device: ");
   for (int attempt = 0; attempt < kConfirmTries; ++attempt) {
-    auto first = PromptOnce(sources.tty_fd, _("New passphrase for this device: "));
+    auto first = PromptOnce(sources.tty_fd, first_prompt);
     if (!first.ok()) return first.status();
     auto second = PromptOnce(sources.tty_fd, _("The same passphrase again: "));
     if (!second.ok()) return second.status();

@@ -16,6 +16,9 @@
 namespace enlace::cli {
 
 inline constexpr char kPassphraseEnv[] = "ENLACE_PASSPHRASE";
+// `enlace passphrase change` and `enlace passphrase duress` / `init --duress`.
+inline constexpr char kNewPassphraseEnv[] = "ENLACE_NEW_PASSPHRASE";
+inline constexpr char kDuressPassphraseEnv[] = "ENLACE_DURESS_PASSPHRASE";
 
 // A passphrase in guarded memory (sodium_malloc), wiped when destroyed.
 // Move-only; has no operator<< on purpose.
@@ -42,6 +45,8 @@ class Passphrase {
 enum class PassphrasePurpose {
   kUnlock,  // open an existing vault: ask once
   kCreate,  // a new vault: on a terminal, ask twice and require a match
+  kChange,  // the new passphrase of `passphrase change`: ask twice
+  kDuress,  // the duress passphrase: ask twice
 };
 
 // Where a passphrase may come from; `env_value` is ENLACE_PASSPHRASE (null or
@@ -50,6 +55,9 @@ struct PassphraseSources {
   std::string file;
   const char* env_value = nullptr;
   int tty_fd = 0;
+  // Named in the "no passphrase" error: where this passphrase can come from.
+  const char* file_option = "--passphrase-file";
+  const char* env_name = kPassphraseEnv;
 };
 
 // The passphrase from the first source that has one. Errors (all mean

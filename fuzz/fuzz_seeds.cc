@@ -158,9 +158,6 @@ void WireSeeds(const std::string& dir, Replica& coord, Replica& field,
   c.device = coord.device_id();
   c.name = "coordinadora";
   c.role = Role::kCoordinator;
-  Member revoked = m;
-  revoked.revoked = true;
-  revoked.name = "";
 
   auto pending = field.PendingWrites(SIZE_MAX);
   if (!Check(pending, "pending")) return;
@@ -177,9 +174,12 @@ void WireSeeds(const std::string& dir, Replica& coord, Replica& field,
   sresp.acked_up_to = 2;
   sresp.next_cursor = 9;
   sresp.more = true;
-  sresp.members_version = 4;
-  sresp.members = {c, m, revoked};
+  sresp.trust.version = 4;
+  sresp.trust.registries = {Bytes(120, 0x11)};
+  sresp.trust.admissions = {Bytes(200, 0x12)};
+  sresp.needs_keys = {c.device};
   sresp.writes = writes;
+  for (size_t i = 0; i < writes.size(); ++i) sresp.seqs.push_back(10 + i);
   RegisterTeamRequest reg;
   reg.team = coord.team();
   reg.team_name = "Tlaxcala";
@@ -200,11 +200,11 @@ void WireSeeds(const std::string& dir, Replica& coord, Replica& field,
   JoinResponse jresp;
   jresp.team = coord.team();
   jresp.envelope = Bytes(80, 0x33);
-  jresp.members_version = 1;
-  jresp.members = {c};
+  jresp.trust.version = 1;
+  jresp.trust.registries = {Bytes(120, 0x11)};
   MembersResponse mresp;
-  mresp.members_version = 1;
-  mresp.members = {c, m};
+  mresp.trust.version = 1;
+  mresp.trust.registries = {Bytes(120, 0x11)};
 
   bodies = {{"sync-request", Encode(sreq)},
             {"register-team", Encode(reg)},

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "crypto.h"
+#include "enlace/registry.h"
 #include "sqlite.h"
 
 namespace enlace::hub {
@@ -60,6 +61,31 @@ CREATE TABLE viewer_tokens(
   label TEXT NOT NULL, created_ms INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE hub_keys(name TEXT PRIMARY KEY, key BLOB NOT NULL) WITHOUT ROWID;
 )sql",
+    // 3: each write's record (clear metadata), for a record's history
+    // (/v1/history). Rows stored before are filled on open (BackfillRecords).
+    R"sql(
+ALTER TABLE writes ADD COLUMN collection TEXT;
+ALTER TABLE writes ADD COLUMN record BLOB;
+CREATE INDEX writes_by_record ON writes(team, collection, record, seq);
+)sql",
+    // 4: the signed device registry (registry.h): every registry version,
+    // the devices admitted by invite, invite grants, sealed team-key grants,
+    // and what they make of each device.
+    R"sql(
+CREATE TABLE registries(
+  team BLOB NOT NULL, version INTEGER NOT NULL, encoded BLOB NOT NULL, stored_ms INTEGER NOT NULL,
+  PRIMARY KEY(team, version)) WITHOUT ROWID;
+CREATE TABLE admissions(
+  device BLOB PRIMARY KEY, team BLOB NOT NULL, encoded BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX admissions_by_team ON admissions(team);
+CREATE TABLE key_grants(
+  recipient BLOB NOT NULL, version INTEGER NOT NULL, team BLOB NOT NULL, encoded BLOB NOT NULL,
+  PRIMARY KEY(recipient, version)) WITHOUT ROWID;
+ALTER TABLE invites ADD COLUMN grant_doc BLOB;
+ALTER TABLE devices ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN revoked_after INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN key_version INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 constexpr char kViewerTokenPrefix[] = "vt-";
@@ -101,7 +127,10 @@ class SqliteHubStorage final : public HubStorage {
  public:
   explicit SqliteHubStorage(std::unique_ptr<Db> db) : db_(std::move(db)) {}
 
-  Status Migrate() { return internal::RunMigrations(*db_, kMigrations, "hub.db"); }
+  Status Migrate() {
+    ENLACE_RETURN_IF_ERROR(internal::RunMigrations(*db_, kMigrations, "hub.db"));
+    return BackfillRecords();
+  }
 
   Status AddBootstrapToken(const TokenHash& token_hash, uint64_t now_ms) override {
     std::lock_guard lock(mu_);
@@ -123,11 +152,21 @@ class SqliteHubStorage final : public HubStorage {
       // token it already used, gets the answer again.
       if (existing && existing->team == req.team &&
           existing->member.signing_key == req.signing_key && TokenUsedBy(token_hash)) {
-        return MembersLocked(req.team);
+        ENLACE_ASSIGN_OR_RETURN(MembersResponse again, MembersLocked(req.team, 0));
+        return again;
       }
       return Status::PermissionDenied("the bootstrap token is unknown or was already used");
     }
     if (existing) return Status::AlreadyExists("this device is already registered");
+    // The team's first registry: the registering device alone, signed by it.
+    auto genesis = DecodeRegistry(req.registry);
+    if (!genesis.ok()) return Status::InvalidArgument("the team's registry is malformed");
+    ENLACE_RETURN_IF_ERROR(CheckGenesis(*genesis));
+    if (genesis->team != req.team || genesis->entries[0].device != device ||
+        genesis->entries[0].signing_key != req.signing_key ||
+        genesis->entries[0].encryption_key != req.encryption_key) {
+      return Status::PermissionDenied("the team's first registry must list the registering device");
+    }
     ENLACE_ASSIGN_OR_RETURN(Stmt team, db_->Prepare("INSERT INTO teams(team, name, created_ms, "
                                                     "members_version) VALUES(?, ?, ?, 0)"));
     Status s = team.BindBlob(1, req.team.bytes).Bind(2, req.team_name).Bind(3, I(now_ms)).Exec();
@@ -140,7 +179,8 @@ class SqliteHubStorage final : public HubStorage {
     m.name = req.device_name;
     m.role = Role::kCoordinator;
     ENLACE_RETURN_IF_ERROR(InsertDevice(req.team, m, now_ms));
-    ENLACE_ASSIGN_OR_RETURN(MembersResponse members, MembersLocked(req.team));
+    ENLACE_RETURN_IF_ERROR(StoreRegistryLocked(*genesis, req.registry, now_ms));
+    ENLACE_ASSIGN_OR_RETURN(MembersResponse members, MembersLocked(req.team, 0));
     ENLACE_RETURN_IF_ERROR(tx->Commit());
     return members;
   }
@@ -166,8 +206,10 @@ class SqliteHubStorage final : public HubStorage {
                       uint64_t now_ms) override {
     std::lock_guard lock(mu_);
     ENLACE_ASSIGN_OR_RETURN(
-        Stmt st, db_->Prepare("INSERT INTO invites(invite, team, created_by, role, verifier, "
-                              "envelope, created_ms, expires_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+        Stmt st,
+        db_->Prepare(
+            "INSERT INTO invites(invite, team, created_by, role, verifier, "
+            "envelope, created_ms, expires_ms, grant_doc) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     Status s = st.BindBlob(1, req.invite_id)
                    .BindBlob(2, by.team.bytes)
                    .BindBlob(3, by.member.device.bytes)
@@ -176,6 +218,7 @@ class SqliteHubStorage final : public HubStorage {
                    .BindBlob(6, req.envelope)
                    .Bind(7, I(now_ms))
                    .Bind(8, I(req.expires_ms))
+                   .BindBlob(9, req.grant)
                    .Exec();
     if (s.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists("invite id in use");
     return s;
@@ -185,9 +228,9 @@ class SqliteHubStorage final : public HubStorage {
                                     uint64_t now_ms) override {
     std::lock_guard lock(mu_);
     ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
-    ENLACE_ASSIGN_OR_RETURN(Stmt st,
-                            db_->Prepare("SELECT team, role, verifier, envelope, "
-                                         "expires_ms, used_ms FROM invites WHERE invite = ?"));
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT team, role, verifier, envelope, "
+                                                  "expires_ms, used_ms, grant_doc FROM invites "
+                                                  "WHERE invite = ?"));
     st.BindBlob(1, req.invite_id);
     ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
     const Status refused = Status::PermissionDenied("the invite code is unknown, used or expired");
@@ -200,7 +243,21 @@ class SqliteHubStorage final : public HubStorage {
     resp.role = st.ColumnInt(1) == 1 ? Role::kCoordinator : Role::kField;
     const auto env = st.ColumnBlob(3);
     resp.envelope.assign(env.begin(), env.end());
+    Admission admission;
+    {
+      auto grant = DecodeInviteGrant(st.ColumnBlob(6));
+      if (!grant.ok()) return refused;
+      admission.grant = std::move(*grant);
+    }
     st.Reset();
+    admission.device = device;
+    admission.signing_key = req.signing_key;
+    admission.encryption_key = req.encryption_key;
+    admission.name = req.device_name;
+    admission.binding = req.binding;
+    ENLACE_ASSIGN_OR_RETURN(auto registry, LatestRegistryLocked(resp.team));
+    if (!registry) return Status::Internal("the team has no registry");
+    ENLACE_RETURN_IF_ERROR(CheckAdmission(admission, *registry));
 
     ENLACE_ASSIGN_OR_RETURN(auto existing, FindDeviceLocked(device));
     if (existing) return Status::AlreadyExists("this device is already registered");
@@ -215,24 +272,46 @@ class SqliteHubStorage final : public HubStorage {
     m.name = req.device_name;
     m.role = resp.role;
     ENLACE_RETURN_IF_ERROR(InsertDevice(resp.team, m, now_ms));
-    ENLACE_ASSIGN_OR_RETURN(MembersResponse members, MembersLocked(resp.team));
-    resp.members_version = members.members_version;
-    resp.members = std::move(members.members);
+    ENLACE_ASSIGN_OR_RETURN(Stmt keep, db_->Prepare("INSERT INTO admissions(device, team, encoded) "
+                                                    "VALUES(?, ?, ?)"));
+    ENLACE_RETURN_IF_ERROR(keep.BindBlob(1, device.bytes)
+                               .BindBlob(2, resp.team.bytes)
+                               .BindBlob(3, EncodeAdmission(admission))
+                               .Exec());
+    ENLACE_RETURN_IF_ERROR(RecomputeLocked(resp.team));
+    ENLACE_ASSIGN_OR_RETURN(MembersResponse members, MembersLocked(resp.team, 0));
+    resp.trust = std::move(members.trust);
     ENLACE_RETURN_IF_ERROR(tx->Commit());
     return resp;
   }
 
   Result<SyncResponse> Sync(const DeviceRecord& device, const std::vector<IncomingWrite>& writes,
-                            uint64_t cursor, uint64_t members_version, size_t max_bytes,
-                            uint64_t now_ms) override {
+                            const SyncRequest& req, size_t max_bytes, uint64_t now_ms) override {
+    const uint64_t cursor = req.cursor;
     std::lock_guard lock(mu_);
     ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
+    SyncResponse resp;
+    const bool coordinator = device.member.role == Role::kCoordinator;
+    if (!req.registry.empty()) {
+      ENLACE_ASSIGN_OR_RETURN(resp.registry_refused,
+                              AcceptRegistryLocked(device, req.registry, now_ms));
+    }
+    if (coordinator && !req.key_grants.empty()) {
+      ENLACE_RETURN_IF_ERROR(AcceptKeyGrantsLocked(device, req.key_grants));
+    }
+    {
+      ENLACE_ASSIGN_OR_RETURN(Stmt kv, db_->Prepare("UPDATE devices SET key_version = ? "
+                                                    "WHERE device = ?"));
+      ENLACE_RETURN_IF_ERROR(
+          kv.Bind(1, I(req.key_version)).BindBlob(2, device.member.device.bytes).Exec());
+    }
     // Keyed by dot: a retried batch stores nothing twice. (Not INSERT OR
     // IGNORE: that would burn an AUTOINCREMENT sequence number per ignored row.)
     ENLACE_ASSIGN_OR_RETURN(
-        Stmt ins, db_->Prepare("INSERT INTO writes(team, device, counter, encoded, received_ms) "
-                               "SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM writes "
-                               "WHERE device = ?2 AND counter = ?3)"));
+        Stmt ins, db_->Prepare("INSERT INTO writes(team, device, counter, encoded, received_ms, "
+                               "collection, record) "
+                               "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM "
+                               "writes WHERE device = ?2 AND counter = ?3)"));
     ENLACE_ASSIGN_OR_RETURN(Stmt existing, db_->Prepare("SELECT encoded FROM writes "
                                                         "WHERE device = ? AND counter = ?"));
     for (const auto& w : writes) {
@@ -249,14 +328,16 @@ class SqliteHubStorage final : public HubStorage {
             " of this device was already used for other content; the device was probably "
             "restored from an old backup and must rejoin the team");
       }
+      ENLACE_ASSIGN_OR_RETURN(auto row_key, RecordOf(w));
       ENLACE_RETURN_IF_ERROR(ins.BindBlob(1, device.team.bytes)
                                  .BindBlob(2, w.dot.device.bytes)
                                  .Bind(3, I(w.dot.counter))
                                  .BindBlob(4, w.encoded)
                                  .Bind(5, I(now_ms))
+                                 .Bind(6, row_key.first)
+                                 .BindBlob(7, row_key.second.bytes)
                                  .Exec());
     }
-    SyncResponse resp;
     resp.hub_time_ms = now_ms;
     ENLACE_ASSIGN_OR_RETURN(Stmt acked, db_->Prepare("SELECT coalesce(max(counter), 0) FROM writes "
                                                      "WHERE device = ?"));
@@ -286,16 +367,30 @@ class SqliteHubStorage final : public HubStorage {
         }
         total += blob.size();
         resp.writes.emplace_back(blob.begin(), blob.end());
+        resp.seqs.push_back(static_cast<uint64_t>(pull.ColumnInt(0)));
       }
       resp.next_cursor = static_cast<uint64_t>(pull.ColumnInt(0));
     }
     pull.Reset();
 
-    ENLACE_ASSIGN_OR_RETURN(MembersResponse members, MembersLocked(device.team));
-    resp.members_version = members.members_version;
-    if (members.members_version != members_version) resp.members = std::move(members.members);
+    ENLACE_ASSIGN_OR_RETURN(uint64_t trust_version, TrustVersionLocked(device.team));
+    if (trust_version != req.members_version) {
+      ENLACE_ASSIGN_OR_RETURN(MembersResponse members,
+                              MembersLocked(device.team, req.registry_version));
+      resp.trust = std::move(members.trust);
+    }
+    ENLACE_ASSIGN_OR_RETURN(resp.key_grants,
+                            KeyGrantsForLocked(device.member.device, req.key_version));
+    if (coordinator) {
+      ENLACE_ASSIGN_OR_RETURN(resp.needs_keys, NeedsKeysLocked(device, req.key_version));
+    }
     ENLACE_RETURN_IF_ERROR(tx->Commit());
     return resp;
+  }
+
+  Result<std::vector<Bytes>> Registries(const TeamId& team) override {
+    std::lock_guard lock(mu_);
+    return RegistriesLocked(team, 0);
   }
 
   Result<uint64_t> MaxStoredCounter(const DeviceId& device) override {
@@ -487,7 +582,82 @@ class SqliteHubStorage final : public HubStorage {
     return result;
   }
 
+  // ---- record history and verification ----
+
+  Result<std::vector<Bytes>> RecordHistory(const TeamId& team, std::string_view collection,
+                                           const RecordId& record, size_t max_writes) override {
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT encoded FROM writes WHERE team = ? AND "
+                                                  "collection = ? AND record = ? ORDER BY seq "
+                                                  "LIMIT ?"));
+    st.BindBlob(1, team.bytes).Bind(2, collection).BindBlob(3, record.bytes).Bind(4, I(max_writes));
+    std::vector<Bytes> out;
+    for (;;) {
+      ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+      if (!more) break;
+      const auto blob = st.ColumnBlob(0);
+      out.emplace_back(blob.begin(), blob.end());
+    }
+    return out;
+  }
+
+  Status ScanWrites(const std::function<Status(const StoredWriteRow&)>& visit) override {
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT seq, team, device, counter, collection, "
+                                                  "record, encoded FROM writes ORDER BY seq"));
+    for (;;) {
+      ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+      if (!more) break;
+      StoredWriteRow row;
+      row.seq = static_cast<uint64_t>(st.ColumnInt(0));
+      row.team = TeamId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(1))};
+      row.device = DeviceId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(2))};
+      row.counter = static_cast<uint64_t>(st.ColumnInt(3));
+      if (!st.ColumnIsNull(4)) row.collection = st.ColumnText(4);
+      if (!st.ColumnIsNull(5) && st.ColumnBlob(5).size() == 16) {
+        row.record = RecordId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(5))};
+      }
+      const auto blob = st.ColumnBlob(6);
+      row.encoded.assign(blob.begin(), blob.end());
+      ENLACE_RETURN_IF_ERROR(visit(row));
+    }
+    return Status::Ok();
+  }
+
  private:
+  // The (collection, record) of an incoming write: given, or decoded.
+  static Result<std::pair<std::string, RecordId>> RecordOf(const IncomingWrite& w) {
+    if (!w.collection.empty()) return std::make_pair(w.collection, w.record);
+    ENLACE_ASSIGN_OR_RETURN(Write decoded, Write::Decode(w.encoded));
+    return std::make_pair(std::move(decoded.collection), decoded.record);
+  }
+
+  // Fills collection and record of rows stored before migration 3, decoding
+  // each one's clear metadata. A row that does not decode stays unfilled
+  // (admin verify reports it); it is tried again on the next open.
+  Status BackfillRecords() {
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt st, db_->Prepare("SELECT seq, encoded FROM writes WHERE collection IS NULL"));
+    std::vector<std::pair<int64_t, std::pair<std::string, RecordId>>> found;
+    for (;;) {
+      ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+      if (!more) break;
+      auto w = Write::Decode(st.ColumnBlob(1));
+      if (!w.ok()) continue;
+      found.push_back({st.ColumnInt(0), {std::move(w->collection), w->record}});
+    }
+    st.Reset();
+    if (found.empty()) return Status::Ok();
+    ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt up, db_->Prepare("UPDATE writes SET collection = ?, record = ? WHERE seq = ?"));
+    for (const auto& [seq, key] : found) {
+      ENLACE_RETURN_IF_ERROR(
+          up.Bind(1, key.first).BindBlob(2, key.second.bytes).Bind(3, seq).Exec());
+    }
+    return tx->Commit();
+  }
+
   // The hub's key for viewer-token hashes; made on first use when `create`.
   Result<std::optional<std::array<uint8_t, 32>>> ViewerKeyLocked(bool create) {
     using Key = std::optional<std::array<uint8_t, 32>>;
@@ -534,46 +704,226 @@ class SqliteHubStorage final : public HubStorage {
 
   Result<std::optional<DeviceRecord>> FindDeviceLocked(const DeviceId& device) {
     ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT team, name, role, sign_pk, box_pk, "
-                                                  "joined_ms, revoked_ms FROM devices "
-                                                  "WHERE device = ?"));
+                                                  "joined_ms, revoked_ms, pending, revoked_after "
+                                                  "FROM devices WHERE device = ?"));
     st.BindBlob(1, device.bytes);
     ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return std::optional<DeviceRecord>();
     DeviceRecord d;
     d.team = TeamId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(0))};
-    d.member = RowToMember(st, device, 1);
-    d.joined_ms = static_cast<uint64_t>(st.ColumnInt(5));
+    Member& m = d.member;
+    m.device = device;
+    m.name = st.ColumnText(1);
+    m.role = st.ColumnInt(2) == 1 ? Role::kCoordinator : Role::kField;
+    m.signing_key = FromBlob<PublicKey32>(st.ColumnBlob(3));
+    m.encryption_key = FromBlob<PublicKey32>(st.ColumnBlob(4));
+    m.joined_ms = static_cast<uint64_t>(st.ColumnInt(5));
+    m.revoked = !st.ColumnIsNull(6);
+    m.revoked_ms = m.revoked ? static_cast<uint64_t>(st.ColumnInt(6)) : 0;
+    m.pending = st.ColumnInt(7) != 0;
+    m.revoked_after = static_cast<uint64_t>(st.ColumnInt(8));
+    d.joined_ms = m.joined_ms;
     return std::optional<DeviceRecord>(std::move(d));
   }
 
-  // Reads name, role, sign_pk, box_pk at `first`.. and revoked_ms at first+5.
-  static Member RowToMember(const Stmt& st, const DeviceId& device, int first) {
-    Member m;
-    m.device = device;
-    m.name = st.ColumnText(first);
-    m.role = st.ColumnInt(first + 1) == 1 ? Role::kCoordinator : Role::kField;
-    m.signing_key = FromBlob<PublicKey32>(st.ColumnBlob(first + 2));
-    m.encryption_key = FromBlob<PublicKey32>(st.ColumnBlob(first + 3));
-    m.revoked = !st.ColumnIsNull(first + 5);
-    return m;
-  }
-
-  Result<MembersResponse> MembersLocked(const TeamId& team) {
-    MembersResponse out;
+  Result<uint64_t> TrustVersionLocked(const TeamId& team) {
     ENLACE_ASSIGN_OR_RETURN(Stmt v,
                             db_->Prepare("SELECT members_version FROM teams WHERE team = ?"));
     v.BindBlob(1, team.bytes);
-    ENLACE_ASSIGN_OR_RETURN(bool vrow, v.Step());
-    out.members_version = vrow ? static_cast<uint64_t>(v.ColumnInt(0)) : 0;
-    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT device, name, role, sign_pk, box_pk, "
-                                                  "joined_ms, revoked_ms FROM devices "
-                                                  "WHERE team = ? ORDER BY joined_ms, device"));
-    st.BindBlob(1, team.bytes);
+    ENLACE_ASSIGN_OR_RETURN(bool row, v.Step());
+    return row ? static_cast<uint64_t>(v.ColumnInt(0)) : uint64_t{0};
+  }
+
+  // Every registry version of `team` above `after`, in order.
+  Result<std::vector<Bytes>> RegistriesLocked(const TeamId& team, uint64_t after) {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT encoded FROM registries WHERE team = ? "
+                                                  "AND version > ? ORDER BY version"));
+    st.BindBlob(1, team.bytes).Bind(2, I(after));
+    std::vector<Bytes> out;
     for (;;) {
       ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
       if (!more) break;
-      out.members.push_back(
-          RowToMember(st, DeviceId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(0))}, 1));
+      const auto blob = st.ColumnBlob(0);
+      out.emplace_back(blob.begin(), blob.end());
+    }
+    return out;
+  }
+
+  Result<std::optional<Registry>> LatestRegistryLocked(const TeamId& team) {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT encoded FROM registries WHERE team = ? "
+                                                  "ORDER BY version DESC LIMIT 1"));
+    st.BindBlob(1, team.bytes);
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return std::optional<Registry>();
+    ENLACE_ASSIGN_OR_RETURN(Registry r, DecodeRegistry(st.ColumnBlob(0)));
+    return std::optional<Registry>(std::move(r));
+  }
+
+  Result<std::vector<Admission>> AdmissionsLocked(const TeamId& team) {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT encoded FROM admissions WHERE team = ? "
+                                                  "ORDER BY device"));
+    st.BindBlob(1, team.bytes);
+    std::vector<Admission> out;
+    for (;;) {
+      ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+      if (!more) break;
+      ENLACE_ASSIGN_OR_RETURN(Admission a, DecodeAdmission(st.ColumnBlob(0)));
+      out.push_back(std::move(a));
+    }
+    return out;
+  }
+
+  // Stores a checked registry version and brings the devices in line.
+  Status StoreRegistryLocked(const Registry& r, const Bytes& encoded, uint64_t now_ms) {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO registries(team, version, encoded, "
+                                                  "stored_ms) VALUES(?, ?, ?, ?)"));
+    ENLACE_RETURN_IF_ERROR(st.BindBlob(1, r.team.bytes)
+                               .Bind(2, I(r.version))
+                               .BindBlob(3, encoded)
+                               .Bind(4, I(now_ms))
+                               .Exec());
+    return RecomputeLocked(r.team);
+  }
+
+  // The devices table follows the registry and admissions: role, name,
+  // revocation, approval. A device neither lists is kept as pending, so it
+  // can do nothing.
+  Status RecomputeLocked(const TeamId& team) {
+    ENLACE_ASSIGN_OR_RETURN(auto registry, LatestRegistryLocked(team));
+    if (!registry) return Status::Ok();
+    ENLACE_ASSIGN_OR_RETURN(auto admissions, AdmissionsLocked(team));
+    ENLACE_ASSIGN_OR_RETURN(Stmt none, db_->Prepare("UPDATE devices SET pending = 1 "
+                                                    "WHERE team = ?"));
+    ENLACE_RETURN_IF_ERROR(none.BindBlob(1, team.bytes).Exec());
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt up, db_->Prepare("UPDATE devices SET name = ?, role = ?, revoked_ms = ?, "
+                              "revoked_after = ?, pending = ? WHERE device = ? AND team = ?"));
+    for (const Member& m : EffectiveMembers(*registry, admissions)) {
+      up.Bind(1, m.name).Bind(2, static_cast<int64_t>(m.role));
+      if (m.revoked) {
+        up.Bind(3, I(m.revoked_ms));
+      } else {
+        up.BindNull(3);
+      }
+      ENLACE_RETURN_IF_ERROR(up.Bind(4, I(m.revoked_after))
+                                 .Bind(5, int64_t{m.pending ? 1 : 0})
+                                 .BindBlob(6, m.device.bytes)
+                                 .BindBlob(7, team.bytes)
+                                 .Exec());
+    }
+    ENLACE_ASSIGN_OR_RETURN(Stmt bump, db_->Prepare("UPDATE teams SET members_version = "
+                                                    "members_version + 1 WHERE team = ?"));
+    return bump.BindBlob(1, team.bytes).Exec();
+  }
+
+  // The trust documents a device at registry version `since` lacks.
+  Result<MembersResponse> MembersLocked(const TeamId& team, uint64_t since) {
+    MembersResponse out;
+    ENLACE_ASSIGN_OR_RETURN(out.trust.version, TrustVersionLocked(team));
+    ENLACE_ASSIGN_OR_RETURN(out.trust.registries, RegistriesLocked(team, since));
+    ENLACE_ASSIGN_OR_RETURN(auto registry, LatestRegistryLocked(team));
+    ENLACE_ASSIGN_OR_RETURN(auto admissions, AdmissionsLocked(team));
+    for (const auto& a : admissions) {
+      if (registry && registry->Find(a.device) != nullptr) continue;  // folded in
+      out.trust.admissions.push_back(EncodeAdmission(a));
+    }
+    return out;
+  }
+
+  // Checks a coordinator's new registry version; "" when stored, else why not.
+  Result<std::string> AcceptRegistryLocked(const DeviceRecord& by, const Bytes& encoded,
+                                           uint64_t now_ms) {
+    auto next = DecodeRegistry(encoded);
+    if (!next.ok()) return "the registry is malformed: " + next.status().message();
+    {
+      // A retry after a lost answer: the same bytes are already stored.
+      ENLACE_ASSIGN_OR_RETURN(Stmt same, db_->Prepare("SELECT encoded FROM registries WHERE "
+                                                      "team = ? AND version = ?"));
+      same.BindBlob(1, by.team.bytes).Bind(2, I(next->version));
+      ENLACE_ASSIGN_OR_RETURN(bool row, same.Step());
+      if (row && std::ranges::equal(same.ColumnBlob(0), encoded)) return std::string();
+    }
+    ENLACE_ASSIGN_OR_RETURN(auto current, LatestRegistryLocked(by.team));
+    if (!current) return std::string("the team has no registry");
+    if (next->signer != by.member.device) {
+      return std::string("a registry is sent by the coordinator who signed it");
+    }
+    if (Status s = CheckSuccessor(*current, *next); !s.ok()) return s.message();
+    for (const auto& e : next->entries) {
+      const RegistryEntry* before = current->Find(e.device);
+      if (!e.revoked() || (before != nullptr && before->revoked())) continue;
+      ENLACE_ASSIGN_OR_RETURN(Stmt max, db_->Prepare("SELECT coalesce(max(counter), 0) FROM "
+                                                     "writes WHERE device = ?"));
+      max.BindBlob(1, e.device.bytes);
+      ENLACE_ASSIGN_OR_RETURN(bool row, max.Step());
+      const uint64_t stored = row ? static_cast<uint64_t>(max.ColumnInt(0)) : 0;
+      if (stored > e.revoked_after) {
+        return "device " + e.device.ToHex().substr(0, 8) + " has sent writes up to number " +
+               std::to_string(stored) + " that the revocation does not cover (it covers up to " +
+               std::to_string(e.revoked_after) + "); sync and revoke again";
+      }
+    }
+    ENLACE_RETURN_IF_ERROR(StoreRegistryLocked(*next, encoded, now_ms));
+    return std::string();
+  }
+
+  // Stores the valid key grants of a coordinator; others are dropped.
+  Status AcceptKeyGrantsLocked(const DeviceRecord& by, const std::vector<Bytes>& grants) {
+    ENLACE_ASSIGN_OR_RETURN(auto registry, LatestRegistryLocked(by.team));
+    if (!registry) return Status::Ok();
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt ins, db_->Prepare("INSERT OR REPLACE INTO key_grants(recipient, version, team, "
+                               "encoded) VALUES(?, ?, ?, ?)"));
+    for (const auto& bytes : grants) {
+      auto g = DecodeKeyGrant(bytes);
+      if (!g.ok() || g->issuer != by.member.device || !CheckKeyGrant(*g, *registry).ok()) continue;
+      ENLACE_ASSIGN_OR_RETURN(auto recipient, FindDeviceLocked(g->recipient));
+      if (!recipient || recipient->team != by.team || recipient->member.revoked) continue;
+      ENLACE_RETURN_IF_ERROR(ins.BindBlob(1, g->recipient.bytes)
+                                 .Bind(2, static_cast<int64_t>(g->version))
+                                 .BindBlob(3, by.team.bytes)
+                                 .BindBlob(4, bytes)
+                                 .Exec());
+    }
+    return Status::Ok();
+  }
+
+  Result<std::vector<Bytes>> KeyGrantsForLocked(const DeviceId& device, uint32_t above) {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                            db_->Prepare("SELECT encoded FROM key_grants WHERE "
+                                         "recipient = ? AND version > ? ORDER BY version"));
+    st.BindBlob(1, device.bytes).Bind(2, static_cast<int64_t>(above));
+    std::vector<Bytes> out;
+    for (;;) {
+      ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+      if (!more) break;
+      const auto blob = st.ColumnBlob(0);
+      out.emplace_back(blob.begin(), blob.end());
+    }
+    return out;
+  }
+
+  // Active members other than `by` that have synced (so their key version
+  // is known) without the team's newest key, and have no grant of it waiting.
+  Result<std::vector<DeviceId>> NeedsKeysLocked(const DeviceRecord& by, uint32_t own_version) {
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt st,
+        // The newest version is the newest a coordinator sealed or holds (the
+        // asking coordinator's): what another device claims proves nothing.
+        db_->Prepare("WITH newest AS (SELECT max(coalesce(max(version), 1), ?3) AS v FROM "
+                     "key_grants WHERE team = ?1) "
+                     "SELECT device FROM devices, newest WHERE team = ?1 AND device != ?2 AND "
+                     "pending = 0 AND revoked_ms IS NULL AND key_version > 0 AND "
+                     "key_version < newest.v AND NOT EXISTS (SELECT 1 FROM key_grants g WHERE "
+                     "g.recipient = devices.device AND g.version >= newest.v) ORDER BY device"));
+    st.BindBlob(1, by.team.bytes)
+        .BindBlob(2, by.member.device.bytes)
+        .Bind(3, static_cast<int64_t>(own_version));
+    std::vector<DeviceId> out;
+    for (;;) {
+      ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+      if (!more) break;
+      out.push_back(DeviceId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(0))});
     }
     return out;
   }

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,21 @@ struct DeviceRecord {
 // A checked write ready to be stored.
 struct IncomingWrite {
   Dot dot;
+  Bytes encoded;
+  // The write's record (clear metadata), stored beside it for the record's
+  // history. When `collection` is empty the storage decodes `encoded`.
+  std::string collection;
+  RecordId record;
+};
+
+// One row of the hub's write log, as stored (for `admin verify`).
+struct StoredWriteRow {
+  uint64_t seq = 0;
+  TeamId team;
+  DeviceId device;
+  uint64_t counter = 0;
+  std::optional<std::string> collection;  // nullopt when not filled
+  std::optional<RecordId> record;
   Bytes encoded;
 };
 
@@ -79,12 +95,19 @@ class HubStorage {
   virtual Result<JoinResponse> RedeemInvite(const JoinRequest& request, const DeviceId& device,
                                             uint64_t now_ms) = 0;
 
-  // Stores `writes` (idempotent: keyed by dot) and returns the team's writes
-  // after `cursor` from other devices, up to `max_bytes`.
+  // In one transaction: stores a coordinator's new registry version when it
+  // follows the team's (else says why in registry_refused) and its valid key
+  // grants; stores `writes` (idempotent: keyed by dot); returns the team's
+  // writes after req.cursor from other devices, up to `max_bytes`, the trust
+  // documents the device lacks, its key grants, and (to a coordinator) the
+  // members missing the newest team key. `req.writes` is not used.
   virtual Result<SyncResponse> Sync(const DeviceRecord& device,
-                                    const std::vector<IncomingWrite>& writes, uint64_t cursor,
-                                    uint64_t members_version, size_t max_bytes,
-                                    uint64_t now_ms) = 0;
+                                    const std::vector<IncomingWrite>& writes,
+                                    const SyncRequest& req, size_t max_bytes, uint64_t now_ms) = 0;
+
+  // Every registry version of `team`, in order (the body of a revoked
+  // device's 403).
+  virtual Result<std::vector<Bytes>> Registries(const TeamId& team) = 0;
 
   // The highest write counter of `device` the hub holds (0 when none).
   virtual Result<uint64_t> MaxStoredCounter(const DeviceId& device) = 0;
@@ -115,6 +138,17 @@ class HubStorage {
 
   // A consistent copy of the database at `out_path` while serving.
   virtual Status Backup(const std::string& out_path) = 0;
+
+  // ---- record history and verification (docs/PROTOCOL.md, /v1/history) ----
+
+  // The encoded writes of one record of `team`, in log order, at most
+  // `max_writes` (the oldest first).
+  virtual Result<std::vector<Bytes>> RecordHistory(const TeamId& team, std::string_view collection,
+                                                   const RecordId& record, size_t max_writes) = 0;
+  // Calls `visit` for every stored write in log order, with the row's own
+  // columns; stops at the first error `visit` returns. Holds the storage
+  // for the whole scan (an admin task).
+  virtual Status ScanWrites(const std::function<Status(const StoredWriteRow&)>& visit) = 0;
 };
 
 // Opens (creating if needed) the SQLite storage in `data_dir`/hub.db.

@@ -6,6 +6,7 @@
 //   enlace-hub admin viewer-token --data DIR --team TEAMHEX [--label TEXT]
 //   enlace-hub admin backup --data DIR --out FILE
 //   enlace-hub admin pin --tls-cert F
+//   enlace-hub admin verify --data DIR
 #include <sodium.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hub_storage.h"
+#include "hub_verify.h"
 #include "net/server.h"
 #include "net/tls_pin.h"
 #include "routes.h"
@@ -185,6 +187,14 @@ int main(int argc, char** argv) {
       "pin", "Print the TLS public-key pin of a certificate (what invite codes carry).");
   pin->add_option("--tls-cert", cert, "PEM certificate")->required();
 
+  // ---- admin verify: every stored write against its writer's key
+  auto* verify = admin->add_subcommand(
+      "verify",
+      "Check every stored write: it decodes, its writer is a device of its team on this hub, "
+      "its signature verifies with that device's key, and it sits in the right row. Prints one "
+      "line per failure; exit 0 when all pass, 1 when any fails. Works on a stopped hub's folder.");
+  verify->add_option("--data", data, "Data folder")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -230,6 +240,19 @@ int main(int argc, char** argv) {
     if (!s.ok()) return Fail("backup failed", s);
     std::cerr << "enlace-hub: backup written to " << out << "\n";
     return kExitOk;
+  }
+  if (verify->parsed()) {
+    auto storage = enlace::hub::OpenSqliteHubStorage(data);
+    if (!storage.ok()) return Fail("cannot open the data folder " + data, storage.status());
+    auto summary =
+        enlace::hub::VerifyStoredWrites(**storage, [](const enlace::hub::VerifyFailure& f) {
+          std::cout << "FAILED seq " << f.seq << " team " << f.team.ToHex().substr(0, 8)
+                    << " device " << f.device.ToHex().substr(0, 8) << ": " << f.reason << "\n";
+        });
+    if (!summary.ok()) return Fail("cannot read the stored writes", summary.status());
+    std::cout << summary->checked << " writes checked, " << summary->failed << " failed"
+              << std::endl;
+    return summary->failed == 0 ? kExitOk : 1;  // 1: some write failed
   }
   if (pin->parsed()) {
     std::string error;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <span>
 
+#include "enlace/registry.h"
 #include "report_check.h"
 #include "write_internal.h"
 
@@ -38,6 +39,8 @@ std::string_view PathOf(std::string_view target) {
 }
 
 std::string ShortId(const DeviceId& d) { return d.ToHex().substr(0, 8); }
+
+constexpr char kRevokedMessage[] = "this device was revoked by a coordinator";
 
 // "/v1/reports/", before a report id.
 std::string_view ReportsPrefix() {
@@ -177,6 +180,10 @@ HttpResponse HubHandler::Route(const HttpRequest& request, LogContext& log) {
   const bool report_path = path.size() > reports_prefix.size() &&
                            path.substr(0, reports_prefix.size()) == reports_prefix;
   if (report_path && get) return GetReport(request, path.substr(reports_prefix.size()), log);
+  if (path == kPathHistory) {
+    if (post) return History(request, log);
+    return Json(405, {{"error", "method not allowed"}});
+  }
   if (path == kPathHealth || path == kPathMetrics || path == kPathSync || path == kPathJoin ||
       path == kPathCreateInvite || path == kPathRegisterTeam || path == kReportsPath ||
       report_path) {
@@ -255,7 +262,8 @@ Result<RequestSignature> HubHandler::CheckSignature(const HttpRequest& request,
   } else {
     ENLACE_ASSIGN_OR_RETURN(auto device, storage_.FindDevice(sig.device));
     if (!device) return Status::PermissionDenied("unknown device");
-    if (device->member.revoked) return Status::PermissionDenied("this device was revoked");
+    // A revoked device's request is still checked: only that device may
+    // learn that it was revoked (Authenticate answers it with the notice).
     key = device->member.signing_key;
   }
   const std::string_view path = PathOf(request.target);
@@ -271,8 +279,28 @@ Result<RequestSignature> HubHandler::CheckSignature(const HttpRequest& request,
 Result<DeviceRecord> HubHandler::Authenticate(const HttpRequest& request) {
   ENLACE_ASSIGN_OR_RETURN(RequestSignature sig, CheckSignature(request, nullptr));
   ENLACE_ASSIGN_OR_RETURN(auto device, storage_.FindDevice(sig.device));
-  if (!device || device->member.revoked) return Status::PermissionDenied("unknown device");
+  if (!device) return Status::PermissionDenied("unknown device");
+  if (device->member.revoked) return Status::PermissionDenied(kRevokedMessage);
+  if (device->member.pending) {
+    return Status::PermissionDenied(
+        "this device waits for a coordinator's approval (enlace devices approve)");
+  }
   return *device;
+}
+
+HttpResponse HubHandler::DeviceError(const Status& s, const HttpRequest& request) {
+  if (s.code() != StatusCode::kPermissionDenied || s.message() != kRevokedMessage) return Error(s);
+  // The signature was checked: tell the device, with the registry chain
+  // that proves it, so that it wipes itself.
+  auto id = DeviceId::FromHex(request.Header(kHeaderDevice));
+  if (!id.ok()) return Error(s);
+  auto device = storage_.FindDevice(*id);
+  if (!device.ok() || !*device) return Error(s);
+  auto registries = storage_.Registries((*device)->team);
+  if (!registries.ok()) return Error(registries.status());
+  HttpResponse r = Binary(Encode(RevokedNotice{std::move(*registries)}));
+  r.status = 403;
+  return r;
 }
 
 HttpResponse HubHandler::RegisterTeam(const HttpRequest& request, LogContext& log) {
@@ -289,7 +317,7 @@ HttpResponse HubHandler::RegisterTeam(const HttpRequest& request, LogContext& lo
 
 HttpResponse HubHandler::CreateInvite(const HttpRequest& request, LogContext& log) {
   auto device = Authenticate(request);
-  if (!device.ok()) return Error(device.status());
+  if (!device.ok()) return DeviceError(device.status(), request);
   log.device = ShortId(device->member.device);
   if (device->member.role != Role::kCoordinator) {
     return Error(Status::PermissionDenied("only a coordinator can invite devices"));
@@ -298,6 +326,19 @@ HttpResponse HubHandler::CreateInvite(const HttpRequest& request, LogContext& lo
   if (!req.ok()) return Error(req.status().WithContext("bad invite"));
   if (req->expires_ms <= Now())
     return Error(Status::InvalidArgument("the invite is already expired"));
+  // The grant lets the invited device in on every member's word: it must be
+  // this coordinator's, for this invite, as the request describes it.
+  auto grant = DecodeInviteGrant(req->grant);
+  if (!grant.ok()) return Error(grant.status().WithContext("bad invite grant"));
+  if (grant->team != device->team || grant->invite != req->invite_id ||
+      grant->issuer != device->member.device || grant->role != req->role ||
+      grant->expires_ms != req->expires_ms) {
+    return Error(Status::InvalidArgument("the invite grant does not match the invite"));
+  }
+  if (!internal::VerifySignature(device->member.signing_key, InviteGrantSigningInput(*grant),
+                                 grant->signature)) {
+    return Error(Status::InvalidArgument("the invite grant's signature does not verify"));
+  }
   Status s = storage_.CreateInvite(*device, *req, Now());
   if (!s.ok()) return Error(s);
   return Binary(Encode(MembersResponse{}));
@@ -316,7 +357,7 @@ HttpResponse HubHandler::Join(const HttpRequest& request, LogContext& log) {
 
 HttpResponse HubHandler::Sync(const HttpRequest& request, LogContext& log) {
   auto device = Authenticate(request);
-  if (!device.ok()) return Error(device.status());
+  if (!device.ok()) return DeviceError(device.status(), request);
   log.device = ShortId(device->member.device);
   auto req = DecodeSyncRequest(BodyBytes(request));
   if (!req.ok()) return Error(req.status().WithContext("bad sync request"));
@@ -350,10 +391,11 @@ HttpResponse HubHandler::Sync(const HttpRequest& request, LogContext& log) {
             "a write claims to have seen writes of another device that this hub never received"));
       }
     }
-    writes.push_back(IncomingWrite{w->dot, std::move(bytes)});
+    writes.push_back(IncomingWrite{w->dot, std::move(bytes), w->collection, w->record});
   }
   const size_t max_pull = std::min<uint32_t>(req->max_response_bytes, options_.max_pull_bytes);
-  auto resp = storage_.Sync(*device, writes, req->cursor, req->members_version, max_pull, now);
+  req->writes.clear();
+  auto resp = storage_.Sync(*device, writes, *req, max_pull, now);
   if (!resp.ok()) return Error(resp.status());
   writes_received_ += writes.size();
   writes_served_ += resp->writes.size();
@@ -390,7 +432,7 @@ HttpResponse HubHandler::PublishReport(const HttpRequest& request, LogContext& l
         "a viewer token can only read published reports; a coordinator's device publishes them"));
   }
   auto device = Authenticate(request);
-  if (!device.ok()) return Error(device.status());
+  if (!device.ok()) return DeviceError(device.status(), request);
   log.device = ShortId(device->member.device);
   if (device->member.role != Role::kCoordinator) {
     return Error(Status::PermissionDenied("only a coordinator can publish reports"));
@@ -443,6 +485,26 @@ HttpResponse HubHandler::GetReport(const HttpRequest& request, std::string_view 
   r.content_type = "application/json";
   r.body = std::move(**body);
   return r;
+}
+
+// ---- record history (audit) -------------------------------------------------------------
+
+HttpResponse HubHandler::History(const HttpRequest& request, LogContext& log) {
+  auto device = Authenticate(request);
+  if (!device.ok()) return DeviceError(device.status(), request);
+  log.device = ShortId(device->member.device);
+  auto req = DecodeHistoryRequest(BodyBytes(request));
+  if (!req.ok()) return Error(req.status().WithContext("bad history request"));
+  if (Status s = ValidateName(req->collection, "collection"); !s.ok()) return Error(s);
+  // Only the member's own team: another team's record is as empty as one
+  // that never was.
+  auto writes =
+      storage_.RecordHistory(device->team, req->collection, req->record, WireLimits{}.max_writes);
+  if (!writes.ok()) return Error(writes.status());
+  writes_served_ += writes->size();
+  HistoryResponse resp;
+  resp.writes = std::move(*writes);
+  return Binary(Encode(resp));
 }
 
 }  // namespace enlace::hub

@@ -57,6 +57,8 @@ class HubHandler final : public Handler {
   HttpResponse PublishReport(const HttpRequest& request, LogContext& log);
   HttpResponse ListReports(const HttpRequest& request, LogContext& log);
   HttpResponse GetReport(const HttpRequest& request, std::string_view id, LogContext& log);
+  // POST /v1/history: a record's writes for any member of its team.
+  HttpResponse History(const HttpRequest& request, LogContext& log);
   // A reader of `team`'s reports: a signed request of a registered device
   // (any role), or else `authorization: Bearer <viewer token>`.
   Result<TeamId> AuthenticateReader(const HttpRequest& request, LogContext& log);
@@ -64,6 +66,9 @@ class HubHandler final : public Handler {
   // device need not be registered yet (registration and join).
   Result<RequestSignature> CheckSignature(const HttpRequest& request, const PublicKey32* known_key);
   Result<DeviceRecord> Authenticate(const HttpRequest& request);
+  // Error(s), except for a revoked device: a 403 whose body is the
+  // RevokedNotice (the team's registry chain) that makes it wipe itself.
+  HttpResponse DeviceError(const Status& s, const HttpRequest& request);
   uint64_t Now() const;
   void Count(const std::string& endpoint, int status);
 

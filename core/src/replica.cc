@@ -12,6 +12,7 @@
 
 #include "codec.h"
 #include "replica_impl.h"
+#include "unlock_guard.h"
 #include "write_internal.h"
 
 namespace enlace {
@@ -188,6 +189,10 @@ Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
 Result<size_t> Replica::Impl::RestampFutureWrites(uint64_t margin_ms) {
   const uint64_t wall = clock_.WallMs();
   const uint64_t limit = wall + margin_ms;
+  // No write of this device is stamped later than its clock has ever been:
+  // when that is within the margin, there is nothing to scan (the common
+  // case; scanning the whole outbox every round made pushing quadratic).
+  if (clock_.last().physical_ms() <= limit) return size_t{0};
   // Own unsent writes stamped in the future, grouped by record, in counter order.
   struct Stamped {
     std::set<Dot> dots;
@@ -257,11 +262,19 @@ Result<Write> Replica::Impl::DecodeAndVerify(std::span<const uint8_t> encoded) {
   if (secrets.team.IsZero() || w.team != secrets.team) {
     return Status::PermissionDenied("write belongs to another team");
   }
-  ENLACE_ASSIGN_OR_RETURN(auto signer, store_->GetSigningKey(w.dot.device));
-  if (!signer) {
+  ENLACE_ASSIGN_OR_RETURN(auto writer, store_->GetWriter(w.dot.device));
+  if (!writer) {
     return Status::PermissionDenied("write from an unknown device " + w.dot.device.ToHex());
   }
-  ENLACE_RETURN_IF_ERROR(internal::VerifyWriteSignature(w, *signer));
+  if (writer->member && writer->pending) {
+    return Status::PermissionDenied("write from device " + w.dot.device.ToHex().substr(0, 8) +
+                                    ", which waits for a coordinator's approval");
+  }
+  if (writer->member && writer->revoked && w.dot.counter > writer->revoked_after) {
+    return Status::PermissionDenied("write from device " + w.dot.device.ToHex().substr(0, 8) +
+                                    " after its revocation");
+  }
+  ENLACE_RETURN_IF_ERROR(internal::VerifyWriteSignature(w, writer->signing_key));
   ENLACE_RETURN_IF_ERROR(clock_.CheckDrift(w.hlc).WithContext("write refused"));
   ENLACE_ASSIGN_OR_RETURN(const SecretBytes* key, TeamKey(w.key_version));
   ENLACE_ASSIGN_OR_RETURN(auto values, internal::OpenWritePayload(w, *key));
@@ -578,7 +591,22 @@ Result<std::unique_ptr<Replica>> Replica::Create(const ReplicaOptions& options,
 Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options,
                                                std::string_view passphrase) {
   ENLACE_RETURN_IF_ERROR(internal::EnsureSodium());
-  ENLACE_ASSIGN_OR_RETURN(auto vault, internal::Vault::Unlock(VaultPath(options), passphrase));
+  if (options.dir.empty()) return Status::InvalidArgument("no folder given for the replica");
+  // Local safety: back-off, wipe-after-N and duress (unlock_guard.h).
+  const uint64_t now_ms =
+      options.clock.wall_clock ? options.clock.wall_clock() : SystemWallClockMs();
+  internal::UnlockOutcome outcome = internal::UnlockOutcome::kOpened;
+  ENLACE_ASSIGN_OR_RETURN(auto vault,
+                          internal::UnlockGuarded(options.dir, passphrase, now_ms, outcome));
+  if (outcome == internal::UnlockOutcome::kDuress) {
+    ENLACE_RETURN_IF_ERROR(WipeReplicaFiles(options.dir));
+    ENLACE_ASSIGN_OR_RETURN(auto fresh, Create(options, passphrase));
+    fresh->opened_under_duress_ = true;
+    return fresh;
+  }
+  // A stronger cost than the stored one re-wraps the vault now. Best effort:
+  // on failure the file is intact and the raise is tried on the next unlock.
+  (void)vault->RaiseParams(passphrase, ToParams(options.kdf), nullptr);
   ENLACE_ASSIGN_OR_RETURN(auto store, internal::Store::Open(StorePath(options)));
   const auto& s = vault->secrets();
   ENLACE_RETURN_IF_ERROR(store->PutDevice(s.device, s.signing.public_key, s.box.public_key));
@@ -591,7 +619,12 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options,
 }
 
 Status Replica::ChangePassphrase(std::string_view current, std::string_view next) {
-  return impl_->vault().ChangePassphrase(current, next, ToParams(impl_->options().kdf));
+  // Never weaker than the stored cost.
+  const internal::PwhashParams stored = impl_->vault().params();
+  const internal::PwhashParams wanted = ToParams(impl_->options().kdf);
+  return impl_->vault().ChangePassphrase(
+      current, next,
+      {std::max(stored.opslimit, wanted.opslimit), std::max(stored.memlimit, wanted.memlimit)});
 }
 
 DeviceId Replica::device_id() const { return impl_->device(); }
@@ -953,5 +986,25 @@ Result<std::string> Replica::DumpState() const {
 }
 
 Result<std::vector<Bytes>> Replica::StoredWrites() const { return impl_->store().AllWrites(); }
+
+// ---- local safety -----------------------------------------------------------------------
+
+Status Replica::SetDuressPassphrase(std::string_view duress) {
+  return impl_->vault().SetDuress(duress);
+}
+
+Status Replica::SetWipeAfterFailures(uint32_t n) {
+  if (n != 0 && n < internal::kFreeAttempts) {
+    return Status::InvalidArgument("wipe-after must be 0 (off) or at least 3");
+  }
+  internal::UnlockState state = internal::LoadUnlockState(impl_->options().dir);
+  state.wipe_after = n;
+  return internal::SaveUnlockState(impl_->options().dir, state);
+}
+
+UnlockThrottle ReadUnlockThrottle(const std::string& dir, uint64_t now_ms) {
+  const internal::UnlockState state = internal::LoadUnlockState(dir);
+  return UnlockThrottle{state.failures, state.wipe_after, internal::UnlockWaitMs(state, now_ms)};
+}
 
 }  // namespace enlace

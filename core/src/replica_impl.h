@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "enlace/registry.h"
 #include "enlace/replica.h"
 #include "enlace/schema.h"
+#include "enlace/wire.h"
 #include "merge.h"
 #include "store.h"
 #include "vault.h"
@@ -69,6 +71,37 @@ class Replica::Impl {
   // Builds the public view of a record from its state (decrypting values).
   Result<Record> BuildRecord(const internal::RecordKey& key,
                              const internal::RecordState& state) const;
+
+  // ---- device registry (trust.cc) ----
+  // The newest registry this device checked; nullopt before it has one.
+  Result<std::optional<Registry>> LoadRegistry() const;
+  // Makes `anchor` this device's first registry, without a chain: the
+  // founder's own genesis, or the one a coordinator put in an invite
+  // envelope (which the hub cannot read or change). It must be signed by a
+  // coordinator it lists. Must run inside a transaction.
+  Status AdoptAnchorRegistry(const Registry& anchor);
+  // Checks and applies a trust update (registry chain, admissions) and
+  // recomputes the members. Must run inside a transaction.
+  Status ApplyTrust(const TrustUpdate& update);
+  // Signs `next` with this device's key (next.signer = this device).
+  void SignRegistry(Registry& next) const;
+  // Opens the key grants addressed to this device and adds their keys to the
+  // vault; grants that fail the checks are skipped (returns how many).
+  Result<size_t> AcceptKeyGrants(const std::vector<Bytes>& grants);
+  // Seals every team key this device holds to each of `devices` that is an
+  // active member, signs a grant per device and queues it for the hub.
+  Status QueueKeyGrantsFor(const std::vector<DeviceId>& devices);
+  // The registry a coordinator would sign next: the current one with every
+  // valid, non-pending admission folded in as an entry.
+  Result<Registry> DraftRegistry();
+  // True when this device's registry lists it as an active coordinator (a
+  // coordinator admitted by invite becomes one once a registry lists it).
+  Result<bool> IsRegistryCoordinator() const;
+  // A registry coordinator folds the devices admitted by invite (not those
+  // waiting for approval) into a new registry version, to be sent by the
+  // next round; nothing when none is new or a change is already queued.
+  // Must run inside a transaction.
+  Status FoldAdmissions();
 
   // ---- schema (see Replica::Schema) ----
   // The devices whose overlay writes count: coordinators the members table

@@ -36,6 +36,18 @@ ALTER TABLE devices ADD COLUMN name TEXT NOT NULL DEFAULT '';
 ALTER TABLE devices ADD COLUMN role INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 3: the signed device registry (registry.h) and what it says of each
+    // member; documents this device keeps or still has to send.
+    R"sql(
+ALTER TABLE devices ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN revoked_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN revoked_after INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN joined_ms INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE documents(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE outgoing_key_grants(
+  recipient BLOB NOT NULL, version INTEGER NOT NULL, encoded BLOB NOT NULL,
+  PRIMARY KEY(recipient, version)) WITHOUT ROWID;
+)sql",
 };
 
 }  // namespace
@@ -123,23 +135,39 @@ Result<std::optional<SignPublicKey>> Store::GetSigningKey(const DeviceId& device
 Status Store::PutMember(const Member& m) {
   ENLACE_ASSIGN_OR_RETURN(
       Stmt st,
-      db_->Prepare("INSERT INTO devices(device, sign_pk, box_pk, name, role, revoked) "
-                   "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET "
+      db_->Prepare("INSERT INTO devices(device, sign_pk, box_pk, name, role, revoked, pending, "
+                   "revoked_ms, revoked_after, joined_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT(device) DO UPDATE SET "
                    "sign_pk = excluded.sign_pk, box_pk = excluded.box_pk, "
-                   "name = excluded.name, role = excluded.role, revoked = excluded.revoked"));
+                   "name = excluded.name, role = excluded.role, revoked = excluded.revoked, "
+                   "pending = excluded.pending, revoked_ms = excluded.revoked_ms, "
+                   "revoked_after = excluded.revoked_after, joined_ms = excluded.joined_ms"));
   return st.BindBlob(1, m.device.bytes)
       .BindBlob(2, m.signing_key)
       .BindBlob(3, m.encryption_key)
       .Bind(4, m.name)
       .Bind(5, static_cast<int64_t>(m.role))
       .Bind(6, int64_t{m.revoked ? 1 : 0})
+      .Bind(7, int64_t{m.pending ? 1 : 0})
+      .Bind(8, static_cast<int64_t>(m.revoked_ms))
+      .Bind(9, static_cast<int64_t>(m.revoked_after))
+      .Bind(10, static_cast<int64_t>(m.joined_ms))
       .Exec();
 }
 
+Status Store::ReplaceMembers(const std::vector<Member>& members) {
+  // Devices trusted by hand (TrustDevice, role 0) are not members and stay.
+  ENLACE_ASSIGN_OR_RETURN(Stmt clear, db_->Prepare("DELETE FROM devices WHERE role != 0"));
+  ENLACE_RETURN_IF_ERROR(clear.Exec());
+  for (const auto& m : members) ENLACE_RETURN_IF_ERROR(PutMember(m));
+  return Status::Ok();
+}
+
 Result<std::vector<Member>> Store::ListMembers() {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st,
-                          db_->Prepare("SELECT device, sign_pk, box_pk, name, role, revoked "
-                                       "FROM devices WHERE role != 0 ORDER BY name, device"));
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt st, db_->Prepare("SELECT device, sign_pk, box_pk, name, role, revoked, pending, "
+                            "revoked_ms, revoked_after, joined_ms "
+                            "FROM devices WHERE role != 0 ORDER BY name, device"));
   std::vector<Member> out;
   for (;;) {
     ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
@@ -151,9 +179,98 @@ Result<std::vector<Member>> Store::ListMembers() {
     m.name = st.ColumnText(3);
     m.role = st.ColumnInt(4) == 1 ? Role::kCoordinator : Role::kField;
     m.revoked = st.ColumnInt(5) != 0;
+    m.pending = st.ColumnInt(6) != 0;
+    m.revoked_ms = static_cast<uint64_t>(st.ColumnInt(7));
+    m.revoked_after = static_cast<uint64_t>(st.ColumnInt(8));
+    m.joined_ms = static_cast<uint64_t>(st.ColumnInt(9));
     out.push_back(std::move(m));
   }
   return out;
+}
+
+Result<std::optional<Store::Writer>> Store::GetWriter(const DeviceId& device) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT sign_pk, role, revoked, revoked_after, "
+                                                "pending FROM devices WHERE device = ?"));
+  st.BindBlob(1, device.bytes);
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<Writer>();
+  if (st.ColumnBlob(0).size() != kSignPublicKeyBytes) {
+    return Status::Corruption("stored signing key has the wrong size");
+  }
+  Writer w;
+  w.signing_key = FromBlob<SignPublicKey>(st.ColumnBlob(0));
+  w.member = st.ColumnInt(1) != 0;
+  w.revoked = st.ColumnInt(2) != 0;
+  w.revoked_after = static_cast<uint64_t>(st.ColumnInt(3));
+  w.pending = st.ColumnInt(4) != 0;
+  return std::optional<Writer>(w);
+}
+
+Result<std::optional<Bytes>> Store::GetDocument(std::string_view name) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT value FROM documents WHERE name = ?"));
+  st.Bind(1, name);
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<Bytes>();
+  const auto v = st.ColumnBlob(0);
+  return std::optional<Bytes>(Bytes(v.begin(), v.end()));
+}
+
+Status Store::SetDocument(std::string_view name, ByteView value) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO documents(name, value) VALUES(?, ?) "
+                                                "ON CONFLICT(name) DO UPDATE SET value = "
+                                                "excluded.value"));
+  return st.Bind(1, name).BindBlob(2, value).Exec();
+}
+
+Status Store::DeleteDocument(std::string_view name) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM documents WHERE name = ?"));
+  return st.Bind(1, name).Exec();
+}
+
+Status Store::QueueKeyGrant(const DeviceId& recipient, uint32_t version, ByteView encoded) {
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt st, db_->Prepare("INSERT OR REPLACE INTO outgoing_key_grants(recipient, version, "
+                            "encoded) VALUES(?, ?, ?)"));
+  return st.BindBlob(1, recipient.bytes)
+      .Bind(2, static_cast<int64_t>(version))
+      .BindBlob(3, encoded)
+      .Exec();
+}
+
+Result<std::vector<Bytes>> Store::QueuedKeyGrants() {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT encoded FROM outgoing_key_grants "
+                                                "ORDER BY version, recipient"));
+  std::vector<Bytes> out;
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+    if (!more) break;
+    const auto v = st.ColumnBlob(0);
+    out.emplace_back(v.begin(), v.end());
+  }
+  return out;
+}
+
+Result<uint64_t> Store::MaxCounterSeen(const DeviceId& device) {
+  uint64_t best = 0;
+  ENLACE_ASSIGN_OR_RETURN(Stmt w, db_->Prepare("SELECT coalesce(max(counter), 0) FROM writes "
+                                               "WHERE device = ?"));
+  w.BindBlob(1, device.bytes);
+  ENLACE_ASSIGN_OR_RETURN(bool row, w.Step());
+  if (row) best = static_cast<uint64_t>(w.ColumnInt(0));
+  // Superseded writes are purged, but every record's context remembers them.
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT context FROM records"));
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
+    if (!more) break;
+    ENLACE_ASSIGN_OR_RETURN(VersionVector vv, DecodeVersionVector(st.ColumnBlob(0)));
+    best = std::max(best, vv.Get(device));
+  }
+  return best;
+}
+
+Status Store::ClearKeyGrants() {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM outgoing_key_grants"));
+  return st.Exec();
 }
 
 // ---- records ------------------------------------------------------------------------

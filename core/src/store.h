@@ -33,7 +33,11 @@ namespace enlace::internal {
 inline constexpr char kMetaPullCursor[] = "pull_cursor";
 inline constexpr char kMetaMembersVersion[] = "members_version";
 inline constexpr char kMetaLastSyncMs[] = "last_sync_ms";
-inline constexpr char kMetaClockOffset[] = "clock_offset_ms";  // int64 as two's complement
+inline constexpr char kMetaRegistryVersion[] = "registry_version";
+inline constexpr char kDocRegistry[] = "registry";              // the newest checked Registry
+inline constexpr char kDocAdmissions[] = "admissions";          // checked Admissions (list)
+inline constexpr char kDocOutgoingRegistry[] = "out_registry";  // signed here, not yet stored
+inline constexpr char kMetaClockOffset[] = "clock_offset_ms";   // int64 as two's complement
 
 struct StoredWrite {
   WriteKind kind = WriteKind::kPut;
@@ -67,9 +71,32 @@ class Store {
                    const BoxPublicKey& box_pk);
   // nullopt when the device is unknown.
   Result<std::optional<SignPublicKey>> GetSigningKey(const DeviceId& device);
-  // Team members as the hub last listed them (name, role, revoked).
+  // Team members as the checked registry and admissions make them.
   Status PutMember(const Member& member);
+  // Replaces every member (devices trusted by hand with PutDevice stay).
+  Status ReplaceMembers(const std::vector<Member>& members);
   Result<std::vector<Member>> ListMembers();
+  // What a write's verification needs to know of its writer.
+  struct Writer {
+    SignPublicKey signing_key{};
+    bool member = false;  // listed by the registry (false: trusted by hand)
+    bool revoked = false;
+    uint64_t revoked_after = 0;
+    bool pending = false;
+  };
+  Result<std::optional<Writer>> GetWriter(const DeviceId& device);
+
+  // ---- documents: the checked registry, admissions, a registry to send
+  Result<std::optional<Bytes>> GetDocument(std::string_view name);
+  Status SetDocument(std::string_view name, ByteView value);
+  Status DeleteDocument(std::string_view name);
+  // Key grants a coordinator made that still have to reach the hub.
+  Status QueueKeyGrant(const DeviceId& recipient, uint32_t version, ByteView encoded);
+  Result<std::vector<Bytes>> QueuedKeyGrants();
+  Status ClearKeyGrants();
+  // The highest write counter of `device` this store has seen (stored
+  // writes and every record's context).
+  Result<uint64_t> MaxCounterSeen(const DeviceId& device);
 
   // ---- records
   // nullopt when the record has never been written here.

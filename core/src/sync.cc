@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "codec.h"
+#include "enlace/registry.h"
 #include "replica_impl.h"
 
 namespace enlace {
@@ -41,11 +42,6 @@ OutgoingRequest SignedRequest(Replica& replica, std::string path, Bytes body,
                {kHeaderNonce, internal::ToHex(nonce)},
                {kHeaderSignature, internal::ToHex(sig)}};
   return r;
-}
-
-Status TrustMembers(Replica::Impl& impl, uint64_t version, const std::vector<Member>& members) {
-  for (const auto& m : members) ENLACE_RETURN_IF_ERROR(impl.store().PutMember(m));
-  return impl.store().SetMeta(internal::kMetaMembersVersion, version);
 }
 
 Status SetClockOffset(Replica::Impl& impl, int64_t offset) {
@@ -205,8 +201,18 @@ Result<OutgoingRequest> SyncSession::NextRequest() {
                           impl.store().PendingWrites(impl.device(), options_.max_push_bytes));
   SyncRequest req;
   ENLACE_ASSIGN_OR_RETURN(req.cursor, impl.store().GetMeta(internal::kMetaPullCursor));
+  cursor_sent_ = req.cursor;
   ENLACE_ASSIGN_OR_RETURN(req.members_version, impl.store().GetMeta(internal::kMetaMembersVersion));
+  ENLACE_ASSIGN_OR_RETURN(req.registry_version,
+                          impl.store().GetMeta(internal::kMetaRegistryVersion));
+  req.key_version = impl.CurrentKeyVersion();
   req.max_response_bytes = options_.max_pull_bytes;
+  // Registry changes and key grants this device signed go first.
+  ENLACE_ASSIGN_OR_RETURN(auto outgoing, impl.store().GetDocument(internal::kDocOutgoingRegistry));
+  if (outgoing) req.registry = std::move(*outgoing);
+  sent_registry_ = !req.registry.empty();
+  ENLACE_ASSIGN_OR_RETURN(req.key_grants, impl.store().QueuedKeyGrants());
+  sent_grants_ = req.key_grants;
   last_pushed_counter_ = 0;
   for (auto& [counter, bytes] : pending) {
     last_pushed_counter_ = std::max(last_pushed_counter_, counter);
@@ -220,12 +226,53 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   ENLACE_ASSIGN_OR_RETURN(SyncResponse resp, DecodeSyncResponse(body));
   ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
   ENLACE_RETURN_IF_ERROR(Follow(impl, resp.hub_time_ms, 5000));
-  if (!resp.members.empty()) {
-    ENLACE_RETURN_IF_ERROR(TrustMembers(impl, resp.members_version, resp.members));
-  }
+  ENLACE_RETURN_IF_ERROR(impl.ApplyTrust(resp.trust));
   SyncProgress delta;
-  for (const auto& bytes : resp.writes) {
+  if (sent_registry_ && !resp.registry_refused.empty()) {
+    // The hub would not store the registry this device signed (e.g. the
+    // revoked device pushed writes this device has not seen): drop it and
+    // say why; the caller may sync and sign again.
+    ENLACE_RETURN_IF_ERROR(impl.store().DeleteDocument(internal::kDocOutgoingRegistry));
+    delta.registry_refused = resp.registry_refused;
+  }
+  if (!sent_grants_.empty()) {
+    // The hub stored them in the same transaction as this answer.
+    ENLACE_ASSIGN_OR_RETURN(auto queued, impl.store().QueuedKeyGrants());
+    ENLACE_RETURN_IF_ERROR(impl.store().ClearKeyGrants());
+    for (const auto& g : queued) {
+      if (std::find(sent_grants_.begin(), sent_grants_.end(), g) != sent_grants_.end()) continue;
+      auto grant = DecodeKeyGrant(g);
+      if (grant.ok()) {
+        ENLACE_RETURN_IF_ERROR(impl.store().QueueKeyGrant(grant->recipient, grant->version, g));
+      }
+    }
+  }
+  ENLACE_ASSIGN_OR_RETURN(delta.keys_received, impl.AcceptKeyGrants(resp.key_grants));
+  ENLACE_ASSIGN_OR_RETURN(const bool coordinator, impl.IsRegistryCoordinator());
+  if (coordinator) {
+    // Devices that joined by invite become registry entries, so that the
+    // registry alone names the team and invited coordinators can sign.
+    if (!resp.trust.admissions.empty()) ENLACE_RETURN_IF_ERROR(impl.FoldAdmissions());
+    // Members that synced without the newest team key get it sealed.
+    if (!resp.needs_keys.empty()) ENLACE_RETURN_IF_ERROR(impl.QueueKeyGrantsFor(resp.needs_keys));
+  }
+  uint64_t cursor = resp.next_cursor;
+  bool more = resp.more;
+  for (size_t i = 0; i < resp.writes.size(); ++i) {
+    const Bytes& bytes = resp.writes[i];
     auto w = impl.DecodeAndVerify(bytes);
+    if (!w.ok() && w.status().code() == StatusCode::kDecryptFailed) {
+      auto header = Write::Decode(bytes, impl.options().limits);
+      if (header.ok() && header->key_version > impl.CurrentKeyVersion()) {
+        // Written under a team key this device does not hold yet (it joined
+        // with an older invite): stop here, keep the cursor before it, and
+        // wait for a coordinator to seal the key to this device.
+        delta.waiting_for_key = header->key_version;
+        cursor = i == 0 ? cursor_sent_ : resp.seqs[i - 1];
+        more = false;
+        break;
+      }
+    }
     if (!w.ok()) {
       // A write this device cannot verify is skipped, not fatal: one bad
       // write must not stop a team's sync. It is counted and reported.
@@ -253,7 +300,7 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   ENLACE_ASSIGN_OR_RETURN(uint64_t pending_before, impl.store().PendingCount());
   ENLACE_RETURN_IF_ERROR(impl.store().AcknowledgeUpTo(acked));
   ENLACE_ASSIGN_OR_RETURN(uint64_t pending_after, impl.store().PendingCount());
-  ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaPullCursor, resp.next_cursor));
+  ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaPullCursor, cursor));
   ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaLastSyncMs, impl.clock().WallMs()));
   ENLACE_RETURN_IF_ERROR(tx->Commit());
 
@@ -263,11 +310,19 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   progress_.ignored += delta.ignored;
   progress_.refused += delta.refused;
   if (delta.refused > 0) progress_.last_refusal = delta.last_refusal;
+  progress_.keys_received += delta.keys_received;
+  progress_.waiting_for_key = delta.waiting_for_key;
+  if (!delta.registry_refused.empty()) progress_.registry_refused = delta.registry_refused;
+  if (sent_registry_ && resp.registry_refused.empty()) progress_.registry_stored = true;
   if (last_pushed_counter_ > 0 && pending_after == pending_before && pending_after > 0) {
     return Status::Unavailable("the hub did not acknowledge the writes it was sent");
   }
-  // More to pull, or more to push that this round did not carry.
-  return resp.more || pending_after > 0;
+  // More to pull, or more to push (writes, key grants) that this round did
+  // not carry.
+  ENLACE_ASSIGN_OR_RETURN(auto grants_left, impl.store().QueuedKeyGrants());
+  ENLACE_ASSIGN_OR_RETURN(auto registry_left,
+                          impl.store().GetDocument(internal::kDocOutgoingRegistry));
+  return more || pending_after > 0 || !grants_left.empty() || registry_left.has_value();
 }
 
 Result<SyncStatus> GetSyncStatus(Replica& replica) {
@@ -294,6 +349,28 @@ Result<OutgoingRequest> BuildRegisterTeamRequest(Replica& replica, std::string_v
   req.bootstrap_token = bootstrap_token;
   req.signing_key = replica.public_keys().signing;
   req.encryption_key = replica.public_keys().encryption;
+  // The team's first registry: this device alone, as coordinator, signed by
+  // it. Kept once, so a retried registration sends the same document.
+  auto& impl = replica.impl();
+  ENLACE_ASSIGN_OR_RETURN(auto genesis, impl.LoadRegistry());
+  if (!genesis) {
+    Registry r;
+    r.team = replica.team();
+    r.version = 1;
+    RegistryEntry e;
+    e.device = replica.device_id();
+    e.signing_key = req.signing_key;
+    e.encryption_key = req.encryption_key;
+    e.name = device_name;
+    e.role = Role::kCoordinator;
+    r.entries.push_back(std::move(e));
+    impl.SignRegistry(r);
+    ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
+    ENLACE_RETURN_IF_ERROR(impl.AdoptAnchorRegistry(r));
+    ENLACE_RETURN_IF_ERROR(tx->Commit());
+    genesis = std::move(r);
+  }
+  req.registry = EncodeRegistry(*genesis);
   return SignedRequest(replica, kPathRegisterTeam, Encode(req));
 }
 
@@ -301,7 +378,7 @@ Status HandleMembersResponse(Replica& replica, std::span<const uint8_t> body) {
   ENLACE_ASSIGN_OR_RETURN(MembersResponse resp, DecodeMembersResponse(body));
   auto& impl = replica.impl();
   ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
-  ENLACE_RETURN_IF_ERROR(TrustMembers(impl, resp.members_version, resp.members));
+  ENLACE_RETURN_IF_ERROR(impl.ApplyTrust(resp.trust));
   return tx->Commit();
 }
 
@@ -313,7 +390,11 @@ Result<InviteInfo> ParseInviteCode(std::string_view code) {
 Result<PreparedInvite> PrepareInvite(Replica& coordinator, std::string_view hub_url,
                                      std::string_view tls_pin, Role role, uint64_t valid_for_ms) {
   auto& impl = coordinator.impl();
-  ENLACE_ASSIGN_OR_RETURN(SecretBytes bundle, impl.TeamKeyBundle());
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes keys, impl.TeamKeyBundle());
+  ENLACE_ASSIGN_OR_RETURN(auto registry, impl.LoadRegistry());
+  if (!registry) {
+    return Status::FailedPrecondition("this device has no device registry yet; sync first");
+  }
   InviteCode code;
   code.hub_url = hub_url;
   code.tls_pin = tls_pin;
@@ -326,6 +407,24 @@ Result<PreparedInvite> PrepareInvite(Replica& coordinator, std::string_view hub_
   req.verifier = InviteVerifier(code.secret);
   req.expires_ms = code.expires_ms;
   req.role = role;
+  InviteGrant grant;
+  grant.team = coordinator.team();
+  grant.invite = code.invite_id;
+  grant.role = role;
+  grant.needs_approval = registry->approval_required;
+  grant.expires_ms = code.expires_ms;
+  ENLACE_ASSIGN_OR_RETURN(grant.invite_key, InvitePublicKey(code.secret.view()));
+  grant.issuer = coordinator.device_id();
+  grant.signature =
+      internal::Sign(impl.vault().secrets().signing.secret_key, InviteGrantSigningInput(grant));
+  req.grant = EncodeInviteGrant(grant);
+  // The envelope holds the team keys and the registry as this coordinator
+  // knows it: the new device's trust anchor, which the hub cannot change.
+  const Bytes anchor = EncodeRegistry(*registry);
+  SecretBytes bundle(4 + keys.size() + anchor.size());
+  for (int i = 0; i < 4; ++i) bundle.data()[i] = static_cast<uint8_t>(keys.size() >> (8 * i));
+  std::copy(keys.data(), keys.data() + keys.size(), bundle.data() + 4);
+  std::copy(anchor.begin(), anchor.end(), bundle.data() + 4 + keys.size());
   const SecretBytes wrap = internal::DeriveSubkey(code.secret, kInviteWrapSubkey, kInviteKdfContext,
                                                   internal::kAeadKeyBytes);
   const auto nonce = internal::RandomNonce();
@@ -352,6 +451,14 @@ Result<OutgoingRequest> BuildJoinRequest(Replica& replica, std::string_view code
   req.device_name = device_name;
   req.signing_key = replica.public_keys().signing;
   req.encryption_key = replica.public_keys().encryption;
+  Admission a;
+  a.grant.invite = c.invite_id;
+  a.device = replica.device_id();
+  a.signing_key = req.signing_key;
+  a.encryption_key = req.encryption_key;
+  a.name = req.device_name;
+  ENLACE_RETURN_IF_ERROR(SignAdmission(a, c.secret.view()));
+  req.binding = a.binding;
   return SignedRequest(replica, kPathJoin, Encode(req));
 }
 
@@ -370,11 +477,25 @@ Status HandleJoinResponse(Replica& replica, std::string_view code, std::span<con
   ENLACE_ASSIGN_OR_RETURN(
       SecretBytes bundle,
       internal::AeadOpen(wrap, nonce, sealed, InviteAad(c.invite_id, resp.team)));
+  // u32 keys length | team-key bundle | the inviter's registry.
+  size_t keys_len = 0;
+  if (bundle.size() >= 4) {
+    for (int i = 0; i < 4; ++i) keys_len |= static_cast<size_t>(bundle.data()[i]) << (8 * i);
+  }
+  if (bundle.size() < 4 || keys_len > bundle.size() - 4) {
+    return Status::Corruption("the invite envelope is malformed");
+  }
+  const SecretBytes keys(bundle.data() + 4, keys_len);
+  ENLACE_ASSIGN_OR_RETURN(Registry anchor,
+                          DecodeRegistry(std::span<const uint8_t>(bundle.data() + 4 + keys_len,
+                                                                  bundle.size() - 4 - keys_len)));
+  if (anchor.team != resp.team) return Status::Corruption("the invite is for another team");
   auto& impl = replica.impl();
-  ENLACE_RETURN_IF_ERROR(impl.AdoptTeamKeyBundle(bundle));
-  if (replica.team() != resp.team) return Status::Corruption("the invite is for another team");
   ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
-  ENLACE_RETURN_IF_ERROR(TrustMembers(impl, resp.members_version, resp.members));
+  ENLACE_RETURN_IF_ERROR(impl.AdoptTeamKeyBundle(keys));
+  if (replica.team() != resp.team) return Status::Corruption("the invite is for another team");
+  ENLACE_RETURN_IF_ERROR(impl.AdoptAnchorRegistry(anchor));
+  ENLACE_RETURN_IF_ERROR(impl.ApplyTrust(resp.trust));
   return tx->Commit();
 }
 
@@ -404,6 +525,18 @@ Result<OutgoingRequest> BuildGetReportRequest(Replica& replica, std::string_view
   });
   if (!IsReportId(id)) return Status::InvalidArgument("a report id is 32 hex characters");
   return SignedRequest(replica, std::string(kReportsPath) + "/" + id, Bytes(), "GET");
+}
+
+// ---- record history (audit) ---------------------------------------------------------------
+
+Result<OutgoingRequest> BuildHistoryRequest(Replica& replica, std::string_view collection,
+                                            const RecordId& record) {
+  if (replica.team().IsZero()) return Status::FailedPrecondition("this device has no team yet");
+  ENLACE_RETURN_IF_ERROR(ValidateName(collection, "collection"));
+  HistoryRequest req;
+  req.collection = collection;
+  req.record = record;
+  return SignedRequest(replica, kPathHistory, Encode(req));
 }
 
 }  // namespace enlace

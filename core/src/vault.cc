@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -15,7 +17,8 @@ namespace enlace::internal {
 namespace {
 
 constexpr char kMagic[4] = {'E', 'N', 'L', 'V'};
-constexpr uint8_t kVaultFormat = 1;
+constexpr uint8_t kVaultFormatV1 = 1;  // read only
+constexpr uint8_t kVaultFormat = 2;
 constexpr uint8_t kBundleFormat = 1;
 constexpr size_t kMaxVaultBytes = 1 << 20;
 constexpr uint64_t kMaxUnlockOpslimit = 4;                      // crypto_pwhash_OPSLIMIT_SENSITIVE
@@ -24,6 +27,22 @@ constexpr size_t kMaxTeamKeys = 4096;
 constexpr char kKdfContext[9] = "enlvault";
 constexpr uint64_t kVerifierSubkey = 1;
 constexpr uint64_t kEncryptionSubkey = 2;
+constexpr uint64_t kDuressSubkey = 3;
+
+std::atomic<uint64_t> g_derivations{0};
+
+Result<SecretBytes> DeriveKek(std::string_view passphrase, ByteView salt,
+                              const PwhashParams& params) {
+  g_derivations.fetch_add(1, std::memory_order_relaxed);
+  return DeriveKeyFromPassphrase(passphrase, salt, params, kKdfKeyBytes);
+}
+
+// An edited header must not make unlocking run for hours or exhaust memory:
+// accept no more than the "sensitive" cost libsodium defines.
+bool AcceptableUnlockParams(const PwhashParams& p) {
+  return CheckPwhashParams(p).ok() && p.opslimit <= kMaxUnlockOpslimit &&
+         p.memlimit <= kMaxUnlockMemlimit;
+}
 
 // ---- The secret bundle, built directly in guarded memory ------------------------
 
@@ -86,6 +105,9 @@ Result<VaultSecrets> DecodeBundle(const SecretBytes& b) {
 struct Header {
   PwhashParams params;
   std::array<uint8_t, kPwhashSaltBytes> salt{};
+  PwhashParams duress_params;
+  std::array<uint8_t, kPwhashSaltBytes> duress_salt{};
+  std::array<uint8_t, kHashBytes> duress_verifier{};
 };
 
 Bytes EncodeHeader(const Header& h) {
@@ -95,11 +117,30 @@ Bytes EncodeHeader(const Header& h) {
   e.U64(h.params.opslimit);
   e.U64(h.params.memlimit);
   e.Raw(h.salt);
+  e.U64(h.duress_params.opslimit);
+  e.U64(h.duress_params.memlimit);
+  e.Raw(h.duress_salt);
+  e.Raw(h.duress_verifier);
   return e.Finish();
 }
 
 std::array<uint8_t, kHashBytes> Verifier(const SecretBytes& verifier_key, ByteView header) {
   return GenericHash(header, verifier_key.view());
+}
+
+// The duress verifier: keyed by a subkey of the duress KEK, over the duress
+// params and salt (not the main header, which changes on every rewrap).
+Result<std::array<uint8_t, kHashBytes>> DuressVerifier(
+    std::string_view duress, const PwhashParams& params,
+    const std::array<uint8_t, kPwhashSaltBytes>& salt) {
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes kek, DeriveKek(duress, salt, params));
+  const SecretBytes key = DeriveSubkey(kek, kDuressSubkey, kKdfContext, kHashBytes);
+  Encoder e;
+  e.Raw(AsBytes(std::string_view("enlace duress v1")));
+  e.U64(params.opslimit);
+  e.U64(params.memlimit);
+  e.Raw(salt);
+  return GenericHash(e.Finish(), key.view());
 }
 
 }  // namespace
@@ -116,9 +157,16 @@ VaultSecrets VaultSecrets::Clone() const {
   return c;
 }
 
+uint64_t Vault::DerivationCount() { return g_derivations.load(std::memory_order_relaxed); }
+
+void Vault::RandomDuress() {
+  duress_params_ = params_;
+  RandomFill(duress_salt_);
+  RandomFill(duress_verifier_);
+}
+
 Status Vault::Derive(std::string_view passphrase) {
-  ENLACE_ASSIGN_OR_RETURN(SecretBytes kek,
-                          DeriveKeyFromPassphrase(passphrase, salt_, params_, kKdfKeyBytes));
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes kek, DeriveKek(passphrase, salt_, params_));
   verifier_key_ = DeriveSubkey(kek, kVerifierSubkey, kKdfContext, kHashBytes);
   encryption_key_ = DeriveSubkey(kek, kEncryptionSubkey, kKdfContext, kAeadKeyBytes);
   return Status::Ok();
@@ -136,6 +184,7 @@ Result<std::unique_ptr<Vault>> Vault::Create(const std::string& path, std::strin
   v->path_ = path;
   v->params_ = params;
   RandomFill(v->salt_);
+  v->RandomDuress();
   ENLACE_RETURN_IF_ERROR(v->Derive(passphrase));
   v->secrets_ = std::move(secrets);
   ENLACE_RETURN_IF_ERROR(v->WriteFile());
@@ -143,7 +192,8 @@ Result<std::unique_ptr<Vault>> Vault::Create(const std::string& path, std::strin
 }
 
 Status Vault::WriteFile() const {
-  const Bytes header = EncodeHeader(Header{params_, salt_});
+  const Bytes header =
+      EncodeHeader(Header{params_, salt_, duress_params_, duress_salt_, duress_verifier_});
   const auto verifier = Verifier(verifier_key_, header);
   const AeadNonce nonce = RandomNonce();
   const SecretBytes bundle = EncodeBundle(secrets_);
@@ -162,7 +212,9 @@ Status Vault::WriteFile() const {
   return WriteFileAtomically(path_, file);
 }
 
-Result<std::unique_ptr<Vault>> Vault::Unlock(const std::string& path, std::string_view passphrase) {
+Result<std::unique_ptr<Vault>> Vault::Unlock(const std::string& path, std::string_view passphrase,
+                                             bool* duress_matched) {
+  if (duress_matched != nullptr) *duress_matched = false;
   ENLACE_RETURN_IF_ERROR(EnsureSodium());
   ENLACE_ASSIGN_OR_RETURN(Bytes file, ReadWholeFile(path, kMaxVaultBytes));
   if (file.size() < kHashBytes) return Status::Corruption("vault file is truncated");
@@ -179,14 +231,20 @@ Result<std::unique_ptr<Vault>> Vault::Unlock(const std::string& path, std::strin
   ENLACE_RETURN_IF_ERROR(d.Raw(magic, "vault magic"));
   if (std::memcmp(magic.data(), kMagic, 4) != 0) return Status::Corruption("not an enlace vault");
   ENLACE_RETURN_IF_ERROR(d.U8(format, "vault format"));
-  if (format != kVaultFormat) return Status::Corruption("unsupported vault format");
+  if (format != kVaultFormat && format != kVaultFormatV1) {
+    return Status::Corruption("unsupported vault format");
+  }
   ENLACE_RETURN_IF_ERROR(d.U64(h.params.opslimit, "opslimit"));
   ENLACE_RETURN_IF_ERROR(d.U64(h.params.memlimit, "memlimit"));
   ENLACE_RETURN_IF_ERROR(d.Raw(h.salt, "salt"));
-  // An edited header must not make unlocking run for hours or exhaust memory:
-  // accept no more than the "sensitive" cost libsodium defines.
-  if (!CheckPwhashParams(h.params).ok() || h.params.opslimit > kMaxUnlockOpslimit ||
-      h.params.memlimit > kMaxUnlockMemlimit) {
+  if (format == kVaultFormat) {
+    ENLACE_RETURN_IF_ERROR(d.U64(h.duress_params.opslimit, "duress opslimit"));
+    ENLACE_RETURN_IF_ERROR(d.U64(h.duress_params.memlimit, "duress memlimit"));
+    ENLACE_RETURN_IF_ERROR(d.Raw(h.duress_salt, "duress salt"));
+    ENLACE_RETURN_IF_ERROR(d.Raw(h.duress_verifier, "duress verifier"));
+  }
+  if (!AcceptableUnlockParams(h.params) ||
+      (format == kVaultFormat && !AcceptableUnlockParams(h.duress_params))) {
     return Status::Corruption("vault KDF parameters invalid");
   }
   const ByteView header_bytes = body.first(body.size() - d.remaining());
@@ -208,8 +266,23 @@ Result<std::unique_ptr<Vault>> Vault::Unlock(const std::string& path, std::strin
   v->path_ = path;
   v->params_ = h.params;
   v->salt_ = h.salt;
+  v->loaded_format_ = format;
+  if (format == kVaultFormat) {
+    v->duress_params_ = h.duress_params;
+    v->duress_salt_ = h.duress_salt;
+    v->duress_verifier_ = h.duress_verifier;
+  } else {
+    v->RandomDuress();  // written as format 2 on the next write
+  }
   ENLACE_RETURN_IF_ERROR(v->Derive(passphrase));
   if (!ConstantTimeEquals(Verifier(v->verifier_key_, header_bytes), stored_verifier)) {
+    if (format == kVaultFormat) {
+      ENLACE_ASSIGN_OR_RETURN(auto duress,
+                              DuressVerifier(passphrase, h.duress_params, h.duress_salt));
+      if (ConstantTimeEquals(duress, h.duress_verifier) && duress_matched != nullptr) {
+        *duress_matched = true;
+      }
+    }
     return Status::WrongPassphrase("the passphrase does not open this vault");
   }
   auto bundle = AeadOpen(v->encryption_key_, nonce, ciphertext, header_bytes);
@@ -222,7 +295,11 @@ Status Vault::Update(VaultSecrets secrets) {
   VaultSecrets previous = std::move(secrets_);
   secrets_ = std::move(secrets);
   Status s = WriteFile();
-  if (!s.ok()) secrets_ = std::move(previous);
+  if (!s.ok()) {
+    secrets_ = std::move(previous);
+  } else {
+    loaded_format_ = kVaultFormat;
+  }
   return s;
 }
 
@@ -230,15 +307,24 @@ Status Vault::ChangePassphrase(std::string_view old_passphrase, std::string_view
                                const PwhashParams& params) {
   ENLACE_RETURN_IF_ERROR(CheckPwhashParams(params));
   if (new_passphrase.empty()) return Status::InvalidArgument("the new passphrase is empty");
-  ENLACE_ASSIGN_OR_RETURN(SecretBytes old_kek,
-                          DeriveKeyFromPassphrase(old_passphrase, salt_, params_, kKdfKeyBytes));
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes old_kek, DeriveKek(old_passphrase, salt_, params_));
   if (!DeriveSubkey(old_kek, kVerifierSubkey, kKdfContext, kHashBytes)
            .ConstantTimeEquals(verifier_key_)) {
     return Status::WrongPassphrase("the current passphrase is not correct");
   }
+  // The main passphrase is checked first on unlock: one equal to the duress
+  // passphrase would silently switch the duress passphrase off.
+  ENLACE_ASSIGN_OR_RETURN(auto as_duress,
+                          DuressVerifier(new_passphrase, duress_params_, duress_salt_));
+  if (ConstantTimeEquals(as_duress, duress_verifier_)) {
+    return Status::InvalidArgument("the new passphrase is the duress passphrase");
+  }
   Vault next;
   next.path_ = path_;
   next.params_ = params;
+  next.duress_params_ = duress_params_;
+  next.duress_salt_ = duress_salt_;
+  next.duress_verifier_ = duress_verifier_;
   RandomFill(next.salt_);
   ENLACE_RETURN_IF_ERROR(next.Derive(new_passphrase));
   next.secrets_ = secrets_.Clone();
@@ -247,6 +333,63 @@ Status Vault::ChangePassphrase(std::string_view old_passphrase, std::string_view
   salt_ = next.salt_;
   verifier_key_ = std::move(next.verifier_key_);
   encryption_key_ = std::move(next.encryption_key_);
+  loaded_format_ = kVaultFormat;
+  return Status::Ok();
+}
+
+Status Vault::SetDuress(std::string_view duress) {
+  if (duress.empty()) return Status::InvalidArgument("the duress passphrase is empty");
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes as_main, DeriveKek(duress, salt_, params_));
+  if (DeriveSubkey(as_main, kVerifierSubkey, kKdfContext, kHashBytes)
+          .ConstantTimeEquals(verifier_key_)) {
+    return Status::InvalidArgument("the duress passphrase must differ from the passphrase");
+  }
+  std::array<uint8_t, kPwhashSaltBytes> salt{};
+  RandomFill(salt);
+  ENLACE_ASSIGN_OR_RETURN(auto verifier, DuressVerifier(duress, params_, salt));
+  const PwhashParams old_params = duress_params_;
+  const auto old_salt = duress_salt_;
+  const auto old_verifier = duress_verifier_;
+  duress_params_ = params_;
+  duress_salt_ = salt;
+  duress_verifier_ = verifier;
+  if (Status s = WriteFile(); !s.ok()) {
+    duress_params_ = old_params;
+    duress_salt_ = old_salt;
+    duress_verifier_ = old_verifier;
+    return s;
+  }
+  loaded_format_ = kVaultFormat;
+  return Status::Ok();
+}
+
+Status Vault::RaiseParams(std::string_view passphrase, const PwhashParams& wanted, bool* raised) {
+  if (raised != nullptr) *raised = false;
+  const PwhashParams next_params{std::max(params_.opslimit, wanted.opslimit),
+                                 std::max(params_.memlimit, wanted.memlimit)};
+  if (next_params.opslimit == params_.opslimit && next_params.memlimit == params_.memlimit) {
+    return Status::Ok();
+  }
+  ENLACE_RETURN_IF_ERROR(CheckPwhashParams(next_params));
+  if (!AcceptableUnlockParams(next_params)) {
+    return Status::InvalidArgument("KDF parameters above what an unlock accepts");
+  }
+  Vault next;
+  next.path_ = path_;
+  next.params_ = next_params;
+  next.duress_params_ = duress_params_;
+  next.duress_salt_ = duress_salt_;
+  next.duress_verifier_ = duress_verifier_;
+  RandomFill(next.salt_);
+  ENLACE_RETURN_IF_ERROR(next.Derive(passphrase));
+  next.secrets_ = secrets_.Clone();
+  ENLACE_RETURN_IF_ERROR(next.WriteFile());
+  params_ = next.params_;
+  salt_ = next.salt_;
+  verifier_key_ = std::move(next.verifier_key_);
+  encryption_key_ = std::move(next.encryption_key_);
+  loaded_format_ = kVaultFormat;
+  if (raised != nullptr) *raised = true;
   return Status::Ok();
 }
 

@@ -7,11 +7,16 @@
 
 #include "codec.h"
 #include "crypto.h"
+#include "wire_codec.h"
 
 namespace enlace {
 
 using internal::Decoder;
 using internal::Encoder;
+using internal::GetBool;
+using internal::GetRole;
+using internal::PutBool;
+using internal::PutRole;
 
 const char* RoleName(Role role) { return role == Role::kCoordinator ? "coordinator" : "field"; }
 
@@ -27,6 +32,7 @@ enum class MessageType : uint8_t {
   kJoinRequest = 5,
   kJoinResponse = 6,
   kMembersResponse = 7,
+  kRevokedNotice = 8,
 };
 
 void Begin(Encoder& e, MessageType type) {
@@ -52,24 +58,6 @@ Status Expect(Decoder& d, MessageType type) {
   return Status::Ok();
 }
 
-void PutBool(Encoder& e, bool b) { e.U8(b ? 1 : 0); }
-Status GetBool(Decoder& d, bool& b, const char* what) {
-  uint8_t v = 0;
-  ENLACE_RETURN_IF_ERROR(d.U8(v, what));
-  if (v > 1) return Status::Corruption(std::string("bad boolean in ") + what);
-  b = v == 1;
-  return Status::Ok();
-}
-
-void PutRole(Encoder& e, Role r) { e.U8(static_cast<uint8_t>(r)); }
-Status GetRole(Decoder& d, Role& r) {
-  uint8_t v = 0;
-  ENLACE_RETURN_IF_ERROR(d.U8(v, "role"));
-  if (v != 1 && v != 2) return Status::Corruption("unknown role");
-  r = static_cast<Role>(v);
-  return Status::Ok();
-}
-
 void PutWrites(Encoder& e, const std::vector<Bytes>& writes) {
   e.U32(static_cast<uint32_t>(writes.size()));
   for (const auto& w : writes) e.Blob(w);
@@ -82,33 +70,27 @@ Status GetWrites(Decoder& d, std::vector<Bytes>& writes, const WireLimits& l) {
   return Status::Ok();
 }
 
-void PutMembers(Encoder& e, uint64_t version, const std::vector<Member>& members) {
-  e.U64(version);
-  e.U32(static_cast<uint32_t>(members.size()));
-  for (const auto& m : members) {
-    e.Raw(m.device.bytes);
-    e.Raw(m.signing_key);
-    e.Raw(m.encryption_key);
-    e.String(m.name);
-    PutRole(e, m.role);
-    PutBool(e, m.revoked);
-  }
+void PutDocs(Encoder& e, const std::vector<Bytes>& docs) {
+  e.U32(static_cast<uint32_t>(docs.size()));
+  for (const auto& x : docs) e.Blob(x);
 }
-Status GetMembers(Decoder& d, uint64_t& version, std::vector<Member>& members,
-                  const WireLimits& l) {
-  ENLACE_RETURN_IF_ERROR(d.U64(version, "members version"));
+Status GetDocs(Decoder& d, std::vector<Bytes>& docs, const WireLimits& l, const char* what) {
   uint32_t n = 0;
-  ENLACE_RETURN_IF_ERROR(d.Count(n, l.max_members, 16 + 32 + 32 + 4 + 2, "member list"));
-  members.resize(n);
-  for (auto& m : members) {
-    ENLACE_RETURN_IF_ERROR(d.Raw(m.device.bytes, "member device"));
-    ENLACE_RETURN_IF_ERROR(d.Raw(m.signing_key, "member signing key"));
-    ENLACE_RETURN_IF_ERROR(d.Raw(m.encryption_key, "member encryption key"));
-    ENLACE_RETURN_IF_ERROR(d.String(m.name, l.max_text_bytes, "member name"));
-    ENLACE_RETURN_IF_ERROR(GetRole(d, m.role));
-    ENLACE_RETURN_IF_ERROR(GetBool(d, m.revoked, "member revoked"));
-  }
+  ENLACE_RETURN_IF_ERROR(d.Count(n, l.max_documents, 4, what));
+  docs.resize(n);
+  for (auto& x : docs) ENLACE_RETURN_IF_ERROR(d.Blob(x, l.max_document_bytes, what));
   return Status::Ok();
+}
+
+void PutTrust(Encoder& e, const TrustUpdate& t) {
+  e.U64(t.version);
+  PutDocs(e, t.registries);
+  PutDocs(e, t.admissions);
+}
+Status GetTrust(Decoder& d, TrustUpdate& t, const WireLimits& l) {
+  ENLACE_RETURN_IF_ERROR(d.U64(t.version, "trust version"));
+  ENLACE_RETURN_IF_ERROR(GetDocs(d, t.registries, l, "registries"));
+  return GetDocs(d, t.admissions, l, "admissions");
 }
 
 // Decodes `body` as message `type` with `read`, catching every exit.
@@ -131,7 +113,11 @@ Bytes Encode(const SyncRequest& m) {
   Begin(e, MessageType::kSyncRequest);
   e.U64(m.cursor);
   e.U64(m.members_version);
+  e.U64(m.registry_version);
+  e.U32(m.key_version);
   e.U32(m.max_response_bytes);
+  e.Blob(m.registry);
+  PutDocs(e, m.key_grants);
   PutWrites(e, m.writes);
   return e.Finish();
 }
@@ -141,7 +127,11 @@ Result<SyncRequest> DecodeSyncRequest(std::span<const uint8_t> body, const WireL
       body, MessageType::kSyncRequest, [&](Decoder& d, SyncRequest& m) {
         ENLACE_RETURN_IF_ERROR(d.U64(m.cursor, "cursor"));
         ENLACE_RETURN_IF_ERROR(d.U64(m.members_version, "members version"));
+        ENLACE_RETURN_IF_ERROR(d.U64(m.registry_version, "registry version"));
+        ENLACE_RETURN_IF_ERROR(d.U32(m.key_version, "key version"));
         ENLACE_RETURN_IF_ERROR(d.U32(m.max_response_bytes, "max response bytes"));
+        ENLACE_RETURN_IF_ERROR(d.Blob(m.registry, l.max_document_bytes, "registry"));
+        ENLACE_RETURN_IF_ERROR(GetDocs(d, m.key_grants, l, "key grants"));
         return GetWrites(d, m.writes, l);
       });
 }
@@ -155,7 +145,13 @@ Bytes Encode(const SyncResponse& m) {
   e.U64(m.acked_up_to);
   e.U64(m.next_cursor);
   PutBool(e, m.more);
-  PutMembers(e, m.members_version, m.members);
+  PutTrust(e, m.trust);
+  e.String(m.registry_refused);
+  PutDocs(e, m.key_grants);
+  e.U32(static_cast<uint32_t>(m.needs_keys.size()));
+  for (const auto& id : m.needs_keys) e.Raw(id.bytes);
+  e.U32(static_cast<uint32_t>(m.seqs.size()));
+  for (uint64_t q : m.seqs) e.U64(q);
   PutWrites(e, m.writes);
   return e.Finish();
 }
@@ -167,8 +163,21 @@ Result<SyncResponse> DecodeSyncResponse(std::span<const uint8_t> body, const Wir
         ENLACE_RETURN_IF_ERROR(d.U64(m.acked_up_to, "acked"));
         ENLACE_RETURN_IF_ERROR(d.U64(m.next_cursor, "next cursor"));
         ENLACE_RETURN_IF_ERROR(GetBool(d, m.more, "more"));
-        ENLACE_RETURN_IF_ERROR(GetMembers(d, m.members_version, m.members, l));
-        return GetWrites(d, m.writes, l);
+        ENLACE_RETURN_IF_ERROR(GetTrust(d, m.trust, l));
+        ENLACE_RETURN_IF_ERROR(d.String(m.registry_refused, l.max_text_bytes, "refusal"));
+        ENLACE_RETURN_IF_ERROR(GetDocs(d, m.key_grants, l, "key grants"));
+        uint32_t n = 0;
+        ENLACE_RETURN_IF_ERROR(d.Count(n, l.max_members, 16, "needs keys"));
+        m.needs_keys.resize(n);
+        for (auto& id : m.needs_keys) ENLACE_RETURN_IF_ERROR(d.Raw(id.bytes, "needs keys"));
+        ENLACE_RETURN_IF_ERROR(d.Count(n, l.max_writes, 8, "log positions"));
+        m.seqs.resize(n);
+        for (auto& q : m.seqs) ENLACE_RETURN_IF_ERROR(d.U64(q, "log position"));
+        ENLACE_RETURN_IF_ERROR(GetWrites(d, m.writes, l));
+        if (m.seqs.size() != m.writes.size()) {
+          return Status::Corruption("every pulled write needs its log position");
+        }
+        return Status::Ok();
       });
 }
 
@@ -183,6 +192,7 @@ Bytes Encode(const RegisterTeamRequest& m) {
   e.String(m.device_name);
   e.Raw(m.signing_key);
   e.Raw(m.encryption_key);
+  e.Blob(m.registry);
   return e.Finish();
 }
 
@@ -195,7 +205,8 @@ Result<RegisterTeamRequest> DecodeRegisterTeamRequest(std::span<const uint8_t> b
         ENLACE_RETURN_IF_ERROR(d.String(m.bootstrap_token, l.max_text_bytes, "token"));
         ENLACE_RETURN_IF_ERROR(d.String(m.device_name, l.max_text_bytes, "device name"));
         ENLACE_RETURN_IF_ERROR(d.Raw(m.signing_key, "signing key"));
-        return d.Raw(m.encryption_key, "encryption key");
+        ENLACE_RETURN_IF_ERROR(d.Raw(m.encryption_key, "encryption key"));
+        return d.Blob(m.registry, l.max_document_bytes, "registry");
       });
 }
 
@@ -209,6 +220,7 @@ Bytes Encode(const CreateInviteRequest& m) {
   e.U64(m.expires_ms);
   PutRole(e, m.role);
   e.Blob(m.envelope);
+  e.Blob(m.grant);
   return e.Finish();
 }
 
@@ -220,7 +232,8 @@ Result<CreateInviteRequest> DecodeCreateInviteRequest(std::span<const uint8_t> b
         ENLACE_RETURN_IF_ERROR(d.Raw(m.verifier, "verifier"));
         ENLACE_RETURN_IF_ERROR(d.U64(m.expires_ms, "expiry"));
         ENLACE_RETURN_IF_ERROR(GetRole(d, m.role));
-        return d.Blob(m.envelope, l.max_envelope_bytes, "envelope");
+        ENLACE_RETURN_IF_ERROR(d.Blob(m.envelope, l.max_envelope_bytes, "envelope"));
+        return d.Blob(m.grant, 1024, "invite grant");
       });
 }
 
@@ -234,6 +247,7 @@ Bytes Encode(const JoinRequest& m) {
   e.String(m.device_name);
   e.Raw(m.signing_key);
   e.Raw(m.encryption_key);
+  e.Raw(m.binding);
   return e.Finish();
 }
 
@@ -244,7 +258,8 @@ Result<JoinRequest> DecodeJoinRequest(std::span<const uint8_t> body, const WireL
         ENLACE_RETURN_IF_ERROR(d.Raw(m.verifier, "verifier"));
         ENLACE_RETURN_IF_ERROR(d.String(m.device_name, l.max_text_bytes, "device name"));
         ENLACE_RETURN_IF_ERROR(d.Raw(m.signing_key, "signing key"));
-        return d.Raw(m.encryption_key, "encryption key");
+        ENLACE_RETURN_IF_ERROR(d.Raw(m.encryption_key, "encryption key"));
+        return d.Raw(m.binding, "admission binding");
       });
 }
 
@@ -254,7 +269,7 @@ Bytes Encode(const JoinResponse& m) {
   e.Raw(m.team.bytes);
   PutRole(e, m.role);
   e.Blob(m.envelope);
-  PutMembers(e, m.members_version, m.members);
+  PutTrust(e, m.trust);
   return e.Finish();
 }
 
@@ -264,22 +279,34 @@ Result<JoinResponse> DecodeJoinResponse(std::span<const uint8_t> body, const Wir
         ENLACE_RETURN_IF_ERROR(d.Raw(m.team.bytes, "team"));
         ENLACE_RETURN_IF_ERROR(GetRole(d, m.role));
         ENLACE_RETURN_IF_ERROR(d.Blob(m.envelope, l.max_envelope_bytes, "envelope"));
-        return GetMembers(d, m.members_version, m.members, l);
+        return GetTrust(d, m.trust, l);
       });
 }
 
 Bytes Encode(const MembersResponse& m) {
   Encoder e;
   Begin(e, MessageType::kMembersResponse);
-  PutMembers(e, m.members_version, m.members);
+  PutTrust(e, m.trust);
   return e.Finish();
 }
 
+Bytes Encode(const RevokedNotice& m) {
+  Encoder e;
+  Begin(e, MessageType::kRevokedNotice);
+  PutDocs(e, m.registries);
+  return e.Finish();
+}
+
+Result<RevokedNotice> DecodeRevokedNotice(std::span<const uint8_t> body, const WireLimits& l) {
+  return DecodeMessage<RevokedNotice>(
+      body, MessageType::kRevokedNotice,
+      [&](Decoder& d, RevokedNotice& m) { return GetDocs(d, m.registries, l, "registries"); });
+}
+
 Result<MembersResponse> DecodeMembersResponse(std::span<const uint8_t> body, const WireLimits& l) {
-  return DecodeMessage<MembersResponse>(body, MessageType::kMembersResponse,
-                                        [&](Decoder& d, MembersResponse& m) {
-                                          return GetMembers(d, m.members_version, m.members, l);
-                                        });
+  return DecodeMessage<MembersResponse>(
+      body, MessageType::kMembersResponse,
+      [&](Decoder& d, MembersResponse& m) { return GetTrust(d, m.trust, l); });
 }
 
 // ---- request signatures ------------------------------------------------------------------
@@ -422,6 +449,45 @@ Result<std::vector<ReportListing>> DecodeReportList(std::string_view body) {
     out.push_back(std::move(r));
   }
   return out;
+}
+
+// ---- record history (audit) --------------------------------------------------------------
+// Message types from 32 up belong to this block, so that the numbers of the
+// enum above can grow without meeting them.
+
+namespace {
+constexpr auto kHistoryRequestType = static_cast<MessageType>(32);
+constexpr auto kHistoryResponseType = static_cast<MessageType>(33);
+constexpr size_t kMaxCollectionBytes = WriteLimits{}.max_name_bytes;
+}  // namespace
+
+Bytes Encode(const HistoryRequest& m) {
+  Encoder e;
+  Begin(e, kHistoryRequestType);
+  e.String(m.collection);
+  e.Raw(m.record.bytes);
+  return e.Finish();
+}
+
+Result<HistoryRequest> DecodeHistoryRequest(std::span<const uint8_t> body, const WireLimits&) {
+  return DecodeMessage<HistoryRequest>(
+      body, kHistoryRequestType, [&](Decoder& d, HistoryRequest& m) {
+        ENLACE_RETURN_IF_ERROR(d.String(m.collection, kMaxCollectionBytes, "collection"));
+        return d.Raw(m.record.bytes, "record id");
+      });
+}
+
+Bytes Encode(const HistoryResponse& m) {
+  Encoder e;
+  Begin(e, kHistoryResponseType);
+  PutWrites(e, m.writes);
+  return e.Finish();
+}
+
+Result<HistoryResponse> DecodeHistoryResponse(std::span<const uint8_t> body, const WireLimits& l) {
+  return DecodeMessage<HistoryResponse>(
+      body, kHistoryResponseType,
+      [&](Decoder& d, HistoryResponse& m) { return GetWrites(d, m.writes, l); });
 }
 
 }  // namespace enlace

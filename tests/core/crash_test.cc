@@ -213,7 +213,10 @@ TEST_CASE("a put reported as done survives a SIGKILL at any point, and writing c
     CheckIntegrity(*r);
 
     // Everything reported is there with its value.
-    for (const auto& [hex, n] : committed) {
+    for (const auto& entry : committed) {
+      // Not a structured binding: clang 14 cannot capture one in doctest's lambdas.
+      const std::string& hex = entry.first;
+      const uint64_t n = entry.second;
       auto id = RecordId::FromHex(hex);
       REQUIRE(id.ok());
       auto rec = r->Get("cases", *id);

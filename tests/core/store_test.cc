@@ -22,7 +22,7 @@ using testing::TempDir;
 
 // The number of entries in store.cc's kMigrations. Appending a migration
 // must update this on purpose.
-constexpr int64_t kExpectedSchemaVersion = 2;
+constexpr int64_t kExpectedSchemaVersion = 3;
 
 std::unique_ptr<Store> OpenStore(const std::string& path) {
   auto s = Store::Open(path);

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <string>
 
+#include "codec.h"
 #include "enlace/replica.h"
 #include "test_util.h"
 
@@ -32,7 +33,11 @@ constexpr size_t kFormatAt = kMagicAt + 4;
 constexpr size_t kOpslimitAt = kFormatAt + 1;
 constexpr size_t kMemlimitAt = kOpslimitAt + 8;
 constexpr size_t kSaltAt = kMemlimitAt + 8;
-constexpr size_t kHeaderEnd = kSaltAt + kPwhashSaltBytes;
+constexpr size_t kDuressOpslimitAt = kSaltAt + kPwhashSaltBytes;
+constexpr size_t kDuressMemlimitAt = kDuressOpslimitAt + 8;
+constexpr size_t kDuressSaltAt = kDuressMemlimitAt + 8;
+constexpr size_t kDuressVerifierAt = kDuressSaltAt + kPwhashSaltBytes;
+constexpr size_t kHeaderEnd = kDuressVerifierAt + kHashBytes;
 constexpr size_t kVerifierAt = kHeaderEnd + 1;
 constexpr size_t kNonceAt = kVerifierAt + kHashBytes;
 constexpr size_t kCiphertextLenAt = kNonceAt + kAeadNonceBytes;
@@ -88,11 +93,12 @@ void CheckSameSecrets(const VaultSecrets& got, const VaultSecrets& want) {
   CHECK(got.box.secret_key.ConstantTimeEquals(want.box.secret_key));
   CHECK(got.team == want.team);
   REQUIRE(got.team_keys.size() == want.team_keys.size());
-  for (const auto& [version, key] : want.team_keys) {
+  for (const auto& entry : want.team_keys) {
+    const uint32_t version = entry.first;  // clang 14 cannot capture a binding in CAPTURE
     CAPTURE(version);
     auto it = got.team_keys.find(version);
     REQUIRE(it != got.team_keys.end());
-    CHECK(it->second.ConstantTimeEquals(key));
+    CHECK(it->second.ConstantTimeEquals(entry.second));
   }
 }
 
@@ -140,7 +146,10 @@ TEST_CASE("a vault without a team or team keys round trips too") {
 TEST_CASE("the vault file follows the documented layout") {
   VaultFixture f;
   CHECK(std::string(f.file.begin() + kMagicAt, f.file.begin() + kMagicAt + 4) == "ENLV");
-  CHECK(f.file[kFormatAt] == 1);
+  CHECK(f.file[kFormatAt] == 2);
+  // The duress cost starts equal to the main cost.
+  CHECK(std::equal(f.file.begin() + kOpslimitAt, f.file.begin() + kSaltAt,
+                   f.file.begin() + kDuressOpslimitAt));
   // The ciphertext runs from its length prefix to the checksum.
   CHECK(ReadU32(f.file, kCiphertextLenAt) == f.file.size() - kHashBytes - kCiphertextAt);
   const auto sum = GenericHash(ByteView(f.file.data(), f.file.size() - kHashBytes));
@@ -161,9 +170,10 @@ TEST_CASE("the vault file never holds a raw secret key or the passphrase") {
   CHECK_FALSE(Contains(f.file, s.signing.secret_key.view()));
   CHECK_FALSE(Contains(f.file, s.signing.secret_key.view().first(32)));  // the Ed25519 seed
   CHECK_FALSE(Contains(f.file, s.box.secret_key.view()));
-  for (const auto& [version, key] : s.team_keys) {
+  for (const auto& entry : s.team_keys) {
+    const uint32_t version = entry.first;
     CAPTURE(version);
-    CHECK_FALSE(Contains(f.file, key.view()));
+    CHECK_FALSE(Contains(f.file, entry.second.view()));
   }
   CHECK_FALSE(Contains(f.file, AsBytes(kPassphrase)));
   CHECK_FALSE(Contains(f.file, AsBytes("una frase")));
@@ -255,8 +265,18 @@ TEST_CASE("a tampered vault header is refused even with the checksum recomputed"
     CHECK(tampered(kOpslimitAt + 4, 0x01) == StatusCode::kCorruption);  // opslimit ~2^32 passes
     CHECK(tampered(kMemlimitAt + 3, 0x80) == StatusCode::kCorruption);  // memlimit +2 GiB
   }
+  SUBCASE("duress KDF parameters out of range are kCorruption") {
+    CHECK(tampered(kDuressOpslimitAt, 0x01) == StatusCode::kCorruption);
+    CHECK(tampered(kDuressMemlimitAt + 3, 0x80) == StatusCode::kCorruption);
+  }
+  SUBCASE("a changed duress salt or verifier reads as a wrong passphrase") {
+    for (size_t i = kDuressSaltAt; i < kHeaderEnd; ++i) {
+      CAPTURE(i);
+      CHECK(tampered(i, 0x01) == StatusCode::kWrongPassphrase);
+    }
+  }
   SUBCASE("a different salt or cost cannot be told from a wrong passphrase") {
-    for (size_t i = kSaltAt; i < kHeaderEnd; ++i) {
+    for (size_t i = kSaltAt; i < kDuressOpslimitAt; ++i) {
       CAPTURE(i);
       CHECK(tampered(i, 0x01) == StatusCode::kWrongPassphrase);
     }
@@ -461,6 +481,153 @@ TEST_CASE(
   CHECK((*r)->team() == team);
   CHECK((*r)->current_key_version() == 1);
   CHECK((*r)->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
+}
+
+}  // namespace
+}  // namespace enlace::internal
+
+namespace enlace::internal {
+namespace {
+
+// ---- Format 2: duress, format 1 migration, KDF raise ---------------------------------
+
+// Rewrites a format 2 vault as the format 1 writer did (no duress fields),
+// re-sealing its bundle under the v1 header: what a device made before
+// format 2 holds.
+Bytes AsFormat1(const Bytes& v2, std::string_view passphrase) {
+  const ByteView header2(v2.data(), kHeaderEnd);
+  PwhashParams params;
+  params.opslimit = crypto_pwhash_OPSLIMIT_MIN;
+  params.memlimit = crypto_pwhash_MEMLIMIT_MIN;
+  const ByteView salt(v2.data() + kSaltAt, kPwhashSaltBytes);
+  auto kek = DeriveKeyFromPassphrase(passphrase, salt, params, kKdfKeyBytes);
+  REQUIRE(kek.ok());
+  const SecretBytes verifier_key = DeriveSubkey(*kek, 1, "enlvault", kHashBytes);
+  const SecretBytes encryption_key = DeriveSubkey(*kek, 2, "enlvault", kAeadKeyBytes);
+  AeadNonce nonce{};
+  std::copy_n(v2.begin() + kNonceAt, nonce.size(), nonce.begin());
+  const ByteView ct(v2.data() + kCiphertextAt, v2.size() - kHashBytes - kCiphertextAt);
+  auto bundle = AeadOpen(encryption_key, nonce, ct, header2);
+  REQUIRE(bundle.ok());
+
+  Encoder h;
+  h.Raw(AsBytes("ENLV"));
+  h.U8(1);
+  h.U64(params.opslimit);
+  h.U64(params.memlimit);
+  h.Raw(salt);
+  Bytes file = h.Finish();
+  const AeadNonce nonce1 = RandomNonce();
+  Encoder rest;
+  rest.Raw(GenericHash(file, verifier_key.view()));
+  rest.Raw(nonce1);
+  rest.Blob(AeadSeal(encryption_key, nonce1, bundle->view(), file));
+  const Bytes r = rest.Finish();
+  file.insert(file.end(), r.begin(), r.end());
+  file.resize(file.size() + kHashBytes);
+  Reseal(file);
+  return file;
+}
+
+TEST_CASE("a format 1 vault opens, and its next write makes it format 2") {
+  VaultFixture f;
+  const Bytes v1 = AsFormat1(f.file, kPassphrase);
+  REQUIRE(v1[kFormatAt] == 1);
+  WriteBytes(f.path, v1);
+  CHECK(f.UnlockCode("not it") == StatusCode::kWrongPassphrase);
+  auto v = Vault::Unlock(f.path, kPassphrase);
+  REQUIRE_MESSAGE(v.ok(), v.status().ToString());
+  CHECK((*v)->loaded_format() == 1);
+  CheckSameSecrets((*v)->secrets(), f.secrets);
+  CHECK(ReadBytes(f.path) == v1);  // opening writes nothing
+
+  REQUIRE((*v)->Update((*v)->secrets().Clone()).ok());
+  const Bytes after = ReadBytes(f.path);
+  CHECK(after[kFormatAt] == 2);
+  auto again = Vault::Unlock(f.path, kPassphrase);
+  REQUIRE(again.ok());
+  CHECK((*again)->loaded_format() == 2);
+  CheckSameSecrets((*again)->secrets(), f.secrets);
+}
+
+TEST_CASE("the duress passphrase is told apart from a wrong one, and opens nothing") {
+  VaultFixture f;
+  auto v = Vault::Unlock(f.path, kPassphrase);
+  REQUIRE(v.ok());
+  const Bytes before = ReadBytes(f.path);
+  REQUIRE((*v)->SetDuress("frase de coaccion").ok());
+  const Bytes after = ReadBytes(f.path);
+  CHECK(after.size() == before.size());  // same layout with or without duress
+  CHECK_FALSE(Contains(after, AsBytes("frase de coaccion")));
+
+  bool duress = true;
+  auto wrong = Vault::Unlock(f.path, "otra frase", &duress);
+  CHECK(wrong.status().code() == StatusCode::kWrongPassphrase);
+  CHECK_FALSE(duress);
+  auto forced = Vault::Unlock(f.path, "frase de coaccion", &duress);
+  CHECK(forced.status().code() == StatusCode::kWrongPassphrase);
+  CHECK(duress);
+  auto right = Vault::Unlock(f.path, kPassphrase, &duress);
+  REQUIRE(right.ok());
+  CHECK_FALSE(duress);
+  CheckSameSecrets((*right)->secrets(), f.secrets);
+}
+
+TEST_CASE("without a duress passphrase no passphrase reports duress") {
+  VaultFixture f;
+  for (std::string_view p : {"", "x", "frase de coaccion", "una frase de paso larg"}) {
+    bool duress = true;
+    CHECK(Vault::Unlock(f.path, p, &duress).status().code() == StatusCode::kWrongPassphrase);
+    CHECK_FALSE(duress);
+  }
+}
+
+TEST_CASE("a duress passphrase must be non-empty and differ from the passphrase") {
+  VaultFixture f;
+  auto v = Vault::Unlock(f.path, kPassphrase);
+  REQUIRE(v.ok());
+  CHECK((*v)->SetDuress("").code() == StatusCode::kInvalidArgument);
+  CHECK((*v)->SetDuress(kPassphrase).code() == StatusCode::kInvalidArgument);
+  CHECK(ReadBytes(f.path) == f.file);
+  REQUIRE((*v)->SetDuress("frase de coaccion").ok());
+  // ... nor can the passphrase become the duress passphrase.
+  CHECK((*v)->ChangePassphrase(kPassphrase, "frase de coaccion", FastParams()).code() ==
+        StatusCode::kInvalidArgument);
+  REQUIRE((*v)->ChangePassphrase(kPassphrase, "nueva frase", FastParams()).ok());
+  bool duress = false;
+  CHECK(Vault::Unlock(f.path, "frase de coaccion", &duress).status().code() ==
+        StatusCode::kWrongPassphrase);
+  CHECK(duress);  // the duress passphrase survives a passphrase change
+  CHECK(Vault::Unlock(f.path, "nueva frase").ok());
+}
+
+TEST_CASE("RaiseParams re-wraps with the stronger cost, never a weaker one") {
+  VaultFixture f;
+  auto v = Vault::Unlock(f.path, kPassphrase);
+  REQUIRE(v.ok());
+  REQUIRE((*v)->SetDuress("frase de coaccion").ok());
+  bool raised = true;
+  // Weaker or equal: nothing happens.
+  REQUIRE((*v)->RaiseParams(kPassphrase, FastParams(), &raised).ok());
+  CHECK_FALSE(raised);
+  const PwhashParams stronger{FastParams().opslimit + 1, FastParams().memlimit * 2};
+  REQUIRE((*v)->RaiseParams(kPassphrase, stronger, &raised).ok());
+  CHECK(raised);
+  // A mixed request takes the larger of each.
+  REQUIRE(
+      (*v)->RaiseParams(kPassphrase, {FastParams().opslimit, stronger.memlimit * 2}, &raised).ok());
+  CHECK(raised);
+  auto again = Vault::Unlock(f.path, kPassphrase);
+  REQUIRE(again.ok());
+  CHECK((*again)->params().opslimit == stronger.opslimit);
+  CHECK((*again)->params().memlimit == stronger.memlimit * 2);
+  CheckSameSecrets((*again)->secrets(), f.secrets);
+  bool duress = false;
+  CHECK_FALSE(Vault::Unlock(f.path, "frase de coaccion", &duress).ok());
+  CHECK(duress);  // the duress verifier keeps its own cost
+  // A cost an unlock would refuse is refused here too.
+  CHECK((*again)->RaiseParams(kPassphrase, {crypto_pwhash_OPSLIMIT_MAX, 0}, &raised).code() ==
+        StatusCode::kInvalidArgument);
 }
 
 }  // namespace

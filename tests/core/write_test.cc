@@ -262,7 +262,10 @@ TEST_CASE("every piece of clear metadata changes the associated data") {
       {"kind", [](Write& w) { w.kind = WriteKind::kErase; }},
       {"key version", [](Write& w) { w.key_version = 2; }},
   };
-  for (const auto& [what, change] : changes) {
+  for (const auto& entry : changes) {
+    // Not a structured binding: clang 14 cannot capture one in doctest's lambdas.
+    const auto& what = entry.first;
+    const auto& change = entry.second;
     CAPTURE(what);
     Write w = GoldenWrite();
     change(w);

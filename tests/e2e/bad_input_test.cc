@@ -11,10 +11,12 @@
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +32,7 @@
 
 #include "cli_fixture.h"
 #include "crypto.h"
+#include "enlace/registry.h"
 #include "enlace/replica.h"
 #include "enlace/sync.h"
 #include "enlace/wire.h"
@@ -137,6 +140,115 @@ Bytes SyncBody(std::vector<Bytes> writes = {}, uint64_t cursor = 0) {
   return Encode(s);
 }
 
+// A pull that carries a registry and key grants (a coordinator's sync).
+Bytes TrustSyncBody(Bytes registry, std::vector<Bytes> key_grants = {}) {
+  SyncRequest s;
+  s.registry = std::move(registry);
+  s.key_grants = std::move(key_grants);
+  return Encode(s);
+}
+
+// The first registry of `team`: `d` alone, as coordinator.
+Registry Genesis(const RawDevice& d, const TeamId& team) {
+  Registry r;
+  r.team = team;
+  r.version = 1;
+  RegistryEntry e;
+  e.device = d.id;
+  e.signing_key = d.keys.public_key;
+  e.encryption_key = d.box;
+  e.name = "fundadora";
+  e.role = Role::kCoordinator;
+  r.entries.push_back(std::move(e));
+  r.signer = d.id;
+  return r;
+}
+
+// `r` with its entries sorted, signed with `key` in the name of `signer`.
+Bytes SignRegistry(Registry r, const DeviceId& signer, const internal::SecretBytes& key) {
+  std::sort(r.entries.begin(), r.entries.end(),
+            [](const RegistryEntry& x, const RegistryEntry& y) { return x.device < y.device; });
+  r.signer = signer;
+  r.signature = internal::Sign(key, RegistrySigningInput(r));
+  return EncodeRegistry(r);
+}
+Bytes SignRegistry(Registry r, const RawDevice& signer) {
+  return SignRegistry(std::move(r), signer.id, signer.keys.secret_key);
+}
+
+using InviteSecret = std::array<uint8_t, 32>;
+
+// An invite made by hand: the request, with a grant signed by `coord`, and
+// the secret its code would carry.
+struct RawInvite {
+  CreateInviteRequest req;
+  InviteGrant grant;
+  InviteSecret secret{};
+};
+
+Bytes SignGrant(InviteGrant g, const internal::SecretBytes& key) {
+  g.signature = internal::Sign(key, InviteGrantSigningInput(g));
+  return EncodeInviteGrant(g);
+}
+
+RawInvite MakeInvite(const RawDevice& coord, uint64_t expires_ms, Role role = Role::kField) {
+  RawInvite i;
+  internal::RandomFill(i.req.invite_id);
+  internal::RandomFill(i.req.verifier);
+  internal::RandomFill(i.secret);
+  i.req.expires_ms = expires_ms;
+  i.req.role = role;
+  i.req.envelope = Bytes(96, 7);
+  i.grant.team = coord.team;
+  i.grant.invite = i.req.invite_id;
+  i.grant.role = role;
+  i.grant.expires_ms = expires_ms;
+  auto key = InvitePublicKey(i.secret);
+  REQUIRE(key.ok());
+  i.grant.invite_key = *key;
+  i.grant.issuer = coord.id;
+  i.req.grant = SignGrant(i.grant, coord.keys.secret_key);
+  return i;
+}
+
+// The admission `d` makes of itself with an invite.
+Admission AdmissionOf(const std::array<uint8_t, 16>& invite, const RawDevice& d,
+                      const std::string& name) {
+  Admission a;
+  a.grant.invite = invite;
+  a.device = d.id;
+  a.signing_key = d.keys.public_key;
+  a.encryption_key = d.box;
+  a.name = name;
+  return a;
+}
+
+std::array<uint8_t, 64> Bind(Admission a, const InviteSecret& secret) {
+  REQUIRE(SignAdmission(a, secret).ok());
+  return a.binding;
+}
+
+JoinRequest JoinOf(const std::array<uint8_t, 16>& invite, const PublicKey32& verifier,
+                   const RawDevice& d, const std::string& name, const InviteSecret& secret) {
+  return JoinRequest{
+      invite, verifier, name, d.keys.public_key, d.box, Bind(AdmissionOf(invite, d, name), secret)};
+}
+
+// The secret of an invite code ("enlace1." + base64url; the secret is its
+// last 32 bytes).
+InviteSecret SecretOfCode(const std::string& code) {
+  const std::string b64 = code.substr(std::string("enlace1.").size());
+  Bytes raw(b64.size());
+  size_t len = 0;
+  REQUIRE(sodium_base642bin(raw.data(), raw.size(), b64.data(), b64.size(), nullptr, &len, nullptr,
+                            sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0);
+  REQUIRE(len >= 32);
+  InviteSecret s{};
+  std::copy(raw.begin() + static_cast<std::ptrdiff_t>(len - 32),
+            raw.begin() + static_cast<std::ptrdiff_t>(len), s.begin());
+  return s;
+}
+
 Bytes Patched(Bytes b, size_t at, std::initializer_list<uint8_t> bytes) {
   for (uint8_t v : bytes) b.at(at++) = v;
   return b;
@@ -222,10 +334,20 @@ SlowResult SlowClient(int port, const std::vector<std::string>& pieces, int gap_
   return r;
 }
 
+// What a refusal's body must be.
+enum class Answer {
+  kError,            // JSON {"error": ...} (when the handler answered)
+  kNotice,           // a RevokedNotice whose newest registry revokes `who`
+  kRegistryRefused,  // a SyncResponse with registry_refused set
+  kSyncOk,           // a SyncResponse, nothing refused (key grants dropped silently)
+};
+
 struct Case {
   std::string name;
   std::string bytes;
   int expect;  // 0: the hub closes without answering
+  Answer answer = Answer::kError;
+  DeviceId who{};
 };
 
 TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing") {
@@ -258,6 +380,8 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   // ---- devices the test holds the keys of --------------------------------------------------
   // Team A (the CLI's team): a field device and one that gets revoked, both
   // invited by the coordinator's own replica.
+  // invited by the coordinator's own replica; the coordinator revokes the
+  // second through the CLI (a registry version that revokes it).
   RawDevice field_a, revoked_a;
   field_a.team = team_a;
   revoked_a.team = team_a;
@@ -272,44 +396,85 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
       REQUIRE(Post(port, invite->request).status == 200);
       auto created = DecodeCreateInviteRequest(invite->request.body);
       REQUIRE(created.ok());
-      JoinRequest join{created->invite_id, created->verifier, "raw", d->keys.public_key, d->box};
+      const InviteSecret secret = SecretOfCode(invite->code);
+      {
+        auto grant = DecodeInviteGrant(created->grant);
+        REQUIRE(grant.ok());
+        REQUIRE(*InvitePublicKey(secret) == grant->invite_key);
+      }
+      const std::string name = d == &field_a ? "raw-field" : "raw-revoked";
+      const JoinRequest join = JoinOf(created->invite_id, created->verifier, *d, name, secret);
       REQUIRE(Post(port, Signed(*d, "POST", kPathJoin, Encode(join))).status == 200);
       used_invite = created->invite_id;
       invite_verifier = created->verifier;
     }
   }
-  {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(o.hub_db().c_str(), &db) == SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    const std::string sql =
-        "UPDATE devices SET revoked_ms = 1 WHERE device = x'" + revoked_a.id.ToHex() + "'";
-    CHECK(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
-    sqlite3_close(db);
-  }
+  o.coord.Ok({"devices", "revoke", "raw-revoked", "--no-rotate"});
   // Team B: a coordinator registered with a bootstrap token, with one stored
   // write and two open invites (one about to expire).
-  RawDevice coord_b;
+  // Team B, all by hand: its coordinator registers with a genesis registry
+  // it signs, stores a write, invites two field devices (grants it signs;
+  // they join with bindings made with the invites' keys), then signs
+  // registry version 2, which lists both and revokes the second. Two invites
+  // stay open (one about to expire).
+  RawDevice coord_b, field_b, gone_b;
   coord_b.team = TeamId::Random();
+  field_b.team = coord_b.team;
+  gone_b.team = coord_b.team;
   const std::string used_token = testing::BootstrapToken(o.data);
   {
-    RegisterTeamRequest reg{
-        coord_b.team, "Puebla", used_token, "raw-coord", coord_b.keys.public_key, coord_b.box};
+    RegisterTeamRequest reg{coord_b.team,
+                            "Puebla",
+                            used_token,
+                            "raw-coord",
+                            coord_b.keys.public_key,
+                            coord_b.box,
+                            SignRegistry(Genesis(coord_b, coord_b.team), coord_b)};
     REQUIRE(Post(port, Signed(coord_b, "POST", kPathRegisterTeam, Encode(reg))).status == 200);
   }
   REQUIRE(
       Post(port, Signed(coord_b, "POST", kPathSync, SyncBody({WriteBytes(coord_b, 1)}))).status ==
       200);
-  CreateInviteRequest open_invite;
-  internal::RandomFill(open_invite.invite_id);
-  internal::RandomFill(open_invite.verifier);
-  open_invite.expires_ms = NowMs() + 3'600'000;
-  open_invite.envelope = Bytes(96, 7);
+  Registry registry_b = Genesis(coord_b, coord_b.team);
+  for (RawDevice* d : {&field_b, &gone_b}) {
+    const RawInvite invite = MakeInvite(coord_b, NowMs() + 3'600'000);
+    REQUIRE(Post(port, Signed(coord_b, "POST", kPathCreateInvite, Encode(invite.req))).status ==
+            200);
+    const JoinRequest join =
+        JoinOf(invite.req.invite_id, invite.req.verifier, *d, "raw-field-b", invite.secret);
+    REQUIRE(Post(port, Signed(*d, "POST", kPathJoin, Encode(join))).status == 200);
+    RegistryEntry e;
+    e.device = d->id;
+    e.signing_key = d->keys.public_key;
+    e.encryption_key = d->box;
+    e.name = "raw-field-b";
+    e.role = Role::kField;
+    e.invite = invite.req.invite_id;
+    e.joined_ms = NowMs();
+    if (d == &gone_b) {
+      e.revoked_ms = NowMs();
+      e.revoked_after = 0;
+    }
+    registry_b.entries.push_back(std::move(e));
+  }
+  registry_b.version = 2;
+  std::sort(registry_b.entries.begin(), registry_b.entries.end(),
+            [](const RegistryEntry& x, const RegistryEntry& y) { return x.device < y.device; });
+  {
+    const HttpReply reply = Post(
+        port, Signed(coord_b, "POST", kPathSync, TrustSyncBody(SignRegistry(registry_b, coord_b))));
+    REQUIRE(reply.status == 200);
+    auto resp = DecodeSyncResponse(
+        {reinterpret_cast<const uint8_t*>(reply.body.data()), reply.body.size()});
+    REQUIRE(resp.ok());
+    REQUIRE_MESSAGE(resp->registry_refused.empty(), resp->registry_refused);
+  }
+  const RawInvite open = MakeInvite(coord_b, NowMs() + 3'600'000);
+  const CreateInviteRequest& open_invite = open.req;
   REQUIRE(Post(port, Signed(coord_b, "POST", kPathCreateInvite, Encode(open_invite))).status ==
           200);
-  CreateInviteRequest expiring = open_invite;
-  internal::RandomFill(expiring.invite_id);
-  expiring.expires_ms = NowMs() + 1000;
+  const RawInvite expiring_invite = MakeInvite(coord_b, NowMs() + 1000);
+  const CreateInviteRequest& expiring = expiring_invite.req;
   REQUIRE(Post(port, Signed(coord_b, "POST", kPathCreateInvite, Encode(expiring))).status == 200);
   RawDevice stranger;  // never registered
   stranger.team = team_a;
@@ -348,6 +513,18 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   auto req = [&](const std::string& name, const OutgoingRequest& r, int expect,
                  const std::vector<std::string>& extra = {}) {
     cases.push_back({name, testing::FormatHttpRequest(r, extra), expect});
+  };
+  // A revoked device's signed request: 403 with the notice that revokes it.
+  auto notice = [&](const std::string& name, const RawDevice& d, const OutgoingRequest& r) {
+    cases.push_back({name, testing::FormatHttpRequest(r), 403, Answer::kNotice, d.id});
+  };
+  // A sync whose registry the hub refuses: 200, registry_refused set.
+  auto refused = [&](const std::string& name, const OutgoingRequest& r) {
+    cases.push_back({name, testing::FormatHttpRequest(r), 200, Answer::kRegistryRefused, {}});
+  };
+  // A sync served as usual, its bad key grants dropped without a word.
+  auto served = [&](const std::string& name, const OutgoingRequest& r) {
+    cases.push_back({name, testing::FormatHttpRequest(r), 200, Answer::kSyncOk, {}});
   };
   const std::string close = "Connection: close\r\n";
   auto get = [&](const std::string& target) {
@@ -508,7 +685,10 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   req("largest 19-digit time",
       Signed(field_a, "POST", kPathSync, pull, AtTime(9'999'999'999'999'999'999ull)), 401);
   req("unknown device", Signed(stranger, "POST", kPathSync, pull), 403);
-  req("revoked device", Signed(revoked_a, "POST", kPathSync, pull), 403);
+  notice("revoked device", revoked_a, Signed(revoked_a, "POST", kPathSync, pull));
+  notice("revoked device of a team made by hand", gone_b, Signed(gone_b, "POST", kPathSync, pull));
+  req("an outsider claims a revoked device's id",
+      Signed(revoked_a, "POST", kPathSync, pull, WithKey(stranger.keys.secret_key)), 401);
   req("signed with another device's key",
       Signed(field_a, "POST", kPathSync, pull, WithKey(stranger.keys.secret_key)), 401);
   {
@@ -549,7 +729,9 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   req("archive marker 0", sync_from(field_a, Patched(pull, 0, {0})), 400);
   req("archive marker 2 (big-endian)", sync_from(field_a, Patched(pull, 0, {2})), 400);
   req("wrong magic", sync_from(field_a, Patched(pull, 1, {'X'})), 400);
-  req("protocol version 2", sync_from(field_a, Patched(pull, 5, {2})), 409);
+  req("protocol version 3", sync_from(field_a, Patched(pull, 5, {3})), 409);
+  req("protocol version 1 (before the device registry)", sync_from(field_a, Patched(pull, 5, {1})),
+      409);
   req("protocol version 0", sync_from(field_a, Patched(pull, 5, {0})), 409);
   req("a join request sent to /v1/sync", sync_from(field_a, Patched(pull, 9, {5})), 400);
   req("unknown message type", sync_from(field_a, Patched(pull, 9, {99})), 400);
@@ -560,18 +742,21 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     trailing.push_back(0);
     req("trailing byte after the sync request", sync_from(field_a, trailing), 400);
   }
-  req("write count 2^32-1", sync_from(field_a, Patched(pull, 30, {0xff, 0xff, 0xff, 0xff})), 413);
-  req("write count 10 001", sync_from(field_a, Patched(pull, 30, {0x11, 0x27, 0, 0})), 413);
+  // Envelope (10 bytes), cursor, members version, registry version (8 each),
+  // key version, response limit (4 each), registry blob length, key grant
+  // count (4 each), then the write count at 50 and the first write's length.
+  req("write count 2^32-1", sync_from(field_a, Patched(pull, 50, {0xff, 0xff, 0xff, 0xff})), 413);
+  req("write count 10 001", sync_from(field_a, Patched(pull, 50, {0x11, 0x27, 0, 0})), 413);
   const Bytes one_write = SyncBody({WriteBytes(field_a, 1)});
-  req("write count 5, one write sent", sync_from(field_a, Patched(one_write, 30, {5})), 400);
+  req("write count 5, one write sent", sync_from(field_a, Patched(one_write, 50, {5})), 400);
   {
     Bytes big = one_write;
     const Bytes len = Le32(2 << 20);
-    std::copy(len.begin(), len.end(), big.begin() + 34);
+    std::copy(len.begin(), len.end(), big.begin() + 54);
     req("write blob length 2 MiB", sync_from(field_a, big), 413);
     Bytes over = one_write;
     const Bytes len2 = Le32(static_cast<uint32_t>(one_write.size()));
-    std::copy(len2.begin(), len2.end(), over.begin() + 34);
+    std::copy(len2.begin(), len2.end(), over.begin() + 54);
     req("write blob longer than the body", sync_from(field_a, over), 400);
   }
 
@@ -683,12 +868,127 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
       403);
   req("write number reused for other content", push(coord_b, {WriteBytes(coord_b, 1)}), 409);
 
+  // A registry in a sync is stored only when it may follow the team's newest
+  // (version 2 here): otherwise the sync is served and says why not.
+  {
+    const auto send = [&](const RawDevice& d, Bytes registry) {
+      return sync_from(d, TrustSyncBody(std::move(registry)));
+    };
+    const auto entry = [](Registry& r, const RawDevice& d) -> RegistryEntry& {
+      for (auto& e : r.entries) {
+        if (e.device == d.id) return e;
+      }
+      FAIL("no entry");
+      return r.entries.front();
+    };
+    Registry next = registry_b;
+    next.version = 3;
+    refused("registry signed by a field device", send(field_b, SignRegistry(next, field_b)));
+    refused("registry signed by the coordinator, sent by a field device",
+            send(field_b, SignRegistry(next, coord_b)));
+    refused("registry in the coordinator's name, signed with another key",
+            send(coord_b, SignRegistry(next, coord_b.id, stranger.keys.secret_key)));
+    {
+      Bytes flipped = SignRegistry(next, coord_b);
+      flipped.back() ^= 1;
+      refused("registry whose signature is spoilt", send(coord_b, flipped));
+    }
+    Registry dropped = next;
+    std::erase_if(dropped.entries, [&](const RegistryEntry& e) { return e.device == field_b.id; });
+    refused("registry that drops a device", send(coord_b, SignRegistry(dropped, coord_b)));
+    Registry unrevoked = next;
+    entry(unrevoked, gone_b).revoked_ms = 0;
+    refused("registry that un-revokes a device", send(coord_b, SignRegistry(unrevoked, coord_b)));
+    Registry moved = next;
+    entry(moved, gone_b).revoked_after = 5;
+    refused("registry that moves a revocation", send(coord_b, SignRegistry(moved, coord_b)));
+    Registry rekeyed = next;
+    entry(rekeyed, field_b).signing_key = stranger.keys.public_key;
+    refused("registry that changes a device's keys", send(coord_b, SignRegistry(rekeyed, coord_b)));
+    Registry writer = next;
+    entry(writer, coord_b).revoked_ms = NowMs();
+    refused("registry revoking a device below its stored writes",
+            send(coord_b, SignRegistry(writer, coord_b)));
+    served("registry resent as stored (a retry)", send(coord_b, SignRegistry(registry_b, coord_b)));
+    Registry same_version = registry_b;
+    same_version.entries.front().name = "otra";
+    refused("registry of the stored version with other content",
+            send(coord_b, SignRegistry(same_version, coord_b)));
+    Registry older = next;
+    older.version = 1;
+    refused("registry of an older version", send(coord_b, SignRegistry(older, coord_b)));
+    Registry other_team = next;
+    other_team.team = team_a;
+    refused("registry of another team", send(coord_b, SignRegistry(other_team, coord_b)));
+    Registry field_a_registry = other_team;  // a version above team A's
+    field_a_registry.version = 1000;
+    refused("registry signed by a field device of the other team",
+            send(field_a, SignRegistry(field_a_registry, field_a)));
+    refused("malformed registry", send(coord_b, B("not a registry")));
+    {
+      Bytes trailing = SignRegistry(next, coord_b);
+      trailing.push_back(0);
+      refused("registry with a trailing byte", send(coord_b, trailing));
+      Registry unsorted = next;
+      std::sort(unsorted.entries.begin(), unsorted.entries.end(),
+                [](const RegistryEntry& x, const RegistryEntry& y) { return y.device < x.device; });
+      unsorted.signature = internal::Sign(coord_b.keys.secret_key, RegistrySigningInput(unsorted));
+      refused("registry with its devices out of order", send(coord_b, EncodeRegistry(unsorted)));
+    }
+  }
+  // Key grants in a sync: only a coordinator's, validly signed, for an active
+  // member of its team are kept; the rest are dropped without a word.
+  {
+    KeyGrant g;
+    g.team = coord_b.team;
+    g.version = 2;
+    g.recipient = field_b.id;
+    g.sealed = Bytes(80, 1);
+    g.issuer = coord_b.id;
+    const auto sign = [](KeyGrant k, const internal::SecretBytes& key) {
+      k.signature = internal::Sign(key, KeyGrantSigningInput(k));
+      return EncodeKeyGrant(k);
+    };
+    const auto grants = [&](const RawDevice& d, std::vector<Bytes> list) {
+      return sync_from(d, TrustSyncBody({}, std::move(list)));
+    };
+    const internal::SecretBytes& own = coord_b.keys.secret_key;
+    served("key grant signed by another key", grants(coord_b, {sign(g, stranger.keys.secret_key)}));
+    {
+      Bytes flipped = sign(g, own);
+      flipped.back() ^= 1;
+      served("key grant whose signature is spoilt", grants(coord_b, {flipped}));
+    }
+    KeyGrant by_field = g;
+    by_field.issuer = field_b.id;
+    served("key grant issued by a field device, sent by the coordinator",
+           grants(coord_b, {sign(by_field, field_b.keys.secret_key)}));
+    served("key grant sent by a field device", grants(field_b, {sign(g, own)}));
+    KeyGrant to_revoked = g;
+    to_revoked.recipient = gone_b.id;
+    served("key grant for a revoked device", grants(coord_b, {sign(to_revoked, own)}));
+    KeyGrant to_other = g;
+    to_other.recipient = field_a.id;
+    served("key grant for another team's device", grants(coord_b, {sign(to_other, own)}));
+    KeyGrant to_stranger = g;
+    to_stranger.recipient = stranger.id;
+    served("key grant for an unknown device", grants(coord_b, {sign(to_stranger, own)}));
+    KeyGrant other_team = g;
+    other_team.team = team_a;
+    served("key grant naming another team", grants(coord_b, {sign(other_team, own)}));
+    served("malformed key grant", grants(coord_b, {B("keys for everyone")}));
+  }
+  // A revoked device's other requests get the notice too.
+  notice(
+      "invite by a revoked device", gone_b,
+      Signed(gone_b, "POST", kPathCreateInvite, Encode(MakeInvite(gone_b, NowMs() + 60'000).req)));
+
   // /v1/invites: coordinators only, checked bodies.
   const auto invite_from = [&](const RawDevice& d, Bytes body) {
     return Signed(d, "POST", kPathCreateInvite, std::move(body));
   };
-  CreateInviteRequest fresh_invite = open_invite;
-  internal::RandomFill(fresh_invite.invite_id);
+  const RawInvite fresh = MakeInvite(coord_b, NowMs() + 3'600'000);
+  const CreateInviteRequest& fresh_invite = fresh.req;
   req("a field device invites", invite_from(field_a, Encode(fresh_invite)), 403);
   req("an unknown device invites", invite_from(stranger, Encode(fresh_invite)), 403);
   {
@@ -716,12 +1016,52 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     req("invite id already in use", invite_from(coord_b, Encode(open_invite)), 409);
     req("invite as a sync body", invite_from(coord_b, pull), 400);
   }
+  // The invite grant: the coordinator's own signature over what the request
+  // says (team, invite id, issuer, role, expiry).
+  {
+    const auto with_grant = [&](const std::function<void(InviteGrant&)>& edit,
+                                const internal::SecretBytes& key) {
+      CreateInviteRequest r = fresh_invite;
+      InviteGrant g = fresh.grant;
+      edit(g);
+      r.grant = SignGrant(g, key);
+      return invite_from(coord_b, Encode(r));
+    };
+    const internal::SecretBytes& own = coord_b.keys.secret_key;
+    req("invite grant signed by another key",
+        with_grant([](InviteGrant&) {}, stranger.keys.secret_key), 400);
+    req("invite grant issued and signed by a field device of the team",
+        with_grant([&](InviteGrant& g) { g.issuer = field_b.id; }, field_b.keys.secret_key), 400);
+    req("invite grant in another coordinator's name",
+        with_grant([&](InviteGrant& g) { g.issuer = coord_id; }, own), 400);
+    req("invite grant for another team", with_grant([&](InviteGrant& g) { g.team = team_a; }, own),
+        400);
+    req("invite grant for another invite id",
+        with_grant([&](InviteGrant& g) { g.invite = open_invite.invite_id; }, own), 400);
+    req("invite grant for the coordinator role",
+        with_grant([](InviteGrant& g) { g.role = Role::kCoordinator; }, own), 400);
+    req("invite grant with a later expiry",
+        with_grant([](InviteGrant& g) { g.expires_ms += 86'400'000; }, own), 400);
+    CreateInviteRequest r = fresh_invite;
+    r.grant.clear();
+    req("invite without a grant", invite_from(coord_b, Encode(r)), 400);
+    r.grant = B("a grant, trust me");
+    req("malformed invite grant", invite_from(coord_b, Encode(r)), 400);
+    r.grant = fresh_invite.grant;
+    r.grant.push_back(0);
+    req("invite grant with a trailing byte", invite_from(coord_b, Encode(r)), 400);
+    r.grant = fresh_invite.grant;
+    r.grant.back() ^= 1;
+    req("invite grant with a flipped signature bit", invite_from(coord_b, Encode(r)), 400);
+    r.grant = Bytes(1025, 1);
+    req("invite grant of 1025 bytes", invite_from(coord_b, Encode(r)), 413);
+  }
 
   // /v1/join: decoded first, then signed by the key it registers.
   RawDevice joiner;
   const auto join_body = [&](const std::array<uint8_t, 16>& id, const PublicKey32& verifier,
                              const std::string& name = "nuevo") {
-    return Encode(JoinRequest{id, verifier, name, joiner.keys.public_key, joiner.box});
+    return Encode(JoinOf(id, verifier, joiner, name, open.secret));
   };
   const auto join_from = [&](const RawDevice& d, Bytes body, const SignOptions& so = {}) {
     return Signed(d, "POST", kPathJoin, std::move(body), so);
@@ -738,9 +1078,41 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
       join_from(joiner, join_body(expiring.invite_id, expiring.verifier)), 403);
   req("join of a used invite", join_from(joiner, join_body(used_invite, invite_verifier)), 403);
   req("join by a device already registered",
-      join_from(coord_b, Encode(JoinRequest{open_invite.invite_id, open_invite.verifier, "again",
-                                            coord_b.keys.public_key, coord_b.box})),
+      join_from(coord_b, Encode(JoinOf(open_invite.invite_id, open_invite.verifier, coord_b,
+                                       "again", open.secret))),
       409);
+  // The binding: the invite key's signature of the new device's id, keys
+  // and name.
+  {
+    const std::string name = "nuevo";
+    const auto bound = [&](const std::array<uint8_t, 64>& binding) {
+      return join_from(joiner, Encode(JoinRequest{open_invite.invite_id, open_invite.verifier, name,
+                                                  joiner.keys.public_key, joiner.box, binding}));
+    };
+    const Admission own = AdmissionOf(open_invite.invite_id, joiner, name);
+    InviteSecret other_secret{};
+    internal::RandomFill(other_secret);
+    req("join without a binding", bound({}), 403);
+    req("join with a binding made without the invite's key", bound(Bind(own, other_secret)), 403);
+    req("join with a binding made with another invite's key",
+        bound(Bind(own, expiring_invite.secret)), 403);
+    Admission swapped = own;
+    std::swap(swapped.signing_key, swapped.encryption_key);
+    req("join with a binding over swapped keys", bound(Bind(swapped, open.secret)), 403);
+    req("join with its keys swapped, as its binding says",
+        join_from(joiner,
+                  Encode(JoinRequest{open_invite.invite_id, open_invite.verifier, name, joiner.box,
+                                     joiner.keys.public_key, Bind(swapped, open.secret)})),
+        401);
+    req("join with a binding made for another device",
+        bound(Bind(AdmissionOf(open_invite.invite_id, stranger, name), open.secret)), 403);
+    Admission renamed = own;
+    renamed.name = "otro";
+    req("join with a binding for another name", bound(Bind(renamed, open.secret)), 403);
+    Admission other_invite = own;
+    other_invite.grant.invite = expiring.invite_id;
+    req("join with a binding for another invite", bound(Bind(other_invite, open.secret)), 403);
+  }
   req("join signed by a key other than the one it registers",
       join_from(joiner, join_body(open_invite.invite_id, open_invite.verifier),
                 WithKey(stranger.keys.secret_key)),
@@ -757,8 +1129,8 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     Bytes trailing = join_body(open_invite.invite_id, open_invite.verifier);
     trailing.push_back(0);
     req("join with a trailing byte", join_from(joiner, trailing), 400);
-    req("join in protocol version 2",
-        join_from(joiner, Patched(join_body(open_invite.invite_id, open_invite.verifier), 5, {2})),
+    req("join in protocol version 3",
+        join_from(joiner, Patched(join_body(open_invite.invite_id, open_invite.verifier), 5, {3})),
         409);
     OutgoingRequest unsigned_join;
     unsigned_join.method = "POST";
@@ -770,8 +1142,10 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   // /v1/teams: one-time bootstrap tokens.
   RawDevice founder;
   const auto team_body = [&](const TeamId& team, const std::string& token,
-                             const RawDevice& d = RawDevice{}, const std::string& name = "Nueva") {
-    return Encode(RegisterTeamRequest{team, name, token, "fundadora", d.keys.public_key, d.box});
+                             const RawDevice& d = RawDevice{}, const std::string& name = "Nueva",
+                             std::optional<Bytes> registry = std::nullopt) {
+    return Encode(RegisterTeamRequest{team, name, token, "fundadora", d.keys.public_key, d.box,
+                                      registry ? *registry : SignRegistry(Genesis(d, team), d)});
   };
   const auto register_from = [&](const RawDevice& d, Bytes body, const SignOptions& so = {}) {
     return Signed(d, "POST", kPathRegisterTeam, std::move(body), so);
@@ -797,9 +1171,54 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
       413);
   req("registration with a token of 300 bytes",
       register_from(founder, team_body(TeamId::Random(), std::string(300, 'k'), founder)), 413);
-  req("registration in protocol version 2",
-      register_from(founder, Patched(team_body(TeamId::Random(), fresh_token_3, founder), 5, {2})),
+  req("registration in protocol version 3",
+      register_from(founder, Patched(team_body(TeamId::Random(), fresh_token_3, founder), 5, {3})),
       409);
+  // The team's first registry: version 1, the registering device alone, as
+  // coordinator, signed by it.
+  {
+    const TeamId t = TeamId::Random();
+    const auto with_registry = [&](Bytes registry) {
+      return register_from(founder, team_body(t, fresh_token_3, founder, "Nueva", registry));
+    };
+    const Registry g = Genesis(founder, t);
+    req("registration without a registry", with_registry({}), 400);
+    req("registration with a malformed registry", with_registry(B("our registry")), 400);
+    Bytes trailing = SignRegistry(g, founder);
+    trailing.push_back(0);
+    req("registration with a registry and a trailing byte", with_registry(trailing), 400);
+    Bytes flipped = SignRegistry(g, founder);
+    flipped.back() ^= 1;
+    req("registration with a registry whose signature is spoilt", with_registry(flipped), 403);
+    req("registration with a registry signed by another key",
+        with_registry(SignRegistry(g, founder.id, stranger.keys.secret_key)), 403);
+    req("registration with a registry listing another device",
+        with_registry(SignRegistry(Genesis(stranger, t), stranger)), 403);
+    Registry v2 = g;
+    v2.version = 2;
+    req("registration with a registry of version 2", with_registry(SignRegistry(v2, founder)), 403);
+    Registry v0 = g;
+    v0.version = 0;
+    req("registration with a registry of version 0", with_registry(SignRegistry(v0, founder)), 403);
+    Registry two = g;
+    two.entries.push_back(Genesis(stranger, t).entries[0]);
+    req("registration with a registry of two devices", with_registry(SignRegistry(two, founder)),
+        403);
+    req("registration with another team's registry",
+        with_registry(SignRegistry(Genesis(founder, team_a), founder)), 403);
+    Registry field = g;
+    field.entries[0].role = Role::kField;
+    req("registration with a registry naming its founder a field device",
+        with_registry(SignRegistry(field, founder)), 403);
+    Registry revoked = g;
+    revoked.entries[0].revoked_ms = 1;
+    req("registration with a registry revoking its founder",
+        with_registry(SignRegistry(revoked, founder)), 403);
+    Registry rekeyed = g;
+    rekeyed.entries[0].encryption_key[0] ^= 1;
+    req("registration with a registry naming other keys",
+        with_registry(SignRegistry(rekeyed, founder)), 403);
+  }
 
   // Published reports: JSON bodies.
   const auto report_from = [&](const RawDevice& d, const std::string& body) {
@@ -830,6 +1249,46 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   req("report that does not exist",
       Signed(field_a, "GET", "/v1/reports/" + RecordId::Random().ToHex(), {}), 404);
 
+  // /v1/history (audit): signed like /v1/sync, an envelope with a collection
+  // name and a record id.
+  {
+    const Bytes history = Encode(HistoryRequest{"encounters", RecordId::Random()});
+    const auto history_from = [&](const RawDevice& d, Bytes body, const SignOptions& so = {}) {
+      return Signed(d, "POST", kPathHistory, std::move(body), so);
+    };
+    OutgoingRequest unsigned_history;
+    unsigned_history.method = "POST";
+    unsigned_history.path = kPathHistory;
+    unsigned_history.body = history;
+    req("unsigned history", unsigned_history, 401);
+    req("history by an unknown device", history_from(stranger, history), 403);
+    notice("history by a revoked device", revoked_a, history_from(revoked_a, history));
+    req("history signed by another key",
+        history_from(field_a, history, WithKey(stranger.keys.secret_key)), 401);
+    req("history with a stale time", history_from(field_a, history, AtTime(NowMs() - 600'000)),
+        401);
+    req("garbage history", history_from(field_a, B("who wrote what?")), 400);
+    req("empty history body", history_from(field_a, {}), 400);
+    req("history with a sync body", history_from(field_a, SyncBody()), 400);
+    Bytes trailing = history;
+    trailing.push_back(0);
+    req("history with a trailing byte", history_from(field_a, trailing), 400);
+    req("history cut inside the record id",
+        history_from(field_a, Bytes(history.begin(), history.end() - 3)), 400);
+    req("history in protocol version 3", history_from(field_a, Patched(history, 5, {3})), 409);
+    req("history of a collection name of 65 bytes",
+        history_from(field_a, Encode(HistoryRequest{std::string(65, 'c'), RecordId::Random()})),
+        413);
+    req("history of an empty collection name",
+        history_from(field_a, Encode(HistoryRequest{"", RecordId::Random()})), 400);
+    req("history of a collection name with a space",
+        history_from(field_a, Encode(HistoryRequest{"bad name", RecordId::Random()})), 400);
+    req("history with a collection length past the body",
+        history_from(field_a, Patched(history, 10, {0x40, 0, 0, 0})), 400);
+    raw("GET /v1/history", get("/v1/history"), 405);
+    raw("Content-Length 64 KiB + 1 on /v1/history", post_cl("/v1/history", "65537"), 413);
+  }
+
   CHECK(cases.size() >= 100);
   std::set<std::string> names;
   for (const Case& c : cases) {
@@ -843,10 +1302,40 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
                    reply.body.substr(0, 160).c_str());
     }
     CHECK(reply.status < 500);
-    if (reply.headers.contains(kHeaderHubTime) && c.bytes.rfind("HEAD", 0) != 0) {
-      // The handler's errors say why, in JSON.
-      const json body = json::parse(reply.body, nullptr, false);
-      CHECK((body.is_object() && body.contains("error")));
+    const std::span<const uint8_t> body_bytes(reinterpret_cast<const uint8_t*>(reply.body.data()),
+                                              reply.body.size());
+    switch (c.answer) {
+      case Answer::kError:
+        if (reply.headers.contains(kHeaderHubTime) && c.bytes.rfind("HEAD", 0) != 0) {
+          // The handler's errors say why, in JSON.
+          const json body = json::parse(reply.body, nullptr, false);
+          CHECK((body.is_object() && body.contains("error")));
+        }
+        break;
+      case Answer::kNotice: {
+        // The registry chain that proves the revocation, newest last.
+        auto n = DecodeRevokedNotice(body_bytes);
+        REQUIRE_MESSAGE(n.ok(), n.status().ToString());
+        REQUIRE(!n->registries.empty());
+        auto newest = DecodeRegistry(n->registries.back());
+        REQUIRE(newest.ok());
+        const RegistryEntry* e = newest->Find(c.who);
+        REQUIRE(e != nullptr);
+        CHECK(e->revoked());
+        break;
+      }
+      case Answer::kRegistryRefused:
+      case Answer::kSyncOk: {
+        auto s = DecodeSyncResponse(body_bytes);
+        REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+        INFO("registry refused: ", s->registry_refused);
+        if (std::getenv("ENLACE_BAD_INPUT_TRACE") != nullptr) {
+          std::fprintf(stderr, "%-55s refused: %s\n", c.name.c_str(), s->registry_refused.c_str());
+        }
+        CHECK(s->registry_refused.empty() == (c.answer == Answer::kSyncOk));
+        CHECK(s->key_grants.empty());
+        break;
+      }
     }
   }
   MESSAGE(cases.size(), " bad requests sent");

@@ -125,7 +125,7 @@ TEST_CASE("with 30% of connections cut at random points, sync completes and repl
   Office o;
   CliDevice ana = o.Join("ana");
   CliDevice beto = o.Join("beto");
-  const uint64_t seed = testing::FaultSeed(20261129);
+  const uint64_t seed = testing::FaultSeed(20261130);
   MESSAGE("fault seed ", seed, " (replay with ENLACE_FAULT_SEED)");
   FaultConfig faults;
   faults.cut_share = 0.3;

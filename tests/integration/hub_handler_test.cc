@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "crypto.h"
+#include "enlace/registry.h"
 #include "hub_fixture.h"
 #include "replica_impl.h"
 #include "write_internal.h"
@@ -271,10 +272,10 @@ TEST_CASE("malformed sync bodies from a registered device are refused with 400")
     // The hub answers 409 (failed precondition) with a plain reason, which the
     // device maps to kFailedPrecondition: "upgrade", not "your data is bad".
     Bytes bad = body;
-    bad[5] = 2;  // little-endian u32 version after the magic
+    bad[5] = 3;  // little-endian version after the magic
     const auto r = f.Call(f.SignedSync(*f.a, bad));
     CHECK(r.status == 409);
-    CHECK(ErrorOf(r).find("protocol version 2") != std::string::npos);
+    CHECK(ErrorOf(r).find("protocol version 3") != std::string::npos);
     CHECK(StatusFromHubResponse(r.status, r.body).code() == StatusCode::kFailedPrecondition);
   }
   SUBCASE("a write that is not a write") {
@@ -496,9 +497,21 @@ TEST_CASE("a sync response never includes another team's writes") {
       REQUIRE(w.ok());
       CHECK(w->team == c.team);
     }
-    REQUIRE(!resp->members.empty());
+    // The trust documents: the team's registry versions and admissions.
+    REQUIRE(!resp->trust.registries.empty());
     std::set<DeviceId> members;
-    for (const auto& m : resp->members) members.insert(m.device);
+    for (const auto& bytes : resp->trust.registries) {
+      auto registry = DecodeRegistry(bytes);
+      REQUIRE(registry.ok());
+      CHECK(registry->team == c.team);
+      for (const auto& e : registry->entries) members.insert(e.device);
+    }
+    for (const auto& bytes : resp->trust.admissions) {
+      auto a = DecodeAdmission(bytes);
+      REQUIRE(a.ok());
+      CHECK(a->grant.team == c.team);
+      members.insert(a->device);
+    }
     CHECK(members.count(c.device->device_id()) == 1);
     if (c.team == f.coord->team()) {
       CHECK(members.size() == 3);
@@ -518,23 +531,31 @@ TEST_CASE("a sync response never includes another team's writes") {
 namespace enlace {
 namespace {
 
-TEST_CASE("a revoked device's requests are refused with 403") {
+TEST_CASE("a revoked device's requests are refused with 403 and the notice that revokes it") {
   Fixture f;
-  // Revocation itself arrives with the device registry; the hub already
-  // honours the mark.
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open((f.hub.data_dir() + "/hub.db").c_str(), &db) == SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, "UPDATE devices SET revoked_ms = 1 WHERE device = ?", -1, &st,
-                             nullptr) == SQLITE_OK);
-  sqlite3_bind_blob(st, 1, f.a->device_id().bytes.data(), 16, SQLITE_TRANSIENT);
-  REQUIRE(sqlite3_step(st) == SQLITE_DONE);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  // The coordinator revokes a with a new registry version, stored by its sync.
+  testing::SyncAll(f.hub, *f.coord);
+  REQUIRE(f.coord->RevokeDevice(f.a->device_id()).ok());
+  const SyncProgress p = testing::SyncAll(f.hub, *f.coord);
+  CHECK(p.registry_refused.empty());
 
   const auto r = f.Call(f.SignedSync(*f.a, Encode(SyncRequest{})));
   CHECK(r.status == 403);
-  CHECK(ErrorOf(r).find("revoked") != std::string::npos);
+  // Not JSON: the registry chain, which a can check from its own registry.
+  auto notice = DecodeRevokedNotice(Span(r.body));
+  REQUIRE(notice.ok());
+  REQUIRE(!notice->registries.empty());
+  auto newest = DecodeRegistry(notice->registries.back());
+  REQUIRE(newest.ok());
+  const RegistryEntry* entry = newest->Find(f.a->device_id());
+  REQUIRE(entry != nullptr);
+  CHECK(entry->revoked());
+  // An outsider is told nothing of the kind: a plain 403 in JSON.
+  auto stranger = testing::MakeReplica(TestOptions(f.dir.File("stranger"), &f.clock));
+  REQUIRE(stranger->CreateTeam().ok());
+  const auto outsider = f.Call(f.SignedSync(*stranger, Encode(SyncRequest{})));
+  CHECK(outsider.status == 403);
+  CHECK(ErrorOf(outsider).find("unknown device") != std::string::npos);
   // Others are served as before.
   REQUIRE(f.b->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
   CHECK(testing::SyncAll(f.hub, *f.b).sent == 1);

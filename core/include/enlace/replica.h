@@ -29,6 +29,7 @@
 #include "enlace/hlc.h"
 #include "enlace/status.h"
 #include "enlace/types.h"
+#include "enlace/wire.h"
 #include "enlace/write.h"
 
 namespace enlace {
@@ -152,6 +153,40 @@ class Replica {
   // not trusted here are refused.
   Status TrustDevice(const DeviceId& device, const DevicePublicKeys& keys);
 
+  // ---- device registry (enlace/registry.h) -------------------------------------
+  // The team's members as this device's checked registry and the invites it
+  // admitted make them; kept current by sync.
+  Result<std::vector<Member>> Members() const;
+
+  // Coordinator changes to the registry. Each signs the next registry version
+  // (with every device admitted by invite folded in) and keeps it to be sent
+  // by the next sync round, which stores it on the hub or reports why not
+  // (SyncProgress::registry_refused); until then nothing changes here.
+  // kPermissionDenied unless this device is an active coordinator;
+  // kFailedPrecondition before this device has a registry.
+  //
+  // Admits a device that joined by invite and waits for approval.
+  Status ApproveDevice(const DeviceId& device);
+  // Revokes a device: its writes after the highest write number of it this
+  // device has seen are refused everywhere, the hub refuses its requests and
+  // answers them with a notice that makes it wipe itself.
+  Status RevokeDevice(const DeviceId& device);
+  Status RenameDevice(const DeviceId& device, std::string_view name);
+  // Whether devices joining by invite wait for a coordinator's approval.
+  Status SetApprovalRequired(bool required);
+  // Whether a registry change signed here has not reached the hub yet.
+  Result<bool> RegistryChangePending() const;
+
+  // Coordinator: makes a new team key version, used by every write from now
+  // on, and seals it (X25519) to every active member in a signed grant sent
+  // by the next sync. Revoked devices get nothing. Returns the new version.
+  Result<uint32_t> RotateTeamKey();
+
+  // Checks the body of a hub's 403 (RevokedNotice): true only when it holds
+  // a registry chain, from this device's own registry, that revokes this
+  // device; a hub cannot forge one. The caller then wipes the device.
+  Result<bool> CheckRevokedNotice(std::span<const uint8_t> body);
+
   // ---- records ----------------------------------------------------------------
   // Sets `values` on a record: a new one (random id) when `id` is empty, or
   // the given one, new or existing. kInvalidArgument for a bad name or
@@ -251,13 +286,68 @@ class Replica {
   // The clock (exposed for hub-time correction by the sync engine).
   HybridClock& clock();
 
+  // ---- local safety ----
+  // Open() also: refuses, without running Argon2id, an attempt made too soon
+  // after 3 or more consecutive wrong passphrases (kWrongPassphrase saying
+  // how long to wait: 2^(n-3) s after the n-th failure, at most 15 min);
+  // wipes the folder (WipeReplicaFiles) when the count reaches the
+  // SetWipeAfterFailures threshold (kWrongPassphrase saying so); opened with
+  // the duress passphrase, wipes the folder and returns a fresh, empty
+  // replica (new device keys, no team) under that passphrase; re-wraps the
+  // vault with options.kdf when it is stronger than the stored cost (never
+  // weaker). The failure count lives in the unauthenticated file
+  // `unlock.state`: whoever can edit the folder can reset it.
+
+  // Sets the duress passphrase. kInvalidArgument when empty or equal to the
+  // device passphrase. Replaces any earlier duress passphrase.
+  Status SetDuressPassphrase(std::string_view duress);
+
+  // Wipe the folder after `n` consecutive wrong passphrases (0: never).
+  // kInvalidArgument for 1 or 2 (too easy to trigger by a typo).
+  Status SetWipeAfterFailures(uint32_t n);
+
+  // True when Open() was given the duress passphrase: the folder's old data
+  // was destroyed and this is a fresh, empty replica. The embedding app
+  // should make its own files look fresh too.
+  bool opened_under_duress() const { return opened_under_duress_; }
+  // ---- end of local safety ----
+
   class Impl;
   Impl& impl() { return *impl_; }
 
  private:
   explicit Replica(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+  bool opened_under_duress_ = false;  // local safety
 };
+
+// ---- local safety ----
+
+// Destroys the files `names` (plain names, no '/') in `dir`: each regular
+// file is overwritten with random bytes, then zeros (same length), fsynced
+// and unlinked; then the folder is fsynced. Missing files are fine; a
+// symbolic link is unlinked without following it; folders are left. Every
+// name is tried even after an error; returns the first error (kIoError).
+// Does not reach copies the file system or flash controller keeps (see
+// docs/THREAT_MODEL.md).
+Status WipeFiles(const std::string& dir, const std::vector<std::string>& names);
+
+// WipeFiles on every file a replica keeps in `dir`: vault.bin, store.db and
+// its -wal/-shm/-journal files, overlay.write, unlock.state, and the
+// temporary files their writers leave (*.tmp). The folder stays. The
+// Replica on `dir` must be closed (destroyed) first, or not open at all: no
+// passphrase is needed.
+Status WipeReplicaFiles(const std::string& dir);
+
+// The unlock back-off state of the replica in `dir` (unauthenticated).
+struct UnlockThrottle {
+  uint32_t failures = 0;    // consecutive wrong passphrases
+  uint32_t wipe_after = 0;  // 0: never
+  uint64_t wait_ms = 0;     // until the next attempt is allowed (0: now)
+};
+// Reads it without a passphrase; `now_ms` as from ReplicaOptions::clock.
+UnlockThrottle ReadUnlockThrottle(const std::string& dir, uint64_t now_ms);
+// ---- end of local safety ----
 
 }  // namespace enlace
 

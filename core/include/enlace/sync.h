@@ -52,12 +52,16 @@ struct SyncOptions {
 
 struct SyncProgress {
   uint64_t rounds = 0;
-  uint64_t sent = 0;         // own writes the hub acknowledged
-  uint64_t received = 0;     // others' writes merged here
-  uint64_t ignored = 0;      // pulled writes already seen or superseded
-  uint64_t refused = 0;      // pulled writes that failed verification (skipped)
-  uint64_t restamped = 0;    // own writes re-made because this device's clock had run ahead
-  std::string last_refusal;  // why the last one was refused
+  uint64_t sent = 0;             // own writes the hub acknowledged
+  uint64_t received = 0;         // others' writes merged here
+  uint64_t ignored = 0;          // pulled writes already seen or superseded
+  uint64_t refused = 0;          // pulled writes that failed verification (skipped)
+  uint64_t restamped = 0;        // own writes re-made because this device's clock had run ahead
+  std::string last_refusal;      // why the last one was refused
+  uint64_t keys_received = 0;    // team key grants opened here
+  uint32_t waiting_for_key = 0;  // pulled writes wait for this team key version (0: none)
+  bool registry_stored = false;  // the hub stored the registry change signed here
+  std::string registry_refused;  // why the hub refused it ("" when it did not)
 };
 
 class SyncSession {
@@ -80,6 +84,9 @@ class SyncSession {
   SyncOptions options_;
   SyncProgress progress_;
   uint64_t last_pushed_counter_ = 0;  // highest counter in the last request
+  uint64_t cursor_sent_ = 0;          // the pull cursor of the last request
+  bool sent_registry_ = false;        // the last request carried a registry change
+  std::vector<Bytes> sent_grants_;    // the key grants the last request carried
 };
 
 // What a device knows of its sync state.
@@ -146,6 +153,15 @@ Result<OutgoingRequest> BuildListReportsRequest(Replica& replica);
 // JSON exactly as it was published. kInvalidArgument for an id that is not
 // 32 hex characters (upper case is accepted).
 Result<OutgoingRequest> BuildGetReportRequest(Replica& replica, std::string_view report_id);
+
+// ---- record history (audit) ---------------------------------------------------------------
+
+// Any team member: POST /v1/history, signed, for every write of one record
+// the hub holds. The answer goes to DecodeHistoryResponse (wire.h) and its
+// writes to AuditRecord (audit.h). kFailedPrecondition without a team;
+// kInvalidArgument for a bad collection name.
+Result<OutgoingRequest> BuildHistoryRequest(Replica& replica, std::string_view collection,
+                                            const RecordId& record);
 
 }  // namespace enlace
 

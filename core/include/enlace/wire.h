@@ -22,7 +22,7 @@
 
 namespace enlace {
 
-inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr uint16_t kProtocolVersion = 2;
 
 // Endpoints.
 inline constexpr char kPathSync[] = "/v1/sync";
@@ -47,7 +47,8 @@ const char* RoleName(Role role);
 
 using PublicKey32 = std::array<uint8_t, 32>;
 
-// A device of a team as the hub lists it.
+// A device of a team, as the team's signed registry and the invites it
+// admitted make it (enlace/registry.h, EffectiveMembers).
 struct Member {
   DeviceId device;
   PublicKey32 signing_key{};
@@ -55,6 +56,10 @@ struct Member {
   std::string name;
   Role role = Role::kField;
   bool revoked = false;
+  bool pending = false;        // joined by invite, waiting for a coordinator's approval
+  uint64_t revoked_ms = 0;     // when revoked
+  uint64_t revoked_after = 0;  // when revoked: its writes with counter <= this stand
+  uint64_t joined_ms = 0;
   friend bool operator==(const Member&, const Member&) = default;
 };
 
@@ -64,27 +69,45 @@ struct WireLimits {
   size_t max_members = 10000;
   size_t max_text_bytes = 256;            // names, tokens
   size_t max_envelope_bytes = 64 * 1024;  // invite envelopes
+  size_t max_documents = 4096;            // registries, admissions, key grants in one message
+  size_t max_document_bytes = 4 << 20;    // one encoded registry (10,000 members fit)
+};
+
+// What changed in a team's trust documents since the version a device holds:
+// the registry versions after the one it has (in order) and every admission
+// no registry version lists yet. The device checks all of it (registry.h).
+struct TrustUpdate {
+  uint64_t version = 0;  // the hub's count of trust changes; 0: nothing to apply
+  std::vector<Bytes> registries;
+  std::vector<Bytes> admissions;
 };
 
 // ---- messages -----------------------------------------------------------------
 
 // Device -> hub, POST /v1/sync: push a batch, pull after a cursor.
 struct SyncRequest {
-  uint64_t cursor = 0;           // the hub log position already pulled
-  uint64_t members_version = 0;  // the member list version the device holds
+  uint64_t cursor = 0;            // the hub log position already pulled
+  uint64_t members_version = 0;   // the TrustUpdate version the device holds
+  uint64_t registry_version = 0;  // the newest registry version it checked
+  uint32_t key_version = 0;       // the newest team key version it holds
   uint32_t max_response_bytes = 1 << 20;
-  std::vector<Bytes> writes;  // own encoded writes, in counter order
+  Bytes registry;                 // a coordinator's new registry version, or empty
+  std::vector<Bytes> key_grants;  // a coordinator's KeyGrants for other members
+  std::vector<Bytes> writes;      // own encoded writes, in counter order
 };
 
 // Hub -> device.
 struct SyncResponse {
   uint64_t hub_time_ms = 0;
-  uint64_t acked_up_to = 0;  // every own write with counter <= this is stored
-  uint64_t next_cursor = 0;  // pull from here next time
-  bool more = false;         // more writes wait after next_cursor
-  uint64_t members_version = 0;
-  std::vector<Member> members;  // only when members_version changed
-  std::vector<Bytes> writes;    // other devices' writes in log order
+  uint64_t acked_up_to = 0;          // every own write with counter <= this is stored
+  uint64_t next_cursor = 0;          // pull from here next time
+  bool more = false;                 // more writes wait after next_cursor
+  TrustUpdate trust;                 // only when the device's members_version is behind
+  std::string registry_refused;      // why the request's registry was not stored ("" if it was)
+  std::vector<Bytes> key_grants;     // KeyGrants to this device above its key version
+  std::vector<DeviceId> needs_keys;  // to a coordinator: members missing the newest key
+  std::vector<uint64_t> seqs;        // the log position of each of `writes`
+  std::vector<Bytes> writes;         // other devices' writes in log order
 };
 
 // First coordinator, POST /v1/teams, authorised by a one-time bootstrap token.
@@ -95,6 +118,7 @@ struct RegisterTeamRequest {
   std::string device_name;
   PublicKey32 signing_key{};
   PublicKey32 encryption_key{};
+  Bytes registry;  // the team's first Registry, signed by this device
 };
 
 // Coordinator, POST /v1/invites: the hub keeps only a verifier and an opaque
@@ -105,6 +129,7 @@ struct CreateInviteRequest {
   uint64_t expires_ms = 0;
   Role role = Role::kField;
   Bytes envelope;
+  Bytes grant;  // the InviteGrant, signed by the coordinator
 };
 
 // New device, POST /v1/join.
@@ -114,21 +139,27 @@ struct JoinRequest {
   std::string device_name;
   PublicKey32 signing_key{};
   PublicKey32 encryption_key{};
+  std::array<uint8_t, 64> binding{};  // Admission::binding, signed with the invite's key
 };
 
 struct JoinResponse {
   TeamId team;
   Role role = Role::kField;
   Bytes envelope;
-  uint64_t members_version = 0;
-  std::vector<Member> members;
+  TrustUpdate trust;  // every registry version and admission of the team
 };
 
-// Answer to team registration: the team's members. Invite creation answers
-// an empty one (version 0), which carries nothing to apply.
+// Answer to team registration: the team's trust documents. Invite creation
+// answers an empty one (version 0), which carries nothing to apply.
 struct MembersResponse {
-  uint64_t members_version = 0;
-  std::vector<Member> members;
+  TrustUpdate trust;
+};
+
+// The body of a 403 to a revoked device's request: every registry version
+// of its team. A device that can check the chain from its own registry to
+// one revoking it destroys its data (remote wipe); the hub cannot forge it.
+struct RevokedNotice {
+  std::vector<Bytes> registries;
 };
 
 Bytes Encode(const SyncRequest& m);
@@ -138,6 +169,7 @@ Bytes Encode(const CreateInviteRequest& m);
 Bytes Encode(const JoinRequest& m);
 Bytes Encode(const JoinResponse& m);
 Bytes Encode(const MembersResponse& m);
+Bytes Encode(const RevokedNotice& m);
 
 Result<SyncRequest> DecodeSyncRequest(std::span<const uint8_t> body, const WireLimits& l = {});
 Result<SyncResponse> DecodeSyncResponse(std::span<const uint8_t> body, const WireLimits& l = {});
@@ -149,6 +181,7 @@ Result<JoinRequest> DecodeJoinRequest(std::span<const uint8_t> body, const WireL
 Result<JoinResponse> DecodeJoinResponse(std::span<const uint8_t> body, const WireLimits& l = {});
 Result<MembersResponse> DecodeMembersResponse(std::span<const uint8_t> body,
                                               const WireLimits& l = {});
+Result<RevokedNotice> DecodeRevokedNotice(std::span<const uint8_t> body, const WireLimits& l = {});
 
 // ---- request signatures ----------------------------------------------------------
 
@@ -217,6 +250,31 @@ Result<std::vector<ReportListing>> DecodeReportList(std::string_view body);
 
 // True for a report id as the hub makes them: 32 lower-case hex characters.
 bool IsReportId(std::string_view id);
+
+// ---- record history (audit) --------------------------------------------------------------
+//
+// Any team member, POST /v1/history, signed like /v1/sync: every write of one
+// record the hub holds for the member's team, in log order, exactly as
+// stored, so the device can verify each one (enlace/audit.h). The hub keeps
+// no team key: it selects by the clear collection and record id only.
+
+inline constexpr char kPathHistory[] = "/v1/history";
+
+struct HistoryRequest {
+  std::string collection;  // 1..64 bytes (WriteLimits::max_name_bytes)
+  RecordId record;
+};
+
+struct HistoryResponse {
+  std::vector<Bytes> writes;  // encoded writes of the record, in log order
+};
+
+Bytes Encode(const HistoryRequest& m);
+Bytes Encode(const HistoryResponse& m);
+Result<HistoryRequest> DecodeHistoryRequest(std::span<const uint8_t> body,
+                                            const WireLimits& l = {});
+Result<HistoryResponse> DecodeHistoryResponse(std::span<const uint8_t> body,
+                                              const WireLimits& l = {});
 
 }  // namespace enlace
 
