@@ -374,15 +374,10 @@ int enlace_db_wipe(enlace_db* db, enlace_error* err) noexcept {
     DbCall call;
     if (int rc = Enter(db, call, err); rc != ENLACE_OK) return rc;
     db->state->replica.reset();
-    namespace fs = std::filesystem;
-    const fs::path dir(db->state->dir);
-    for (const char* name : {"vault.bin", "store.db", "store.db-wal", "store.db-shm"}) {
-      std::error_code ec;
-      fs::remove(dir / name, ec);
-      if (ec) return Fail(err, ENLACE_IO_ERROR, "cannot delete " + (dir / name).string());
-    }
+    // Overwritten, then deleted (WipeReplicaFiles), like enlace panic.
+    if (Status s = enlace::WipeReplicaFiles(db->state->dir); !s.ok()) return Fail(err, s);
     std::error_code ec;
-    fs::remove(dir, ec);  // only when empty; the app's own files stay
+    std::filesystem::remove(db->state->dir, ec);  // only when empty; the app's own files stay
     return ENLACE_OK;
   });
 }
