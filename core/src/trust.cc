@@ -44,6 +44,21 @@ Result<std::vector<Admission>> LoadAdmissions(internal::Store& store) {
   return out;
 }
 
+// Lists the device `a` admitted as an entry of `r` (kept sorted).
+void AddEntry(Registry& r, const Admission& a, uint64_t joined_ms) {
+  RegistryEntry e;
+  e.device = a.device;
+  e.signing_key = a.signing_key;
+  e.encryption_key = a.encryption_key;
+  e.name = a.name;
+  e.role = a.grant.role;
+  e.invite = a.grant.invite;
+  e.joined_ms = joined_ms;
+  r.entries.push_back(std::move(e));
+  std::sort(r.entries.begin(), r.entries.end(),
+            [](const RegistryEntry& x, const RegistryEntry& y) { return x.device < y.device; });
+}
+
 Status StoreMembers(internal::Store& store, const Registry& registry,
                     const std::vector<Admission>& admissions) {
   ENLACE_RETURN_IF_ERROR(store.ReplaceMembers(EffectiveMembers(registry, admissions)));
@@ -164,23 +179,13 @@ Result<Registry> Replica::Impl::DraftRegistry() {
     return Status::PermissionDenied("only a coordinator can change the team's devices");
   }
   ENLACE_ASSIGN_OR_RETURN(auto admissions, LoadAdmissions(*store_));
-  for (const Member& m : EffectiveMembers(base, admissions)) {
-    if (m.pending || base.Find(m.device) != nullptr) continue;
+  const Registry before = base;
+  for (const Member& m : EffectiveMembers(before, admissions)) {
+    if (m.pending || before.Find(m.device) != nullptr) continue;
     auto a = std::find_if(admissions.begin(), admissions.end(),
                           [&m](const Admission& x) { return x.device == m.device; });
-    if (a == admissions.end()) continue;
-    RegistryEntry e;
-    e.device = m.device;
-    e.signing_key = m.signing_key;
-    e.encryption_key = m.encryption_key;
-    e.name = m.name;
-    e.role = m.role;
-    e.invite = a->grant.invite;
-    e.joined_ms = clock_.WallMs();
-    base.entries.push_back(std::move(e));
+    if (a != admissions.end()) AddEntry(base, *a, clock_.WallMs());
   }
-  std::sort(base.entries.begin(), base.entries.end(),
-            [](const RegistryEntry& x, const RegistryEntry& y) { return x.device < y.device; });
   ++base.version;
   return base;
 }
@@ -251,17 +256,7 @@ Status Replica::ApproveDevice(const DeviceId& device) {
     if (a.device == device && CheckAdmission(a, next).ok()) found = &a;
   }
   if (found == nullptr) return NoSuchDevice(device);
-  RegistryEntry e;
-  e.device = found->device;
-  e.signing_key = found->signing_key;
-  e.encryption_key = found->encryption_key;
-  e.name = found->name;
-  e.role = found->grant.role;
-  e.invite = found->grant.invite;
-  e.joined_ms = impl.clock().WallMs();
-  next.entries.push_back(std::move(e));
-  std::sort(next.entries.begin(), next.entries.end(),
-            [](const RegistryEntry& x, const RegistryEntry& y) { return x.device < y.device; });
+  AddEntry(next, *found, impl.clock().WallMs());
   ENLACE_RETURN_IF_ERROR(QueueRegistry(impl, next));
   return tx->Commit();
 }
@@ -278,16 +273,7 @@ Status Replica::RevokeDevice(const DeviceId& device) {
     auto a = std::find_if(admissions.begin(), admissions.end(),
                           [&device](const Admission& x) { return x.device == device; });
     if (a == admissions.end()) return NoSuchDevice(device);
-    RegistryEntry pending;
-    pending.device = a->device;
-    pending.signing_key = a->signing_key;
-    pending.encryption_key = a->encryption_key;
-    pending.name = a->name;
-    pending.role = a->grant.role;
-    pending.invite = a->grant.invite;
-    next.entries.push_back(std::move(pending));
-    std::sort(next.entries.begin(), next.entries.end(),
-              [](const RegistryEntry& x, const RegistryEntry& y) { return x.device < y.device; });
+    AddEntry(next, *a, 0);
     e = FindEntry(next, device);
   }
   if (e->revoked()) {
