@@ -150,8 +150,8 @@ ENLACE_API void enlace_db_free(enlace_db* db) ENLACE_NOEXCEPT;
 ENLACE_API int enlace_db_change_passphrase(enlace_db* db, const char* current, const char* next,
                                            enlace_error* err) ENLACE_NOEXCEPT;
 /* Closes the vault and destroys its files (vault.bin, store.db and its WAL,
- * overwritten then deleted) and the folder if it is then empty. The handle is dead afterwards. BUSY if
- * `db` is in use. */
+ * overwritten then deleted) and the folder if it is then empty. The handle is dead afterwards. BUSY
+ * if `db` is in use. */
 ENLACE_API int enlace_db_wipe(enlace_db* db, enlace_error* err) ENLACE_NOEXCEPT;
 /* This device's id / its team's id ("" before a team), 32 hex characters;
  * enlace_free. BUSY if `db` is in use. */
