@@ -591,14 +591,7 @@ class SqliteHubStorage final : public HubStorage {
                                                   "collection = ? AND record = ? ORDER BY seq "
                                                   "LIMIT ?"));
     st.BindBlob(1, team.bytes).Bind(2, collection).BindBlob(3, record.bytes).Bind(4, I(max_writes));
-    std::vector<Bytes> out;
-    for (;;) {
-      ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
-      if (!more) break;
-      const auto blob = st.ColumnBlob(0);
-      out.emplace_back(blob.begin(), blob.end());
-    }
-    return out;
+    return st.AllBlobs(0);
   }
 
   Status ScanWrites(const std::function<Status(const StoredWriteRow&)>& visit) override {
@@ -739,14 +732,7 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT encoded FROM registries WHERE team = ? "
                                                   "AND version > ? ORDER BY version"));
     st.BindBlob(1, team.bytes).Bind(2, I(after));
-    std::vector<Bytes> out;
-    for (;;) {
-      ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
-      if (!more) break;
-      const auto blob = st.ColumnBlob(0);
-      out.emplace_back(blob.begin(), blob.end());
-    }
-    return out;
+    return st.AllBlobs(0);
   }
 
   Result<std::optional<Registry>> LatestRegistryLocked(const TeamId& team) {
@@ -893,14 +879,7 @@ class SqliteHubStorage final : public HubStorage {
                             db_->Prepare("SELECT encoded FROM key_grants WHERE "
                                          "recipient = ? AND version > ? ORDER BY version"));
     st.BindBlob(1, device.bytes).Bind(2, static_cast<int64_t>(above));
-    std::vector<Bytes> out;
-    for (;;) {
-      ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
-      if (!more) break;
-      const auto blob = st.ColumnBlob(0);
-      out.emplace_back(blob.begin(), blob.end());
-    }
-    return out;
+    return st.AllBlobs(0);
   }
 
   // Active members other than `by` that have synced (so their key version

@@ -93,6 +93,16 @@ Stmt& Stmt::BindNull(int index) {
   return *this;
 }
 
+Result<std::vector<std::vector<uint8_t>>> Stmt::AllBlobs(int col) {
+  std::vector<std::vector<uint8_t>> out;
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool more, Step());
+    if (!more) return out;
+    const auto blob = ColumnBlob(col);
+    out.emplace_back(blob.begin(), blob.end());
+  }
+}
+
 Result<bool> Stmt::Step() {
   if (!bind_status_.ok()) {
     Status s = std::exchange(bind_status_, Status::Ok());

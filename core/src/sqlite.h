@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "enlace/status.h"
 
@@ -42,6 +43,8 @@ class Stmt {
 
   // Steps once: true when a row is ready, false when done.
   Result<bool> Step();
+  // Steps through every remaining row and returns column `col` of each as bytes.
+  Result<std::vector<std::vector<uint8_t>>> AllBlobs(int col);
   // Steps to completion (for statements without rows), then resets.
   Status Exec();
   void Reset();

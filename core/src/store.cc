@@ -240,14 +240,7 @@ Status Store::QueueKeyGrant(const DeviceId& recipient, uint32_t version, ByteVie
 Result<std::vector<Bytes>> Store::QueuedKeyGrants() {
   ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT encoded FROM outgoing_key_grants "
                                                 "ORDER BY version, recipient"));
-  std::vector<Bytes> out;
-  for (;;) {
-    ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
-    if (!more) break;
-    const auto v = st.ColumnBlob(0);
-    out.emplace_back(v.begin(), v.end());
-  }
-  return out;
+  return st.AllBlobs(0);
 }
 
 Result<uint64_t> Store::MaxCounterSeen(const DeviceId& device) {
@@ -402,14 +395,7 @@ Result<int64_t> Store::CountWrites() {
 Result<std::vector<Bytes>> Store::AllWrites() {
   ENLACE_ASSIGN_OR_RETURN(Stmt st,
                           db_->Prepare("SELECT encoded FROM writes ORDER BY device, counter"));
-  std::vector<Bytes> out;
-  for (;;) {
-    ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
-    if (!more) break;
-    const auto blob = st.ColumnBlob(0);
-    out.emplace_back(blob.begin(), blob.end());
-  }
-  return out;
+  return st.AllBlobs(0);
 }
 
 // ---- outbox -------------------------------------------------------------------------
