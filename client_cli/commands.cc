@@ -781,8 +781,16 @@ CliStatus SyncWithHub(Context& ctx, Device& dev, const HubTarget& hub, int max_a
   };
   for (;;) {
     Exchanged ex;
+    bool retry = false;
     CliStatus s = ExchangeWithHub(
-        ctx, *dev.replica, hub, [&] { return session.NextRequest(); }, max_attempts, ex);
+        ctx, *dev.replica, hub,
+        [&] {
+          // Asked again within one round: the link failed, so smaller batches.
+          if (retry) session.LinkFailed();
+          retry = true;
+          return session.NextRequest();
+        },
+        max_attempts, ex);
     if (s.ok() && ex.response.status == 403) {
       // A revoked device is told so with the registry chain that proves it;
       // only a chain this device can check makes it destroy itself.

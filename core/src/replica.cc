@@ -2,12 +2,16 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
+#include <system_error>
+#include <thread>
 #include <tuple>
 
 #include "codec.h"
@@ -256,28 +260,28 @@ Result<size_t> Replica::Impl::RestampFutureWrites(uint64_t margin_ms) {
   return written;
 }
 
-Result<Write> Replica::Impl::DecodeAndVerify(std::span<const uint8_t> encoded) {
-  ENLACE_ASSIGN_OR_RETURN(Write w, Write::Decode(encoded, options_.limits));
-  const auto& secrets = vault_->secrets();
-  if (secrets.team.IsZero() || w.team != secrets.team) {
-    return Status::PermissionDenied("write belongs to another team");
-  }
-  ENLACE_ASSIGN_OR_RETURN(auto writer, store_->GetWriter(w.dot.device));
-  if (!writer) {
-    return Status::PermissionDenied("write from an unknown device " + w.dot.device.ToHex());
-  }
-  if (writer->member && writer->pending) {
-    return Status::PermissionDenied("write from device " + w.dot.device.ToHex().substr(0, 8) +
-                                    ", which waits for a coordinator's approval");
-  }
-  if (writer->member && writer->revoked && w.dot.counter > writer->revoked_after) {
-    return Status::PermissionDenied("write from device " + w.dot.device.ToHex().substr(0, 8) +
-                                    " after its revocation");
-  }
-  ENLACE_RETURN_IF_ERROR(internal::VerifyWriteSignature(w, writer->signing_key));
-  ENLACE_RETURN_IF_ERROR(clock_.CheckDrift(w.hlc).WithContext("write refused"));
-  ENLACE_ASSIGN_OR_RETURN(const SecretBytes* key, TeamKey(w.key_version));
-  ENLACE_ASSIGN_OR_RETURN(auto values, internal::OpenWritePayload(w, *key));
+namespace {
+
+// One incoming write after the checks that read this replica's state (run
+// in order on the caller's thread), with what the remaining, state-free
+// checks need. Their statuses are kept, not returned, so that every write
+// fails with the first check it fails in the documented order.
+struct IncomingCheck {
+  Result<Write> write = Status::Internal("not decoded");
+  internal::SignPublicKey signer{};
+  Status drift;
+  Result<const SecretBytes*> key = Status::Internal("no key looked up");
+};
+
+// Signature, then clock drift and key, then the payload: decrypts and
+// checks every value is canonical JSON. Touches nothing shared.
+Result<Write> FinishCheck(IncomingCheck& c) {
+  if (!c.write.ok()) return c.write.status();
+  Write& w = *c.write;
+  ENLACE_RETURN_IF_ERROR(internal::VerifyWriteSignature(w, c.signer));
+  ENLACE_RETURN_IF_ERROR(c.drift.WithContext("write refused"));
+  if (!c.key.ok()) return c.key.status();
+  ENLACE_ASSIGN_OR_RETURN(auto values, internal::OpenWritePayload(w, **c.key));
   for (size_t i = 0; i < values.size(); ++i) {
     auto canonical = CanonicalValue(values[i], w.fields[i]);
     if (!canonical.ok() || *canonical != values[i]) {
@@ -287,7 +291,74 @@ Result<Write> Replica::Impl::DecodeAndVerify(std::span<const uint8_t> encoded) {
       return Status::Corruption("an erase write may only hold null values");
     }
   }
-  return w;
+  return std::move(w);
+}
+
+// Below this many writes a second thread costs more than it saves.
+constexpr size_t kParallelFrom = 32;
+
+}  // namespace
+
+std::vector<Result<Write>> Replica::Impl::DecodeAndVerifyAll(const std::vector<Bytes>& encoded) {
+  std::vector<IncomingCheck> checks(encoded.size());
+  std::map<DeviceId, Result<std::optional<internal::Store::Writer>>> writers;
+  const auto& secrets = vault_->secrets();
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    IncomingCheck& c = checks[i];
+    c.write = [&]() -> Result<Write> {
+      ENLACE_ASSIGN_OR_RETURN(Write w, Write::Decode(encoded[i], options_.limits));
+      if (secrets.team.IsZero() || w.team != secrets.team) {
+        return Status::PermissionDenied("write belongs to another team");
+      }
+      auto found = writers.find(w.dot.device);
+      if (found == writers.end()) {
+        found = writers.emplace(w.dot.device, store_->GetWriter(w.dot.device)).first;
+      }
+      if (!found->second.ok()) return found->second.status();
+      const auto& writer = *found->second;
+      if (!writer) {
+        return Status::PermissionDenied("write from an unknown device " + w.dot.device.ToHex());
+      }
+      if (writer->member && writer->pending) {
+        return Status::PermissionDenied("write from device " + w.dot.device.ToHex().substr(0, 8) +
+                                        ", which waits for a coordinator's approval");
+      }
+      if (writer->member && writer->revoked && w.dot.counter > writer->revoked_after) {
+        return Status::PermissionDenied("write from device " + w.dot.device.ToHex().substr(0, 8) +
+                                        " after its revocation");
+      }
+      c.signer = writer->signing_key;
+      c.drift = clock_.CheckDrift(w.hlc);
+      c.key = TeamKey(w.key_version);
+      return w;
+    }();
+  }
+  std::vector<Result<Write>> out(encoded.size(), Status::Internal("not checked"));
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < checks.size(); i = next++) out[i] = FinishCheck(checks[i]);
+  };
+  const size_t threads =
+      encoded.size() < kParallelFrom
+          ? 0
+          : std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), 4) - 1;
+  std::vector<std::thread> helpers;
+  helpers.reserve(threads);
+  for (size_t t = 0; t < threads; ++t) {
+    try {
+      helpers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // no thread to spare: this one does the rest
+    }
+  }
+  work();
+  for (auto& t : helpers) t.join();
+  return out;
+}
+
+Result<Write> Replica::Impl::DecodeAndVerify(std::span<const uint8_t> encoded) {
+  auto all = DecodeAndVerifyAll({Bytes(encoded.begin(), encoded.end())});
+  return std::move(all.front());
 }
 
 Result<ApplyOutcome> Replica::Impl::ApplyChecked(const Write& w, const Bytes& encoded) {

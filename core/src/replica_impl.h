@@ -62,6 +62,9 @@ class Replica::Impl {
 
   // Decodes and verifies an incoming write without changing anything.
   Result<Write> DecodeAndVerify(std::span<const uint8_t> encoded);
+  // The same for a batch, one result per write in order; signatures and
+  // payloads are checked on up to 4 threads when the batch is large.
+  std::vector<Result<Write>> DecodeAndVerifyAll(const std::vector<Bytes>& encoded);
 
   // The team id and keys in one guarded buffer (how team keys travel), and
   // the inverse: adds a received bundle's keys to the vault.

@@ -184,7 +184,17 @@ int64_t FollowHubClock(Replica& replica, std::string_view hub_time_header, uint6
 // ---- SyncSession ------------------------------------------------------------------------
 
 SyncSession::SyncSession(Replica& replica, SyncOptions options)
-    : replica_(replica), options_(options) {}
+    : replica_(replica),
+      options_(options),
+      push_bytes_(std::max<size_t>(1, std::min(options.first_push_bytes, options.max_push_bytes))),
+      pull_bytes_(
+          std::max<uint32_t>(1, std::min(options.first_pull_bytes, options.max_pull_bytes))) {}
+
+void SyncSession::LinkFailed() {
+  constexpr size_t kFloor = 16 * 1024;
+  push_bytes_ = std::max(std::min(kFloor, push_bytes_), push_bytes_ / 2);
+  pull_bytes_ = std::max(std::min<uint32_t>(kFloor, pull_bytes_), pull_bytes_ / 2);
+}
 
 Result<OutgoingRequest> SyncSession::NextRequest() {
   auto& impl = replica_.impl();
@@ -197,8 +207,7 @@ Result<OutgoingRequest> SyncSession::NextRequest() {
     ENLACE_RETURN_IF_ERROR(tx->Commit());
     progress_.restamped += restamped;
   }
-  ENLACE_ASSIGN_OR_RETURN(auto pending,
-                          impl.store().PendingWrites(impl.device(), options_.max_push_bytes));
+  ENLACE_ASSIGN_OR_RETURN(auto pending, impl.store().PendingWrites(impl.device(), push_bytes_));
   SyncRequest req;
   ENLACE_ASSIGN_OR_RETURN(req.cursor, impl.store().GetMeta(internal::kMetaPullCursor));
   cursor_sent_ = req.cursor;
@@ -206,7 +215,7 @@ Result<OutgoingRequest> SyncSession::NextRequest() {
   ENLACE_ASSIGN_OR_RETURN(req.registry_version,
                           impl.store().GetMeta(internal::kMetaRegistryVersion));
   req.key_version = impl.CurrentKeyVersion();
-  req.max_response_bytes = options_.max_pull_bytes;
+  req.max_response_bytes = pull_bytes_;
   // Registry changes and key grants this device signed go first.
   ENLACE_ASSIGN_OR_RETURN(auto outgoing, impl.store().GetDocument(internal::kDocOutgoingRegistry));
   if (outgoing) req.registry = std::move(*outgoing);
@@ -258,9 +267,10 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   }
   uint64_t cursor = resp.next_cursor;
   bool more = resp.more;
+  std::vector<Result<Write>> verified = impl.DecodeAndVerifyAll(resp.writes);
   for (size_t i = 0; i < resp.writes.size(); ++i) {
     const Bytes& bytes = resp.writes[i];
-    auto w = impl.DecodeAndVerify(bytes);
+    Result<Write>& w = verified[i];
     if (!w.ok() && w.status().code() == StatusCode::kDecryptFailed) {
       auto header = Write::Decode(bytes, impl.options().limits);
       if (header.ok() && header->key_version > impl.CurrentKeyVersion()) {
@@ -305,6 +315,10 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   ENLACE_RETURN_IF_ERROR(tx->Commit());
 
   ++progress_.rounds;
+  // The link carried a whole round: the next may be twice as large.
+  push_bytes_ = std::min(push_bytes_ * 2, std::max<size_t>(1, options_.max_push_bytes));
+  pull_bytes_ = static_cast<uint32_t>(std::min<uint64_t>(
+      uint64_t{pull_bytes_} * 2, std::max<uint32_t>(1, options_.max_pull_bytes)));
   progress_.sent += pending_before - pending_after;
   progress_.received += delta.received;
   progress_.ignored += delta.ignored;

@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "codec.h"
+#include "compress.h"
 #include "crypto.h"
 #include "wire_codec.h"
 
@@ -58,16 +59,44 @@ Status Expect(Decoder& d, MessageType type) {
   return Status::Ok();
 }
 
+// A write list: its count, then (when not empty) the size of the encoded
+// list and one zstd frame of it. Writes of one batch share their team,
+// device ids, collection and field names, which compress away; values are
+// already compressed inside each write's ciphertext.
 void PutWrites(Encoder& e, const std::vector<Bytes>& writes) {
   e.U32(static_cast<uint32_t>(writes.size()));
-  for (const auto& w : writes) e.Blob(w);
+  if (writes.empty()) return;
+  Encoder list;
+  for (const auto& w : writes) list.Blob(w);
+  const Bytes raw = list.Finish();
+  e.U32(static_cast<uint32_t>(raw.size()));
+  e.Blob(internal::Compress(raw));
 }
 Status GetWrites(Decoder& d, std::vector<Bytes>& writes, const WireLimits& l) {
   uint32_t n = 0;
-  ENLACE_RETURN_IF_ERROR(d.Count(n, l.max_writes, 4, "write list"));
+  // Each write needs at least 4 bytes once decompressed; the frame itself
+  // at least 1 per write in a sane encoder, which bounds the count by the
+  // input before anything is allocated.
+  ENLACE_RETURN_IF_ERROR(d.Count(n, l.max_writes, 1, "write list"));
+  writes.clear();
+  if (n == 0) return Status::Ok();
+  uint32_t raw_size = 0;
+  ENLACE_RETURN_IF_ERROR(d.U32(raw_size, "write list size"));
+  if (raw_size > l.max_batch_bytes) {
+    return Status::ResourceExhausted("write list of " + std::to_string(raw_size) +
+                                     " bytes is over the limit of " +
+                                     std::to_string(l.max_batch_bytes));
+  }
+  if (raw_size / 4 < n) return Status::Corruption("write list is shorter than its count");
+  Bytes frame;
+  // A frame is at most a little larger than what it holds (zstd's bound).
+  const size_t max_frame = size_t{raw_size} + raw_size / 128 + 1024;
+  ENLACE_RETURN_IF_ERROR(d.Blob(frame, max_frame, "write list"));
+  ENLACE_ASSIGN_OR_RETURN(Bytes raw, internal::Decompress(frame, raw_size));
+  Decoder list(raw);
   writes.resize(n);
-  for (auto& w : writes) ENLACE_RETURN_IF_ERROR(d.Blob(w, l.max_write_bytes, "write"));
-  return Status::Ok();
+  for (auto& w : writes) ENLACE_RETURN_IF_ERROR(list.Blob(w, l.max_write_bytes, "write"));
+  return list.ExpectEnd("write list");
 }
 
 void PutDocs(Encoder& e, const std::vector<Bytes>& docs) {

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "codec.h"
+#include "compress.h"
 #include "write_internal.h"
 
 namespace enlace {
@@ -29,7 +30,7 @@ Status ValidateName(std::string_view name, const char* what) {
 namespace {
 
 void EncodeMeta(Encoder& e, const Write& w) {
-  e.U8(Write::kFormatVersion);
+  e.U8(w.format);
   e.Raw(w.team.bytes);
   e.String(w.collection);
   e.Raw(w.record.bytes);
@@ -85,9 +86,10 @@ Result<Write> Write::Decode(std::span<const uint8_t> bytes, const WriteLimits& l
   Write w;
   uint8_t version = 0;
   ENLACE_RETURN_IF_ERROR(d.U8(version, "format version"));
-  if (version != kFormatVersion) {
+  if (version < kOldestFormatVersion || version > kFormatVersion) {
     return Status::Corruption("unsupported write format version " + std::to_string(version));
   }
+  w.format = version;
   ENLACE_RETURN_IF_ERROR(d.Raw(w.team.bytes, "team id"));
   ENLACE_RETURN_IF_ERROR(d.String(w.collection, limits.max_name_bytes, "collection"));
   ENLACE_RETURN_IF_ERROR(CheckDecodedName(w.collection, "collection"));
@@ -148,7 +150,16 @@ Result<Write> Write::Decode(std::span<const uint8_t> bytes, const WriteLimits& l
 namespace internal {
 
 namespace {
-Result<std::vector<std::string>> DecodePayload(ByteView plain, size_t fields) {
+
+// Format 2 payloads start with one of these bytes.
+constexpr uint8_t kPayloadPlain = 0;
+constexpr uint8_t kPayloadZstd = 1;
+// A decompressed payload is never larger than a write's whole ciphertext limit.
+constexpr size_t kMaxPayloadBytes = WriteLimits{}.max_ciphertext_bytes;
+// Payloads this small rarely shrink by more than the frame header costs.
+constexpr size_t kCompressFrom = 64;
+
+Result<std::vector<std::string>> DecodeValuesOf(ByteView plain, size_t fields) {
   Decoder d(plain);
   uint32_t n = 0;
   ENLACE_RETURN_IF_ERROR(d.Count(n, fields, 4, "payload"));
@@ -160,6 +171,61 @@ Result<std::vector<std::string>> DecodePayload(ByteView plain, size_t fields) {
   ENLACE_RETURN_IF_ERROR(d.ExpectEnd("payload"));
   return values;
 }
+
+// Inside authenticated ciphertext any malformation is corruption, whatever
+// length it claims.
+Result<std::vector<std::string>> DecodeValues(ByteView plain, size_t fields) {
+  auto values = DecodeValuesOf(plain, fields);
+  if (!values.ok() && values.status().code() != StatusCode::kCorruption) {
+    return Status::Corruption("payload is malformed: " + values.status().message());
+  }
+  return values;
+}
+
+// Format 1: the encoded values. Format 2: a marker byte, then either the
+// encoded values or their u32 length and one zstd frame of them.
+Result<std::vector<std::string>> DecodePayload(uint8_t format, ByteView plain, size_t fields) {
+  if (format == 1) return DecodeValues(plain, fields);
+  Decoder d(plain);
+  uint8_t encoding = 0;
+  ENLACE_RETURN_IF_ERROR(d.U8(encoding, "payload encoding"));
+  if (encoding == kPayloadPlain) return DecodeValues(plain.last(d.remaining()), fields);
+  if (encoding != kPayloadZstd) return Status::Corruption("payload has an unknown encoding");
+  uint32_t size = 0;
+  ENLACE_RETURN_IF_ERROR(d.U32(size, "payload size"));
+  if (size > kMaxPayloadBytes) return Status::Corruption("payload is too large");
+  ENLACE_ASSIGN_OR_RETURN(Bytes values, Decompress(plain.last(d.remaining()), size));
+  auto decoded = DecodeValues(values, fields);
+  Wipe(values);
+  return decoded;
+}
+
+Bytes EncodePayload(uint8_t format, const std::vector<std::string>& values) {
+  Encoder payload;
+  payload.U32(static_cast<uint32_t>(values.size()));
+  for (const auto& v : values) payload.String(v);
+  Bytes encoded = payload.Finish();
+  if (format == 1) return encoded;
+  Encoder out;
+  bool compressed = false;
+  if (encoded.size() >= kCompressFrom) {
+    Bytes frame = Compress(encoded);
+    if (!frame.empty() && frame.size() + 4 < encoded.size()) {
+      out.U8(kPayloadZstd);
+      out.U32(static_cast<uint32_t>(encoded.size()));
+      out.Raw(frame);
+      compressed = true;
+    }
+    Wipe(frame);
+  }
+  if (!compressed) {
+    out.U8(kPayloadPlain);
+    out.Raw(encoded);
+  }
+  Wipe(encoded);
+  return out.Finish();
+}
+
 }  // namespace
 
 Status SealWrite(Write& write, const std::vector<std::string>& values, const SecretBytes& team_key,
@@ -167,10 +233,7 @@ Status SealWrite(Write& write, const std::vector<std::string>& values, const Sec
   if (values.size() != write.fields.size()) {
     return Status::Internal("SealWrite: one value per field expected");
   }
-  Encoder payload;
-  payload.U32(static_cast<uint32_t>(values.size()));
-  for (const auto& v : values) payload.String(v);
-  Bytes plain = payload.Finish();
+  Bytes plain = EncodePayload(write.format, values);
   write.nonce = RandomNonce();
   write.ciphertext = AeadSeal(team_key, write.nonce, plain, write.EncodeMetadata());
   Wipe(plain);
@@ -189,7 +252,7 @@ Result<std::vector<std::string>> OpenWritePayload(const Write& write, const Secr
   Bytes plain;
   ENLACE_RETURN_IF_ERROR(
       AeadOpenData(team_key, write.nonce, write.ciphertext, write.EncodeMetadata(), plain));
-  auto values = DecodePayload(plain, write.fields.size());
+  auto values = DecodePayload(write.format, plain, write.fields.size());
   Wipe(plain);
   return values;
 }

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "codec.h"
+#include "compress.h"
 #include "crypto.h"
 
 // Tracks the largest single allocation, so the tests can show that a hostile
@@ -173,6 +175,29 @@ std::vector<Encoded> AllMessages() {
   };
 }
 
+void AppendU32(Bytes& b, uint32_t v) {
+  for (int i = 0; i < 4; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+// The encoded list of `writes` as a write list carries it, uncompressed.
+Bytes ListOf(const std::vector<Bytes>& writes) {
+  internal::Encoder e;
+  for (const auto& w : writes) e.Blob(w);
+  return e.Finish();
+}
+
+// `empty_message` (whose last 4 bytes are its zero write count) with a
+// write list of `count` writes whose encoded list is `raw`.
+Bytes WithWriteList(Bytes empty_message, uint32_t count, const Bytes& raw) {
+  empty_message.resize(empty_message.size() - 4);
+  AppendU32(empty_message, count);
+  AppendU32(empty_message, static_cast<uint32_t>(raw.size()));
+  const Bytes frame = internal::Compress(raw);
+  AppendU32(empty_message, static_cast<uint32_t>(frame.size()));
+  empty_message.insert(empty_message.end(), frame.begin(), frame.end());
+  return empty_message;
+}
+
 void PutU32(Bytes& b, size_t at, uint32_t v) {
   REQUIRE(at + 4 <= b.size());
   for (size_t i = 0; i < 4; ++i) b[at + i] = static_cast<uint8_t>(v >> (8 * i));
@@ -306,26 +331,38 @@ TEST_CASE("a sync request's encoding is frozen") {
   m.key_version = 4;
   m.max_response_bytes = 1024;
   m.writes = {Bytes{1, 2, 3}};
-  // endianness marker, "ENLC", version 2 (u32 LE), type 1, cursor (u64 LE),
+  // endianness marker, "ENLC", version 3 (u32 LE), type 1, cursor (u64 LE),
   // members version (u64 LE), registry version (u64 LE), key version (u32
   // LE), max response bytes (u32 LE), registry (u32 LE length + bytes), key
-  // grant count (u32 LE), write count (u32 LE), then each write as u32 LE
+  // grant count (u32 LE), write count (u32 LE), the write list's size (u32
+  // LE), then the list as one zstd frame (u32 LE length + bytes).
+  const Bytes b = Encode(m);
+  const std::string prefix =
+      "01"
+      "454e4c43"
+      "03000000"
+      "01"
+      "0700000000000000"
+      "0200000000000000"
+      "0300000000000000"
+      "04000000"
+      "00040000"
+      "00000000"
+      "00000000"
+      "01000000"
+      "08000000";
+  REQUIRE(b.size() > prefix.size() / 2 + 4);
+  CHECK(Hex(Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2))) ==
+        prefix);
+  const Bytes frame(b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2 + 4), b.end());
+  uint32_t frame_len = 0;
+  std::memcpy(&frame_len, b.data() + prefix.size() / 2, 4);
+  CHECK(frame_len == frame.size());
+  // The list inside: its own endianness marker, then each write as u32 LE
   // length + bytes.
-  CHECK(Hex(Encode(m)) ==
-        "01"
-        "454e4c43"
-        "02000000"
-        "01"
-        "0700000000000000"
-        "0200000000000000"
-        "0300000000000000"
-        "04000000"
-        "00040000"
-        "00000000"
-        "00000000"
-        "01000000"
-        "03000000"
-        "010203");
+  auto list = internal::Decompress(frame, 8);
+  REQUIRE(list.ok());
+  CHECK(Hex(*list) == "0103000000010203");
 }
 
 // ---- hostile input -------------------------------------------------------------------
@@ -464,10 +501,12 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
     CHECK(largest < 64 * 1024);
   }
   SUBCASE("write blob length huge") {
-    SyncRequest m;
-    m.writes = {Bytes{1, 2, 3}};
-    Bytes b = Encode(m);
-    PutU32(b, b.size() - 3 - 4, 0xFFFFFFFFu);
+    // An empty request's last 4 bytes are its write count: replace them by
+    // a list of one write whose length lies.
+    internal::Encoder inner;
+    inner.U32(0xFFFFFFFFu);
+    inner.Raw(Bytes{1, 2, 3});
+    const Bytes b = WithWriteList(Encode(SyncRequest{}), 1, inner.Finish());
     Status s;
     size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -478,6 +517,46 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
     largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b, unlimited).status(); });
     CHECK(s.code() == StatusCode::kCorruption);
     CHECK(largest < 64 * 1024);
+  }
+  SUBCASE("write list size over the batch limit") {
+    const Bytes raw = ListOf({Bytes(100, 7)});
+    Bytes b = WithWriteList(Encode(SyncRequest{}), 1, raw);
+    WireLimits l;
+    l.max_batch_bytes = raw.size() - 1;
+    CHECK(DecodeSyncRequest(b, l).status().code() == StatusCode::kResourceExhausted);
+    l.max_batch_bytes = raw.size();
+    CHECK(DecodeSyncRequest(b, l).ok());
+    // A size claimed over the default 16 MiB is refused before decompressing.
+    PutU32(b, Encode(SyncRequest{}).size(), (16u << 20) + 1);
+    Status s;
+    const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
+    CHECK(s.code() == StatusCode::kResourceExhausted);
+    CHECK(largest < 64 * 1024);
+  }
+  SUBCASE("a compressed list that expands beyond its declared size") {
+    // 8 MiB of zeros compress to a few hundred bytes; declared as 1,000.
+    const Bytes bomb = internal::Compress(Bytes(8u << 20, 0), 3);
+    REQUIRE(bomb.size() < 4096);
+    Bytes b = Encode(SyncRequest{});
+    b.resize(b.size() - 4);
+    AppendU32(b, 1);
+    AppendU32(b, 1000);
+    AppendU32(b, static_cast<uint32_t>(bomb.size()));
+    b.insert(b.end(), bomb.begin(), bomb.end());
+    Status s;
+    const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
+    CHECK(s.code() == StatusCode::kCorruption);
+    CHECK(largest < 64 * 1024);
+  }
+  SUBCASE("a list that does not match its count, or has bytes after it") {
+    const Bytes one = ListOf({Bytes{1, 2, 3}});
+    CHECK(DecodeSyncRequest(WithWriteList(Encode(SyncRequest{}), 1, one)).ok());
+    CHECK(DecodeSyncRequest(WithWriteList(Encode(SyncRequest{}), 2, one)).status().code() ==
+          StatusCode::kCorruption);
+    Bytes longer = one;
+    longer.push_back(9);
+    CHECK(DecodeSyncRequest(WithWriteList(Encode(SyncRequest{}), 1, longer)).status().code() ==
+          StatusCode::kCorruption);
   }
   SUBCASE("envelope length huge") {
     Bytes b = Encode(SampleInvite());

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "codec.h"
+#include "compress.h"
 #include "crypto.h"
 #include "enlace/replica.h"
 #include "replica_impl.h"
@@ -90,7 +91,7 @@ Write GoldenWrite() {
 // stored write and every hub holds bytes in this format.
 constexpr char kGoldenHex[] =
     "01"                                                                // cereal: little endian
-    "01"                                                                // format version
+    "02"                                                                // format version
     "0102030405060708090a0b0c0d0e0f10"                                  // team
     "050000006361736573"                                                // "cases"
     "2122232425262728292a2b2c2d2e2f30"                                  // record
@@ -382,7 +383,7 @@ TEST_CASE("field names that are not sorted and unique are kCorruption") {
 }
 
 TEST_CASE("an unknown format version or kind is kCorruption") {
-  for (uint8_t version : {uint8_t{0}, uint8_t{2}, uint8_t{255}}) {
+  for (uint8_t version : {uint8_t{0}, uint8_t{3}, uint8_t{255}}) {
     CAPTURE(static_cast<int>(version));
     Crafted c;
     c.version = version;
@@ -724,6 +725,130 @@ TEST_CASE("counters beyond 2^63 - 1 and a big-endian archive marker are refused"
   REQUIRE(encoded[0] == 1);
   encoded[0] = 0;
   CHECK(Write::Decode(encoded).status().code() == StatusCode::kCorruption);
+}
+
+// ---- the payload: compressed before it is encrypted (format 2) -------------------------
+
+struct PayloadKeys {
+  internal::SecretBytes team = internal::SecretBytes::Random(internal::kAeadKeyBytes);
+  internal::SigningKeyPair signer = internal::SigningKeyPair::Generate();
+};
+
+Write SealedWrite(const PayloadKeys& keys, const std::vector<std::string>& fields,
+                  const std::vector<std::string>& values, uint8_t format = Write::kFormatVersion) {
+  Write w = GoldenWrite();
+  w.format = format;
+  w.fields = fields;
+  REQUIRE(internal::SealWrite(w, values, keys.team, keys.signer.secret_key).ok());
+  return w;
+}
+
+// Seals a hand-made plaintext payload as a format 2 write.
+Write SealedPlaintext(const PayloadKeys& keys, const Bytes& plain) {
+  Write w = GoldenWrite();
+  w.fields = {"notes"};
+  w.nonce = internal::RandomNonce();
+  w.ciphertext = internal::AeadSeal(keys.team, w.nonce, plain, w.EncodeMetadata());
+  w.signature = internal::Sign(keys.signer.secret_key, w.SignedBytes());
+  return w;
+}
+
+TEST_CASE("a long payload is compressed before encryption and opens to the same values") {
+  PayloadKeys keys;
+  std::string narrative = "\"";
+  for (int i = 0; i < 40; ++i) narrative += "refiere oferta de trabajo en Puebla; ";
+  narrative += "\"";
+  const std::vector<std::string> values = {narrative, "\"Apizaco\""};
+  const Write compressed = SealedWrite(keys, {"notes", "place"}, values);
+  const Write plain = SealedWrite(keys, {"notes", "place"}, values, 1);
+  CHECK(compressed.ciphertext.size() * 4 < plain.ciphertext.size());
+  auto decoded = Write::Decode(compressed.Encode());
+  REQUIRE(decoded.ok());
+  CHECK(decoded->format == 2);
+  CHECK(decoded->Encode() == compressed.Encode());
+  CHECK(internal::VerifyWriteSignature(*decoded, keys.signer.public_key).ok());
+  auto opened = internal::OpenWritePayload(*decoded, keys.team);
+  REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
+  CHECK(*opened == values);
+}
+
+TEST_CASE("format 1 writes made before compression still decode, verify and open") {
+  PayloadKeys keys;
+  const std::vector<std::string> values = {"30", "\"FollowUp\""};
+  const Write old = SealedWrite(keys, {"age", "status"}, values, 1);
+  const Bytes encoded = old.Encode();
+  CHECK(encoded[1] == 1);
+  auto decoded = Write::Decode(encoded);
+  REQUIRE(decoded.ok());
+  CHECK(decoded->format == 1);
+  CHECK(decoded->Encode() == encoded);
+  CHECK(internal::VerifyWriteSignature(*decoded, keys.signer.public_key).ok());
+  auto opened = internal::OpenWritePayload(*decoded, keys.team);
+  REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
+  CHECK(*opened == values);
+  // The format byte is signed and bound to the payload: relabelled, it fails.
+  Write relabelled = *decoded;
+  relabelled.format = 2;
+  CHECK(!internal::VerifyWriteSignature(relabelled, keys.signer.public_key).ok());
+  CHECK(internal::OpenWritePayload(relabelled, keys.team).status().code() ==
+        StatusCode::kDecryptFailed);
+}
+
+TEST_CASE("a short payload is stored plain, marked as such") {
+  PayloadKeys keys;
+  const Write w = SealedWrite(keys, {"age"}, {"3"});
+  auto opened = internal::OpenWritePayload(w, keys.team);
+  REQUIRE(opened.ok());
+  CHECK(*opened == std::vector<std::string>{"3"});
+}
+
+TEST_CASE("a malformed compressed payload is kCorruption, whatever it claims") {
+  PayloadKeys keys;
+  Encoder values;
+  values.U32(1);
+  values.String("\"" + std::string(200, 'x') + "\"");
+  const Bytes raw = values.Finish();
+  const Bytes frame = internal::Compress(raw);
+  auto payload = [&](uint8_t encoding, uint32_t size, const Bytes& body) {
+    Encoder e;
+    e.U8(encoding);
+    if (encoding == 1) e.U32(size);
+    e.Raw(body);
+    return e.Finish();
+  };
+  // The well-formed one opens: the cases below differ from it in one thing.
+  auto good = internal::OpenWritePayload(
+      SealedPlaintext(keys, payload(1, static_cast<uint32_t>(raw.size()), frame)), keys.team);
+  REQUIRE_MESSAGE(good.ok(), good.status().ToString());
+  CHECK(good->at(0).size() == 202);
+
+  Bytes plain;
+  SUBCASE("an unknown encoding") { plain = payload(7, 0, raw); }
+  SUBCASE("a declared size smaller than the data") {
+    plain = payload(1, static_cast<uint32_t>(raw.size() - 1), frame);
+  }
+  SUBCASE("a declared size larger than the data") {
+    plain = payload(1, static_cast<uint32_t>(raw.size() + 1), frame);
+  }
+  SUBCASE("a declared size over the 1 MiB payload limit (nothing allocated)") {
+    plain = payload(1, (1u << 20) + 1, frame);
+  }
+  SUBCASE("a damaged frame") {
+    Bytes bad = frame;
+    bad[bad.size() / 2] ^= 0xff;
+    plain = payload(1, static_cast<uint32_t>(raw.size()), bad);
+  }
+  SUBCASE("a truncated frame") {
+    plain = payload(1, static_cast<uint32_t>(raw.size()), Bytes(frame.begin(), frame.end() - 3));
+  }
+  SUBCASE("bytes after the frame") {
+    Bytes longer = frame;
+    longer.push_back(0);
+    plain = payload(1, static_cast<uint32_t>(raw.size()), longer);
+  }
+  SUBCASE("no encoding byte at all") { plain = Encoder().Finish(); }
+  const auto opened = internal::OpenWritePayload(SealedPlaintext(keys, plain), keys.team);
+  CHECK(opened.status().code() == StatusCode::kCorruption);
 }
 
 }  // namespace

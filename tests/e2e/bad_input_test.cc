@@ -729,7 +729,9 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   req("archive marker 0", sync_from(field_a, Patched(pull, 0, {0})), 400);
   req("archive marker 2 (big-endian)", sync_from(field_a, Patched(pull, 0, {2})), 400);
   req("wrong magic", sync_from(field_a, Patched(pull, 1, {'X'})), 400);
-  req("protocol version 3", sync_from(field_a, Patched(pull, 5, {3})), 409);
+  req("protocol version 4", sync_from(field_a, Patched(pull, 5, {4})), 409);
+  req("protocol version 2 (before compressed write lists)",
+      sync_from(field_a, Patched(pull, 5, {2})), 409);
   req("protocol version 1 (before the device registry)", sync_from(field_a, Patched(pull, 5, {1})),
       409);
   req("protocol version 0", sync_from(field_a, Patched(pull, 5, {0})), 409);
@@ -744,20 +746,28 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   }
   // Envelope (10 bytes), cursor, members version, registry version (8 each),
   // key version, response limit (4 each), registry blob length, key grant
-  // count (4 each), then the write count at 50 and the first write's length.
+  // count (4 each), then the write count at 50, the write list's size at 54
+  // and the compressed list's length at 58 (docs/PROTOCOL.md §6.10).
   req("write count 2^32-1", sync_from(field_a, Patched(pull, 50, {0xff, 0xff, 0xff, 0xff})), 413);
   req("write count 10 001", sync_from(field_a, Patched(pull, 50, {0x11, 0x27, 0, 0})), 413);
   const Bytes one_write = SyncBody({WriteBytes(field_a, 1)});
   req("write count 5, one write sent", sync_from(field_a, Patched(one_write, 50, {5})), 400);
   {
     Bytes big = one_write;
-    const Bytes len = Le32(2 << 20);
+    const Bytes len = Le32(17 << 20);
     std::copy(len.begin(), len.end(), big.begin() + 54);
-    req("write blob length 2 MiB", sync_from(field_a, big), 413);
+    req("write list of 17 MiB claimed", sync_from(field_a, big), 413);
+    Bytes wrong = one_write;
+    const Bytes len1 = Le32(static_cast<uint32_t>(WriteBytes(field_a, 1).size() + 100));
+    std::copy(len1.begin(), len1.end(), wrong.begin() + 54);
+    req("write list size not the one its frame declares", sync_from(field_a, wrong), 400);
     Bytes over = one_write;
     const Bytes len2 = Le32(static_cast<uint32_t>(one_write.size()));
-    std::copy(len2.begin(), len2.end(), over.begin() + 54);
-    req("write blob longer than the body", sync_from(field_a, over), 400);
+    std::copy(len2.begin(), len2.end(), over.begin() + 58);
+    req("compressed write list longer than the body", sync_from(field_a, over), 400);
+    Bytes damaged = one_write;
+    damaged[62] ^= 0x5a;  // the zstd frame's magic number
+    req("write list that is not a zstd frame", sync_from(field_a, damaged), 400);
   }
 
   // Bad writes inside a well-formed, well-signed push.
@@ -767,7 +777,8 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   const Bytes valid = WriteBytes(field_a, 1);
   req("write that is not a write", push(field_a, {B("not a write at all")}), 400);
   req("empty write", push(field_a, {Bytes{}}), 400);
-  req("write format version 2", push(field_a, {Patched(valid, 1, {2})}), 400);
+  req("write format version 3", push(field_a, {Patched(valid, 1, {3})}), 400);
+  req("write format version 0", push(field_a, {Patched(valid, 1, {0})}), 400);
   req("write archive marker 0", push(field_a, {Patched(valid, 0, {0})}), 400);
   req("write cut in half", push(field_a, {Bytes(valid.begin(), valid.begin() + valid.size() / 2)}),
       400);
@@ -1129,8 +1140,8 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     Bytes trailing = join_body(open_invite.invite_id, open_invite.verifier);
     trailing.push_back(0);
     req("join with a trailing byte", join_from(joiner, trailing), 400);
-    req("join in protocol version 3",
-        join_from(joiner, Patched(join_body(open_invite.invite_id, open_invite.verifier), 5, {3})),
+    req("join in protocol version 4",
+        join_from(joiner, Patched(join_body(open_invite.invite_id, open_invite.verifier), 5, {4})),
         409);
     OutgoingRequest unsigned_join;
     unsigned_join.method = "POST";
@@ -1171,8 +1182,8 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
       413);
   req("registration with a token of 300 bytes",
       register_from(founder, team_body(TeamId::Random(), std::string(300, 'k'), founder)), 413);
-  req("registration in protocol version 3",
-      register_from(founder, Patched(team_body(TeamId::Random(), fresh_token_3, founder), 5, {3})),
+  req("registration in protocol version 4",
+      register_from(founder, Patched(team_body(TeamId::Random(), fresh_token_3, founder), 5, {4})),
       409);
   // The team's first registry: version 1, the registering device alone, as
   // coordinator, signed by it.
@@ -1275,7 +1286,7 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     req("history with a trailing byte", history_from(field_a, trailing), 400);
     req("history cut inside the record id",
         history_from(field_a, Bytes(history.begin(), history.end() - 3)), 400);
-    req("history in protocol version 3", history_from(field_a, Patched(history, 5, {3})), 409);
+    req("history in protocol version 4", history_from(field_a, Patched(history, 5, {4})), 409);
     req("history of a collection name of 65 bytes",
         history_from(field_a, Encode(HistoryRequest{std::string(65, 'c'), RecordId::Random()})),
         413);

@@ -45,9 +45,15 @@ Status StatusFromHubResponse(int http_status, std::string_view body);
 int64_t FollowHubClock(Replica& replica, std::string_view hub_time_header,
                        uint64_t tolerance_ms = 5000);
 
+// Batches start small, so that a cut link loses little, double after each
+// completed round up to the maximum (a long sync needs few requests), and
+// halve after a failed attempt (SyncSession::LinkFailed).
+// Sizes count encoded writes before the batch is compressed.
 struct SyncOptions {
-  size_t max_push_bytes = 256 * 1024;  // per request
-  uint32_t max_pull_bytes = 1 << 20;   // per response
+  size_t first_push_bytes = 256 * 1024;  // the first request's writes
+  size_t max_push_bytes = 7 << 20;       // the hub accepts 8 MiB bodies
+  uint32_t first_pull_bytes = 1 << 20;   // the first response's writes
+  uint32_t max_pull_bytes = 4 << 20;     // the hub serves at most 4 MiB
 };
 
 struct SyncProgress {
@@ -68,7 +74,7 @@ class SyncSession {
  public:
   explicit SyncSession(Replica& replica, SyncOptions options = {});
 
-  // The next round's request: pending writes (up to max_push_bytes) and the
+  // The next round's request: pending writes (up to this round's push size) and the
   // pull cursor, signed by the device key.
   Result<OutgoingRequest> NextRequest();
 
@@ -77,12 +83,19 @@ class SyncSession {
   // nothing (kCorruption).
   Result<bool> HandleResponse(std::span<const uint8_t> body);
 
+  // The link did not carry the last request (cut, timed out): the next
+  // request's batches are half as large, down to 16 KiB, so that a slow or
+  // flaky link still moves a little each round.
+  void LinkFailed();
+
   const SyncProgress& progress() const { return progress_; }
 
  private:
   Replica& replica_;
   SyncOptions options_;
   SyncProgress progress_;
+  size_t push_bytes_ = 0;             // this round's push size
+  uint32_t pull_bytes_ = 0;           // this round's pull size
   uint64_t last_pushed_counter_ = 0;  // highest counter in the last request
   uint64_t cursor_sent_ = 0;          // the pull cursor of the last request
   bool sent_registry_ = false;        // the last request carried a registry change

@@ -22,7 +22,7 @@
 
 namespace enlace {
 
-inline constexpr uint16_t kProtocolVersion = 2;
+inline constexpr uint16_t kProtocolVersion = 3;
 
 // Endpoints.
 inline constexpr char kPathSync[] = "/v1/sync";
@@ -66,6 +66,7 @@ struct Member {
 struct WireLimits {
   size_t max_writes = 10000;  // writes in one request or response
   size_t max_write_bytes = (1 << 20) + 16384;
+  size_t max_batch_bytes = 16 << 20;  // one message's write list, decompressed
   size_t max_members = 10000;
   size_t max_text_bytes = 256;            // names, tokens
   size_t max_envelope_bytes = 64 * 1024;  // invite envelopes

@@ -41,10 +41,14 @@ struct WriteLimits {
 inline constexpr char kDeletedField[] = "$deleted";
 
 struct Write {
-  static constexpr uint8_t kFormatVersion = 1;
+  // 2: the payload may be compressed before it is encrypted. Format 1
+  // writes (made before) still decode and open.
+  static constexpr uint8_t kFormatVersion = 2;
+  static constexpr uint8_t kOldestFormatVersion = 1;
   // Counters are stored as SQLite integers: at most 2^63 - 1.
   static constexpr uint64_t kMaxCounter = (uint64_t{1} << 63) - 1;
 
+  uint8_t format = kFormatVersion;  // as decoded; signed with the metadata
   TeamId team;
   std::string collection;
   RecordId record;
