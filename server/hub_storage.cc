@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 
 #include "crypto.h"
@@ -186,13 +188,36 @@ class SqliteHubStorage final : public HubStorage {
   }
 
   Result<std::optional<DeviceRecord>> FindDevice(const DeviceId& device) override {
+    {
+      // A hit needs no database, so it does not wait for a group commit.
+      std::lock_guard cache(cache_mu_);
+      if (auto it = device_cache_.find(device); it != device_cache_.end()) {
+        return std::optional<DeviceRecord>(it->second);
+      }
+    }
+    // Filled only here, outside any transaction, under mu_; every change to
+    // the devices table (InsertDevice, RecomputeLocked) empties the cache
+    // under mu_ before its commit, so no fill can read the state before a
+    // change once the cache was emptied for it, and a rolled-back change
+    // leaves it empty, not stale.
     std::lock_guard lock(mu_);
-    return FindDeviceLocked(device);
+    ENLACE_ASSIGN_OR_RETURN(auto found, FindDeviceLocked(device));
+    if (found) {
+      std::lock_guard cache(cache_mu_);
+      if (device_cache_.size() >= kDeviceCacheLimit) device_cache_.clear();
+      device_cache_.emplace(device, *found);
+    }
+    return found;
   }
 
   Status RememberNonce(const DeviceId& device, const std::array<uint8_t, 16>& nonce,
                        uint64_t now_ms, uint64_t forget_before_ms) override {
     std::lock_guard lock(mu_);
+    return RememberNonceLocked(device, nonce, now_ms, forget_before_ms);
+  }
+
+  Status RememberNonceLocked(const DeviceId& device, const std::array<uint8_t, 16>& nonce,
+                             uint64_t now_ms, uint64_t forget_before_ms) {
     ENLACE_ASSIGN_OR_RETURN(Stmt prune, db_->Prepare("DELETE FROM nonces WHERE seen_ms < ?"));
     ENLACE_RETURN_IF_ERROR(prune.Bind(1, I(forget_before_ms)).Exec());
     ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO nonces(device, nonce, seen_ms) "
@@ -285,11 +310,81 @@ class SqliteHubStorage final : public HubStorage {
     return resp;
   }
 
+  // Group commit: concurrent syncs share one transaction and one fsync.
+  // Each request waits in `group_`; the first to find no group committing
+  // leads: it runs every waiting request in a savepoint of its own (a
+  // refused request rolls back alone), commits once, and hands each its
+  // answer. No answer leaves before the commit that makes it durable.
   Result<SyncResponse> Sync(const DeviceRecord& device, const std::vector<IncomingWrite>& writes,
-                            const SyncRequest& req, size_t max_bytes, uint64_t now_ms) override {
-    const uint64_t cursor = req.cursor;
+                            const SyncRequest& req, size_t max_bytes, uint64_t now_ms,
+                            const RequestNonce* nonce) override {
+    SyncJob job{device, writes, req, max_bytes, now_ms, nonce, Status::Internal("not run")};
+    std::unique_lock wait(group_mu_);
+    group_.push_back(&job);
+    group_cv_.wait(wait, [&] { return job.done || !group_leader_; });
+    if (job.done) return std::move(job.result);
+    group_leader_ = true;
+    std::vector<SyncJob*> batch;
+    batch.swap(group_);
+    wait.unlock();
+    RunSyncGroup(batch);
+    wait.lock();
+    group_leader_ = false;
+    for (SyncJob* j : batch) j->done = true;
+    group_cv_.notify_all();
+    return std::move(job.result);
+  }
+
+  struct SyncJob {
+    const DeviceRecord& device;
+    const std::vector<IncomingWrite>& writes;
+    const SyncRequest& req;
+    size_t max_bytes;
+    uint64_t now_ms;
+    const RequestNonce* nonce;
+    Result<SyncResponse> result;
+    bool done = false;  // guarded by group_mu_
+  };
+
+  void RunSyncGroup(const std::vector<SyncJob*>& batch) {
     std::lock_guard lock(mu_);
-    ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
+    auto tx = Transaction::Begin(*db_);
+    if (!tx.ok()) {
+      for (SyncJob* j : batch) j->result = tx.status();
+      return;
+    }
+    for (SyncJob* j : batch) {
+      auto savepoint = Transaction::Begin(*db_);
+      if (!savepoint.ok()) {
+        j->result = savepoint.status();
+        continue;
+      }
+      j->result = SyncLocked(*j);
+      if (j->result.ok()) {
+        if (Status s = (*savepoint)->Commit(); !s.ok()) j->result = s;
+      }
+      // Otherwise the savepoint rolls back this request's changes alone.
+    }
+    if (Status s = (*tx)->Commit(); !s.ok()) {
+      for (SyncJob* j : batch) j->result = s;
+    }
+  }
+
+  Result<SyncResponse> SyncLocked(const SyncJob& job) {
+    const DeviceRecord& device = job.device;
+    const std::vector<IncomingWrite>& writes = job.writes;
+    const SyncRequest& req = job.req;
+    const size_t max_bytes = job.max_bytes;
+    const uint64_t now_ms = job.now_ms;
+    const RequestNonce* nonce = job.nonce;
+    const uint64_t cursor = req.cursor;
+    if (nonce != nullptr) {
+      // First, so that a replay stores nothing (the transaction rolls back).
+      Status s = RememberNonceLocked(nonce->device, nonce->nonce, now_ms, nonce->forget_before_ms);
+      if (s.code() == StatusCode::kAlreadyExists)
+        return Status::Unauthenticated("replayed request");
+      ENLACE_RETURN_IF_ERROR(s);
+    }
     SyncResponse resp;
     const bool coordinator = device.member.role == Role::kCoordinator;
     if (!req.registry.empty()) {
@@ -300,8 +395,9 @@ class SqliteHubStorage final : public HubStorage {
       ENLACE_RETURN_IF_ERROR(AcceptKeyGrantsLocked(device, req.key_grants));
     }
     {
-      ENLACE_ASSIGN_OR_RETURN(Stmt kv, db_->Prepare("UPDATE devices SET key_version = ? "
-                                                    "WHERE device = ?"));
+      // Usually unchanged: then no page is written.
+      ENLACE_ASSIGN_OR_RETURN(Stmt kv, db_->Prepare("UPDATE devices SET key_version = ?1 "
+                                                    "WHERE device = ?2 AND key_version != ?1"));
       ENLACE_RETURN_IF_ERROR(
           kv.Bind(1, I(req.key_version)).BindBlob(2, device.member.device.bytes).Exec());
     }
@@ -384,7 +480,6 @@ class SqliteHubStorage final : public HubStorage {
     if (coordinator) {
       ENLACE_ASSIGN_OR_RETURN(resp.needs_keys, NeedsKeysLocked(device, req.key_version));
     }
-    ENLACE_RETURN_IF_ERROR(tx->Commit());
     return resp;
   }
 
@@ -400,6 +495,21 @@ class SqliteHubStorage final : public HubStorage {
     st.BindBlob(1, device.bytes);
     ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
     return row ? static_cast<uint64_t>(st.ColumnInt(0)) : uint64_t{0};
+  }
+
+  Result<std::vector<uint64_t>> MaxStoredCounters(const std::vector<DeviceId>& devices) override {
+    std::lock_guard lock(mu_);
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT coalesce(max(counter), 0) FROM writes "
+                                                  "WHERE device = ?"));
+    std::vector<uint64_t> out;
+    out.reserve(devices.size());
+    for (const DeviceId& d : devices) {
+      st.BindBlob(1, d.bytes);
+      ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+      out.push_back(row ? static_cast<uint64_t>(st.ColumnInt(0)) : 0);
+      st.Reset();
+    }
+    return out;
   }
 
   Result<HubCounts> Counts() override {
@@ -679,6 +789,7 @@ class SqliteHubStorage final : public HubStorage {
   }
 
   Status InsertDevice(const TeamId& team, const Member& m, uint64_t now_ms) {
+    ForgetDevices();
     ENLACE_ASSIGN_OR_RETURN(
         Stmt st, db_->Prepare("INSERT INTO devices(device, team, name, role, sign_pk, box_pk, "
                               "joined_ms) VALUES(?, ?, ?, ?, ?, ?, ?)"));
@@ -693,6 +804,12 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_ASSIGN_OR_RETURN(Stmt bump, db_->Prepare("UPDATE teams SET members_version = "
                                                     "members_version + 1 WHERE team = ?"));
     return bump.BindBlob(1, team.bytes).Exec();
+  }
+
+  // Empties the device cache; called with mu_ held.
+  void ForgetDevices() {
+    std::lock_guard cache(cache_mu_);
+    device_cache_.clear();
   }
 
   Result<std::optional<DeviceRecord>> FindDeviceLocked(const DeviceId& device) {
@@ -777,6 +894,7 @@ class SqliteHubStorage final : public HubStorage {
   Status RecomputeLocked(const TeamId& team) {
     ENLACE_ASSIGN_OR_RETURN(auto registry, LatestRegistryLocked(team));
     if (!registry) return Status::Ok();
+    ForgetDevices();
     ENLACE_ASSIGN_OR_RETURN(auto admissions, AdmissionsLocked(team));
     ENLACE_ASSIGN_OR_RETURN(Stmt none, db_->Prepare("UPDATE devices SET pending = 1 "
                                                     "WHERE team = ?"));
@@ -907,8 +1025,18 @@ class SqliteHubStorage final : public HubStorage {
     return out;
   }
 
+  // Bounds the memory of the device cache (a hub's devices, not requests).
+  static constexpr size_t kDeviceCacheLimit = 100000;
+
   std::mutex mu_;
   std::unique_ptr<Db> db_;
+  // Group commit of syncs (see Sync).
+  std::mutex group_mu_;
+  std::condition_variable group_cv_;
+  std::vector<SyncJob*> group_;                    // waiting for the next group
+  bool group_leader_ = false;                      // a group is running
+  std::mutex cache_mu_;                            // taken after mu_, never before
+  std::map<DeviceId, DeviceRecord> device_cache_;  // guarded by cache_mu_; see FindDevice
 };
 
 }  // namespace
@@ -927,7 +1055,9 @@ Result<std::unique_ptr<HubStorage>> OpenSqliteHubStorage(const std::string& data
   ::chmod(path.c_str(), 0600);
   ENLACE_RETURN_IF_ERROR(
       db->ExecScript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                     "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;"));
+                     "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; "
+                     // Savepoints' statement journals (group commit) in memory.
+                     "PRAGMA temp_store=MEMORY;"));
   auto storage = std::make_unique<SqliteHubStorage>(std::move(db));
   ENLACE_RETURN_IF_ERROR(storage->Migrate());
   return std::unique_ptr<HubStorage>(std::move(storage));

@@ -52,6 +52,14 @@ struct StoredWriteRow {
   Bytes encoded;
 };
 
+// A signed request's nonce, remembered in the transaction of the work it
+// asks for (replay memory, docs/PROTOCOL.md §4 step 5).
+struct RequestNonce {
+  DeviceId device;
+  std::array<uint8_t, 16> nonce{};
+  uint64_t forget_before_ms = 0;  // stored nonces older than this are dropped first
+};
+
 struct HubCounts {
   uint64_t teams = 0, devices = 0, writes = 0, invites_open = 0;
   uint64_t reports = 0, viewer_tokens = 0;
@@ -79,6 +87,9 @@ class HubStorage {
                                                const DeviceId& device, const TokenHash& token_hash,
                                                uint64_t now_ms) = 0;
 
+  // The device as registered (nullopt when unknown). Answers from memory
+  // after the first lookup; every change to the devices table here drops
+  // what is remembered (no other process changes devices while serving).
   virtual Result<std::optional<DeviceRecord>> FindDevice(const DeviceId& device) = 0;
 
   // Records a request nonce; kAlreadyExists when it was seen before (a
@@ -101,9 +112,13 @@ class HubStorage {
   // writes after req.cursor from other devices, up to `max_bytes`, the trust
   // documents the device lacks, its key grants, and (to a coordinator) the
   // members missing the newest team key. `req.writes` is not used.
+  // With `nonce`, the request's nonce is remembered in the same transaction
+  // (one commit per request): kUnauthenticated "replayed request", and
+  // nothing stored, when it was seen before.
   virtual Result<SyncResponse> Sync(const DeviceRecord& device,
                                     const std::vector<IncomingWrite>& writes,
-                                    const SyncRequest& req, size_t max_bytes, uint64_t now_ms) = 0;
+                                    const SyncRequest& req, size_t max_bytes, uint64_t now_ms,
+                                    const RequestNonce* nonce = nullptr) = 0;
 
   // Every registry version of `team`, in order (the body of a revoked
   // device's 403).
@@ -111,6 +126,8 @@ class HubStorage {
 
   // The highest write counter of `device` the hub holds (0 when none).
   virtual Result<uint64_t> MaxStoredCounter(const DeviceId& device) = 0;
+  // The same for each of `devices` (one lock, one prepared query), in order.
+  virtual Result<std::vector<uint64_t>> MaxStoredCounters(const std::vector<DeviceId>& devices) = 0;
 
   virtual Result<HubCounts> Counts() = 0;
 

@@ -1,8 +1,11 @@
 #include "routes.h"
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <span>
+#include <system_error>
+#include <thread>
 
 #include "enlace/registry.h"
 #include "report_check.h"
@@ -245,17 +248,34 @@ HttpResponse HubHandler::Metrics() {
   return r;
 }
 
-Result<RequestSignature> HubHandler::CheckSignature(const HttpRequest& request,
-                                                    const PublicKey32* known_key) {
+Result<RequestSignature> HubHandler::ParseFresh(const HttpRequest& request, uint64_t now) {
   ENLACE_ASSIGN_OR_RETURN(RequestSignature sig, ParseRequestSignature([&](std::string_view name) {
                             return request.Header(name);
                           }));
-  const uint64_t now = Now();
   const uint64_t skew = sig.time_ms > now ? sig.time_ms - now : now - sig.time_ms;
   if (skew > kRequestFreshnessMs) {
     return Status::Unauthenticated("request time is " + std::to_string(skew / 1000) +
                                    " s off the hub's clock; check the device's time");
   }
+  return sig;
+}
+
+namespace {
+uint64_t ForgetBefore(uint64_t now) {
+  return now > 2 * kRequestFreshnessMs ? now - 2 * kRequestFreshnessMs : 0;
+}
+}  // namespace
+
+Status HubHandler::RememberNonce(const RequestSignature& sig, uint64_t now) {
+  Status s = storage_.RememberNonce(sig.device, sig.nonce, now, ForgetBefore(now));
+  if (s.code() == StatusCode::kAlreadyExists) return Status::Unauthenticated("replayed request");
+  return s;
+}
+
+Result<RequestSignature> HubHandler::CheckSignature(const HttpRequest& request,
+                                                    const PublicKey32* known_key) {
+  const uint64_t now = Now();
+  ENLACE_ASSIGN_OR_RETURN(RequestSignature sig, ParseFresh(request, now));
   PublicKey32 key{};
   if (known_key != nullptr) {
     key = *known_key;
@@ -266,20 +286,28 @@ Result<RequestSignature> HubHandler::CheckSignature(const HttpRequest& request,
     // learn that it was revoked (Authenticate answers it with the notice).
     key = device->member.signing_key;
   }
-  const std::string_view path = PathOf(request.target);
   ENLACE_RETURN_IF_ERROR(
-      VerifyRequestSignature(sig, key, request.method, path, BodyBytes(request)));
-  const uint64_t forget_before = now > 2 * kRequestFreshnessMs ? now - 2 * kRequestFreshnessMs : 0;
-  Status s = storage_.RememberNonce(sig.device, sig.nonce, now, forget_before);
-  if (s.code() == StatusCode::kAlreadyExists) return Status::Unauthenticated("replayed request");
-  ENLACE_RETURN_IF_ERROR(s);
+      VerifyRequestSignature(sig, key, request.method, PathOf(request.target), BodyBytes(request)));
+  ENLACE_RETURN_IF_ERROR(RememberNonce(sig, now));
   return sig;
 }
 
-Result<DeviceRecord> HubHandler::Authenticate(const HttpRequest& request) {
-  ENLACE_ASSIGN_OR_RETURN(RequestSignature sig, CheckSignature(request, nullptr));
+Result<DeviceRecord> HubHandler::Authenticate(const HttpRequest& request,
+                                              RequestNonce* deferred_nonce) {
+  const uint64_t now = Now();
+  ENLACE_ASSIGN_OR_RETURN(RequestSignature sig, ParseFresh(request, now));
   ENLACE_ASSIGN_OR_RETURN(auto device, storage_.FindDevice(sig.device));
   if (!device) return Status::PermissionDenied("unknown device");
+  // A revoked device's request is still checked: only that device may
+  // learn that it was revoked.
+  ENLACE_RETURN_IF_ERROR(VerifyRequestSignature(sig, device->member.signing_key, request.method,
+                                                PathOf(request.target), BodyBytes(request)));
+  const bool active = !device->member.revoked && !device->member.pending;
+  if (deferred_nonce != nullptr && active) {
+    *deferred_nonce = RequestNonce{sig.device, sig.nonce, ForgetBefore(now)};
+  } else {
+    ENLACE_RETURN_IF_ERROR(RememberNonce(sig, now));
+  }
   if (device->member.revoked) return Status::PermissionDenied(kRevokedMessage);
   if (device->member.pending) {
     return Status::PermissionDenied(
@@ -355,47 +383,126 @@ HttpResponse HubHandler::Join(const HttpRequest& request, LogContext& log) {
   return Binary(Encode(*resp));
 }
 
+namespace {
+
+// Requests with more writes than this verify their signatures in parallel.
+constexpr size_t kParallelVerifyMin = 32;
+
+// Write i's signature check, for i < count: on hardware threads when there
+// are many, else here. Each result lands in its own slot, so the caller
+// reads them in order and answers the same first error as a serial loop.
+std::vector<Status> VerifyWriteSignatures(const std::vector<Write>& writes, size_t count,
+                                          const PublicKey32& key) {
+  std::vector<Status> out(count);
+  auto run = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) out[i] = internal::VerifyWriteSignature(writes[i], key);
+  };
+  const size_t threads =
+      count > kParallelVerifyMin ? std::max(1u, std::thread::hardware_concurrency()) : 1;
+  if (threads <= 1) {
+    run(0, count);
+    return out;
+  }
+  const size_t chunk = (count + threads - 1) / threads;
+  std::vector<std::thread> pool;
+  size_t begin = chunk;  // this thread does the first chunk
+  try {
+    for (; begin < count; begin += chunk) {
+      pool.emplace_back(run, begin, std::min(count, begin + chunk));
+    }
+  } catch (const std::system_error&) {
+    // No thread to be had: the rest runs here.
+    run(begin, count);
+  }
+  run(0, std::min(count, chunk));
+  for (auto& t : pool) t.join();
+  return out;
+}
+
+}  // namespace
+
 HttpResponse HubHandler::Sync(const HttpRequest& request, LogContext& log) {
-  auto device = Authenticate(request);
+  RequestNonce nonce;
+  auto device = Authenticate(request, &nonce);
   if (!device.ok()) return DeviceError(device.status(), request);
   log.device = ShortId(device->member.device);
   auto req = DecodeSyncRequest(BodyBytes(request));
   if (!req.ok()) return Error(req.status().WithContext("bad sync request"));
 
   const uint64_t now = Now();
-  std::vector<IncomingWrite> writes;
-  writes.reserve(req->writes.size());
+  // The checks of each write, in this order, the first failure answering:
+  // decodes, team, own dot, signature, clock, context. Decoding and the
+  // cheap checks run first over the batch; signatures (the cost) are
+  // verified for the writes before the first such failure, maybe in
+  // parallel; then the rest in order.
+  std::vector<Write> decoded;
+  decoded.reserve(req->writes.size());
+  Status first_failure;
   for (auto& bytes : req->writes) {
     auto w = Write::Decode(bytes);
-    if (!w.ok()) return Error(w.status().WithContext("bad write"));
-    if (w->team != device->team) return Error(Status::PermissionDenied("write for another team"));
-    if (w->dot.device != device->member.device) {
-      return Error(Status::PermissionDenied("a device may only push its own writes"));
+    if (!w.ok()) {
+      first_failure = w.status().WithContext("bad write");
+      break;
     }
-    Status sig = internal::VerifyWriteSignature(*w, device->member.signing_key);
-    if (!sig.ok()) return Error(Status::InvalidArgument(sig.message()));
-    if (w->hlc.physical_ms() > now + options_.max_future_drift_ms) {
+    if (w->team != device->team) {
+      first_failure = Status::PermissionDenied("write for another team");
+      break;
+    }
+    if (w->dot.device != device->member.device) {
+      first_failure = Status::PermissionDenied("a device may only push its own writes");
+      break;
+    }
+    decoded.push_back(std::move(*w));
+  }
+  const std::vector<Status> signatures =
+      VerifyWriteSignatures(decoded, decoded.size(), device->member.signing_key);
+  // Each other device's highest stored counter, looked up once.
+  std::vector<DeviceId> others;
+  for (const Write& w : decoded) {
+    for (const auto& [other, counter] : w.context.entries()) {
+      if (other != w.dot.device) others.push_back(other);
+    }
+  }
+  std::sort(others.begin(), others.end());
+  others.erase(std::unique(others.begin(), others.end()), others.end());
+  std::vector<uint64_t> stored_max;
+  if (!others.empty()) {
+    auto found = storage_.MaxStoredCounters(others);
+    if (!found.ok()) return Error(found.status());
+    stored_max = std::move(*found);
+  }
+  auto stored_counter = [&](const DeviceId& d) {
+    const auto it = std::lower_bound(others.begin(), others.end(), d);
+    return stored_max[static_cast<size_t>(it - others.begin())];
+  };
+
+  std::vector<IncomingWrite> writes;
+  writes.reserve(decoded.size());
+  for (size_t i = 0; i < decoded.size(); ++i) {
+    const Write& w = decoded[i];
+    if (!signatures[i].ok()) return Error(Status::InvalidArgument(signatures[i].message()));
+    if (w.hlc.physical_ms() > now + options_.max_future_drift_ms) {
       return Error(Status::InvalidArgument(
-          "a write is stamped " + std::to_string((w->hlc.physical_ms() - now) / 60000) +
+          "a write is stamped " + std::to_string((w.hlc.physical_ms() - now) / 60000) +
           " minutes in the hub's future; the device's clock is ahead"));
     }
     // A device learns other devices' writes only through this hub, so a
     // context may not claim one the hub never stored: such a write would
     // make the real writer's later edits look already seen everywhere.
-    for (const auto& [other, counter] : w->context.entries()) {
-      if (other == w->dot.device) continue;
-      auto stored = storage_.MaxStoredCounter(other);
-      if (!stored.ok()) return Error(stored.status());
-      if (counter > *stored) {
+    for (const auto& [other, counter] : w.context.entries()) {
+      if (other == w.dot.device) continue;
+      if (counter > stored_counter(other)) {
         return Error(Status::InvalidArgument(
             "a write claims to have seen writes of another device that this hub never received"));
       }
     }
-    writes.push_back(IncomingWrite{w->dot, std::move(bytes), w->collection, w->record});
+    writes.push_back(IncomingWrite{w.dot, std::move(req->writes[i]),
+                                   std::move(decoded[i].collection), w.record});
   }
+  if (!first_failure.ok()) return Error(first_failure);
   const size_t max_pull = std::min<uint32_t>(req->max_response_bytes, options_.max_pull_bytes);
   req->writes.clear();
-  auto resp = storage_.Sync(*device, writes, *req, max_pull, now);
+  auto resp = storage_.Sync(*device, writes, *req, max_pull, now, &nonce);
   if (!resp.ok()) return Error(resp.status());
   writes_received_ += writes.size();
   writes_served_ += resp->writes.size();

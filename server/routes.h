@@ -65,7 +65,17 @@ class HubHandler final : public Handler {
   // Checks signature headers, freshness and replay; with `known_key` set the
   // device need not be registered yet (registration and join).
   Result<RequestSignature> CheckSignature(const HttpRequest& request, const PublicKey32* known_key);
-  Result<DeviceRecord> Authenticate(const HttpRequest& request);
+  // Signature headers and freshness only.
+  Result<RequestSignature> ParseFresh(const HttpRequest& request, uint64_t now);
+  // kAlreadyExists from the storage becomes 401 "replayed request".
+  Status RememberNonce(const RequestSignature& sig, uint64_t now);
+  // A registered device's signed request: checks it (CheckSignature with the
+  // registered key, one device lookup) and that the device may act. With
+  // `deferred_nonce`, an active device's nonce is not remembered here but
+  // handed back, for the caller to remember in the transaction of its work
+  // (HubStorage::Sync); a revoked or pending device's is remembered at once.
+  Result<DeviceRecord> Authenticate(const HttpRequest& request,
+                                    RequestNonce* deferred_nonce = nullptr);
   // Error(s), except for a revoked device: a 403 whose body is the
   // RevokedNotice (the team's registry chain) that makes it wipe itself.
   HttpResponse DeviceError(const Status& s, const HttpRequest& request);
