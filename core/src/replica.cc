@@ -184,7 +184,7 @@ Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
 
   ENLACE_RETURN_IF_ERROR(store_->SetMeta(kMetaCounter, counter));
   ENLACE_RETURN_IF_ERROR(PersistClock());
-  ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, Merge(w, encoded));
+  ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, Merge(w, encoded, &state));
   if (outcome != ApplyOutcome::kApplied) return Status::Internal("own write was not applied");
   if (written != nullptr) *written = w.dot;
   return store_->AddToOutbox(counter);
@@ -391,10 +391,15 @@ Result<ApplyOutcome> Replica::Impl::ApplyChecked(const Write& w, const Bytes& en
   return outcome;
 }
 
-Result<ApplyOutcome> Replica::Impl::Merge(const Write& w, const Bytes& encoded) {
+Result<ApplyOutcome> Replica::Impl::Merge(const Write& w, const Bytes& encoded,
+                                          std::optional<RecordState>* loaded) {
   const RecordKey key{w.collection, w.record};
-  ENLACE_ASSIGN_OR_RETURN(auto loaded, store_->LoadRecord(key));
-  RecordState state = loaded ? std::move(*loaded) : RecordState{};
+  std::optional<RecordState> own_load;
+  if (loaded == nullptr) {
+    ENLACE_ASSIGN_OR_RETURN(own_load, store_->LoadRecord(key));
+    loaded = &own_load;
+  }
+  RecordState state = *loaded ? std::move(**loaded) : RecordState{};
   const std::set<Dot> live_before = internal::LiveDots(state);
   if (!internal::ApplyToRecord(state, w.dot, w.hlc, w.context, WithExistence(w.fields))) {
     return ApplyOutcome::kAlreadySeen;

@@ -117,7 +117,9 @@ class Replica::Impl {
 
  private:
   // Merges `write` into its record, stores it, purges what it superseded.
-  Result<ApplyOutcome> Merge(const Write& write, const Bytes& encoded);
+  // `loaded`: the record's state when the caller has just read it (taken).
+  Result<ApplyOutcome> Merge(const Write& write, const Bytes& encoded,
+                             std::optional<internal::RecordState>* loaded = nullptr);
   // Writes decrypted while building one record, by dot.
   struct OpenedWrite {
     WriteKind kind;
