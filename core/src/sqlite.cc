@@ -208,7 +208,7 @@ Result<int64_t> SchemaVersion(Db& db) {
   return st.ColumnInt(0);
 }
 
-Status RunMigrations(Db& db, std::span<const char* const> migrations, std::string_view what) {
+Status RunMigrations(Db& db, std::span<const Migration> migrations, std::string_view what) {
   ENLACE_ASSIGN_OR_RETURN(int64_t version, SchemaVersion(db));
   const auto target = static_cast<int64_t>(migrations.size());
   if (version > target) {
@@ -217,35 +217,52 @@ Status RunMigrations(Db& db, std::span<const char* const> migrations, std::strin
                                       std::to_string(version) + ")");
   }
   for (; version < target; ++version) {
+    const Migration& m = migrations[static_cast<size_t>(version)];
     ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(db));
-    ENLACE_RETURN_IF_ERROR(db.ExecScript(migrations[static_cast<size_t>(version)]));
+    ENLACE_RETURN_IF_ERROR(db.ExecScript(m.sql));
+    if (m.convert != nullptr) ENLACE_RETURN_IF_ERROR(m.convert(db));
     ENLACE_RETURN_IF_ERROR(db.ExecScript("PRAGMA user_version=" + std::to_string(version + 1)));
     ENLACE_RETURN_IF_ERROR(tx->Commit());
   }
   return Status::Ok();
 }
 
+Status RunMigrations(Db& db, std::span<const char* const> migrations, std::string_view what) {
+  std::vector<Migration> steps;
+  steps.reserve(migrations.size());
+  for (const char* sql : migrations) steps.push_back(Migration{sql, nullptr});
+  return RunMigrations(db, std::span<const Migration>(steps), what);
+}
+
 // ---- Transaction -----------------------------------------------------------------------
+
+namespace {
+// Runs one cached control statement (BEGIN, SAVEPOINT, RELEASE, ...).
+Status ExecCached(Db& db, std::string_view sql) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db.Prepare(sql));
+  return st.Exec();
+}
+}  // namespace
 
 Result<std::unique_ptr<Transaction>> Transaction::Begin(Db& db) {
   // Inside an open transaction (a batch), a nested one is a savepoint: it
   // commits into the outer one and rolls back only its own part.
   const bool nested = sqlite3_get_autocommit(db.raw()) == 0;
-  ENLACE_RETURN_IF_ERROR(db.ExecScript(nested ? "SAVEPOINT nested" : "BEGIN IMMEDIATE"));
+  ENLACE_RETURN_IF_ERROR(ExecCached(db, nested ? "SAVEPOINT nested" : "BEGIN IMMEDIATE"));
   return std::unique_ptr<Transaction>(new Transaction(db, nested));
 }
 
 Transaction::~Transaction() {
   if (done_) return;
   if (nested_) {
-    (void)db_.ExecScript("ROLLBACK TO nested; RELEASE nested");
+    if (ExecCached(db_, "ROLLBACK TO nested").ok()) (void)ExecCached(db_, "RELEASE nested");
   } else {
-    (void)db_.ExecScript("ROLLBACK");
+    (void)ExecCached(db_, "ROLLBACK");
   }
 }
 
 Status Transaction::Commit() {
-  ENLACE_RETURN_IF_ERROR(db_.ExecScript(nested_ ? "RELEASE nested" : "COMMIT"));
+  ENLACE_RETURN_IF_ERROR(ExecCached(db_, nested_ ? "RELEASE nested" : "COMMIT"));
   done_ = true;
   return Status::Ok();
 }

@@ -100,16 +100,26 @@ T FromBlob(std::span<const uint8_t> blob) {
   return out;
 }
 
+// One schema step: `sql`, then, when set, `convert` (data that SQL alone
+// cannot move), in the same transaction.
+struct Migration {
+  const char* sql = "";
+  Status (*convert)(Db& db) = nullptr;
+};
+
 // Brings the database's schema (PRAGMA user_version) up to
 // migrations.size(), running each pending migration in its own transaction.
 // kFailedPrecondition, naming `what`, when the file is newer than the code.
+Status RunMigrations(Db& db, std::span<const Migration> migrations, std::string_view what);
+// The same for migrations that are SQL only.
 Status RunMigrations(Db& db, std::span<const char* const> migrations, std::string_view what);
 
 // Reads PRAGMA user_version.
 Result<int64_t> SchemaVersion(Db& db);
 
 // Begins IMMEDIATE (or, inside an open transaction, a savepoint); rolls back
-// in the destructor unless Commit() succeeded.
+// in the destructor unless Commit() succeeded. The control statements are
+// prepared once per connection (Db::Prepare), not parsed on every Begin.
 class Transaction {
  public:
   static Result<std::unique_ptr<Transaction>> Begin(Db& db);

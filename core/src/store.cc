@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 
 #include "codec.h"
 
@@ -50,6 +51,34 @@ CREATE TABLE outgoing_key_grants(
 )sql",
 };
 
+// 4: each record's registers in one blob of `records` (EncodeRegisters)
+// instead of one `siblings` row per sibling: a save is one upsert, not a
+// DELETE and an INSERT per field. `conflicted` (some field has two or more
+// siblings) keeps RecordsWithSeveralSiblings an index lookup.
+constexpr char kMigration4[] = R"sql(
+ALTER TABLE records ADD COLUMN registers BLOB NOT NULL DEFAULT x'010000';
+ALTER TABLE records ADD COLUMN conflicted INTEGER NOT NULL DEFAULT 0;
+)sql";
+
+// 5: `writes` as a rowid table with a unique (device, counter) key. As a
+// WITHOUT ROWID table each ~1.2 KB encoded write overflowed its b-tree cell
+// (an index cell keeps at most ~1 KB of a 4 KB page in place) and took a
+// page of its own: 3.3x the file, the WAL and the checkpoints of a rowid
+// table, where the row fits in place.
+constexpr char kMigration5[] = R"sql(
+CREATE TABLE writes_by_rowid(
+  device BLOB NOT NULL, counter INTEGER NOT NULL,
+  collection TEXT NOT NULL, record BLOB NOT NULL, kind INTEGER NOT NULL,
+  encoded BLOB NOT NULL,
+  PRIMARY KEY(device, counter));
+INSERT INTO writes_by_rowid(device, counter, collection, record, kind, encoded)
+  SELECT device, counter, collection, record, kind, encoded FROM writes ORDER BY device, counter;
+DROP TABLE writes;
+ALTER TABLE writes_by_rowid RENAME TO writes;
+)sql";
+
+Status ConvertSiblingRows(Db& db);
+
 }  // namespace
 
 Bytes EncodeVersionVector(const VersionVector& vv) {
@@ -92,7 +121,13 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
 
 Result<int64_t> Store::SchemaVersion() { return internal::SchemaVersion(*db_); }
 
-Status Store::Migrate() { return RunMigrations(*db_, kMigrations, "the local store"); }
+Status Store::Migrate() {
+  std::vector<Migration> steps;
+  for (const char* sql : kMigrations) steps.push_back(Migration{sql, nullptr});
+  steps.push_back(Migration{kMigration4, &ConvertSiblingRows});
+  steps.push_back(Migration{kMigration5, nullptr});
+  return RunMigrations(*db_, steps, "the local store");
+}
 
 // ---- meta ---------------------------------------------------------------------------
 
@@ -268,58 +303,232 @@ Status Store::ClearKeyGrants() {
 
 // ---- records ------------------------------------------------------------------------
 
+namespace {
+
+// The registers blob (records.registers), format 1, little-endian; v = an
+// unsigned LEB128 varint:
+//   u8 format = 1
+//   v  n_dots, then n_dots x (device[16], v counter, u64 hlc), sorted
+//   v  n_fields, then n_fields x (v name_len, name, v n_siblings,
+//                                 n_siblings x v index into the dots)
+// Fields in name order, a field's siblings in dot order, as LoadRecord
+// always returned them. A record's fields usually share one dot (one write
+// set them all), so the dot is stored once.
+constexpr uint8_t kRegistersFormat = 1;
+
+void PutVarint(Bytes& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(v));
+}
+
+void PutU64(Bytes& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+class BlobReader {
+ public:
+  explicit BlobReader(ByteView in) : in_(in) {}
+  size_t left() const { return in_.size() - pos_; }
+  bool Varint(uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= in_.size()) return false;
+      const uint8_t b = in_[pos_++];
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return shift < 63 || b <= 1;
+    }
+    return false;
+  }
+  bool U8(uint8_t& v) {
+    if (left() < 1) return false;
+    v = in_[pos_++];
+    return true;
+  }
+  bool U64(uint64_t& v) {
+    if (left() < 8) return false;
+    v = 0;
+    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(in_[pos_ + i]) << (8 * i);
+    pos_ += 8;
+    return true;
+  }
+  bool Raw(std::span<uint8_t> out) {
+    if (left() < out.size()) return false;
+    std::memcpy(out.data(), in_.data() + pos_, out.size());
+    pos_ += out.size();
+    return true;
+  }
+  bool Text(std::string& out, uint64_t n) {
+    if (left() < n) return false;
+    out.assign(reinterpret_cast<const char*>(in_.data() + pos_), static_cast<size_t>(n));
+    pos_ += static_cast<size_t>(n);
+    return true;
+  }
+
+ private:
+  ByteView in_;
+  size_t pos_ = 0;
+};
+
+// A (dot, hlc) pair; a dot always carries its write's one hlc, but the
+// format keeps the pair so nothing a store holds is ever merged away.
+using DotHlc = std::pair<Dot, uint64_t>;
+
+Bytes EncodeRegisters(const std::map<std::string, std::vector<Sibling>>& fields) {
+  std::vector<DotHlc> dots;
+  for (const auto& [field, siblings] : fields) {
+    for (const auto& s : siblings) dots.emplace_back(s.dot, s.hlc.value);
+  }
+  std::sort(dots.begin(), dots.end());
+  dots.erase(std::unique(dots.begin(), dots.end()), dots.end());
+
+  Bytes out;
+  out.reserve(4 + dots.size() * 34 + fields.size() * 24);
+  out.push_back(kRegistersFormat);
+  PutVarint(out, dots.size());
+  for (const auto& [dot, hlc] : dots) {
+    out.insert(out.end(), dot.device.bytes.begin(), dot.device.bytes.end());
+    PutVarint(out, dot.counter);
+    PutU64(out, hlc);
+  }
+  PutVarint(out, fields.size());
+  std::vector<uint64_t> index;
+  for (const auto& [field, siblings] : fields) {
+    PutVarint(out, field.size());
+    out.insert(out.end(), field.begin(), field.end());
+    index.clear();
+    for (const auto& s : siblings) {
+      const auto it = std::lower_bound(dots.begin(), dots.end(), DotHlc{s.dot, s.hlc.value});
+      index.push_back(static_cast<uint64_t>(it - dots.begin()));
+    }
+    std::sort(index.begin(), index.end());
+    PutVarint(out, index.size());
+    for (uint64_t i : index) PutVarint(out, i);
+  }
+  return out;
+}
+
+Status DecodeRegisters(ByteView blob, std::map<std::string, std::vector<Sibling>>& fields) {
+  const auto bad = [] { return Status::Corruption("a stored record's registers do not decode"); };
+  BlobReader r(blob);
+  uint8_t format = 0;
+  if (!r.U8(format) || format != kRegistersFormat) return bad();
+  uint64_t n_dots = 0;
+  // Each dot takes at least 16 + 1 + 8 bytes: a count beyond that is refused
+  // before anything is allocated.
+  if (!r.Varint(n_dots) || n_dots > r.left() / 25) return bad();
+  std::vector<Sibling> dots(static_cast<size_t>(n_dots));
+  for (auto& d : dots) {
+    if (!r.Raw(d.dot.device.bytes) || !r.Varint(d.dot.counter) || !r.U64(d.hlc.value)) {
+      return bad();
+    }
+  }
+  uint64_t n_fields = 0;
+  if (!r.Varint(n_fields) || n_fields > r.left() / 2) return bad();
+  fields.clear();
+  for (uint64_t f = 0; f < n_fields; ++f) {
+    uint64_t name_len = 0, n_siblings = 0;
+    std::string name;
+    if (!r.Varint(name_len) || name_len > r.left() || !r.Text(name, name_len)) return bad();
+    // Strictly increasing names: the map's order, no field twice.
+    if (!fields.empty() && !(std::prev(fields.end())->first < name)) return bad();
+    if (!r.Varint(n_siblings) || n_siblings == 0 || n_siblings > r.left()) return bad();
+    auto& siblings =
+        fields.emplace_hint(fields.end(), std::move(name), std::vector<Sibling>())->second;
+    siblings.reserve(static_cast<size_t>(n_siblings));
+    for (uint64_t i = 0; i < n_siblings; ++i) {
+      uint64_t index = 0;
+      if (!r.Varint(index) || index >= dots.size()) return bad();
+      siblings.push_back(dots[static_cast<size_t>(index)]);
+    }
+  }
+  if (r.left() != 0) return bad();
+  return Status::Ok();
+}
+
+bool HasSeveralSiblings(const std::map<std::string, std::vector<Sibling>>& fields) {
+  return std::any_of(fields.begin(), fields.end(),
+                     [](const auto& f) { return f.second.size() > 1; });
+}
+
+// Migration 4: every old `siblings` row into its record's registers blob,
+// then the table goes. Rows come in primary-key order, so one record's rows
+// are adjacent and each field's siblings already in dot order.
+Status ConvertSiblingRows(Db& db) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt rows,
+                          db.Prepare("SELECT collection, record, field, device, counter, hlc "
+                                     "FROM siblings ORDER BY collection, record, field, device, "
+                                     "counter"));
+  ENLACE_ASSIGN_OR_RETURN(Stmt update,
+                          db.Prepare("UPDATE records SET registers = ?, conflicted = ? "
+                                     "WHERE collection = ? AND record = ?"));
+  std::string collection;
+  Bytes record;
+  std::map<std::string, std::vector<Sibling>> fields;
+  const auto flush = [&]() -> Status {
+    if (fields.empty()) return Status::Ok();
+    ENLACE_RETURN_IF_ERROR(update.BindBlob(1, EncodeRegisters(fields))
+                               .Bind(2, int64_t{HasSeveralSiblings(fields) ? 1 : 0})
+                               .Bind(3, collection)
+                               .BindBlob(4, record)
+                               .Exec());
+    if (db.changes() != 1) {
+      return Status::Corruption("the local store has siblings of a record it does not list");
+    }
+    fields.clear();
+    return Status::Ok();
+  };
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool more, rows.Step());
+    if (!more) break;
+    const auto rec = rows.ColumnBlob(1);
+    std::string col = rows.ColumnText(0);
+    if (col != collection || !std::equal(rec.begin(), rec.end(), record.begin(), record.end())) {
+      ENLACE_RETURN_IF_ERROR(flush());
+      collection = std::move(col);
+      record.assign(rec.begin(), rec.end());
+    }
+    Sibling s;
+    s.dot.device = DeviceId{FromBlob<std::array<uint8_t, 16>>(rows.ColumnBlob(3))};
+    s.dot.counter = static_cast<uint64_t>(rows.ColumnInt(4));
+    s.hlc.value = static_cast<uint64_t>(rows.ColumnInt(5));
+    fields[rows.ColumnText(2)].push_back(s);
+  }
+  ENLACE_RETURN_IF_ERROR(flush());
+  rows.Reset();  // no statement may still read the table that goes
+  return db.ExecScript(
+      "DROP TABLE siblings;"
+      "CREATE INDEX records_conflicted ON records(collection, record) WHERE conflicted != 0;");
+}
+
+}  // namespace
+
 Result<std::optional<RecordState>> Store::LoadRecord(const RecordKey& key) {
-  ENLACE_ASSIGN_OR_RETURN(
-      Stmt ctx, db_->Prepare("SELECT context FROM records WHERE collection = ? AND record = ?"));
-  ctx.Bind(1, key.collection).BindBlob(2, key.record.bytes);
-  ENLACE_ASSIGN_OR_RETURN(bool row, ctx.Step());
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT context, registers FROM records "
+                                                "WHERE collection = ? AND record = ?"));
+  st.Bind(1, key.collection).BindBlob(2, key.record.bytes);
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return std::optional<RecordState>();
   RecordState state;
-  ENLACE_ASSIGN_OR_RETURN(state.context, DecodeVersionVector(ctx.ColumnBlob(0)));
-
-  ENLACE_ASSIGN_OR_RETURN(
-      Stmt sib,
-      db_->Prepare("SELECT field, device, counter, hlc FROM siblings "
-                   "WHERE collection = ? AND record = ? ORDER BY field, device, counter"));
-  sib.Bind(1, key.collection).BindBlob(2, key.record.bytes);
-  for (;;) {
-    ENLACE_ASSIGN_OR_RETURN(bool more, sib.Step());
-    if (!more) break;
-    Sibling s;
-    s.dot.device = DeviceId{FromBlob<std::array<uint8_t, 16>>(sib.ColumnBlob(1))};
-    s.dot.counter = static_cast<uint64_t>(sib.ColumnInt(2));
-    s.hlc.value = static_cast<uint64_t>(sib.ColumnInt(3));
-    state.fields[sib.ColumnText(0)].push_back(s);
-  }
+  ENLACE_ASSIGN_OR_RETURN(state.context, DecodeVersionVector(st.ColumnBlob(0)));
+  ENLACE_RETURN_IF_ERROR(DecodeRegisters(st.ColumnBlob(1), state.fields));
   return std::optional<RecordState>(std::move(state));
 }
 
 Status Store::SaveRecord(const RecordKey& key, const RecordState& state) {
-  ENLACE_ASSIGN_OR_RETURN(Stmt ctx, db_->Prepare("INSERT INTO records(collection, record, context) "
-                                                 "VALUES(?, ?, ?) ON CONFLICT(collection, record) "
-                                                 "DO UPDATE SET context = excluded.context"));
-  ENLACE_RETURN_IF_ERROR(ctx.Bind(1, key.collection)
-                             .BindBlob(2, key.record.bytes)
-                             .BindBlob(3, EncodeVersionVector(state.context))
-                             .Exec());
-  ENLACE_ASSIGN_OR_RETURN(Stmt del,
-                          db_->Prepare("DELETE FROM siblings WHERE collection = ? AND record = ?"));
-  ENLACE_RETURN_IF_ERROR(del.Bind(1, key.collection).BindBlob(2, key.record.bytes).Exec());
-  ENLACE_ASSIGN_OR_RETURN(Stmt ins,
-                          db_->Prepare("INSERT INTO siblings(collection, record, field, device, "
-                                       "counter, hlc) VALUES(?, ?, ?, ?, ?, ?)"));
-  for (const auto& [field, siblings] : state.fields) {
-    for (const auto& s : siblings) {
-      ENLACE_RETURN_IF_ERROR(ins.Bind(1, key.collection)
-                                 .BindBlob(2, key.record.bytes)
-                                 .Bind(3, field)
-                                 .BindBlob(4, s.dot.device.bytes)
-                                 .Bind(5, static_cast<int64_t>(s.dot.counter))
-                                 .Bind(6, static_cast<int64_t>(s.hlc.value))
-                                 .Exec());
-    }
-  }
-  return Status::Ok();
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt st, db_->Prepare("INSERT INTO records(collection, record, context, registers, "
+                            "conflicted) VALUES(?, ?, ?, ?, ?) ON CONFLICT(collection, record) "
+                            "DO UPDATE SET context = excluded.context, "
+                            "registers = excluded.registers, conflicted = excluded.conflicted"));
+  return st.Bind(1, key.collection)
+      .BindBlob(2, key.record.bytes)
+      .BindBlob(3, EncodeVersionVector(state.context))
+      .BindBlob(4, EncodeRegisters(state.fields))
+      .Bind(5, int64_t{HasSeveralSiblings(state.fields) ? 1 : 0})
+      .Exec();
 }
 
 namespace {
@@ -344,11 +553,9 @@ Result<std::vector<RecordKey>> Store::ListRecords(std::string_view collection) {
 }
 
 Result<std::vector<RecordKey>> Store::RecordsWithSeveralSiblings() {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st,
-                          db_->Prepare("SELECT DISTINCT collection, record FROM ("
-                                       "SELECT collection, record FROM siblings "
-                                       "GROUP BY collection, record, field "
-                                       "HAVING count(*) > 1) ORDER BY collection, record"));
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT collection, record FROM records "
+                                                "WHERE conflicted != 0 "
+                                                "ORDER BY collection, record"));
   return CollectKeys(st);
 }
 
@@ -412,9 +619,10 @@ Status Store::RemoveFromOutbox(uint64_t counter) {
 
 Result<std::vector<std::pair<uint64_t, Bytes>>> Store::PendingWrites(const DeviceId& self,
                                                                      size_t max_bytes) {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT o.counter, w.encoded FROM outbox o "
-                                                "JOIN writes w ON w.device = ? AND "
-                                                "w.counter = o.counter ORDER BY o.counter"));
+  // CROSS JOIN keeps `outbox` the outer loop: it is walked in its primary key
+  // (counter) order and each write fetched by key, with no sort, so a call
+  // reads only the batch it returns (kPendingWritesQuery).
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare(kPendingWritesQuery));
   st.BindBlob(1, self.bytes);
   std::vector<std::pair<uint64_t, Bytes>> out;
   size_t total = 0;

@@ -2,15 +2,21 @@
 // could also see (ids, counters, field names, clocks) plus the encrypted
 // writes; no plaintext value and no key is ever written here.
 //
-// Tables (migration 1):
+// Tables (migrations 1-5):
 //   meta(key, value)            counters: next write counter, HLC, pull cursor
-//   devices(device, sign_pk, box_pk)          the devices this replica trusts
+//   devices(device, sign_pk, box_pk, ...)     the devices this replica trusts
 //   writes(device, counter, collection, record, kind, encoded)
-//                               every write that still holds a current value
-//   records(collection, record, context)      each record's causal context
-//   siblings(collection, record, field, device, counter, hlc)
-//                               the multi-value registers, one row per sibling
+//                               every write that still holds a current value;
+//                               a rowid table, unique (device, counter)
+//                               (migration 5; WITHOUT ROWID before)
+//   records(collection, record, context, registers, conflicted)
+//                               each record's causal context and its
+//                               multi-value registers (field -> siblings) in
+//                               one blob; conflicted = a field has 2+ siblings
+//                               (until migration 4: a `siblings` table with
+//                               one row per sibling)
 //   outbox(counter)             own writes not yet acknowledged by a hub
+//   documents, outgoing_key_grants            (migration 3)
 //
 // Not thread-safe. Callers group calls into a Transaction.
 #ifndef ENLACE_CORE_SRC_STORE_H_
@@ -38,6 +44,11 @@ inline constexpr char kDocRegistry[] = "registry";              // the newest ch
 inline constexpr char kDocAdmissions[] = "admissions";          // checked Admissions (list)
 inline constexpr char kDocOutgoingRegistry[] = "out_registry";  // signed here, not yet stored
 inline constexpr char kMetaClockOffset[] = "clock_offset_ms";   // int64 as two's complement
+
+// The query behind PendingWrites (for tests of its plan): ?1 is this device.
+inline constexpr char kPendingWritesQuery[] =
+    "SELECT o.counter, w.encoded FROM outbox o CROSS JOIN writes w "
+    "ON w.device = ?1 AND w.counter = o.counter ORDER BY o.counter";
 
 struct StoredWrite {
   WriteKind kind = WriteKind::kPut;
@@ -119,7 +130,9 @@ class Store {
   Status AddToOutbox(uint64_t counter);
   Status RemoveFromOutbox(uint64_t counter);
   // Encoded own writes in counter order, stopping before `max_bytes` would be
-  // exceeded (but always at least one when any is pending).
+  // exceeded (but always at least one when any is pending). Reads only the
+  // writes it returns (and the one that did not fit), whatever the outbox
+  // holds.
   Result<std::vector<std::pair<uint64_t, Bytes>>> PendingWrites(const DeviceId& self,
                                                                 size_t max_bytes);
   // Removes every outbox entry with counter <= up_to.
