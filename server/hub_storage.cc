@@ -353,6 +353,16 @@ class SqliteHubStorage final : public HubStorage {
       for (SyncJob* j : batch) j->result = tx.status();
       return;
     }
+    if (batch.size() == 1) {
+      // Alone: no savepoint (its statement journal would copy every page
+      // the request changes); a refusal rolls the transaction back.
+      SyncJob& j = *batch.front();
+      j.result = SyncLocked(j);
+      if (j.result.ok()) {
+        if (Status s = (*tx)->Commit(); !s.ok()) j.result = s;
+      }
+      return;
+    }
     for (SyncJob* j : batch) {
       auto savepoint = Transaction::Begin(*db_);
       if (!savepoint.ok()) {
@@ -1056,8 +1066,11 @@ Result<std::unique_ptr<HubStorage>> OpenSqliteHubStorage(const std::string& data
   ENLACE_RETURN_IF_ERROR(
       db->ExecScript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
                      "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; "
-                     // Savepoints' statement journals (group commit) in memory.
-                     "PRAGMA temp_store=MEMORY;"));
+                     // Group commit's savepoints keep their statement journals
+                     // in memory up to 64 KiB and spill bigger ones (a 7 MiB
+                     // push) to a temporary file: SQLite's in-memory journal
+                     // is a list it walks from the start on every read.
+                     "PRAGMA cache_size=-65536;"));
   auto storage = std::make_unique<SqliteHubStorage>(std::move(db));
   ENLACE_RETURN_IF_ERROR(storage->Migrate());
   return std::unique_ptr<HubStorage>(std::move(storage));
