@@ -2,7 +2,6 @@
 // write lists travel compressed, and a large pulled batch (checked on several
 // threads) refuses exactly the writes that fail, in order (issue 6).
 #include <doctest/doctest.h>
-#include <sqlite3.h>
 
 #include <string>
 #include <vector>
@@ -149,18 +148,6 @@ TEST_CASE("a fixed batch size stays fixed when the first size equals the maximum
   for (const Round& r : pushes) CHECK(r.pushed_writes <= 1);
 }
 
-void Exec(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  char* error = nullptr;
-  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-  INFO(sql, ": ", error ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-  REQUIRE(rc == SQLITE_OK);
-}
-
 TEST_CASE("in a large pulled batch exactly the altered writes are refused, the rest merged") {
   HubTeam t;
   PutEncounters(*t.a, 120);
@@ -168,11 +155,11 @@ TEST_CASE("in a large pulled batch exactly the altered writes are refused, the r
   // Alter three stored writes (first, middle, last of a's) by flipping their
   // last signature byte, behind the hub's back.
   const std::string db = t.hub.data_dir() + "/hub.db";
-  Exec(db,
-       "UPDATE writes SET encoded = substr(encoded, 1, length(encoded) - 1) || "
-       "CASE WHEN substr(encoded, -1) = x'00' THEN x'01' ELSE x'00' END "
-       "WHERE device = (SELECT device FROM writes ORDER BY seq DESC LIMIT 1) "
-       "AND counter IN (1, 60, 120)");
+  testing::ExecSql(db,
+                   "UPDATE writes SET encoded = substr(encoded, 1, length(encoded) - 1) || "
+                   "CASE WHEN substr(encoded, -1) = x'00' THEN x'01' ELSE x'00' END "
+                   "WHERE device = (SELECT device FROM writes ORDER BY seq DESC LIMIT 1) "
+                   "AND counter IN (1, 60, 120)");
   SyncOptions big;
   big.first_pull_bytes = 4 << 20;  // one response: one batch checked in parallel
   const SyncProgress p = testing::SyncAll(t.hub, *t.b, big);

@@ -2,7 +2,6 @@
 // columns (migration 3 and the backfill of older rows) and `admin verify`'s
 // checks, in process on the real handler and SQLite storage.
 #include <doctest/doctest.h>
-#include <sqlite3.h>
 
 #include <set>
 #include <string>
@@ -29,18 +28,6 @@ std::vector<Bytes> History(testing::InProcessHub& hub, Replica& r, const std::st
   auto resp = DecodeHistoryResponse(reply.bytes());
   REQUIRE(resp.ok());
   return resp->writes;
-}
-
-void Exec(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  char* error = nullptr;
-  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-  INFO(sql, ": ", error ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-  REQUIRE(rc == SQLITE_OK);
 }
 
 struct Story {
@@ -92,7 +79,7 @@ TEST_CASE("the history of a record is its team's writes of that record in log or
 TEST_CASE("rows stored before the record columns are filled when the hub opens") {
   Story s;
   const std::string db = s.t.hub.data_dir() + "/hub.db";
-  Exec(db, "UPDATE writes SET collection = NULL, record = NULL");
+  testing::ExecSql(db, "UPDATE writes SET collection = NULL, record = NULL");
   auto reopened = hub::OpenSqliteHubStorage(s.t.hub.data_dir());
   REQUIRE(reopened.ok());
   auto writes = (*reopened)->RecordHistory(s.t.coord->team(), "cases", s.id, 100);
@@ -111,11 +98,12 @@ TEST_CASE("admin verify names every altered row and only those") {
   const std::string db = s.t.hub.data_dir() + "/hub.db";
   // seq 1: a flipped signature byte; seq 3: put in another record's row;
   // seq 2: its row's counter changed.
-  Exec(db,
-       "UPDATE writes SET encoded = substr(encoded, 1, length(encoded) - 1) || "
-       "CASE WHEN substr(encoded, -1) = x'00' THEN x'01' ELSE x'00' END WHERE seq = 1");
-  Exec(db, "UPDATE writes SET record = (SELECT record FROM writes WHERE seq = 1) WHERE seq = 3");
-  Exec(db, "UPDATE writes SET counter = counter + 100 WHERE seq = 2");
+  testing::ExecSql(db,
+                   "UPDATE writes SET encoded = substr(encoded, 1, length(encoded) - 1) || "
+                   "CASE WHEN substr(encoded, -1) = x'00' THEN x'01' ELSE x'00' END WHERE seq = 1");
+  testing::ExecSql(
+      db, "UPDATE writes SET record = (SELECT record FROM writes WHERE seq = 1) WHERE seq = 3");
+  testing::ExecSql(db, "UPDATE writes SET counter = counter + 100 WHERE seq = 2");
   std::set<uint64_t> failed;
   std::vector<std::string> reasons;
   auto verified = hub::VerifyStoredWrites(s.t.hub.storage(), [&](const hub::VerifyFailure& f) {

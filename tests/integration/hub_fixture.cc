@@ -1,6 +1,7 @@
 #include "hub_fixture.h"
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 namespace enlace::testing {
 
@@ -57,6 +58,18 @@ std::unique_ptr<Replica> JoinDevice(InProcessHub& hub, Replica& coordinator,
   const Status s = HandleJoinResponse(*r, invite->code, joined.bytes());
   REQUIRE_MESSAGE(s.ok(), s.ToString());
   return r;
+}
+
+void ExecSql(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  INFO(sql, ": ", error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
 }
 
 SyncProgress SyncAll(InProcessHub& hub, Replica& replica, SyncOptions options) {

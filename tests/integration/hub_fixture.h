@@ -50,6 +50,9 @@ std::unique_ptr<Replica> InitCoordinator(InProcessHub& hub, const ReplicaOptions
 std::unique_ptr<Replica> JoinDevice(InProcessHub& hub, Replica& coordinator,
                                     const ReplicaOptions& options, const std::string& name,
                                     Role role = Role::kField);
+// Runs `sql` on the SQLite file at `db_path` through its own connection
+// (e.g. to alter a hub's stored rows behind its back).
+void ExecSql(const std::string& db_path, const std::string& sql);
 // Syncs until nothing is left; returns the session's progress.
 SyncProgress SyncAll(InProcessHub& hub, Replica& replica, SyncOptions options = {});
 
