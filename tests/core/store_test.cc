@@ -611,12 +611,13 @@ TEST_CASE("migrations 4 and 5 convert a schema-3 store: every record and write r
   CHECK(QueryText(store->db(), "PRAGMA integrity_check") == "ok");
   // Encoded writes (~1.2 KB) fit in a rowid table's cells, not in a WITHOUT ROWID one's.
   CHECK(QueryInt(store->db(), "SELECT wr FROM pragma_table_list WHERE name = 'writes'") == 0);
-  for (const auto& [key, state] : records) {
-    CAPTURE(key.collection);
-    auto loaded = store->LoadRecord(key);
+  // Not a structured binding: clang 14 cannot capture one in CAPTURE's lambda.
+  for (const auto& entry : records) {
+    CAPTURE(entry.first.collection);
+    auto loaded = store->LoadRecord(entry.first);
     REQUIRE_MESSAGE(loaded.ok(), loaded.status().ToString());
     REQUIRE(loaded->has_value());
-    CHECK(**loaded == state);
+    CHECK(**loaded == entry.second);
   }
   auto listed = store->RecordsWithSeveralSiblings();
   REQUIRE(listed.ok());
