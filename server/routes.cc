@@ -4,10 +4,9 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <span>
-#include <system_error>
-#include <thread>
 
 #include "enlace/registry.h"
+#include "parallel.h"
 #include "report_check.h"
 #include "write_internal.h"
 
@@ -394,28 +393,8 @@ constexpr size_t kParallelVerifyMin = 32;
 std::vector<Status> VerifyWriteSignatures(const std::vector<Write>& writes, size_t count,
                                           const PublicKey32& key) {
   std::vector<Status> out(count);
-  auto run = [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) out[i] = internal::VerifyWriteSignature(writes[i], key);
-  };
-  const size_t threads =
-      count > kParallelVerifyMin ? std::max(1u, std::thread::hardware_concurrency()) : 1;
-  if (threads <= 1) {
-    run(0, count);
-    return out;
-  }
-  const size_t chunk = (count + threads - 1) / threads;
-  std::vector<std::thread> pool;
-  size_t begin = chunk;  // this thread does the first chunk
-  try {
-    for (; begin < count; begin += chunk) {
-      pool.emplace_back(run, begin, std::min(count, begin + chunk));
-    }
-  } catch (const std::system_error&) {
-    // No thread to be had: the rest runs here.
-    run(begin, count);
-  }
-  run(0, std::min(count, chunk));
-  for (auto& t : pool) t.join();
+  internal::ParallelFor(count, kParallelVerifyMin + 1, 0,
+                        [&](size_t i) { out[i] = internal::VerifyWriteSignature(writes[i], key); });
   return out;
 }
 

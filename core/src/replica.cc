@@ -2,7 +2,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -10,11 +9,10 @@
 #include <optional>
 #include <set>
 #include <sstream>
-#include <system_error>
-#include <thread>
 #include <tuple>
 
 #include "codec.h"
+#include "parallel.h"
 #include "replica_impl.h"
 #include "unlock_guard.h"
 #include "write_internal.h"
@@ -334,25 +332,8 @@ std::vector<Result<Write>> Replica::Impl::DecodeAndVerifyAll(const std::vector<B
     }();
   }
   std::vector<Result<Write>> out(encoded.size(), Status::Internal("not checked"));
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < checks.size(); i = next++) out[i] = FinishCheck(checks[i]);
-  };
-  const size_t threads =
-      encoded.size() < kParallelFrom
-          ? 0
-          : std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), 4) - 1;
-  std::vector<std::thread> helpers;
-  helpers.reserve(threads);
-  for (size_t t = 0; t < threads; ++t) {
-    try {
-      helpers.emplace_back(work);
-    } catch (const std::system_error&) {
-      break;  // no thread to spare: this one does the rest
-    }
-  }
-  work();
-  for (auto& t : helpers) t.join();
+  internal::ParallelFor(checks.size(), kParallelFrom, 4,
+                        [&](size_t i) { out[i] = FinishCheck(checks[i]); });
   return out;
 }
 
