@@ -498,15 +498,6 @@ class SqliteHubStorage final : public HubStorage {
     return RegistriesLocked(team, 0);
   }
 
-  Result<uint64_t> MaxStoredCounter(const DeviceId& device) override {
-    std::lock_guard lock(mu_);
-    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT coalesce(max(counter), 0) FROM writes "
-                                                  "WHERE device = ?"));
-    st.BindBlob(1, device.bytes);
-    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
-    return row ? static_cast<uint64_t>(st.ColumnInt(0)) : uint64_t{0};
-  }
-
   Result<std::vector<uint64_t>> MaxStoredCounters(const std::vector<DeviceId>& devices) override {
     std::lock_guard lock(mu_);
     ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT coalesce(max(counter), 0) FROM writes "

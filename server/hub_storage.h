@@ -124,9 +124,8 @@ class HubStorage {
   // device's 403).
   virtual Result<std::vector<Bytes>> Registries(const TeamId& team) = 0;
 
-  // The highest write counter of `device` the hub holds (0 when none).
-  virtual Result<uint64_t> MaxStoredCounter(const DeviceId& device) = 0;
-  // The same for each of `devices` (one lock, one prepared query), in order.
+  // The highest write counter the hub holds for each of `devices` (0 when
+  // none), in order (one lock, one prepared query).
   virtual Result<std::vector<uint64_t>> MaxStoredCounters(const std::vector<DeviceId>& devices) = 0;
 
   virtual Result<HubCounts> Counts() = 0;
