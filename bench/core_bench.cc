@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "enlace/replica.h"
+#include "enlace/team.h"
 #include "enlace/wire.h"
 #include "enlace/write.h"
 
@@ -375,10 +376,10 @@ std::unique_ptr<Replica> NewReplica(const ReplicaOptions& o) {
 
 // As tests/test_util.cc JoinTeam: trust both ways, hand b the team keys.
 void JoinTeam(Replica& a, Replica& b) {
-  Check(a.TrustDevice(b.device_id(), b.public_keys()), "trust");
-  Check(b.TrustDevice(a.device_id(), a.public_keys()), "trust");
-  const Bytes sealed = Take(a.SealTeamKeysFor(b.public_keys().encryption), "seal team keys");
-  Check(b.AcceptTeamKeys(sealed), "accept team keys");
+  Check(TrustDevice(a, b.device_id(), b.public_keys()), "trust");
+  Check(TrustDevice(b, a.device_id(), a.public_keys()), "trust");
+  const Bytes sealed = Take(SealTeamKeysFor(a, b.public_keys().encryption), "seal team keys");
+  Check(AcceptTeamKeys(b, sealed), "accept team keys");
 }
 
 // The writes `r` has not handed out yet, acknowledged so the next call
@@ -414,7 +415,7 @@ SizeRow Measure(const std::string& name, const Bytes& encoded, size_t plain_json
 std::vector<SizeRow> Sizes(const TempDir& tmp) {
   auto a = NewReplica(Options(tmp.File("size-a"), /*in_memory=*/true));
   auto b = NewReplica(Options(tmp.File("size-b"), /*in_memory=*/true));
-  Take(a->CreateTeam(), "create team");
+  Take(CreateTeam(*a), "create team");
   JoinTeam(*a, *b);
 
   const Fields five = FiveFields(1);
@@ -454,7 +455,7 @@ int Main(int argc, char** argv) {
 
   // (1) Put: a new 5-field record, one transaction, on a real SQLite file.
   auto local = NewReplica(Options(tmp.File("local")));
-  Take(local->CreateTeam(), "create team");
+  Take(CreateTeam(*local), "create team");
   std::vector<RecordId> ids;
   uint64_t seq = 0;
   {
@@ -482,8 +483,8 @@ int Main(int argc, char** argv) {
     auto receiver = NewReplica(Options(tmp.File("receiver")));
     JoinTeam(*local, *writer);
     JoinTeam(*local, *receiver);
-    Check(receiver->TrustDevice(writer->device_id(), writer->public_keys()), "trust");
-    Check(writer->TrustDevice(receiver->device_id(), receiver->public_keys()), "trust");
+    Check(TrustDevice(*receiver, writer->device_id(), writer->public_keys()), "trust");
+    Check(TrustDevice(*writer, receiver->device_id(), receiver->public_keys()), "trust");
 
     std::vector<Bytes> pool;
     size_t next = 0;

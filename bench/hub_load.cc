@@ -58,6 +58,8 @@
 #include "bench_util.h"
 #include "enlace/replica.h"
 #include "enlace/sync.h"
+#include "enlace/team.h"
+#include "enlace/team_schema.h"
 #include "enlace/wire.h"
 
 #ifndef ENLACE_HUB_BIN
@@ -90,7 +92,7 @@ ReplicaOptions Options(const std::string& dir) {
   o.dir = dir;
   o.kdf = KdfCost::Minimum();
   o.in_memory_store = true;
-  o.validate = true;
+  o.hook = TeamSchemaHook();
   return o;
 }
 
@@ -401,7 +403,7 @@ int Main(int argc, char** argv) {
     Team& tm = team[t];
     tm.coordinator =
         Take(Replica::Create(Options(dir.File(Numbered("c", t))), kPassphrase), "coordinator");
-    Take(tm.coordinator->CreateTeam(), "create team");
+    Take(CreateTeam(*tm.coordinator), "create team");
     auto reg = Take(BuildRegisterTeamRequest(*tm.coordinator, "equipo " + std::to_string(t),
                                              "coordinacion", tokens[t]),
                     "register");
@@ -433,7 +435,7 @@ int Main(int argc, char** argv) {
     team[t].coordinator = std::move(coordinator.replica);
   });
   for (size_t t = 0; t < teams; ++t) {
-    for (const Member& mb : Take(team[t].coordinator->Members(), "members")) {
+    for (const Member& mb : Take(Members(*team[t].coordinator), "members")) {
       keys[mb.device] = mb.signing_key;
     }
   }

@@ -30,6 +30,8 @@
 #include "bench_util.h"
 #include "enlace/replica.h"
 #include "enlace/sync.h"
+#include "enlace/team.h"
+#include "enlace/team_schema.h"
 #include "enlace/wire.h"
 
 #ifndef ENLACE_HUB_BIN
@@ -158,7 +160,7 @@ ReplicaOptions DeviceOptions(const std::string& dir) {
   ReplicaOptions o;
   o.dir = dir;
   o.kdf = KdfCost::Minimum();
-  o.validate = true;
+  o.hook = TeamSchemaHook();
   return o;
 }
 
@@ -217,7 +219,7 @@ json WireJson(const WireCounters& c) {
 json DeviceA(const std::string& dir, const std::string& url, const std::string& token, uint64_t n,
              uint64_t batch, pid_t hub_pid) {
   auto a = Take(Replica::Create(DeviceOptions(dir), kPassphrase), "create A");
-  Take(a->CreateTeam(), "create team");
+  Take(CreateTeam(*a), "create team");
   HttpClient http(/*count_bytes=*/true);
   {
     auto req = Take(BuildRegisterTeamRequest(*a, "Tlaxcala", "coordinadora", token), "register");

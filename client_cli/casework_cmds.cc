@@ -19,6 +19,7 @@
 #include "enlace/report.h"
 #include "enlace/schema.h"
 #include "enlace/sync.h"
+#include "enlace/team_schema.h"
 #include "enlace/wire.h"
 #include "i18n_cli.h"
 
@@ -42,7 +43,7 @@ struct Workbench {
 
 CliStatus OpenWorkbench(Context& ctx, Workbench& wb) {
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, wb.dev));
-  auto pack = wb.dev.replica->Schema();
+  auto pack = TeamSchema(*wb.dev.replica);
   if (!pack.ok()) return Local(pack.status());
   wb.pack = *pack;
   wb.language = std::string(i18n::Language());
@@ -177,8 +178,8 @@ CliStatus RunSchema(Context& ctx, const SchemaArgs& args) {
     if (!in) return CliStatus::Usage(Format(_("cannot read {0}"), {args.overlay_file}));
     std::stringstream ss;
     ss << in.rdbuf();
-    if (Status s = wb.dev.replica->PublishOverlay(ss.str()); !s.ok()) return Local(s);
-    auto pack = wb.dev.replica->Schema();
+    if (Status s = PublishOverlay(*wb.dev.replica, ss.str()); !s.ok()) return Local(s);
+    auto pack = TeamSchema(*wb.dev.replica);
     if (!pack.ok()) return Local(pack.status());
     const std::string version = std::to_string((*pack)->overlay_version());
     if (ctx.output->json()) {
@@ -209,7 +210,7 @@ CliStatus RunSchema(Context& ctx, const SchemaArgs& args) {
       ctx.output->Line(Format(_("Team overlay {0}, version {1}"),
                               {pack.overlay_team_note(), std::to_string(pack.overlay_version())}));
     }
-    if (const std::string problem = wb.dev.replica->OverlayStatus(); !problem.empty()) {
+    if (const std::string problem = OverlayStatus(*wb.dev.replica); !problem.empty()) {
       ctx.output->Warn(problem);
     }
     for (const CollectionDef& c : pack.collections()) {

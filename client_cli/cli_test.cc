@@ -25,6 +25,7 @@
 #include "enlace/i18n.h"
 #include "enlace/replica.h"
 #include "enlace/sync.h"
+#include "enlace/team.h"
 #include "output.h"
 #include "passphrase.h"
 #include "transport.h"
@@ -145,7 +146,7 @@ void MakeHome(const std::string& home, const std::string& hub_url = "http://127.
   o.kdf = KdfCost::Minimum();
   auto r = Replica::Create(o, kPassphrase);
   REQUIRE(r.ok());
-  REQUIRE((*r)->CreateTeam().ok());
+  REQUIRE(CreateTeam(**r).ok());
   REQUIRE(SaveConfig(home, Config{hub_url, "", "Tlaxcala", "ana", "field"}).ok());
 }
 

@@ -13,6 +13,8 @@
 
 #include "config.h"
 #include "enlace/sync.h"
+#include "enlace/team.h"
+#include "enlace/team_schema.h"
 #include "enlace/wire.h"
 #include "enlace/write.h"
 #include "i18n_cli.h"
@@ -66,7 +68,7 @@ ReplicaOptions OptionsFor(const Context& ctx) {
   o.dir = ctx.global.home;
   o.kdf = ctx.kdf;
   // Every value is checked against the schema pack before it is written.
-  o.validate = true;
+  o.hook = TeamSchemaHook();
   return o;
 }
 
@@ -468,7 +470,7 @@ CliStatus RunInit(Context& ctx, const InitArgs& args) {
   if (args.duress) {
     if (Status s = replica->SetDuressPassphrase(duress.view()); !s.ok()) return Local(s);
   }
-  auto team = replica->CreateTeam();
+  auto team = CreateTeam(*replica);
   if (!team.ok()) return Local(team.status());
 
   const HubTarget hub{url, args.pin};
@@ -794,7 +796,7 @@ CliStatus SyncWithHub(Context& ctx, Device& dev, const HubTarget& hub, int max_a
     if (s.ok() && ex.response.status == 403) {
       // A revoked device is told so with the registry chain that proves it;
       // only a chain this device can check makes it destroy itself.
-      auto revoked = dev.replica->CheckRevokedNotice(ex.response.body);
+      auto revoked = CheckRevokedNotice(*dev.replica, ex.response.body);
       if (revoked.ok() && *revoked) {
         end_progress_line();
         return WipeRevokedDevice(ctx, dev);

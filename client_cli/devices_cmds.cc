@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "enlace/i18n.h"
+#include "enlace/team.h"
 #include "i18n_cli.h"
 #include "output.h"
 
@@ -56,7 +57,7 @@ CliStatus SignedChange(Context& ctx, const DevicesArgs& args,
   SyncProgress progress;
   for (int attempt = 0; attempt < 3; ++attempt) {
     CLI_RETURN_IF_ERROR(SyncWithHub(ctx, dev, hub, args.max_attempts, progress));
-    auto members = dev.replica->Members();
+    auto members = Members(*dev.replica);
     if (!members.ok()) return Local(members.status());
     CLI_RETURN_IF_ERROR(change(dev, *members));
     CLI_RETURN_IF_ERROR(SyncWithHub(ctx, dev, hub, args.max_attempts, progress));
@@ -71,9 +72,9 @@ CliStatus SignedChange(Context& ctx, const DevicesArgs& args,
 CliStatus RunDevicesList(Context& ctx) {
   Device dev;
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
-  auto members = dev.replica->Members();
+  auto members = Members(*dev.replica);
   if (!members.ok()) return Local(members.status());
-  auto pending_change = dev.replica->RegistryChangePending();
+  auto pending_change = RegistryChangePending(*dev.replica);
   if (!pending_change.ok()) return Local(pending_change.status());
   const DeviceId self = dev.replica->device_id();
   if (ctx.output->json()) {
@@ -121,7 +122,7 @@ CliStatus RunDevicesApprove(Context& ctx, const DevicesArgs& args) {
     Member m;
     CLI_RETURN_IF_ERROR(FindMember(members, args.device, m));
     name = m.name;
-    if (Status s = d.replica->ApproveDevice(m.device); !s.ok()) return Local(s);
+    if (Status s = ApproveDevice(*d.replica, m.device); !s.ok()) return Local(s);
     return CliStatus::Ok();
   };
   CLI_RETURN_IF_ERROR(SignedChange(ctx, args, change, dev));
@@ -137,13 +138,13 @@ CliStatus RunDevicesRevoke(Context& ctx, const DevicesArgs& args) {
     if (target.device == d.replica->device_id()) {
       return CliStatus::Usage(_("a device cannot revoke itself; ask another coordinator"));
     }
-    if (Status s = d.replica->RevokeDevice(target.device); !s.ok()) return Local(s);
+    if (Status s = RevokeDevice(*d.replica, target.device); !s.ok()) return Local(s);
     return CliStatus::Ok();
   };
   CLI_RETURN_IF_ERROR(SignedChange(ctx, args, change, dev));
   uint32_t key_version = 0;
   if (args.rotate) {
-    auto v = dev.replica->RotateTeamKey();
+    auto v = RotateTeamKey(*dev.replica);
     if (!v.ok()) return Local(v.status());
     key_version = *v;
     SyncProgress progress;
@@ -177,7 +178,7 @@ CliStatus RunDevicesRename(Context& ctx, const DevicesArgs& args) {
     Member m;
     CLI_RETURN_IF_ERROR(FindMember(members, args.device, m));
     old_name = m.name;
-    if (Status s = d.replica->RenameDevice(m.device, args.name); !s.ok()) {
+    if (Status s = RenameDevice(*d.replica, m.device, args.name); !s.ok()) {
       return s.code() == StatusCode::kInvalidArgument ? CliStatus::Usage(s.message()) : Local(s);
     }
     return CliStatus::Ok();
@@ -193,7 +194,7 @@ CliStatus RunDevicesRotateKey(Context& ctx, const DevicesArgs& args) {
   const HubTarget hub{dev.config.hub_url, dev.config.tls_pin};
   SyncProgress progress;
   CLI_RETURN_IF_ERROR(SyncWithHub(ctx, dev, hub, args.max_attempts, progress));
-  auto v = dev.replica->RotateTeamKey();
+  auto v = RotateTeamKey(*dev.replica);
   if (!v.ok()) return Local(v.status());
   CLI_RETURN_IF_ERROR(SyncWithHub(ctx, dev, hub, args.max_attempts, progress));
   ctx.output->Line(
@@ -208,7 +209,7 @@ CliStatus RunDevicesRequireApproval(Context& ctx, const DevicesArgs& args) {
   const bool on = args.setting == "on";
   Device dev;
   const auto change = [&](Device& d, const std::vector<Member>&) -> CliStatus {
-    if (Status s = d.replica->SetApprovalRequired(on); !s.ok()) return Local(s);
+    if (Status s = SetApprovalRequired(*d.replica, on); !s.ok()) return Local(s);
     return CliStatus::Ok();
   };
   CLI_RETURN_IF_ERROR(SignedChange(ctx, args, change, dev));

@@ -14,6 +14,7 @@
 #include "enlace/replica.h"
 #include "enlace/report.h"
 #include "enlace/sync.h"
+#include "enlace/team.h"
 #include "enlace/wire.h"
 #include "fuzz_team.h"
 
@@ -254,15 +255,15 @@ int Run(const std::string& root) {
     auto coord = Replica::Create(FuzzOptions(tmp + "/coord"), kPassphrase);
     auto field = Replica::Create(FuzzOptions(tmp + "/field"), kPassphrase);
     if (!Check(coord, "create") || !Check(field, "create")) return 1;
-    if (!Check((*coord)->CreateTeam(), "create team")) return 1;
+    if (!Check(CreateTeam(**coord), "create team")) return 1;
     Replica& c = **coord;
     Replica& f = **field;
-    if (!c.TrustDevice(f.device_id(), f.public_keys()).ok() ||
-        !f.TrustDevice(c.device_id(), c.public_keys()).ok()) {
+    if (!TrustDevice(c, f.device_id(), f.public_keys()).ok() ||
+        !TrustDevice(f, c.device_id(), c.public_keys()).ok()) {
       return 1;
     }
-    auto sealed = c.SealTeamKeysFor(f.public_keys().encryption);
-    if (!Check(sealed, "seal") || !f.AcceptTeamKeys(*sealed).ok()) return 1;
+    auto sealed = SealTeamKeysFor(c, f.public_keys().encryption);
+    if (!Check(sealed, "seal") || !AcceptTeamKeys(f, *sealed).ok()) return 1;
     for (int i = 0; i < 2; ++i) {
       Check((*field)->Put("cases", FixedRecord(i), {{"status", "\"Active\""}}), "put");
     }

@@ -37,17 +37,18 @@
 #include <string_view>
 #include <vector>
 
-#include "crypto.h"
+#include "crypto/crypto.h"
+#include "crypto/vault.h"
 #include "enlace/replica.h"
 #include "enlace/report.h"
 #include "enlace/sync.h"
+#include "enlace/team.h"
 #include "enlace/wire.h"
 #include "fuzz_team.h"
 #include "fuzz_util.h"
 #include "hub_storage.h"
-#include "replica_impl.h"
+#include "replica/replica_impl.h"
 #include "routes.h"
-#include "vault.h"
 
 namespace enlace::fuzz {
 namespace {
@@ -158,7 +159,7 @@ class Fixture {
     const std::string token = "tok-bootstrap-fuzz";
     Must(storage_->AddBootstrapToken(hub::HashToken(token), kClockMs), "bootstrap token");
     coord_ = Must(Replica::Create(FuzzOptions(dir_ + "/coord"), kPassphrase), "create");
-    Must(coord_->CreateTeam().status(), "create team");
+    Must(CreateTeam(*coord_).status(), "create team");
     auto reg = Send(Must(BuildRegisterTeamRequest(*coord_, "Fuzz", "coord", token), "register"));
     Expect(reg.status == 200, "register: " + reg.body);
     Must(HandleMembersResponse(*coord_, AsBytes(reg.body)), "members");

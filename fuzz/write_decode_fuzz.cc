@@ -41,10 +41,11 @@
 
 #include "enlace/replica.h"
 #include "enlace/schema.h"
+#include "enlace/team.h"
 #include "enlace/write.h"
 #include "fuzz_team.h"
-#include "replica_impl.h"
-#include "write_internal.h"
+#include "replica/replica_impl.h"
+#include "replica/write_internal.h"
 
 namespace enlace::fuzz {
 namespace {
@@ -80,9 +81,9 @@ Bytes Newest(Replica& r) {
 }
 
 void Join(Replica& a, Replica& b) {
-  Must(a.TrustDevice(b.device_id(), b.public_keys()), "trust");
-  Must(b.TrustDevice(a.device_id(), a.public_keys()), "trust");
-  Must(b.AcceptTeamKeys(Must(a.SealTeamKeysFor(b.public_keys().encryption), "seal")),
+  Must(TrustDevice(a, b.device_id(), b.public_keys()), "trust");
+  Must(TrustDevice(b, a.device_id(), a.public_keys()), "trust");
+  Must(AcceptTeamKeys(b, Must(SealTeamKeysFor(a, b.public_keys().encryption), "seal")),
        "accept team keys");
 }
 
@@ -96,11 +97,11 @@ class Fixture {
     target_ = Must(Replica::Create(FuzzOptions(dir_ + "/target"), kPassphrase), "create");
     w1_ = Must(Replica::Create(FuzzOptions(dir_ + "/w1"), kPassphrase), "create");
     w2_ = Must(Replica::Create(FuzzOptions(dir_ + "/w2"), kPassphrase), "create");
-    Must(target_->CreateTeam().status(), "create team");
+    Must(CreateTeam(*target_).status(), "create team");
     Join(*target_, *w1_);
     Join(*target_, *w2_);
-    Must(w1_->TrustDevice(w2_->device_id(), w2_->public_keys()), "trust");
-    Must(w2_->TrustDevice(w1_->device_id(), w1_->public_keys()), "trust");
+    Must(TrustDevice(*w1_, w2_->device_id(), w2_->public_keys()), "trust");
+    Must(TrustDevice(*w2_, w1_->device_id(), w1_->public_keys()), "trust");
     signers_ = {w1_.get(), w2_.get(), target_.get()};
     BuildHistory();
     TakeSnapshot();

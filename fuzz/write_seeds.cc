@@ -10,6 +10,7 @@
 #include <string>
 
 #include "enlace/replica.h"
+#include "enlace/team.h"
 #include "fuzz_team.h"
 
 namespace enlace::fuzz {
@@ -30,13 +31,13 @@ int Run(const std::string& out_dir) {
     if (!a.ok() || !b.ok()) return 1;
     Replica& ra = **a;
     Replica& rb = **b;
-    if (!ra.CreateTeam().ok()) return 1;
-    if (!ra.TrustDevice(rb.device_id(), rb.public_keys()).ok() ||
-        !rb.TrustDevice(ra.device_id(), ra.public_keys()).ok()) {
+    if (!CreateTeam(ra).ok()) return 1;
+    if (!TrustDevice(ra, rb.device_id(), rb.public_keys()).ok() ||
+        !TrustDevice(rb, ra.device_id(), ra.public_keys()).ok()) {
       return 1;
     }
-    auto sealed = ra.SealTeamKeysFor(rb.public_keys().encryption);
-    if (!sealed.ok() || !rb.AcceptTeamKeys(*sealed).ok()) return 1;
+    auto sealed = SealTeamKeysFor(ra, rb.public_keys().encryption);
+    if (!sealed.ok() || !AcceptTeamKeys(rb, *sealed).ok()) return 1;
 
     std::filesystem::create_directories(out_dir);
     auto save = [&](Replica& r, const std::string& name) {

@@ -11,9 +11,9 @@
 #include <map>
 #include <mutex>
 
-#include "crypto.h"
+#include "crypto/crypto.h"
 #include "enlace/registry.h"
-#include "sqlite.h"
+#include "storage/sqlite.h"
 
 namespace enlace::hub {
 

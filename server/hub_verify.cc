@@ -3,7 +3,7 @@
 #include <map>
 #include <optional>
 
-#include "write_internal.h"
+#include "replica/write_internal.h"
 
 namespace enlace::hub {
 

@@ -5,10 +5,10 @@
 #include <nlohmann/json.hpp>
 #include <span>
 
+#include "base/parallel.h"
 #include "enlace/registry.h"
-#include "parallel.h"
+#include "replica/write_internal.h"
 #include "report_check.h"
-#include "write_internal.h"
 
 namespace enlace::hub {
 

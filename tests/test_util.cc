@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "enlace/team.h"
 #include "enlace/types.h"
 
 namespace enlace::testing {
@@ -42,11 +43,11 @@ std::unique_ptr<Replica> MakeReplica(const ReplicaOptions& options, const std::s
 }
 
 void JoinTeam(Replica& a, Replica& b) {
-  REQUIRE(a.TrustDevice(b.device_id(), b.public_keys()).ok());
-  REQUIRE(b.TrustDevice(a.device_id(), a.public_keys()).ok());
-  auto sealed = a.SealTeamKeysFor(b.public_keys().encryption);
+  REQUIRE(TrustDevice(a, b.device_id(), b.public_keys()).ok());
+  REQUIRE(TrustDevice(b, a.device_id(), a.public_keys()).ok());
+  auto sealed = SealTeamKeysFor(a, b.public_keys().encryption);
   REQUIRE_MESSAGE(sealed.ok(), sealed.status().ToString());
-  auto s = b.AcceptTeamKeys(*sealed);
+  auto s = AcceptTeamKeys(b, *sealed);
   REQUIRE_MESSAGE(s.ok(), s.ToString());
 }
 

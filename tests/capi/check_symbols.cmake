@@ -1,5 +1,5 @@
 # Fails when the dynamic symbols libenlace defines differ from the list kept in
-# the repository (core/enlace.symbols). Run: cmake -DLIB=... -DEXPECTED=... -P
+# the repository (core/capi/enlace.symbols). Run: cmake -DLIB=... -DEXPECTED=... -P
 find_program(NM NAMES nm llvm-nm REQUIRED)
 execute_process(COMMAND ${NM} -D --defined-only ${LIB} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
@@ -21,7 +21,7 @@ if(NOT actual STREQUAL expected)
   list(REMOVE_ITEM added ${expected})
   set(removed ${expected})
   list(REMOVE_ITEM removed ${actual})
-  message(FATAL_ERROR "libenlace's exported symbols changed; update core/enlace.symbols "
+  message(FATAL_ERROR "libenlace's exported symbols changed; update core/capi/enlace.symbols "
                       "deliberately (an ABI change).\n  added: ${added}\n  removed: ${removed}")
 endif()
 list(LENGTH actual n)

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "cli_fixture.h"
-#include "crypto.h"
+#include "crypto/crypto.h"
 
 namespace enlace {
 namespace {

@@ -31,14 +31,14 @@
 #include <vector>
 
 #include "cli_fixture.h"
-#include "crypto.h"
+#include "crypto/crypto.h"
 #include "enlace/registry.h"
 #include "enlace/replica.h"
 #include "enlace/sync.h"
 #include "enlace/wire.h"
 #include "enlace/write.h"
 #include "fault_proxy.h"
-#include "write_internal.h"
+#include "replica/write_internal.h"
 
 namespace enlace {
 namespace {

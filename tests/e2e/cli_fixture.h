@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "crypto.h"
+#include "crypto/crypto.h"
 #include "process.h"
 #include "test_util.h"
 

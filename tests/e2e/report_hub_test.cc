@@ -8,6 +8,7 @@
 #include <string>
 
 #include "enlace/sync.h"
+#include "enlace/team.h"
 #include "process.h"
 #include "test_util.h"
 
@@ -89,7 +90,7 @@ TEST_CASE("a published report is read back by the commission with a viewer token
 
   // The coordinator's device registers the team and publishes over HTTP.
   auto coord = testing::MakeReplica(testing::TestOptions(dir.File("coord")));
-  REQUIRE(coord->CreateTeam().ok());
+  REQUIRE(CreateTeam(*coord).ok());
   auto reg = BuildRegisterTeamRequest(*coord, "Tlaxcala", "coordinadora",
                                       Admin({"bootstrap-token", "--data", data}));
   REQUIRE(reg.ok());

@@ -11,6 +11,7 @@
 #include "cli_fixture.h"
 #include "enlace/registry.h"
 #include "enlace/replica.h"
+#include "enlace/team.h"
 #include "enlace/write.h"
 
 namespace enlace::testing {
@@ -140,7 +141,7 @@ TEST_CASE("a revoked device is wiped on contact and the rotated key opens nothin
       auto grant = DecodeKeyGrant(*raw);
       REQUIRE(grant.ok());
       CHECK(grant->recipient != thief->device_id());
-      CHECK(!thief->AcceptTeamKeys(grant->sealed).ok());
+      CHECK(!AcceptTeamKeys(*thief, grant->sealed).ok());
     }
     CHECK(thief->current_key_version() == 1);
 

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include "enlace/team.h"
+
 namespace enlace::testing {
 
 InProcessHub::InProcessHub(const std::string& data_dir, FakeClock* clock) : data_dir_(data_dir) {
@@ -34,7 +36,7 @@ std::string InProcessHub::NewBootstrapToken() {
 std::unique_ptr<Replica> InitCoordinator(InProcessHub& hub, const ReplicaOptions& options,
                                          const std::string& team_name) {
   auto r = MakeReplica(options);
-  REQUIRE(r->CreateTeam().ok());
+  REQUIRE(CreateTeam(*r).ok());
   auto req = BuildRegisterTeamRequest(*r, team_name, "coordinator", hub.NewBootstrapToken());
   REQUIRE(req.ok());
   const HubReply reply = hub.Send(*req);

@@ -11,11 +11,12 @@
 #include <string>
 #include <vector>
 
-#include "crypto.h"
+#include "crypto/crypto.h"
 #include "enlace/registry.h"
+#include "enlace/team.h"
 #include "hub_fixture.h"
-#include "replica_impl.h"
-#include "write_internal.h"
+#include "replica/replica_impl.h"
+#include "replica/write_internal.h"
 
 namespace enlace {
 namespace {
@@ -207,7 +208,7 @@ TEST_CASE("a request whose time is ten minutes off the hub's clock is refused wi
 TEST_CASE("a validly signed request from an unregistered device is refused with 403") {
   Fixture f;
   auto stranger = testing::MakeReplica(TestOptions(f.dir.File("stranger"), &f.clock));
-  REQUIRE(stranger->CreateTeam().ok());
+  REQUIRE(CreateTeam(*stranger).ok());
   REQUIRE(stranger->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
   const auto before = f.Counts();
   const auto r = f.Call(f.SyncRequestOf(*stranger));
@@ -217,9 +218,9 @@ TEST_CASE("a validly signed request from an unregistered device is refused with 
 
   // Nor can it claim to be in the team by using the team's id.
   auto stranger2 = testing::MakeReplica(TestOptions(f.dir.File("stranger2"), &f.clock));
-  auto sealed = f.coord->SealTeamKeysFor(stranger2->public_keys().encryption);
+  auto sealed = SealTeamKeysFor(*f.coord, stranger2->public_keys().encryption);
   REQUIRE(sealed.ok());
-  REQUIRE(stranger2->AcceptTeamKeys(*sealed).ok());
+  REQUIRE(AcceptTeamKeys(*stranger2, *sealed).ok());
   REQUIRE(stranger2->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
   CHECK(f.Call(f.SyncRequestOf(*stranger2)).status == 403);
   CHECK(SameCounts(f.Counts(), before));
@@ -535,7 +536,7 @@ TEST_CASE("a revoked device's requests are refused with 403 and the notice that 
   Fixture f;
   // The coordinator revokes a with a new registry version, stored by its sync.
   testing::SyncAll(f.hub, *f.coord);
-  REQUIRE(f.coord->RevokeDevice(f.a->device_id()).ok());
+  REQUIRE(RevokeDevice(*f.coord, f.a->device_id()).ok());
   const SyncProgress p = testing::SyncAll(f.hub, *f.coord);
   CHECK(p.registry_refused.empty());
 
@@ -552,7 +553,7 @@ TEST_CASE("a revoked device's requests are refused with 403 and the notice that 
   CHECK(entry->revoked());
   // An outsider is told nothing of the kind: a plain 403 in JSON.
   auto stranger = testing::MakeReplica(TestOptions(f.dir.File("stranger"), &f.clock));
-  REQUIRE(stranger->CreateTeam().ok());
+  REQUIRE(CreateTeam(*stranger).ok());
   const auto outsider = f.Call(f.SignedSync(*stranger, Encode(SyncRequest{})));
   CHECK(outsider.status == 403);
   CHECK(ErrorOf(outsider).find("unknown device") != std::string::npos);

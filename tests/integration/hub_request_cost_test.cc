@@ -10,9 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "crypto.h"
+#include "crypto/crypto.h"
+#include "enlace/team.h"
 #include "hub_fixture.h"
-#include "replica_impl.h"
+#include "replica/replica_impl.h"
 
 namespace enlace {
 namespace {
@@ -153,7 +154,7 @@ TEST_CASE("a device revoked after the hub looked it up is refused at once, and i
   REQUIRE(f.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
   testing::SyncAll(f.hub, *f.a);  // the hub has looked `a` up
   testing::SyncAll(f.hub, *f.coord);
-  REQUIRE(f.coord->RevokeDevice(f.a->device_id()).ok());
+  REQUIRE(RevokeDevice(*f.coord, f.a->device_id()).ok());
   const SyncProgress p = testing::SyncAll(f.hub, *f.coord);
   REQUIRE(p.registry_stored);
 
@@ -168,7 +169,7 @@ TEST_CASE("a device revoked after the hub looked it up is refused at once, and i
 
 TEST_CASE("a pending device the hub looked up may sync once a coordinator approves it") {
   Fixture f;
-  REQUIRE(f.coord->SetApprovalRequired(true).ok());
+  REQUIRE(SetApprovalRequired(*f.coord, true).ok());
   REQUIRE(testing::SyncAll(f.hub, *f.coord).registry_stored);
   auto c = testing::JoinDevice(f.hub, *f.coord, TestOptions(f.dir.File("c"), &f.clock), "carla");
   const auto waiting = f.hub.Raw(f.NextSync(*c));
@@ -176,7 +177,7 @@ TEST_CASE("a pending device the hub looked up may sync once a coordinator approv
   CHECK(ErrorOf(waiting).find("approval") != std::string::npos);
 
   testing::SyncAll(f.hub, *f.coord);  // learns of c's admission
-  REQUIRE(f.coord->ApproveDevice(c->device_id()).ok());
+  REQUIRE(ApproveDevice(*f.coord, c->device_id()).ok());
   REQUIRE(testing::SyncAll(f.hub, *f.coord).registry_stored);
   CHECK(f.hub.Raw(f.NextSync(*c)).status == 200);
 }

@@ -14,8 +14,9 @@
 #include <utility>
 #include <vector>
 
+#include "enlace/team.h"
 #include "hub_fixture.h"
-#include "replica_impl.h"
+#include "replica/replica_impl.h"
 
 namespace enlace {
 namespace {
@@ -718,7 +719,7 @@ TEST_CASE("a bootstrap token registers one team only, and an unknown token none"
   const std::string token = hub.NewBootstrapToken();
 
   auto first = testing::MakeReplica(TestOptions(dir.File("first"), &clock));
-  REQUIRE(first->CreateTeam().ok());
+  REQUIRE(CreateTeam(*first).ok());
   auto req = BuildRegisterTeamRequest(*first, "Tlaxcala", "coordinator", token);
   REQUIRE(req.ok());
   const HubReply ok = hub.Send(*req);
@@ -726,7 +727,7 @@ TEST_CASE("a bootstrap token registers one team only, and an unknown token none"
   REQUIRE(HandleMembersResponse(*first, ok.bytes()).ok());
 
   auto second = testing::MakeReplica(TestOptions(dir.File("second"), &clock));
-  REQUIRE(second->CreateTeam().ok());
+  REQUIRE(CreateTeam(*second).ok());
   auto again = BuildRegisterTeamRequest(*second, "Puebla", "coordinator", token);
   REQUIRE(again.ok());
   const HubReply reused = hub.Send(*again);

@@ -12,10 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "crypto.h"
+#include "crypto/crypto.h"
 #include "enlace/report.h"
+#include "enlace/team.h"
 #include "hub_fixture.h"
-#include "replica_impl.h"
+#include "replica/replica_impl.h"
 
 namespace enlace {
 namespace {
@@ -520,7 +521,7 @@ TEST_CASE("report reads are signed requests: replayed, unsigned or altered ones 
         StatusCode::kInvalidArgument);
   // A stranger's device (registered nowhere) gets 403.
   auto stranger = testing::MakeReplica(TestOptions(f.dir.File("stranger"), &f.clock));
-  REQUIRE(stranger->CreateTeam().ok());
+  REQUIRE(CreateTeam(*stranger).ok());
   auto list = BuildListReportsRequest(*stranger);
   REQUIRE(list.ok());
   CHECK(f.hub.Send(*list).status == 403);

@@ -2,6 +2,7 @@
 // process (the in-memory transport of DESIGN §1).
 #include <doctest/doctest.h>
 
+#include "enlace/team.h"
 #include "hub_fixture.h"
 
 namespace enlace {
@@ -69,7 +70,7 @@ TEST_CASE("a team registration whose answer was lost can be retried by the same 
   testing::FakeClock clock;
   testing::InProcessHub hub(dir.File("hub"), &clock);
   auto r = testing::MakeReplica(testing::TestOptions(dir.File("coord"), &clock));
-  REQUIRE(r->CreateTeam().ok());
+  REQUIRE(CreateTeam(*r).ok());
   const std::string token = hub.NewBootstrapToken();
   auto first = BuildRegisterTeamRequest(*r, "Tlaxcala", "coord", token);
   REQUIRE(first.ok());
@@ -82,7 +83,7 @@ TEST_CASE("a team registration whose answer was lost can be retried by the same 
 
   // Another device with the used token is still refused.
   auto other = testing::MakeReplica(testing::TestOptions(dir.File("other"), &clock));
-  REQUIRE(other->CreateTeam().ok());
+  REQUIRE(CreateTeam(*other).ok());
   auto stolen = BuildRegisterTeamRequest(*other, "X", "x", token);
   REQUIRE(stolen.ok());
   CHECK(hub.Send(*stolen).status == 403);

@@ -1,0 +1,123 @@
+// The vault: a device's secret keys and team keys, wrapped under a key derived
+// from the passphrase with Argon2id. Nothing secret is ever on disk unwrapped.
+//
+// File layout, format 2 (all integers little endian):
+//   header = magic "ENLV" | format u8 (2) | opslimit u64 | memlimit u64 | salt[16]
+//            | duress_opslimit u64 | duress_memlimit u64 | duress_salt[16]
+//            | duress_verifier[32]
+//   file   = header | verifier[32] | nonce[24] | ciphertext_len u32 | ciphertext
+//            | checksum[32]
+// Format 1 (still read) has no duress fields. A format 1 vault opens and is
+// rewritten as format 2 on its next write.
+//
+// The passphrase key KEK = Argon2id(passphrase, salt, params) yields two
+// subkeys: one keys a BLAKE2b verifier over the header (so a wrong passphrase
+// is told apart from a damaged file without decrypting), one encrypts the
+// secret bundle with the header as associated data. The checksum, an unkeyed
+// BLAKE2b of everything before it, detects accidental damage.
+//
+// Duress: DKEK = Argon2id(duress passphrase, duress_salt, duress params);
+// duress_verifier = BLAKE2b keyed by a DKEK subkey over the duress params and
+// salt. With no duress passphrase set, duress_salt and duress_verifier are
+// random bytes, so a reader of the file cannot tell whether one is set. The
+// duress params are the main params when the duress passphrase is set; a
+// later KDF raise (RaiseParams) leaves them as they were, set or not.
+//
+// Not thread-safe.
+#ifndef ENLACE_CORE_SRC_VAULT_H_
+#define ENLACE_CORE_SRC_VAULT_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "crypto/crypto.h"
+#include "enlace/types.h"
+
+namespace enlace::internal {
+
+// What the vault protects.
+struct VaultSecrets {
+  DeviceId device;
+  SigningKeyPair signing;
+  BoxKeyPair box;
+  TeamId team;                                // zero until the device has a team
+  std::map<uint32_t, SecretBytes> team_keys;  // key version -> 32-byte key
+
+  VaultSecrets Clone() const;
+};
+
+class Vault {
+ public:
+  // Writes a new vault at `path` (kAlreadyExists if a file is there).
+  static Result<std::unique_ptr<Vault>> Create(const std::string& path, std::string_view passphrase,
+                                               const PwhashParams& params, VaultSecrets secrets);
+
+  // Opens the vault. kWrongPassphrase when the passphrase does not match,
+  // kCorruption when the file is damaged or tampered, kNotFound when absent.
+  // A failed unlock changes nothing on disk. When the main passphrase does
+  // not match, the duress verifier is checked (a second Argon2id, constant-
+  // time compare); if `passphrase` is the duress passphrase the result is
+  // still kWrongPassphrase and `*duress_matched` (when given) is set to true:
+  // the caller decides what to destroy.
+  static Result<std::unique_ptr<Vault>> Unlock(const std::string& path, std::string_view passphrase,
+                                               bool* duress_matched = nullptr);
+
+  const VaultSecrets& secrets() const { return secrets_; }
+
+  // Replaces the secrets and rewrites the file atomically (same passphrase).
+  Status Update(VaultSecrets secrets);
+
+  // Re-wraps everything under `new_passphrase` (fresh salt) after checking
+  // `old_passphrase` in constant time against the current one; kWrongPassphrase
+  // leaves the file untouched.
+  Status ChangePassphrase(std::string_view old_passphrase, std::string_view new_passphrase,
+                          const PwhashParams& params);
+
+  const PwhashParams& params() const { return params_; }
+  // The format the file had when it was read (1 or 2); every write is format 2.
+  uint8_t loaded_format() const { return loaded_format_; }
+
+  // Sets the duress passphrase (fresh duress salt, the main params) and
+  // rewrites the file. kInvalidArgument when `duress` is empty or is the
+  // main passphrase (checked by deriving with the main salt).
+  Status SetDuress(std::string_view duress);
+
+  // Re-wraps under `passphrase` (which must be the one this vault was
+  // unlocked with) with a fresh salt and, for each of opslimit and memlimit,
+  // the larger of the stored and `wanted` values: never a downgrade. Does
+  // nothing when the stored params are already at least `wanted`.
+  // Sets `*raised` to whether the file was rewritten.
+  Status RaiseParams(std::string_view passphrase, const PwhashParams& wanted, bool* raised);
+
+  // Argon2id derivations run by vault code in this process (tests count them).
+  static uint64_t DerivationCount();
+
+ private:
+  Vault() = default;
+  Status Derive(std::string_view passphrase);  // sets verifier/enc keys from salt_ + params_
+  Status WriteFile() const;                    // atomic: temp file, fsync, rename
+  void RandomDuress();                         // random duress salt and verifier
+
+  std::string path_;
+  PwhashParams params_;
+  std::array<uint8_t, kPwhashSaltBytes> salt_{};
+  PwhashParams duress_params_;
+  std::array<uint8_t, kPwhashSaltBytes> duress_salt_{};
+  std::array<uint8_t, kHashBytes> duress_verifier_{};
+  uint8_t loaded_format_ = 2;
+  SecretBytes verifier_key_;
+  SecretBytes encryption_key_;
+  VaultSecrets secrets_;
+};
+
+// Writes `data` to `path` atomically: a temporary file in the same folder,
+// fsync, rename, fsync of the folder. Mode 0600.
+Status WriteFileAtomically(const std::string& path, ByteView data);
+Result<Bytes> ReadWholeFile(const std::string& path, size_t max_bytes);
+
+}  // namespace enlace::internal
+
+#endif  // ENLACE_CORE_SRC_VAULT_H_

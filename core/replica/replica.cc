@@ -1,0 +1,741 @@
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include "base/codec.h"
+#include "base/parallel.h"
+#include "crypto/unlock_guard.h"
+#include "replica/replica_impl.h"
+#include "replica/write_internal.h"
+
+namespace enlace {
+
+using internal::RecordKey;
+using internal::RecordState;
+using internal::SecretBytes;
+using internal::Sibling;
+
+namespace {
+
+constexpr char kMetaCounter[] = "write_counter";
+constexpr char kMetaHlc[] = "hlc";
+constexpr size_t kMaxValueBytes = 64 * 1024;
+constexpr char kTrue[] = "true";
+constexpr char kFalse[] = "false";
+constexpr char kNull[] = "null";
+
+std::string VaultPath(const ReplicaOptions& o) {
+  return (std::filesystem::path(o.dir) / "vault.bin").string();
+}
+std::string StorePath(const ReplicaOptions& o) {
+  return o.in_memory_store ? ":memory:" : (std::filesystem::path(o.dir) / "store.db").string();
+}
+
+internal::PwhashParams ToParams(const KdfCost& c) { return {c.opslimit, c.memlimit}; }
+
+Status EnsureDir(const std::string& dir) {
+  if (dir.empty()) return Status::InvalidArgument("no folder given for the replica");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IoError("cannot create " + dir + ": " + ec.message());
+  ::chmod(dir.c_str(), 0700);
+  return Status::Ok();
+}
+
+// The existence register's value for a write of `kind`.
+const char* ExistenceValue(WriteKind kind) { return kind == WriteKind::kPut ? kFalse : kTrue; }
+
+std::vector<std::string> WithExistence(std::vector<std::string> fields) {
+  fields.push_back(kDeletedField);
+  return fields;
+}
+
+}  // namespace
+
+Result<std::string> CanonicalValue(std::string_view json, std::string_view field) {
+  const std::string where = "value of '" + std::string(field) + "'";
+  if (json.size() > kMaxValueBytes) {
+    return Status::InvalidArgument(where + " is longer than 64 KiB");
+  }
+  nlohmann::json j = nlohmann::json::parse(json.begin(), json.end(), nullptr, false);
+  if (j.is_discarded()) return Status::InvalidArgument(where + " is not valid JSON");
+  if (j.is_object()) return Status::InvalidArgument(where + " must be a scalar or an array");
+  if (j.is_array()) {
+    for (const auto& e : j) {
+      if (e.is_object() || e.is_array()) {
+        return Status::InvalidArgument(where + ": array elements must be scalars");
+      }
+    }
+  }
+  return j.dump();
+}
+
+// ---- Impl -----------------------------------------------------------------------------
+
+Replica::Impl::Impl(ReplicaOptions options, std::unique_ptr<internal::Vault> vault,
+                    std::unique_ptr<internal::Store> store, HlcTimestamp last_hlc)
+    : options_(std::move(options)),
+      vault_(std::move(vault)),
+      store_(std::move(store)),
+      clock_(options_.clock, last_hlc) {}
+
+Result<const SecretBytes*> Replica::Impl::TeamKey(uint32_t version) const {
+  const auto& keys = vault_->secrets().team_keys;
+  auto it = keys.find(version);
+  if (it == keys.end()) {
+    return Status::DecryptFailed("this device does not hold team key version " +
+                                 std::to_string(version));
+  }
+  return &it->second;
+}
+
+Result<const SecretBytes*> Replica::Impl::RecordIdKey() const {
+  if (!record_id_key_) {
+    const auto& keys = vault_->secrets().team_keys;
+    if (keys.empty()) return Status::FailedPrecondition("this device has no team yet");
+    record_id_key_ =
+        internal::DeriveSubkey(keys.begin()->second, 1, "recordid", internal::kKdfKeyBytes);
+  }
+  return &*record_id_key_;
+}
+
+uint32_t Replica::Impl::CurrentKeyVersion() const {
+  const auto& keys = vault_->secrets().team_keys;
+  return keys.empty() ? 0 : keys.rbegin()->first;
+}
+
+Status Replica::Impl::PersistClock() { return store_->SetMeta(kMetaHlc, clock_.last().value); }
+
+Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
+                                 const std::vector<std::string>& fields,
+                                 const std::vector<std::string>& values,
+                                 const VersionVector* context, Dot* written) {
+  const auto& secrets = vault_->secrets();
+  if (secrets.team.IsZero() || secrets.team_keys.empty()) {
+    return Status::FailedPrecondition("this device has no team yet");
+  }
+  ENLACE_ASSIGN_OR_RETURN(auto state, store_->LoadRecord(key));
+  ENLACE_ASSIGN_OR_RETURN(uint64_t counter, store_->GetMeta(kMetaCounter));
+  ++counter;
+
+  Write w;
+  w.team = secrets.team;
+  w.collection = key.collection;
+  w.record = key.record;
+  w.dot = Dot{secrets.device, counter};
+  w.hlc = clock_.Now();
+  if (context != nullptr) {
+    w.context = *context;
+  } else if (state) {
+    w.context = state->context;
+  }
+  w.fields = fields;
+  w.kind = kind;
+  w.key_version = CurrentKeyVersion();
+  ENLACE_ASSIGN_OR_RETURN(const SecretBytes* team_key, TeamKey(w.key_version));
+  ENLACE_RETURN_IF_ERROR(internal::SealWrite(w, values, *team_key, secrets.signing.secret_key));
+  const Bytes encoded = w.Encode();
+
+  ENLACE_RETURN_IF_ERROR(store_->SetMeta(kMetaCounter, counter));
+  ENLACE_RETURN_IF_ERROR(PersistClock());
+  ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, Merge(w, encoded, &state));
+  if (outcome != ApplyOutcome::kApplied) return Status::Internal("own write was not applied");
+  if (written != nullptr) *written = w.dot;
+  return store_->AddToOutbox(counter);
+}
+
+Result<size_t> Replica::Impl::RestampFutureWrites(uint64_t margin_ms) {
+  const uint64_t wall = clock_.WallMs();
+  const uint64_t limit = wall + margin_ms;
+  // No write of this device is stamped later than its clock has ever been:
+  // when that is within the margin, there is nothing to scan (the common
+  // case; scanning the whole outbox every round made pushing quadratic).
+  if (clock_.last().physical_ms() <= limit) return size_t{0};
+  // Own unsent writes stamped in the future, grouped by record, in counter order.
+  struct Stamped {
+    std::set<Dot> dots;
+    Dot last_dot;
+    VersionVector last_context;
+  };
+  std::map<RecordKey, Stamped> future;
+  ENLACE_ASSIGN_OR_RETURN(auto pending, store_->PendingWrites(device(), SIZE_MAX));
+  for (const auto& [counter, bytes] : pending) {
+    ENLACE_ASSIGN_OR_RETURN(Write w, Write::Decode(bytes, options_.limits));
+    if (w.hlc.physical_ms() <= limit) continue;
+    Stamped& st = future[RecordKey{w.collection, w.record}];
+    st.dots.insert(w.dot);
+    st.last_dot = w.dot;
+    st.last_context = std::move(w.context);
+  }
+  if (future.empty()) return size_t{0};
+  if (clock_.last().physical_ms() > limit) clock_.RewindTo(HlcTimestamp::From(wall, 0));
+
+  size_t written = 0;
+  for (const auto& [key, st] : future) {
+    ENLACE_ASSIGN_OR_RETURN(auto state, store_->LoadRecord(key));
+    if (!state) continue;
+    // The values this device's future-stamped writes still hold, re-written
+    // as one write whose context covers exactly what they covered.
+    OpenedWrites opened;
+    std::vector<std::string> fields, values;
+    std::optional<WriteKind> existence;
+    for (const auto& [field, siblings] : state->fields) {
+      for (const Sibling& sib : siblings) {
+        if (!st.dots.contains(sib.dot)) continue;
+        ENLACE_ASSIGN_OR_RETURN(std::string v, SiblingValueOf(field, sib, opened));
+        if (field == kDeletedField) {
+          existence = opened.at(sib.dot).kind;
+        } else {
+          fields.push_back(field);
+          values.push_back(std::move(v));
+        }
+      }
+    }
+    if (!existence && fields.empty()) continue;
+    VersionVector context = st.last_context;
+    context.Add(st.last_dot);
+    const WriteKind kind = existence.value_or(WriteKind::kPut);
+    if (kind == WriteKind::kDelete) {
+      // A delete carries no fields: put the live values first, then delete.
+      if (!fields.empty()) {
+        Dot put_dot;
+        ENLACE_RETURN_IF_ERROR(
+            WriteLocal(key, WriteKind::kPut, fields, values, &context, &put_dot));
+        context.Add(put_dot);
+        ++written;
+      }
+      ENLACE_RETURN_IF_ERROR(WriteLocal(key, WriteKind::kDelete, {}, {}, &context, nullptr));
+    } else {
+      ENLACE_RETURN_IF_ERROR(WriteLocal(key, kind, fields, values, &context, nullptr));
+    }
+    ++written;
+  }
+  ENLACE_RETURN_IF_ERROR(PersistClock());
+  return written;
+}
+
+namespace {
+
+// One incoming write after the checks that read this replica's state (run
+// in order on the caller's thread), with what the remaining, state-free
+// checks need. Their statuses are kept, not returned, so that every write
+// fails with the first check it fails in the documented order.
+struct IncomingCheck {
+  Result<Write> write = Status::Internal("not decoded");
+  internal::SignPublicKey signer{};
+  Status drift;
+  Result<const SecretBytes*> key = Status::Internal("no key looked up");
+};
+
+// Signature, then clock drift and key, then the payload: decrypts and
+// checks every value is canonical JSON. Touches nothing shared.
+Result<Write> FinishCheck(IncomingCheck& c) {
+  if (!c.write.ok()) return c.write.status();
+  Write& w = *c.write;
+  ENLACE_RETURN_IF_ERROR(internal::VerifyWriteSignature(w, c.signer));
+  ENLACE_RETURN_IF_ERROR(c.drift.WithContext("write refused"));
+  if (!c.key.ok()) return c.key.status();
+  ENLACE_ASSIGN_OR_RETURN(auto values, internal::OpenWritePayload(w, **c.key));
+  for (size_t i = 0; i < values.size(); ++i) {
+    auto canonical = CanonicalValue(values[i], w.fields[i]);
+    if (!canonical.ok() || *canonical != values[i]) {
+      return Status::Corruption("write holds a value that is not canonical JSON");
+    }
+    if (w.kind == WriteKind::kErase && values[i] != kNull) {
+      return Status::Corruption("an erase write may only hold null values");
+    }
+  }
+  return std::move(w);
+}
+
+// Below this many writes a second thread costs more than it saves.
+constexpr size_t kParallelFrom = 32;
+
+}  // namespace
+
+std::vector<Result<Write>> Replica::Impl::DecodeAndVerifyAll(const std::vector<Bytes>& encoded) {
+  std::vector<IncomingCheck> checks(encoded.size());
+  std::map<DeviceId, Result<std::optional<internal::Store::Writer>>> writers;
+  const auto& secrets = vault_->secrets();
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    IncomingCheck& c = checks[i];
+    c.write = [&]() -> Result<Write> {
+      ENLACE_ASSIGN_OR_RETURN(Write w, Write::Decode(encoded[i], options_.limits));
+      if (secrets.team.IsZero() || w.team != secrets.team) {
+        return Status::PermissionDenied("write belongs to another team");
+      }
+      auto found = writers.find(w.dot.device);
+      if (found == writers.end()) {
+        found = writers.emplace(w.dot.device, store_->GetWriter(w.dot.device)).first;
+      }
+      if (!found->second.ok()) return found->second.status();
+      const auto& writer = *found->second;
+      if (!writer) {
+        return Status::PermissionDenied("write from an unknown device " + w.dot.device.ToHex());
+      }
+      if (writer->member && writer->pending) {
+        return Status::PermissionDenied("write from device " + w.dot.device.ToHex().substr(0, 8) +
+                                        ", which waits for a coordinator's approval");
+      }
+      if (writer->member && writer->revoked && w.dot.counter > writer->revoked_after) {
+        return Status::PermissionDenied("write from device " + w.dot.device.ToHex().substr(0, 8) +
+                                        " after its revocation");
+      }
+      c.signer = writer->signing_key;
+      c.drift = clock_.CheckDrift(w.hlc);
+      c.key = TeamKey(w.key_version);
+      return w;
+    }();
+  }
+  std::vector<Result<Write>> out(encoded.size(), Status::Internal("not checked"));
+  internal::ParallelFor(checks.size(), kParallelFrom, 4,
+                        [&](size_t i) { out[i] = FinishCheck(checks[i]); });
+  return out;
+}
+
+Result<Write> Replica::Impl::DecodeAndVerify(std::span<const uint8_t> encoded) {
+  auto all = DecodeAndVerifyAll({Bytes(encoded.begin(), encoded.end())});
+  return std::move(all.front());
+}
+
+Result<ApplyOutcome> Replica::Impl::ApplyChecked(const Write& w, const Bytes& encoded) {
+  // A write may not claim to have seen writes this device never made: that
+  // would make every later local edit of the record look already seen.
+  ENLACE_ASSIGN_OR_RETURN(uint64_t issued, store_->GetMeta(kMetaCounter));
+  if (w.dot.device != device() && w.context.Get(device()) > issued) {
+    return Status::Corruption("write claims to have seen writes this device never made");
+  }
+  // One dot, one write: a device restored from an old backup may reuse a
+  // counter for different content, which must not be merged.
+  ENLACE_ASSIGN_OR_RETURN(auto stored, store_->GetWrite(w.dot));
+  if (stored && stored->encoded != encoded) {
+    return Status::Corruption("write number " + w.dot.device.ToHex().substr(0, 8) + ":" +
+                              std::to_string(w.dot.counter) +
+                              " was reused for different content (a device restored from an "
+                              "old backup?)");
+  }
+  ENLACE_RETURN_IF_ERROR(clock_.Observe(w.hlc));
+  ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, Merge(w, encoded));
+  if (outcome == ApplyOutcome::kApplied) {
+    ENLACE_RETURN_IF_ERROR(PersistClock());
+    if (w.dot.device == device()) {
+      // Our own write coming back (e.g. after a restore): never reuse its dot.
+      ENLACE_ASSIGN_OR_RETURN(uint64_t counter, store_->GetMeta(kMetaCounter));
+      if (w.dot.counter > counter)
+        ENLACE_RETURN_IF_ERROR(store_->SetMeta(kMetaCounter, w.dot.counter));
+    }
+  }
+  return outcome;
+}
+
+Result<ApplyOutcome> Replica::Impl::Merge(const Write& w, const Bytes& encoded,
+                                          std::optional<RecordState>* loaded) {
+  const RecordKey key{w.collection, w.record};
+  std::optional<RecordState> own_load;
+  if (loaded == nullptr) {
+    ENLACE_ASSIGN_OR_RETURN(own_load, store_->LoadRecord(key));
+    loaded = &own_load;
+  }
+  RecordState state = *loaded ? std::move(**loaded) : RecordState{};
+  const std::set<Dot> live_before = internal::LiveDots(state);
+  if (!internal::ApplyToRecord(state, w.dot, w.hlc, w.context, WithExistence(w.fields))) {
+    return ApplyOutcome::kAlreadySeen;
+  }
+  ENLACE_RETURN_IF_ERROR(store_->SaveRecord(key, state));
+  ENLACE_RETURN_IF_ERROR(store_->InsertWrite(w, encoded));
+  // A write none of whose values is current any more is dropped here: no
+  // replica needs it (DESIGN §2), and an erased value must leave the device.
+  const std::set<Dot> live_after = internal::LiveDots(state);
+  for (const Dot& dot : live_before) {
+    if (live_after.contains(dot)) continue;
+    ENLACE_RETURN_IF_ERROR(store_->DeleteWrite(dot));
+    if (dot.device == device()) ENLACE_RETURN_IF_ERROR(store_->RemoveFromOutbox(dot.counter));
+  }
+  if (hook_ && IsReservedCollection(w.collection)) hook_->OnReservedWrite(*owner_, w, encoded);
+  return ApplyOutcome::kApplied;
+}
+
+Result<std::string> Replica::Impl::SiblingValueOf(const std::string& field, const Sibling& s,
+                                                  OpenedWrites& opened) const {
+  auto it = opened.find(s.dot);
+  if (it == opened.end()) {
+    ENLACE_ASSIGN_OR_RETURN(auto stored, store_->GetWrite(s.dot));
+    if (!stored) return Status::Corruption("a current value's write is missing from the store");
+    ENLACE_ASSIGN_OR_RETURN(Write w, Write::Decode(stored->encoded, options_.limits));
+    ENLACE_ASSIGN_OR_RETURN(const SecretBytes* key, TeamKey(w.key_version));
+    ENLACE_ASSIGN_OR_RETURN(auto values, internal::OpenWritePayload(w, *key));
+    it = opened.emplace(s.dot, OpenedWrite{w.kind, std::move(w.fields), std::move(values)}).first;
+  }
+  const OpenedWrite& ow = it->second;
+  if (field == kDeletedField) return std::string(ExistenceValue(ow.kind));
+  for (size_t i = 0; i < ow.fields.size(); ++i) {
+    if (ow.fields[i] == field) return ow.values[i];
+  }
+  return Status::Corruption("a sibling's write does not set its field");
+}
+
+Result<Record> Replica::Impl::BuildRecord(const RecordKey& key, const RecordState& state) const {
+  Record r;
+  r.collection = key.collection;
+  r.id = key.record;
+  OpenedWrites opened;
+  for (const auto& [field, siblings] : state.fields) {
+    FieldValue fv;
+    for (const Sibling& s : siblings) {
+      ENLACE_ASSIGN_OR_RETURN(std::string v, SiblingValueOf(field, s, opened));
+      fv.siblings.push_back(SiblingValue{s.dot, s.hlc, std::move(v)});
+    }
+    const Sibling& shown = internal::ShownSibling(siblings);
+    for (const auto& sv : fv.siblings) {
+      if (sv.dot == shown.dot) fv.value = sv.value;
+    }
+    if (field == kDeletedField) {
+      r.existence = std::move(fv.siblings);
+      const bool any_deleted = std::any_of(r.existence.begin(), r.existence.end(),
+                                           [](const SiblingValue& v) { return v.value == kTrue; });
+      const bool any_live = std::any_of(r.existence.begin(), r.existence.end(),
+                                        [](const SiblingValue& v) { return v.value == kFalse; });
+      r.deleted = any_deleted && !any_live;
+      r.delete_conflict = any_deleted && any_live;
+    } else {
+      r.fields.emplace(field, std::move(fv));
+    }
+  }
+  return r;
+}
+
+// ---- Replica --------------------------------------------------------------------------
+
+Replica::Replica(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  impl_->set_owner(this);
+  if (impl_->options().hook) impl_->set_hook(impl_->options().hook());
+}
+Replica::~Replica() = default;
+
+ReplicaHook* Replica::hook() const { return impl_->hook(); }
+void Replica::SetHook(std::unique_ptr<ReplicaHook> hook) { impl_->set_hook(std::move(hook)); }
+const ReplicaOptions& Replica::options() const { return impl_->options(); }
+
+Result<std::unique_ptr<Replica>> Replica::Create(const ReplicaOptions& options,
+                                                 std::string_view passphrase) {
+  ENLACE_RETURN_IF_ERROR(internal::EnsureSodium());
+  ENLACE_RETURN_IF_ERROR(EnsureDir(options.dir));
+  internal::VaultSecrets secrets;
+  secrets.device = DeviceId::Random();
+  secrets.signing = internal::SigningKeyPair::Generate();
+  secrets.box = internal::BoxKeyPair::Generate();
+  ENLACE_ASSIGN_OR_RETURN(
+      auto vault, internal::Vault::Create(VaultPath(options), passphrase, ToParams(options.kdf),
+                                          std::move(secrets)));
+  ENLACE_ASSIGN_OR_RETURN(auto store, internal::Store::Open(StorePath(options)));
+  const auto& s = vault->secrets();
+  ENLACE_RETURN_IF_ERROR(store->PutDevice(s.device, s.signing.public_key, s.box.public_key));
+  return std::unique_ptr<Replica>(new Replica(
+      std::make_unique<Impl>(options, std::move(vault), std::move(store), HlcTimestamp{})));
+}
+
+Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options,
+                                               std::string_view passphrase) {
+  ENLACE_RETURN_IF_ERROR(internal::EnsureSodium());
+  if (options.dir.empty()) return Status::InvalidArgument("no folder given for the replica");
+  // Local safety: back-off, wipe-after-N and duress (unlock_guard.h).
+  const uint64_t now_ms =
+      options.clock.wall_clock ? options.clock.wall_clock() : SystemWallClockMs();
+  internal::UnlockOutcome outcome = internal::UnlockOutcome::kOpened;
+  ENLACE_ASSIGN_OR_RETURN(auto vault,
+                          internal::UnlockGuarded(options.dir, passphrase, now_ms, outcome));
+  if (outcome == internal::UnlockOutcome::kDuress) {
+    ENLACE_RETURN_IF_ERROR(WipeReplicaFiles(options.dir));
+    ENLACE_ASSIGN_OR_RETURN(auto fresh, Create(options, passphrase));
+    fresh->opened_under_duress_ = true;
+    return fresh;
+  }
+  // A stronger cost than the stored one re-wraps the vault now. Best effort:
+  // on failure the file is intact and the raise is tried on the next unlock.
+  (void)vault->RaiseParams(passphrase, ToParams(options.kdf), nullptr);
+  ENLACE_ASSIGN_OR_RETURN(auto store, internal::Store::Open(StorePath(options)));
+  const auto& s = vault->secrets();
+  ENLACE_RETURN_IF_ERROR(store->PutDevice(s.device, s.signing.public_key, s.box.public_key));
+  ENLACE_ASSIGN_OR_RETURN(uint64_t hlc, store->GetMeta(kMetaHlc));
+  ENLACE_ASSIGN_OR_RETURN(uint64_t offset, store->GetMeta(internal::kMetaClockOffset));
+  auto impl =
+      std::make_unique<Impl>(options, std::move(vault), std::move(store), HlcTimestamp{hlc});
+  impl->clock().SetWallClockOffsetMs(static_cast<int64_t>(offset));
+  return std::unique_ptr<Replica>(new Replica(std::move(impl)));
+}
+
+Status Replica::ChangePassphrase(std::string_view current, std::string_view next) {
+  // Never weaker than the stored cost.
+  const internal::PwhashParams stored = impl_->vault().params();
+  const internal::PwhashParams wanted = ToParams(impl_->options().kdf);
+  return impl_->vault().ChangePassphrase(
+      current, next,
+      {std::max(stored.opslimit, wanted.opslimit), std::max(stored.memlimit, wanted.memlimit)});
+}
+
+DeviceId Replica::device_id() const { return impl_->device(); }
+
+DevicePublicKeys Replica::public_keys() const {
+  const auto& s = impl_->vault().secrets();
+  return DevicePublicKeys{s.signing.public_key, s.box.public_key};
+}
+
+TeamId Replica::team() const { return impl_->vault().secrets().team; }
+uint32_t Replica::current_key_version() const { return impl_->CurrentKeyVersion(); }
+HybridClock& Replica::clock() { return impl_->clock(); }
+
+namespace {
+Status CheckCollection(std::string_view collection) {
+  return ValidateName(collection, "collection");
+}
+
+// Collections that records may be written to by hand: valid, not reserved.
+Status CheckWritableCollection(std::string_view collection) {
+  ENLACE_RETURN_IF_ERROR(CheckCollection(collection));
+  if (IsReservedCollection(collection)) {
+    return Status::InvalidArgument("collection '" + std::string(collection) +
+                                   "' is reserved for enlace itself");
+  }
+  return Status::Ok();
+}
+}  // namespace
+
+Result<RecordId> Replica::Put(std::string_view collection, std::optional<RecordId> id,
+                              const Fields& values) {
+  ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
+  if (values.empty()) return Status::InvalidArgument("nothing to write: no fields given");
+  Fields canonical_values;
+  for (const auto& [field, value] : values) {
+    ENLACE_RETURN_IF_ERROR(ValidateName(field, "field"));
+    ENLACE_ASSIGN_OR_RETURN(std::string v, CanonicalValue(value, field));
+    canonical_values.emplace(field, std::move(v));
+  }
+  const RecordKey key{std::string(collection), id ? *id : RecordId::Random()};
+  auto& store = impl_->store();
+  ENLACE_ASSIGN_OR_RETURN(auto tx, store.Begin());
+  ENLACE_ASSIGN_OR_RETURN(auto state, store.LoadRecord(key));
+  if (state) {
+    ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
+    if (r.deleted) return Status::FailedPrecondition("the record is deleted; restore it first");
+    if (r.delete_conflict) {
+      return Status::FailedPrecondition(
+          "the record was deleted on one device and edited on another; confirm the delete or "
+          "restore it first");
+    }
+  }
+  if (ReplicaHook* hook = impl_->hook()) {
+    ENLACE_RETURN_IF_ERROR(hook->CheckValues(*this, collection, !state, canonical_values));
+  }
+  std::vector<std::string> fields;
+  std::vector<std::string> canonical;
+  for (auto& [field, value] : canonical_values) {
+    fields.push_back(field);
+    canonical.push_back(std::move(value));
+  }
+  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kPut, fields, canonical));
+  ENLACE_RETURN_IF_ERROR(tx->Commit());
+  return key.record;
+}
+
+Status Replica::RunBatch(const std::function<Status()>& body) {
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
+  ENLACE_RETURN_IF_ERROR(body());
+  return tx->Commit();
+}
+
+Result<RecordId> Replica::DeriveRecordId(std::string_view collection, std::string_view key) const {
+  ENLACE_ASSIGN_OR_RETURN(const SecretBytes* subkey, impl_->RecordIdKey());
+  std::string message(collection);
+  message.push_back('\0');
+  message.append(key);
+  const auto digest = internal::GenericHash(internal::AsBytes(message), subkey->view());
+  RecordId id;
+  std::copy_n(digest.begin(), id.bytes.size(), id.bytes.begin());
+  return id;
+}
+
+Result<Record> Replica::Get(std::string_view collection, const RecordId& id,
+                            bool include_deleted) const {
+  const RecordKey key{std::string(collection), id};
+  ENLACE_ASSIGN_OR_RETURN(auto state, impl_->store().LoadRecord(key));
+  if (!state) return Status::NotFound("no record " + id.ToHex() + " in " + key.collection);
+  ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
+  if (r.deleted && !include_deleted) {
+    return Status::NotFound("record " + id.ToHex() + " is deleted");
+  }
+  return r;
+}
+
+Result<std::vector<Record>> Replica::List(std::string_view collection) const {
+  ENLACE_RETURN_IF_ERROR(CheckCollection(collection));
+  ENLACE_ASSIGN_OR_RETURN(auto keys, impl_->store().ListRecords(collection));
+  std::vector<Record> out;
+  for (const auto& key : keys) {
+    ENLACE_ASSIGN_OR_RETURN(auto state, impl_->store().LoadRecord(key));
+    if (!state) continue;
+    ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
+    if (!r.deleted) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<std::vector<Conflict>> Replica::Conflicts() const {
+  ENLACE_ASSIGN_OR_RETURN(auto keys, impl_->store().RecordsWithSeveralSiblings());
+  std::vector<Conflict> out;
+  for (const auto& key : keys) {
+    // Concurrent overlays are not for a person to resolve: publishing a new
+    // overlay covers them (case work's TeamSchema picks the newest valid one).
+    if (IsReservedCollection(key.collection)) continue;
+    ENLACE_ASSIGN_OR_RETURN(auto state, impl_->store().LoadRecord(key));
+    if (!state) continue;
+    ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
+    if (r.delete_conflict) {
+      Conflict c{key.collection, key.record, kDeletedField, r.existence, {}};
+      const Sibling& shown = internal::ShownSibling(state->fields[kDeletedField]);
+      for (const auto& sv : r.existence) {
+        if (sv.dot == shown.dot) c.shown = sv.value;
+      }
+      out.push_back(std::move(c));
+    }
+    for (auto& [field, fv] : r.fields) {
+      if (fv.conflict())
+        out.push_back(Conflict{key.collection, key.record, field, fv.siblings, fv.value});
+    }
+  }
+  return out;
+}
+
+Status Replica::Resolve(std::string_view collection, const RecordId& id, std::string_view field,
+                        std::string_view value) {
+  if (field == kDeletedField) {
+    ENLACE_ASSIGN_OR_RETURN(std::string v, CanonicalValue(value, field));
+    if (v == kTrue) return Delete(collection, id);
+    if (v == kFalse) return Restore(collection, id);
+    return Status::InvalidArgument(
+        "a delete conflict resolves to true (delete) or false (restore)");
+  }
+  ENLACE_ASSIGN_OR_RETURN(Record r, Get(collection, id, /*include_deleted=*/true));
+  if (r.fields.find(std::string(field)) == r.fields.end()) {
+    return Status::NotFound("record has no field '" + std::string(field) + "'");
+  }
+  ENLACE_RETURN_IF_ERROR(
+      Put(collection, id, Fields{{std::string(field), std::string(value)}}).status());
+  return Status::Ok();
+}
+
+namespace {
+// Loads a record for a tombstone or restore; kNotFound if never written here.
+Result<Record> LoadForChange(Replica::Impl& impl, const RecordKey& key, RecordState& state) {
+  ENLACE_ASSIGN_OR_RETURN(auto loaded, impl.store().LoadRecord(key));
+  if (!loaded) return Status::NotFound("no record " + key.record.ToHex() + " in " + key.collection);
+  state = std::move(*loaded);
+  return impl.BuildRecord(key, state);
+}
+}  // namespace
+
+Status Replica::Delete(std::string_view collection, const RecordId& id) {
+  ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
+  const RecordKey key{std::string(collection), id};
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
+  RecordState state;
+  ENLACE_ASSIGN_OR_RETURN(Record r, LoadForChange(*impl_, key, state));
+  if (r.deleted) return Status::FailedPrecondition("the record is already deleted");
+  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kDelete, {}, {}));
+  return tx->Commit();
+}
+
+Status Replica::Restore(std::string_view collection, const RecordId& id) {
+  ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
+  const RecordKey key{std::string(collection), id};
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
+  RecordState state;
+  ENLACE_ASSIGN_OR_RETURN(Record r, LoadForChange(*impl_, key, state));
+  if (!r.deleted && !r.delete_conflict)
+    return Status::FailedPrecondition("the record is not deleted");
+  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kPut, {}, {}));
+  return tx->Commit();
+}
+
+Status Replica::Erase(std::string_view collection, const RecordId& id) {
+  ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
+  const RecordKey key{std::string(collection), id};
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
+  RecordState state;
+  ENLACE_ASSIGN_OR_RETURN(Record r, LoadForChange(*impl_, key, state));
+  std::vector<std::string> fields;
+  for (const auto& [field, fv] : r.fields) fields.push_back(field);
+  const std::vector<std::string> nulls(fields.size(), kNull);
+  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kErase, fields, nulls));
+  return tx->Commit();
+}
+
+Result<ApplyOutcome> Replica::ApplyRemote(std::span<const uint8_t> encoded_write) {
+  ENLACE_ASSIGN_OR_RETURN(Write w, impl_->DecodeAndVerify(encoded_write));
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
+  ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, impl_->ApplyChecked(w, Bytes(encoded_write.begin(),
+                                                                             encoded_write.end())));
+  ENLACE_RETURN_IF_ERROR(tx->Commit());
+  return outcome;
+}
+
+Result<std::vector<std::pair<uint64_t, Bytes>>> Replica::PendingWrites(size_t max_bytes) const {
+  return impl_->store().PendingWrites(impl_->device(), max_bytes);
+}
+
+Result<uint64_t> Replica::PendingCount() const { return impl_->store().PendingCount(); }
+
+Status Replica::AcknowledgeUpTo(uint64_t up_to) { return impl_->store().AcknowledgeUpTo(up_to); }
+
+Result<std::string> Replica::DumpState() const {
+  ENLACE_ASSIGN_OR_RETURN(auto keys, impl_->store().ListRecords(""));
+  std::ostringstream out;
+  for (const auto& key : keys) {
+    ENLACE_ASSIGN_OR_RETURN(auto state, impl_->store().LoadRecord(key));
+    if (!state) continue;
+    ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
+    out << "record " << key.collection << ' ' << key.record.ToHex() << " context";
+    for (const auto& [device, counter] : state->context.entries()) {
+      out << ' ' << device.ToHex() << ':' << counter;
+    }
+    out << '\n';
+    auto dump_field = [&out](const std::string& name, const std::vector<SiblingValue>& siblings) {
+      out << "  " << name;
+      for (const auto& s : siblings) {
+        out << ' ' << s.dot.device.ToHex() << ':' << s.dot.counter << '@' << s.hlc.value << '='
+            << s.value;
+      }
+      out << '\n';
+    };
+    dump_field(kDeletedField, r.existence);
+    for (const auto& [field, fv] : r.fields) dump_field(field, fv.siblings);
+  }
+  return out.str();
+}
+
+Result<std::vector<Bytes>> Replica::StoredWrites() const { return impl_->store().AllWrites(); }
+
+// ---- local safety -----------------------------------------------------------------------
+
+Status Replica::SetDuressPassphrase(std::string_view duress) {
+  return impl_->vault().SetDuress(duress);
+}
+
+Status Replica::SetWipeAfterFailures(uint32_t n) {
+  if (n != 0 && n < internal::kFreeAttempts) {
+    return Status::InvalidArgument("wipe-after must be 0 (off) or at least 3");
+  }
+  internal::UnlockState state = internal::LoadUnlockState(impl_->options().dir);
+  state.wipe_after = n;
+  return internal::SaveUnlockState(impl_->options().dir, state);
+}
+
+}  // namespace enlace

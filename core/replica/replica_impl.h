@@ -1,0 +1,109 @@
+// Replica::Impl, shared by replica.cc and the layers built on it: trust
+// (trust/team_impl.h), the sync protocol and case work's team schema.
+// Everything here runs on the caller's thread.
+#ifndef ENLACE_CORE_REPLICA_REPLICA_IMPL_H_
+#define ENLACE_CORE_REPLICA_REPLICA_IMPL_H_
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "crypto/vault.h"
+#include "enlace/replica.h"
+#include "replica/merge.h"
+#include "replica/store.h"
+
+namespace enlace {
+
+class Replica::Impl {
+ public:
+  Impl(ReplicaOptions options, std::unique_ptr<internal::Vault> vault,
+       std::unique_ptr<internal::Store> store, HlcTimestamp last_hlc);
+
+  // The Replica this belongs to (handed to the hook) and its hook, or null.
+  Replica& owner() const { return *owner_; }
+  void set_owner(Replica* owner) { owner_ = owner; }
+  ReplicaHook* hook() const { return hook_.get(); }
+  void set_hook(std::unique_ptr<ReplicaHook> hook) { hook_ = std::move(hook); }
+
+  const ReplicaOptions& options() const { return options_; }
+  internal::Vault& vault() { return *vault_; }
+  const internal::Vault& vault() const { return *vault_; }
+  internal::Store& store() const { return *store_; }
+  HybridClock& clock() { return clock_; }
+  const DeviceId& device() const { return vault_->secrets().device; }
+
+  // The team key of `version`, or kDecryptFailed naming the missing version.
+  Result<const internal::SecretBytes*> TeamKey(uint32_t version) const;
+  uint32_t CurrentKeyVersion() const;
+  // The key of DeriveRecordId, derived from the first team key once (a
+  // guarded allocation per row would dominate an import).
+  Result<const internal::SecretBytes*> RecordIdKey() const;
+
+  // Creates, seals, signs and merges one local write, and queues it in the
+  // outbox. Must run inside a transaction. `values` are canonical JSON, one
+  // per field of `fields` (sorted, unique).
+  // `context` overrides the record's context (re-stamping); `written`
+  // receives the new write's dot.
+  Status WriteLocal(const internal::RecordKey& key, WriteKind kind,
+                    const std::vector<std::string>& fields, const std::vector<std::string>& values,
+                    const VersionVector* context = nullptr, Dot* written = nullptr);
+
+  // A device whose clock ran ahead made writes that the hub and other
+  // devices refuse as too far in the future. Once its clock is corrected
+  // (FollowHubClock), this replaces every unsent own write stamped more than
+  // `margin_ms` ahead with a fresh write of the values it still holds, whose
+  // context covers exactly what the old writes covered; the old ones are then
+  // superseded and leave the outbox. Nothing is lost and no conflict is
+  // added or hidden. Must run inside a transaction. Returns writes made.
+  Result<size_t> RestampFutureWrites(uint64_t margin_ms);
+
+  // Checks and merges a decoded remote write. Must run inside a transaction.
+  Result<ApplyOutcome> ApplyChecked(const Write& write, const Bytes& encoded);
+
+  // Decodes and verifies an incoming write without changing anything.
+  Result<Write> DecodeAndVerify(std::span<const uint8_t> encoded);
+  // The same for a batch, one result per write in order; signatures and
+  // payloads are checked on up to 4 threads when the batch is large.
+  std::vector<Result<Write>> DecodeAndVerifyAll(const std::vector<Bytes>& encoded);
+
+  // Builds the public view of a record from its state (decrypting values).
+  Result<Record> BuildRecord(const internal::RecordKey& key,
+                             const internal::RecordState& state) const;
+
+ private:
+  // Merges `write` into its record, stores it, purges what it superseded.
+  // `loaded`: the record's state when the caller has just read it (taken).
+  Result<ApplyOutcome> Merge(const Write& write, const Bytes& encoded,
+                             std::optional<internal::RecordState>* loaded = nullptr);
+  // Writes decrypted while building one record, by dot.
+  struct OpenedWrite {
+    WriteKind kind;
+    std::vector<std::string> fields;
+    std::vector<std::string> values;
+  };
+  using OpenedWrites = std::map<Dot, OpenedWrite>;
+  // The value a sibling holds for `field` (decrypting its write once).
+  Result<std::string> SiblingValueOf(const std::string& field, const internal::Sibling& s,
+                                     OpenedWrites& opened) const;
+  Status PersistClock();
+
+  ReplicaOptions options_;
+  mutable std::optional<internal::SecretBytes> record_id_key_;
+  std::unique_ptr<internal::Vault> vault_;
+  std::unique_ptr<internal::Store> store_;
+  HybridClock clock_;
+  Replica* owner_ = nullptr;
+  std::unique_ptr<ReplicaHook> hook_;
+};
+
+// Parses a JSON text and returns its canonical form; kInvalidArgument unless
+// it is a scalar or an array of scalars no longer than 64 KiB.
+Result<std::string> CanonicalValue(std::string_view json, std::string_view field);
+
+}  // namespace enlace
+
+#endif  // ENLACE_CORE_REPLICA_REPLICA_IMPL_H_
