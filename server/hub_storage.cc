@@ -94,15 +94,6 @@ constexpr char kViewerTokenPrefix[] = "vt-";
 constexpr size_t kViewerIdBytes = 16;
 constexpr size_t kViewerSecretBytes = 32;
 
-std::string Base64Url(std::span<const uint8_t> bytes) {
-  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-                  '\0');
-  sodium_bin2base64(out.data(), out.size(), bytes.data(), bytes.size(),
-                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  out.resize(std::strlen(out.c_str()));
-  return out;
-}
-
 // Splits "vt-" + base64url(id[16] || secret[32]); false when malformed.
 bool ParseViewerToken(std::string_view token, std::array<uint8_t, kViewerIdBytes>& id,
                       std::array<uint8_t, kViewerSecretBytes>& secret) {
@@ -627,7 +618,7 @@ class SqliteHubStorage final : public HubStorage {
                    .Bind(4, label)
                    .Bind(5, I(now_ms))
                    .Exec();
-    std::string token = kViewerTokenPrefix + Base64Url(raw);
+    std::string token = kViewerTokenPrefix + internal::ToBase64Url(raw);
     internal::Wipe(raw);
     ENLACE_RETURN_IF_ERROR(s);
     ENLACE_RETURN_IF_ERROR(tx->Commit());

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "base/bytes.h"
 #include "hub_storage.h"
 #include "hub_verify.h"
 #include "net/server.h"
@@ -54,12 +55,11 @@ bool ParseListen(const std::string& listen, std::string& host, uint16_t& port) {
 }
 
 std::string NewToken() {
-  unsigned char raw[24];
-  randombytes_buf(raw, sizeof raw);
-  char out[sodium_base64_ENCODED_LEN(sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
-  sodium_bin2base64(out, sizeof out, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  sodium_memzero(raw, sizeof raw);
-  return std::string("bt-") + out;
+  std::array<uint8_t, 24> raw{};
+  enlace::internal::RandomFill(raw);
+  std::string token = "bt-" + enlace::internal::ToBase64Url(raw);
+  enlace::internal::Wipe(raw);
+  return token;
 }
 
 int Serve(const std::string& data, const std::string& listen, const std::string& cert,

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <cstdlib>
+#include <cstring>
 
 namespace enlace::internal {
 
@@ -25,6 +26,16 @@ Bytes RandomBytes(size_t size) {
 
 void Wipe(std::span<uint8_t> bytes) {
   if (!bytes.empty()) sodium_memzero(bytes.data(), bytes.size());
+}
+
+std::string ToBase64Url(ByteView bytes) {
+  if (!EnsureSodium().ok()) std::abort();
+  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                  '\0');
+  sodium_bin2base64(out.data(), out.size(), bytes.data(), bytes.size(),
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  out.resize(std::strlen(out.c_str()));
+  return out;
 }
 
 std::string ToHex(ByteView bytes) {

@@ -34,6 +34,9 @@ Bytes RandomBytes(size_t size);
 // Overwrites `bytes` with zeros in a way the compiler cannot elide.
 void Wipe(std::span<uint8_t> bytes);
 
+// URL-safe base64 without padding (invite codes, tokens).
+std::string ToBase64Url(ByteView bytes);
+
 // Lower-case hex of `bytes`; and the inverse (kInvalidArgument on bad input).
 std::string ToHex(ByteView bytes);
 Result<Bytes> FromHex(std::string_view hex);

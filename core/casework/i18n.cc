@@ -53,25 +53,14 @@ Status ParseQuoted(std::string_view s, int line, std::string& out) {
       continue;
     }
     if (i >= s.size()) return LineError(line, "the string has no closing quote");
-    switch (s[i++]) {
-      case 'n':
-        out.push_back('\n');
-        break;
-      case 't':
-        out.push_back('\t');
-        break;
-      case 'r':
-        out.push_back('\r');
-        break;
-      case '"':
-        out.push_back('"');
-        break;
-      case '\\':
-        out.push_back('\\');
-        break;
-      default:
-        return LineError(line, std::string("unknown escape \\") + s[i - 1]);
+    // The escapes msgfmt writes: \n \t \r \" \\.
+    static constexpr std::string_view kEscaped = "ntr\"\\";
+    static constexpr std::string_view kMeaning = "\n\t\r\"\\";
+    const size_t e = kEscaped.find(s[i++]);
+    if (e == std::string_view::npos) {
+      return LineError(line, std::string("unknown escape \\") + s[i - 1]);
     }
+    out.push_back(kMeaning[e]);
   }
   if (i != s.size()) return LineError(line, "text after the closing quote");
   return Status::Ok();

@@ -280,32 +280,31 @@ const char* FieldTypeName(FieldType type) {
   return "?";
 }
 
-const CodeValue* CodeList::Find(std::string_view code) const {
-  for (const auto& v : values) {
-    if (v.code == code) return &v;
+namespace {
+// The element of `items` whose `key` member equals `wanted`, or null.
+template <typename T>
+const T* FindBy(const std::vector<T>& items, std::string T::*key, std::string_view wanted) {
+  for (const auto& item : items) {
+    if (item.*key == wanted) return &item;
   }
   return nullptr;
+}
+}  // namespace
+
+const CodeValue* CodeList::Find(std::string_view code) const {
+  return FindBy(values, &CodeValue::code, code);
 }
 
 const FieldDef* CollectionDef::Find(std::string_view field) const {
-  for (const auto& f : fields) {
-    if (f.name == field) return &f;
-  }
-  return nullptr;
+  return FindBy(fields, &FieldDef::name, field);
 }
 
 const CollectionDef* SchemaPack::FindCollection(std::string_view name) const {
-  for (const auto& c : collections_) {
-    if (c.name == name) return &c;
-  }
-  return nullptr;
+  return FindBy(collections_, &CollectionDef::name, name);
 }
 
 const CodeList* SchemaPack::FindCodeList(std::string_view name) const {
-  for (const auto& l : codelists_) {
-    if (l.name == name) return &l;
-  }
-  return nullptr;
+  return FindBy(codelists_, &CodeList::name, name);
 }
 
 // ---- parsing ----------------------------------------------------------------------------

@@ -30,7 +30,6 @@ namespace {
 constexpr char kOverlayField[] = "overlay";
 constexpr char kOverlayVersionField[] = "version";
 constexpr char kKeptOverlayFile[] = "overlay.write";
-constexpr size_t kMaxValueBytes = 64 * 1024;
 
 // The one record of the overlay collection: id 00..01.
 RecordKey OverlayKey() {

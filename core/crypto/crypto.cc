@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <utility>
 
 namespace enlace::internal {
@@ -173,6 +174,36 @@ Status AeadOpenData(const SecretBytes& key, const AeadNonce& nonce, ByteView cip
   return Status::Ok();
 }
 
+// ---- key pairs ----------------------------------------------------------------------
+
+namespace {
+
+// A fresh pair from `keypair` (crypto_sign_keypair, crypto_box_keypair).
+template <typename Pair>
+Pair GeneratePair(size_t secret_bytes, int (*keypair)(unsigned char*, unsigned char*)) {
+  RequireSodium();
+  Pair kp;
+  kp.secret_key = SecretBytes(secret_bytes);
+  keypair(kp.public_key.data(), kp.secret_key.data());
+  return kp;
+}
+
+// The pair of `secret_key`, its public key computed by `to_public`.
+template <typename Pair>
+Result<Pair> PairFromSecret(SecretBytes secret_key, size_t secret_bytes, const std::string& kind,
+                            int (*to_public)(unsigned char*, const unsigned char*)) {
+  ENLACE_RETURN_IF_ERROR(EnsureSodium());
+  if (secret_key.size() != secret_bytes) return Status::Corruption("bad " + kind + " key size");
+  Pair kp;
+  if (to_public(kp.public_key.data(), secret_key.data()) != 0) {
+    return Status::Corruption("bad " + kind + " secret key");
+  }
+  kp.secret_key = std::move(secret_key);
+  return kp;
+}
+
+}  // namespace
+
 // ---- Ed25519 ----------------------------------------------------------------------
 
 static_assert(kSignPublicKeyBytes == crypto_sign_PUBLICKEYBYTES);
@@ -180,20 +211,12 @@ static_assert(kSignSecretKeyBytes == crypto_sign_SECRETKEYBYTES);
 static_assert(kSignatureBytes == crypto_sign_BYTES);
 
 SigningKeyPair SigningKeyPair::Generate() {
-  RequireSodium();
-  SigningKeyPair kp;
-  kp.secret_key = SecretBytes(kSignSecretKeyBytes);
-  crypto_sign_keypair(kp.public_key.data(), kp.secret_key.data());
-  return kp;
+  return GeneratePair<SigningKeyPair>(kSignSecretKeyBytes, crypto_sign_keypair);
 }
 
 Result<SigningKeyPair> SigningKeyPair::FromSecret(SecretBytes secret_key) {
-  ENLACE_RETURN_IF_ERROR(EnsureSodium());
-  if (secret_key.size() != kSignSecretKeyBytes) return Status::Corruption("bad signing key size");
-  SigningKeyPair kp;
-  crypto_sign_ed25519_sk_to_pk(kp.public_key.data(), secret_key.data());
-  kp.secret_key = std::move(secret_key);
-  return kp;
+  return PairFromSecret<SigningKeyPair>(std::move(secret_key), kSignSecretKeyBytes, "signing",
+                                        crypto_sign_ed25519_sk_to_pk);
 }
 
 Signature Sign(const SecretBytes& secret_key, ByteView message) {
@@ -217,22 +240,12 @@ static_assert(kBoxSecretKeyBytes == crypto_box_SECRETKEYBYTES);
 static_assert(kSealOverheadBytes == crypto_box_SEALBYTES);
 
 BoxKeyPair BoxKeyPair::Generate() {
-  RequireSodium();
-  BoxKeyPair kp;
-  kp.secret_key = SecretBytes(kBoxSecretKeyBytes);
-  crypto_box_keypair(kp.public_key.data(), kp.secret_key.data());
-  return kp;
+  return GeneratePair<BoxKeyPair>(kBoxSecretKeyBytes, crypto_box_keypair);
 }
 
 Result<BoxKeyPair> BoxKeyPair::FromSecret(SecretBytes secret_key) {
-  ENLACE_RETURN_IF_ERROR(EnsureSodium());
-  if (secret_key.size() != kBoxSecretKeyBytes) return Status::Corruption("bad box key size");
-  BoxKeyPair kp;
-  if (crypto_scalarmult_base(kp.public_key.data(), secret_key.data()) != 0) {
-    return Status::Corruption("bad box secret key");
-  }
-  kp.secret_key = std::move(secret_key);
-  return kp;
+  return PairFromSecret<BoxKeyPair>(std::move(secret_key), kBoxSecretKeyBytes, "box",
+                                    crypto_scalarmult_base);
 }
 
 Bytes SealTo(const BoxPublicKey& recipient, ByteView message) {

@@ -309,11 +309,8 @@ Status Vault::ChangePassphrase(std::string_view old_passphrase, std::string_view
                                const PwhashParams& params) {
   ENLACE_RETURN_IF_ERROR(CheckPwhashParams(params));
   if (new_passphrase.empty()) return Status::InvalidArgument("the new passphrase is empty");
-  ENLACE_ASSIGN_OR_RETURN(SecretBytes old_kek, DeriveKek(old_passphrase, salt_, params_));
-  if (!DeriveSubkey(old_kek, kVerifierSubkey, kKdfContext, kHashBytes)
-           .ConstantTimeEquals(verifier_key_)) {
-    return Status::WrongPassphrase("the current passphrase is not correct");
-  }
+  ENLACE_ASSIGN_OR_RETURN(const bool current, IsMainPassphrase(old_passphrase));
+  if (!current) return Status::WrongPassphrase("the current passphrase is not correct");
   // The main passphrase is checked first on unlock: one equal to the duress
   // passphrase would silently switch the duress passphrase off.
   ENLACE_ASSIGN_OR_RETURN(auto as_duress,
@@ -321,6 +318,16 @@ Status Vault::ChangePassphrase(std::string_view old_passphrase, std::string_view
   if (ConstantTimeEquals(as_duress, duress_verifier_)) {
     return Status::InvalidArgument("the new passphrase is the duress passphrase");
   }
+  return Rewrap(new_passphrase, params);
+}
+
+Result<bool> Vault::IsMainPassphrase(std::string_view passphrase) const {
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes kek, DeriveKek(passphrase, salt_, params_));
+  return DeriveSubkey(kek, kVerifierSubkey, kKdfContext, kHashBytes)
+      .ConstantTimeEquals(verifier_key_);
+}
+
+Status Vault::Rewrap(std::string_view passphrase, const PwhashParams& params) {
   Vault next;
   next.path_ = path_;
   next.params_ = params;
@@ -328,7 +335,7 @@ Status Vault::ChangePassphrase(std::string_view old_passphrase, std::string_view
   next.duress_salt_ = duress_salt_;
   next.duress_verifier_ = duress_verifier_;
   RandomFill(next.salt_);
-  ENLACE_RETURN_IF_ERROR(next.Derive(new_passphrase));
+  ENLACE_RETURN_IF_ERROR(next.Derive(passphrase));
   next.secrets_ = secrets_.Clone();
   ENLACE_RETURN_IF_ERROR(next.WriteFile());
   params_ = next.params_;
@@ -341,9 +348,8 @@ Status Vault::ChangePassphrase(std::string_view old_passphrase, std::string_view
 
 Status Vault::SetDuress(std::string_view duress) {
   if (duress.empty()) return Status::InvalidArgument("the duress passphrase is empty");
-  ENLACE_ASSIGN_OR_RETURN(SecretBytes as_main, DeriveKek(duress, salt_, params_));
-  if (DeriveSubkey(as_main, kVerifierSubkey, kKdfContext, kHashBytes)
-          .ConstantTimeEquals(verifier_key_)) {
+  ENLACE_ASSIGN_OR_RETURN(const bool is_main, IsMainPassphrase(duress));
+  if (is_main) {
     return Status::InvalidArgument("the duress passphrase must differ from the passphrase");
   }
   std::array<uint8_t, kPwhashSaltBytes> salt{};
@@ -376,21 +382,7 @@ Status Vault::RaiseParams(std::string_view passphrase, const PwhashParams& wante
   if (!AcceptableUnlockParams(next_params)) {
     return Status::InvalidArgument("KDF parameters above what an unlock accepts");
   }
-  Vault next;
-  next.path_ = path_;
-  next.params_ = next_params;
-  next.duress_params_ = duress_params_;
-  next.duress_salt_ = duress_salt_;
-  next.duress_verifier_ = duress_verifier_;
-  RandomFill(next.salt_);
-  ENLACE_RETURN_IF_ERROR(next.Derive(passphrase));
-  next.secrets_ = secrets_.Clone();
-  ENLACE_RETURN_IF_ERROR(next.WriteFile());
-  params_ = next.params_;
-  salt_ = next.salt_;
-  verifier_key_ = std::move(next.verifier_key_);
-  encryption_key_ = std::move(next.encryption_key_);
-  loaded_format_ = kVaultFormat;
+  ENLACE_RETURN_IF_ERROR(Rewrap(passphrase, next_params));
   if (raised != nullptr) *raised = true;
   return Status::Ok();
 }

@@ -24,8 +24,8 @@
 // later KDF raise (RaiseParams) leaves them as they were, set or not.
 //
 // Not thread-safe.
-#ifndef ENLACE_CORE_SRC_VAULT_H_
-#define ENLACE_CORE_SRC_VAULT_H_
+#ifndef ENLACE_CORE_CRYPTO_VAULT_H_
+#define ENLACE_CORE_CRYPTO_VAULT_H_
 
 #include <cstdint>
 #include <map>
@@ -100,6 +100,12 @@ class Vault {
   Status Derive(std::string_view passphrase);  // sets verifier/enc keys from salt_ + params_
   Status WriteFile() const;                    // atomic: temp file, fsync, rename
   void RandomDuress();                         // random duress salt and verifier
+  // Whether `passphrase` is the main passphrase (Argon2id, then a
+  // constant-time comparison of verifiers).
+  Result<bool> IsMainPassphrase(std::string_view passphrase) const;
+  // Re-wraps the secrets under `passphrase` with `params` and a fresh salt,
+  // writes the file, then adopts the new keys (unchanged on error).
+  Status Rewrap(std::string_view passphrase, const PwhashParams& params);
 
   std::string path_;
   PwhashParams params_;
@@ -120,4 +126,4 @@ Result<Bytes> ReadWholeFile(const std::string& path, size_t max_bytes);
 
 }  // namespace enlace::internal
 
-#endif  // ENLACE_CORE_SRC_VAULT_H_
+#endif  // ENLACE_CORE_CRYPTO_VAULT_H_

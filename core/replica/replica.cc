@@ -28,7 +28,6 @@ namespace {
 
 constexpr char kMetaCounter[] = "write_counter";
 constexpr char kMetaHlc[] = "hlc";
-constexpr size_t kMaxValueBytes = 64 * 1024;
 constexpr char kTrue[] = "true";
 constexpr char kFalse[] = "false";
 constexpr char kNull[] = "null";
@@ -633,49 +632,46 @@ Status Replica::Resolve(std::string_view collection, const RecordId& id, std::st
 }
 
 namespace {
-// Loads a record for a tombstone or restore; kNotFound if never written here.
-Result<Record> LoadForChange(Replica::Impl& impl, const RecordKey& key, RecordState& state) {
-  ENLACE_ASSIGN_OR_RETURN(auto loaded, impl.store().LoadRecord(key));
-  if (!loaded) return Status::NotFound("no record " + key.record.ToHex() + " in " + key.collection);
-  state = std::move(*loaded);
-  return impl.BuildRecord(key, state);
+// A tombstone, restore or erase of an existing record, in one transaction:
+// `write` sees the record as it is and writes (or refuses). kNotFound if the
+// record was never written here.
+template <typename F>
+Status ChangeRecord(Replica::Impl& impl, std::string_view collection, const RecordId& id,
+                    F&& write) {
+  ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
+  const RecordKey key{std::string(collection), id};
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
+  ENLACE_ASSIGN_OR_RETURN(auto state, impl.store().LoadRecord(key));
+  if (!state) return Status::NotFound("no record " + key.record.ToHex() + " in " + key.collection);
+  ENLACE_ASSIGN_OR_RETURN(Record r, impl.BuildRecord(key, *state));
+  ENLACE_RETURN_IF_ERROR(write(key, r));
+  return tx->Commit();
 }
 }  // namespace
 
 Status Replica::Delete(std::string_view collection, const RecordId& id) {
-  ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
-  const RecordKey key{std::string(collection), id};
-  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
-  RecordState state;
-  ENLACE_ASSIGN_OR_RETURN(Record r, LoadForChange(*impl_, key, state));
-  if (r.deleted) return Status::FailedPrecondition("the record is already deleted");
-  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kDelete, {}, {}));
-  return tx->Commit();
+  return ChangeRecord(*impl_, collection, id, [this](const RecordKey& key, const Record& r) {
+    if (r.deleted) return Status::FailedPrecondition("the record is already deleted");
+    return impl_->WriteLocal(key, WriteKind::kDelete, {}, {});
+  });
 }
 
 Status Replica::Restore(std::string_view collection, const RecordId& id) {
-  ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
-  const RecordKey key{std::string(collection), id};
-  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
-  RecordState state;
-  ENLACE_ASSIGN_OR_RETURN(Record r, LoadForChange(*impl_, key, state));
-  if (!r.deleted && !r.delete_conflict)
-    return Status::FailedPrecondition("the record is not deleted");
-  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kPut, {}, {}));
-  return tx->Commit();
+  return ChangeRecord(*impl_, collection, id, [this](const RecordKey& key, const Record& r) {
+    if (!r.deleted && !r.delete_conflict) {
+      return Status::FailedPrecondition("the record is not deleted");
+    }
+    return impl_->WriteLocal(key, WriteKind::kPut, {}, {});
+  });
 }
 
 Status Replica::Erase(std::string_view collection, const RecordId& id) {
-  ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
-  const RecordKey key{std::string(collection), id};
-  ENLACE_ASSIGN_OR_RETURN(auto tx, impl_->store().Begin());
-  RecordState state;
-  ENLACE_ASSIGN_OR_RETURN(Record r, LoadForChange(*impl_, key, state));
-  std::vector<std::string> fields;
-  for (const auto& [field, fv] : r.fields) fields.push_back(field);
-  const std::vector<std::string> nulls(fields.size(), kNull);
-  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kErase, fields, nulls));
-  return tx->Commit();
+  return ChangeRecord(*impl_, collection, id, [this](const RecordKey& key, const Record& r) {
+    std::vector<std::string> fields;
+    for (const auto& [field, fv] : r.fields) fields.push_back(field);
+    const std::vector<std::string> nulls(fields.size(), kNull);
+    return impl_->WriteLocal(key, WriteKind::kErase, fields, nulls);
+  });
 }
 
 Result<ApplyOutcome> Replica::ApplyRemote(std::span<const uint8_t> encoded_write) {

@@ -100,8 +100,11 @@ class Replica::Impl {
   std::unique_ptr<ReplicaHook> hook_;
 };
 
+// The longest value a field may hold, as JSON text.
+inline constexpr size_t kMaxValueBytes = 64 * 1024;
+
 // Parses a JSON text and returns its canonical form; kInvalidArgument unless
-// it is a scalar or an array of scalars no longer than 64 KiB.
+// it is a scalar or an array of scalars no longer than kMaxValueBytes.
 Result<std::string> CanonicalValue(std::string_view json, std::string_view field);
 
 }  // namespace enlace

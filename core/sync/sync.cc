@@ -72,15 +72,6 @@ struct InviteCode {
   SecretBytes secret;  // 32 bytes
 };
 
-std::string Base64Url(internal::ByteView bytes) {
-  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-                  '\0');
-  sodium_bin2base64(out.data(), out.size(), bytes.data(), bytes.size(),
-                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  out.resize(std::strlen(out.c_str()));
-  return out;
-}
-
 std::string EncodeInviteCode(const InviteCode& c) {
   internal::Encoder e;
   e.String(c.hub_url);
@@ -89,7 +80,7 @@ std::string EncodeInviteCode(const InviteCode& c) {
   e.Raw(c.invite_id);
   e.Raw(c.secret.view());
   Bytes raw = e.Finish();
-  std::string code = kInvitePrefix + Base64Url(raw);
+  std::string code = kInvitePrefix + internal::ToBase64Url(raw);
   internal::Wipe(raw);
   return code;
 }

@@ -93,6 +93,25 @@ void PutKeyGrantBody(Encoder& e, const KeyGrant& g) {
   e.Raw(g.issuer.bytes);
 }
 
+// A signed document's two encodings: what its signer signs (a domain, then
+// the body) and how it travels and is stored (the body, then the signature).
+template <typename Doc>
+Bytes SigningInputOf(std::string_view domain, const Doc& doc,
+                     void (*put_body)(Encoder&, const Doc&)) {
+  Encoder e;
+  Domain(e, domain);
+  put_body(e, doc);
+  return e.Finish();
+}
+
+template <typename Doc>
+Bytes SignedEncodingOf(const Doc& doc, void (*put_body)(Encoder&, const Doc&)) {
+  Encoder e;
+  put_body(e, doc);
+  e.Raw(doc.signature);
+  return e.Finish();
+}
+
 template <typename T, typename F>
 Result<T> DecodeDocument(std::span<const uint8_t> bytes, F&& read) {
   Decoder d(bytes);
@@ -113,6 +132,20 @@ const RegistryEntry* ActiveCoordinator(const Registry& r, const DeviceId& device
   return e;
 }
 
+Member MemberOf(const RegistryEntry& e) {
+  Member m;
+  m.device = e.device;
+  m.signing_key = e.signing_key;
+  m.encryption_key = e.encryption_key;
+  m.name = e.name;
+  m.role = e.role;
+  m.revoked = e.revoked();
+  m.revoked_ms = e.revoked_ms;
+  m.revoked_after = e.revoked_after;
+  m.joined_ms = e.joined_ms;
+  return m;
+}
+
 Status CheckEntriesSorted(const Registry& r) {
   for (size_t i = 1; i < r.entries.size(); ++i) {
     if (!(r.entries[i - 1].device < r.entries[i].device)) {
@@ -122,9 +155,20 @@ Status CheckEntriesSorted(const Registry& r) {
   return Status::Ok();
 }
 
-internal::SecretBytes InviteSeed(std::span<const uint8_t> invite_secret) {
+// The invite's one-time Ed25519 key pair, derived from the invite code's
+// secret: `pk` and, when wanted, the secret key.
+Status InviteKeyPair(std::span<const uint8_t> invite_secret, PublicKey32& pk,
+                     internal::SecretBytes& sk) {
+  ENLACE_RETURN_IF_ERROR(internal::EnsureSodium());
+  if (invite_secret.size() != crypto_kdf_KEYBYTES) {
+    return Status::InvalidArgument("an invite secret is 32 bytes");
+  }
   const internal::SecretBytes master(invite_secret.data(), invite_secret.size());
-  return internal::DeriveSubkey(master, kInviteKeySubkey, kInviteKeyContext, crypto_sign_SEEDBYTES);
+  const internal::SecretBytes seed =
+      internal::DeriveSubkey(master, kInviteKeySubkey, kInviteKeyContext, crypto_sign_SEEDBYTES);
+  sk = internal::SecretBytes(crypto_sign_SECRETKEYBYTES);
+  crypto_sign_seed_keypair(pk.data(), sk.data(), seed.data());
+  return Status::Ok();
 }
 
 }  // namespace
@@ -139,18 +183,10 @@ const RegistryEntry* Registry::Find(const DeviceId& device) const {
 // ---- encoding -------------------------------------------------------------------------
 
 Bytes RegistrySigningInput(const Registry& r) {
-  Encoder e;
-  Domain(e, kRegistryDomain);
-  PutRegistryBody(e, r);
-  return e.Finish();
+  return SigningInputOf(kRegistryDomain, r, PutRegistryBody);
 }
 
-Bytes EncodeRegistry(const Registry& r) {
-  Encoder e;
-  PutRegistryBody(e, r);
-  e.Raw(r.signature);
-  return e.Finish();
-}
+Bytes EncodeRegistry(const Registry& r) { return SignedEncodingOf(r, PutRegistryBody); }
 
 Result<Registry> DecodeRegistry(std::span<const uint8_t> bytes, const WireLimits& l) {
   return DecodeDocument<Registry>(bytes, [&l](Decoder& d, Registry& r) -> Status {
@@ -182,18 +218,10 @@ Result<Registry> DecodeRegistry(std::span<const uint8_t> bytes, const WireLimits
 }
 
 Bytes InviteGrantSigningInput(const InviteGrant& g) {
-  Encoder e;
-  Domain(e, kGrantDomain);
-  PutGrantBody(e, g);
-  return e.Finish();
+  return SigningInputOf(kGrantDomain, g, PutGrantBody);
 }
 
-Bytes EncodeInviteGrant(const InviteGrant& g) {
-  Encoder e;
-  PutGrantBody(e, g);
-  e.Raw(g.signature);
-  return e.Finish();
-}
+Bytes EncodeInviteGrant(const InviteGrant& g) { return SignedEncodingOf(g, PutGrantBody); }
 
 Result<InviteGrant> DecodeInviteGrant(std::span<const uint8_t> bytes, const WireLimits&) {
   return DecodeDocument<InviteGrant>(bytes, [](Decoder& d, InviteGrant& g) -> Status {
@@ -203,10 +231,7 @@ Result<InviteGrant> DecodeInviteGrant(std::span<const uint8_t> bytes, const Wire
 }
 
 Bytes AdmissionSigningInput(const Admission& a) {
-  Encoder e;
-  Domain(e, kAdmissionDomain);
-  PutBindingBody(e, a);
-  return e.Finish();
+  return SigningInputOf(kAdmissionDomain, a, PutBindingBody);
 }
 
 Bytes EncodeAdmission(const Admission& a) {
@@ -234,18 +259,10 @@ Result<Admission> DecodeAdmission(std::span<const uint8_t> bytes, const WireLimi
 }
 
 Bytes KeyGrantSigningInput(const KeyGrant& g) {
-  Encoder e;
-  Domain(e, kKeyGrantDomain);
-  PutKeyGrantBody(e, g);
-  return e.Finish();
+  return SigningInputOf(kKeyGrantDomain, g, PutKeyGrantBody);
 }
 
-Bytes EncodeKeyGrant(const KeyGrant& g) {
-  Encoder e;
-  PutKeyGrantBody(e, g);
-  e.Raw(g.signature);
-  return e.Finish();
-}
+Bytes EncodeKeyGrant(const KeyGrant& g) { return SignedEncodingOf(g, PutKeyGrantBody); }
 
 Result<KeyGrant> DecodeKeyGrant(std::span<const uint8_t> bytes, const WireLimits& l) {
   return DecodeDocument<KeyGrant>(bytes, [&l](Decoder& d, KeyGrant& g) -> Status {
@@ -352,6 +369,18 @@ Status CheckKeyGrant(const KeyGrant& g, const Registry& registry) {
   return Status::Ok();
 }
 
+RegistryEntry EntryFor(const Admission& a, uint64_t joined_ms) {
+  RegistryEntry e;
+  e.device = a.device;
+  e.signing_key = a.signing_key;
+  e.encryption_key = a.encryption_key;
+  e.name = a.name;
+  e.role = a.grant.role;
+  e.invite = a.grant.invite;
+  e.joined_ms = joined_ms;
+  return e;
+}
+
 std::vector<Member> EffectiveMembers(const Registry& registry,
                                      const std::vector<Admission>& admissions) {
   std::vector<Member> out;
@@ -367,29 +396,12 @@ std::vector<Member> EffectiveMembers(const Registry& registry,
       if (!seen.insert(a.grant.invite).second) seen_twice.insert(a.grant.invite);
     }
   }
-  for (const auto& e : registry.entries) {
-    Member m;
-    m.device = e.device;
-    m.signing_key = e.signing_key;
-    m.encryption_key = e.encryption_key;
-    m.name = e.name;
-    m.role = e.role;
-    m.revoked = e.revoked();
-    m.revoked_ms = e.revoked_ms;
-    m.revoked_after = e.revoked_after;
-    m.joined_ms = e.joined_ms;
-    out.push_back(std::move(m));
-  }
+  for (const auto& e : registry.entries) out.push_back(MemberOf(e));
   for (const auto& a : admissions) {
     if (registry.Find(a.device) != nullptr) continue;  // already an entry
     if (used.contains(a.grant.invite) || seen_twice.contains(a.grant.invite)) continue;
     if (!CheckAdmission(a, registry).ok()) continue;
-    Member m;
-    m.device = a.device;
-    m.signing_key = a.signing_key;
-    m.encryption_key = a.encryption_key;
-    m.name = a.name;
-    m.role = a.grant.role;
+    Member m = MemberOf(EntryFor(a, 0));
     m.pending = a.grant.needs_approval;
     out.push_back(std::move(m));
   }
@@ -410,26 +422,16 @@ bool MayWrite(const std::vector<Member>& members, const DeviceId& device, uint64
 // ---- invite keys ------------------------------------------------------------------------
 
 Result<PublicKey32> InvitePublicKey(std::span<const uint8_t> invite_secret) {
-  ENLACE_RETURN_IF_ERROR(internal::EnsureSodium());
-  if (invite_secret.size() != crypto_kdf_KEYBYTES) {
-    return Status::InvalidArgument("an invite secret is 32 bytes");
-  }
-  const internal::SecretBytes seed = InviteSeed(invite_secret);
   PublicKey32 pk{};
-  internal::SecretBytes sk(crypto_sign_SECRETKEYBYTES);
-  crypto_sign_seed_keypair(pk.data(), sk.data(), seed.data());
+  internal::SecretBytes sk;
+  ENLACE_RETURN_IF_ERROR(InviteKeyPair(invite_secret, pk, sk));
   return pk;
 }
 
 Status SignAdmission(Admission& a, std::span<const uint8_t> invite_secret) {
-  ENLACE_RETURN_IF_ERROR(internal::EnsureSodium());
-  if (invite_secret.size() != crypto_kdf_KEYBYTES) {
-    return Status::InvalidArgument("an invite secret is 32 bytes");
-  }
-  const internal::SecretBytes seed = InviteSeed(invite_secret);
   PublicKey32 pk{};
-  internal::SecretBytes sk(crypto_sign_SECRETKEYBYTES);
-  crypto_sign_seed_keypair(pk.data(), sk.data(), seed.data());
+  internal::SecretBytes sk;
+  ENLACE_RETURN_IF_ERROR(InviteKeyPair(invite_secret, pk, sk));
   a.binding = internal::Sign(sk, AdmissionSigningInput(a));
   return Status::Ok();
 }

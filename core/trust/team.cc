@@ -44,15 +44,7 @@ Result<std::vector<Admission>> LoadAdmissions(internal::Store& store) {
 
 // Lists the device `a` admitted as an entry of `r` (kept sorted).
 void AddEntry(Registry& r, const Admission& a, uint64_t joined_ms) {
-  RegistryEntry e;
-  e.device = a.device;
-  e.signing_key = a.signing_key;
-  e.encryption_key = a.encryption_key;
-  e.name = a.name;
-  e.role = a.grant.role;
-  e.invite = a.grant.invite;
-  e.joined_ms = joined_ms;
-  r.entries.push_back(std::move(e));
+  r.entries.push_back(EntryFor(a, joined_ms));
   std::sort(r.entries.begin(), r.entries.end(),
             [](const RegistryEntry& x, const RegistryEntry& y) { return x.device < y.device; });
 }

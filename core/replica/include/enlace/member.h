@@ -21,6 +21,14 @@ inline const char* RoleName(Role role) {
 
 using PublicKey32 = std::array<uint8_t, 32>;
 
+// A device's public keys.
+using PublicKey = PublicKey32;
+
+struct DevicePublicKeys {
+  PublicKey signing{};     // Ed25519: verifies the device's writes and requests
+  PublicKey encryption{};  // X25519: receives team keys sealed to it
+};
+
 // A device of a team, as the team's signed registry and the invites it
 // admitted make it (enlace/registry.h, EffectiveMembers).
 struct Member {

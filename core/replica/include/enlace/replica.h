@@ -11,8 +11,9 @@
 // They are stored and compared in canonical form (no spaces, keys sorted).
 //
 // The replica's face is split by who uses it: this header holds opening,
-// identity, the records API, the outbox the sync engine drains, and the hook
-// through which a layer above checks values; the team's membership and keys
+// identity, the records API (its values in enlace/record.h), the outbox the
+// sync engine drains, and the hook through which a layer above checks
+// values; the team's membership and keys
 // are in enlace/team.h (trust), the team's schema in enlace/team_schema.h
 // (case work), wiping and the unlock back-off in enlace/local_safety.h.
 //
@@ -34,6 +35,8 @@
 
 #include "enlace/hlc.h"
 #include "enlace/local_safety.h"
+#include "enlace/member.h"
+#include "enlace/record.h"
 #include "enlace/status.h"
 #include "enlace/types.h"
 #include "enlace/write.h"
@@ -56,55 +59,6 @@ struct ReplicaOptions {
   // effective schema pack and fills defaults of new records; core tests
   // leave it empty for free-form records. Reading and ApplyRemote never check.
   std::function<std::unique_ptr<ReplicaHook>()> hook;
-};
-
-using PublicKey = std::array<uint8_t, 32>;
-
-struct DevicePublicKeys {
-  PublicKey signing{};     // Ed25519: verifies the device's writes and requests
-  PublicKey encryption{};  // X25519: receives team keys sealed to it
-};
-
-// field -> JSON text
-using Fields = std::map<std::string, std::string>;
-
-// One current value of a field, with who wrote it and when.
-struct SiblingValue {
-  Dot dot;
-  HlcTimestamp hlc;
-  std::string value;  // canonical JSON; "null" once erased
-};
-
-struct FieldValue {
-  std::string value;                   // the shown value (highest hlc, then device)
-  std::vector<SiblingValue> siblings;  // every current value, sorted by dot
-  bool conflict() const { return siblings.size() > 1; }
-};
-
-struct Record {
-  std::string collection;
-  RecordId id;
-  std::map<std::string, FieldValue> fields;  // user fields only
-  // The existence register (kDeletedField): deleted when every sibling says
-  // so; a delete concurrent with an edit is a conflict.
-  bool deleted = false;
-  bool delete_conflict = false;
-  std::vector<SiblingValue> existence;  // "true" = deleted, "false" = live
-};
-
-// A field of a record that has several current values; for a delete
-// conflict, `field` is kDeletedField and the values are "true"/"false".
-struct Conflict {
-  std::string collection;
-  RecordId id;
-  std::string field;
-  std::vector<SiblingValue> siblings;
-  std::string shown;
-};
-
-enum class ApplyOutcome {
-  kApplied,      // merged into the record
-  kAlreadySeen,  // this write, or one that supersedes it, was already here
 };
 
 // What a layer above the engine plugs into a replica: the engine asks "may

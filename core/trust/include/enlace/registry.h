@@ -158,6 +158,9 @@ Status CheckAdmission(const Admission& a, const Registry& registry);
 // coordinator of `registry` and its signature holds.
 Status CheckKeyGrant(const KeyGrant& g, const Registry& registry);
 
+// The registry entry of the device `a` admitted (not revoked).
+RegistryEntry EntryFor(const Admission& a, uint64_t joined_ms);
+
 // The team's members: the registry's entries, then every valid admission of
 // a device the registry does not list (pending when its grant needs
 // approval). Admissions that fail CheckAdmission, or that reuse an invite
