@@ -13,6 +13,11 @@
 #include "enlace/casework.h"
 #include "enlace/i18n.h"
 
+namespace enlace::internal {
+extern const unsigned char kCtdcMappingJson[];
+extern const std::size_t kCtdcMappingJsonSize;
+}  // namespace enlace::internal
+
 namespace enlace::casework {
 namespace {
 
@@ -141,96 +146,48 @@ std::string Alpha3(const SchemaPack& pack, const std::string& alpha2) {
   return it == v->attributes.end() ? "" : it->second;
 }
 
-// CTDC means-of-control columns and the HTCDS methods that set each.
+// A CTDC flag column and the HTCDS codes that set it to 1.
 struct Mapping {
-  const char* column;
-  std::vector<const char*> codes;
+  std::string column;
+  std::vector<std::string> codes;
 };
-const std::vector<Mapping>& ControlColumns() {
-  static const std::vector<Mapping> kColumns = {
-      {"meansOfControlDebtBondage", {"DebtBondage"}},
-      {"meansOfControlTakesEarnings", {"TakesEarnings"}},
-      {"meansOfControlRestrictsFinancialAccess", {"RestrictsFinancialAccess"}},
-      {"meansOfControlThreats", {"PhysicalThreats", "ThreatensChildrenFamily"}},
-      {"meansOfControlPsychologicalAbuse", {"PsychologicalAbuse"}},
-      {"meansOfControlPhysicalAbuse", {"PhysicalAbuse"}},
-      {"meansOfControlSexualAbuse", {"SexualAbuse"}},
-      {"meansOfControlFalsePromises", {"FalsePromises"}},
-      {"meansOfControlPsychoactiveSubstances", {"PsychoactiveSubstance"}},
-      {"meansOfControlRestrictsMovement", {"RestrictsMovement"}},
-      {"meansOfControlRestrictsMedicalCare", {"RestrictsMedicalCare"}},
-      {"meansOfControlExcessiveWorkingHours", {"ExcessiveWorkingHours"}},
-      {"meansOfControlThreatOfLawEnforcement", {"ThreatsLawEnforcement"}},
-      {"meansOfControlWithholdsNecessities", {"WithholdsNecessities"}},
-      {"meansOfControlWithholdsDocuments", {"WithholdsDocuments"}},
-      {"meansOfControlOther", {"Other"}},
-  };
-  return kColumns;
-}
-// The grouped means of control (enlace's grouping, docs/SCHEMA.md).
-const std::vector<Mapping>& ControlGroups() {
-  static const std::vector<Mapping> kGroups = {
-      {"meansOfControlGroupViolence",
-       {"PhysicalAbuse", "SexualAbuse", "PhysicalThreats", "ThreatensChildrenFamily",
-        "PsychologicalAbuse"}},
-      {"meansOfControlGroupDeception", {"FalsePromises"}},
-      {"meansOfControlGroupEconomic",
-       {"DebtBondage", "TakesEarnings", "RestrictsFinancialAccess", "ExcessiveWorkingHours"}},
-      {"meansOfControlGroupRestriction",
-       {"RestrictsMovement", "WithholdsDocuments", "WithholdsNecessities", "RestrictsMedicalCare",
-        "PsychoactiveSubstance"}},
-      {"meansOfControlGroupLegalThreats", {"ThreatsLawEnforcement"}},
-  };
-  return kGroups;
-}
-const std::vector<Mapping>& ExploitColumns() {
-  static const std::vector<Mapping> kColumns = {
-      {"isForcedLabour", {"ForcedLabour", "ChildLabour"}},
-      {"isSexualExploit", {"SexualExploitation"}},
-      {"isOtherExploit",
-       {"ForcedCriminalActivities", "ForcedBegging", "ForcedAdoption", "Surrogacy", "Other"}},
-      {"isForcedMarriage", {"ForcedMarriage"}},
-      {"isForcedMilitary", {"ForcedMilitaryByNonStateActors"}},
-      {"isOrganRemoval", {"OrganRemoval"}},
-      {"isSlaveryAndPractices", {"Servitude"}},
-  };
-  return kColumns;
-}
-const std::vector<Mapping>& LabourColumns() {
-  static const std::vector<Mapping> kColumns = {
-      {"typeOfLabourAgriculture", {"A_AgricultureForestryAndFishing"}},
-      {"typeOfLabourMiningOrDrilling", {"B_MiningAndQuarrying"}},
-      {"typeOfLabourManufacturing", {"C_Manufacturing"}},
-      {"typeOfLabourConstruction", {"F_Construction"}},
-      {"typeOfLabourHospitality", {"I_AccommodationAndFoodServiceActivities"}},
-      {"typeOfLabourDomesticWork", {"T_ActivitiesOfHouseholdsAsEmployers"}},
-      {"typeOfLabourPeddling", {"G_WholesaleAndRetailTradeRepairOfMotorVehicles"}},
-      {"typeOfLabourTransportation", {"H_TransportationAndStorage"}},
-  };
-  return kColumns;
-}
-const std::vector<Mapping>& SexColumns() {
-  static const std::vector<Mapping> kColumns = {
-      {"typeOfSexProstitution", {"Prostitution"}},
-      {"typeOfSexPornography", {"Pornography"}},
-      {"typeOfSexRemoteInteractiveServices", {"RemoteInteractiveServices"}},
-      {"typeOfSexPrivateSexualServices", {"PrivateSexualServices"}},
-  };
-  return kColumns;
-}
-const std::vector<Mapping>& RecruiterColumns() {
-  static const std::vector<Mapping> kColumns = {
-      {"recruiterRelationIntimatePartner", {"IntimatePartner"}},
-      {"recruiterRelationFriend", {"Acquainted"}},
-      {"recruiterRelationFamily", {"Familial"}},
-      {"recruiterRelationOther", {"Unacquainted"}},
-      {"recruiterRelationUnknown", {"Unknown"}},
-  };
-  return kColumns;
+
+// The flag columns of the CTDC dataset, from the built-in
+// schema/ctdc-mapping.json (a test checks it parses and matches
+// ../shared/ctdc-columns.txt), in column order.
+struct CtdcMapping {
+  std::vector<Mapping> control;         // means of control, one per HTCDS method
+  std::vector<Mapping> control_groups;  // enlace's grouping (docs/SCHEMA.md)
+  std::vector<Mapping> exploit;
+  std::vector<Mapping> labour;
+  std::vector<Mapping> sex;
+  std::vector<Mapping> recruiter;
+};
+
+std::vector<Mapping> MappingTable(const json& doc, const char* name) {
+  std::vector<Mapping> out;
+  for (const json& row : doc.at(name)) {
+    out.push_back({row.at(0).get<std::string>(), row.at(1).get<std::vector<std::string>>()});
+  }
+  return out;
 }
 
-bool AnyOf(const std::vector<std::string>& values, const std::vector<const char*>& codes) {
-  for (const char* c : codes) {
+const CtdcMapping& Ctdc() {
+  static const CtdcMapping kMapping = [] {
+    const json doc = json::parse(internal::kCtdcMappingJson,
+                                 internal::kCtdcMappingJson + internal::kCtdcMappingJsonSize);
+    return CtdcMapping{MappingTable(doc, "means_of_control"),
+                       MappingTable(doc, "means_of_control_groups"),
+                       MappingTable(doc, "type_of_exploitation"),
+                       MappingTable(doc, "type_of_labour"),
+                       MappingTable(doc, "type_of_sexual_exploitation"),
+                       MappingTable(doc, "recruiter_relation")};
+  }();
+  return kMapping;
+}
+
+bool AnyOf(const std::vector<std::string>& values, const std::vector<std::string>& codes) {
+  for (const std::string& c : codes) {
     if (std::find(values.begin(), values.end(), c) != values.end()) return true;
   }
   return false;
@@ -269,19 +226,19 @@ std::vector<std::string> CtdcColumns() {
       "yearOfRegistration", "Datasource",           "gender",
       "ageBroad",           "majorityStatus",       "majorityStatusAtExploit",
       "citizenship",        "CountryOfExploitation"};
-  for (const auto* group : {&ControlColumns(), &ControlGroups()}) {
+  for (const auto* group : {&Ctdc().control, &Ctdc().control_groups}) {
     for (const Mapping& m : *group) cols.push_back(m.column);
   }
   cols.push_back("meansOfControlNotSpecified");
   cols.push_back("meansOfControlConcatenated");
-  for (const Mapping& m : ExploitColumns()) cols.push_back(m.column);
+  for (const Mapping& m : Ctdc().exploit) cols.push_back(m.column);
   cols.push_back("isSexAndLabour");
   cols.push_back("typeOfExploitConcatenated");
-  for (const Mapping& m : LabourColumns()) cols.push_back(m.column);
+  for (const Mapping& m : Ctdc().labour) cols.push_back(m.column);
   cols.push_back("typeOfLabourOther");
-  for (const Mapping& m : SexColumns()) cols.push_back(m.column);
+  for (const Mapping& m : Ctdc().sex) cols.push_back(m.column);
   cols.push_back("isAbduction");
-  for (const Mapping& m : RecruiterColumns()) cols.push_back(m.column);
+  for (const Mapping& m : Ctdc().recruiter) cols.push_back(m.column);
   return cols;
 }
 
@@ -316,32 +273,32 @@ std::vector<std::vector<std::string>> CtdcRows(const SchemaPack& pack, const Cas
     row.push_back(exploitation_country);
 
     const auto control = FieldStrings(person, "vic_MethodsOfControl");
-    AddFlags(row, ControlColumns(), control);
-    AddFlags(row, ControlGroups(), control);
+    AddFlags(row, Ctdc().control, control);
+    AddFlags(row, Ctdc().control_groups, control);
     row.push_back(control.empty() ? "1" : "0");
     row.push_back(Joined(control));
 
     const auto exploit = FieldStrings(person, "vic_TypeOfExploitation");
-    AddFlags(row, ExploitColumns(), exploit);
+    AddFlags(row, Ctdc().exploit, exploit);
     const bool sex = AnyOf(exploit, {"SexualExploitation"});
     const bool labour = AnyOf(exploit, {"ForcedLabour", "ChildLabour"});
     row.push_back(exploit.empty() ? "" : sex && labour ? "1" : "0");
     row.push_back(Joined(exploit));
 
     const auto industries = FieldStrings(person, "vic_ForcedLabourIndustry");
-    AddFlags(row, LabourColumns(), industries);
+    AddFlags(row, Ctdc().labour, industries);
     bool other_industry = false;
     for (const std::string& i : industries) {
       bool mapped = false;
-      for (const Mapping& m : LabourColumns()) mapped = mapped || AnyOf({i}, m.codes);
+      for (const Mapping& m : Ctdc().labour) mapped = mapped || AnyOf({i}, m.codes);
       other_industry = other_industry || !mapped;
     }
     row.push_back(industries.empty() ? "" : other_industry ? "1" : "0");
-    AddFlags(row, SexColumns(), FieldStrings(person, "vic_TypeOfSexExploitation"));
+    AddFlags(row, Ctdc().sex, FieldStrings(person, "vic_TypeOfSexExploitation"));
     const auto recruitment = FieldStrings(person, "vic_MethodOfRecruitment");
     row.push_back(recruitment.empty() ? "" : AnyOf(recruitment, {"Abduction"}) ? "1" : "0");
     const std::string relation = FieldString(person, "vic_RelationshipToTrafficker");
-    AddFlags(row, RecruiterColumns(),
+    AddFlags(row, Ctdc().recruiter,
              relation.empty() ? std::vector<std::string>{} : std::vector<std::string>{relation});
     rows.push_back(std::move(row));
   }

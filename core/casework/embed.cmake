@@ -1,6 +1,7 @@
 # Builds data files into enlace_casework as byte arrays: the default schema
-# pack (schema/enlace-htcds.json; enlace/schema.h, SchemaPack::Builtin) and
-# the gettext catalogues of po/ (enlace/i18n.h). Included from
+# pack (schema/enlace-htcds.json; enlace/schema.h, SchemaPack::Builtin), the
+# CTDC column mapping (schema/ctdc-mapping.json; casework_ctdc.cc) and the
+# gettext catalogues of po/ (enlace/i18n.h). Included from
 # core/CMakeLists.txt; at build time a generated source holds the bytes, and
 # editing a file rebuilds it. Adding or removing a .po re-runs CMake (the glob
 # is CONFIGURE_DEPENDS). When msgfmt is installed, ctest also checks every
@@ -64,7 +65,8 @@ endfunction()
 
 set(ENLACE_SCHEMA_JSON ${CMAKE_CURRENT_SOURCE_DIR}/casework/schema/enlace-htcds.json)
 enlace_embed(${CMAKE_CURRENT_BINARY_DIR}/schema_pack.cc enlace::internal
-             "Embedding the schema pack" kSchemaPackJson=${ENLACE_SCHEMA_JSON})
+             "Embedding the schema pack and the CTDC mapping" kSchemaPackJson=${ENLACE_SCHEMA_JSON}
+             kCtdcMappingJson=${CMAKE_CURRENT_SOURCE_DIR}/casework/schema/ctdc-mapping.json)
 install(FILES ${ENLACE_SCHEMA_JSON} DESTINATION share/enlace/schema)
 
 set(ENLACE_PO_DIR ${PROJECT_SOURCE_DIR}/po)
