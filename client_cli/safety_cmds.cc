@@ -2,7 +2,6 @@
 
 #include <sodium.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <istream>
@@ -12,9 +11,10 @@
 #include <vector>
 
 #include "config.h"
-#include "enlace/hlc.h"
+#include "enlace/local_safety.h"
 #include "enlace/replica.h"
 #include "i18n_cli.h"
+#include "passphrase.h"
 
 namespace enlace::cli {
 
@@ -60,15 +60,6 @@ class GuardedCString {
  private:
   char* data_ = nullptr;
 };
-
-CliStatus ObtainCurrent(const Context& ctx, Passphrase& out) {
-  auto p = ObtainPassphrase(
-      PassphraseSources{ctx.global.passphrase_file, ctx.env_passphrase, ctx.tty_fd},
-      PassphrasePurpose::kUnlock);
-  if (!p.ok()) return {kExitLocked, p.status().message()};
-  out = std::move(p).value();
-  return CliStatus::Ok();
-}
 
 // OpenDevice with a passphrase already in hand.
 CliStatus OpenWith(const Context& ctx, const Passphrase& passphrase, Device& dev) {
@@ -141,27 +132,14 @@ CliStatus RunPanic(Context& ctx, const PanicArgs& args) {
 
 // ---- passphrase change, duress, wipe-after --------------------------------------------------
 
-CliStatus ObtainDuressPassphrase(const Context& ctx, const std::string& file, Passphrase& out) {
-  PassphraseSources sources{file, std::getenv(kDuressPassphraseEnv), ctx.tty_fd};
-  sources.file_option = "--duress-passphrase-file";
-  sources.env_name = kDuressPassphraseEnv;
-  auto p = ObtainPassphrase(sources, PassphrasePurpose::kDuress);
-  if (!p.ok()) return {kExitLocked, p.status().message()};
-  out = std::move(p).value();
-  return CliStatus::Ok();
-}
-
 CliStatus RunPassphraseChange(Context& ctx, const PassphraseChangeArgs& args) {
   Passphrase current;
-  CLI_RETURN_IF_ERROR(ObtainCurrent(ctx, current));
+  CLI_RETURN_IF_ERROR(ObtainDevicePassphrase(ctx, PassphrasePurpose::kUnlock, current));
   Device dev;
   CLI_RETURN_IF_ERROR(OpenWith(ctx, current, dev));
-  PassphraseSources sources{args.new_passphrase_file, std::getenv(kNewPassphraseEnv), ctx.tty_fd};
-  sources.file_option = "--new-passphrase-file";
-  sources.env_name = kNewPassphraseEnv;
-  auto next = ObtainPassphrase(sources, PassphrasePurpose::kChange);
-  if (!next.ok()) return {kExitLocked, next.status().message()};
-  if (Status s = dev.replica->ChangePassphrase(current.view(), next->view()); !s.ok()) {
+  Passphrase next;
+  CLI_RETURN_IF_ERROR(ObtainNewPassphrase(ctx, args.new_passphrase_file, next));
+  if (Status s = dev.replica->ChangePassphrase(current.view(), next.view()); !s.ok()) {
     if (s.code() == StatusCode::kInvalidArgument) {
       return CliStatus::Usage(
           _("the new passphrase cannot be the duress passphrase; nothing was changed"));
@@ -217,33 +195,6 @@ CliStatus RunPassphraseWipeAfter(Context& ctx, uint32_t n) {
                {std::to_string(n)}));
   }
   return CliStatus::Ok();
-}
-
-// ---- after unlocking -------------------------------------------------------------------------
-
-CliStatus ResetConfigAfterDuress(const std::string& home, Config& config) {
-  Config fresh{config.hub_url, config.tls_pin, "", config.device_name, "field"};
-  (void)WipeFiles(home, {kConfigFile, "config.json.tmp"});
-  if (Status s = SaveConfig(home, fresh); !s.ok()) return Local(s);
-  config = std::move(fresh);
-  return CliStatus::Ok();
-}
-
-CliStatus LockedDevice(const std::string& home) {
-  if (!HasVault(home)) {
-    (void)WipeFiles(home, {kConfigFile, "config.json.tmp"});
-    return {kExitLocked,
-            Format(_("wrong passphrase too many times in a row: the data in {0} was destroyed"),
-                   {home})};
-  }
-  const UnlockThrottle t = ReadUnlockThrottle(home, SystemWallClockMs());
-  if (t.wait_ms > 0) {
-    return {kExitLocked,
-            Format(_("the vault in {0} stays locked after {1} wrong passphrases in a row; wait "
-                     "{2} seconds before the next attempt"),
-                   {home, std::to_string(t.failures), std::to_string((t.wait_ms + 999) / 1000)})};
-  }
-  return {kExitLocked, Format(_("wrong passphrase: the vault in {0} stays locked"), {home})};
 }
 
 }  // namespace enlace::cli
