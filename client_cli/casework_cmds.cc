@@ -182,14 +182,10 @@ CliStatus RunSchema(Context& ctx, const SchemaArgs& args) {
     if (Status s = PublishOverlay(*wb.dev.replica, ss.str()); !s.ok()) return Local(s);
     auto pack = TeamSchema(*wb.dev.replica);
     if (!pack.ok()) return Local(pack.status());
-    const std::string version = std::to_string((*pack)->overlay_version());
-    if (ctx.output->json()) {
-      ctx.output->Json({{"overlay_version", (*pack)->overlay_version()}});
-    } else {
-      ctx.output->Line(Format(_("overlay version {0} published; devices get it on their next "
+    ctx.output->Result({{"overlay_version", (*pack)->overlay_version()}},
+                       Format(_("overlay version {0} published; devices get it on their next "
                                 "enlace sync"),
-                              {version}));
-    }
+                              {std::to_string((*pack)->overlay_version())}));
     return CliStatus::Ok();
   }
   const SchemaPack& pack = *wb.pack;

@@ -95,6 +95,15 @@ CliStatus CheckName(std::string_view name, const char* what) {
   return CliStatus::Ok();
 }
 
+// The COLLECTION ID words of a command on one record (exit 1 when wrong).
+CliStatus ParseRecordArgs(const std::string& collection, const std::string& id_text, RecordId& id) {
+  CLI_RETURN_IF_ERROR(CheckName(collection, "collection"));
+  auto parsed = ParseRecordId(id_text);
+  if (!parsed.ok()) return CliStatus::Usage(parsed.status().message());
+  id = *parsed;
+  return CliStatus::Ok();
+}
+
 // The two complaints about a name or token, as whole sentences so that a
 // translation can make the words agree; `too_long` has the limit as {0}.
 struct TextRule {
@@ -495,22 +504,18 @@ CliStatus RunPut(Context& ctx, const PutArgs& args) {
     }
     return Local(id.status());
   }
-  if (ctx.output->json()) {
-    ctx.output->Json({{"id", id->ToHex()}});
-  } else {
-    ctx.output->Line(Format(parsed->id ? _("saved {0} {1}") : _("created {0} {1}"),
+  ctx.output->Result({{"id", id->ToHex()}},
+                     Format(parsed->id ? _("saved {0} {1}") : _("created {0} {1}"),
                             {args.collection, id->ToHex()}));
-  }
   return CliStatus::Ok();
 }
 
 CliStatus RunGet(Context& ctx, const RecordArgs& args) {
-  CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
-  auto id = ParseRecordId(args.id);
-  if (!id.ok()) return CliStatus::Usage(id.status().message());
+  RecordId id;
+  CLI_RETURN_IF_ERROR(ParseRecordArgs(args.collection, args.id, id));
   Device dev;
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
-  auto record = dev.replica->Get(args.collection, *id, /*include_deleted=*/true);
+  auto record = dev.replica->Get(args.collection, id, /*include_deleted=*/true);
   if (!record.ok()) return Local(record.status());
   if (ctx.output->json()) {
     ctx.output->Json(RecordToJson(*record));
@@ -541,22 +546,17 @@ CliStatus RunList(Context& ctx, const std::string& collection) {
 namespace {
 // Deletes (`deleted`) or restores a record.
 CliStatus SetDeleted(Context& ctx, const RecordArgs& args, bool deleted) {
-  CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
-  auto id = ParseRecordId(args.id);
-  if (!id.ok()) return CliStatus::Usage(id.status().message());
+  RecordId id;
+  CLI_RETURN_IF_ERROR(ParseRecordArgs(args.collection, args.id, id));
   Device dev;
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
-  const Status s = deleted ? dev.replica->Delete(args.collection, *id)
-                           : dev.replica->Restore(args.collection, *id);
+  const Status s = deleted ? dev.replica->Delete(args.collection, id)
+                           : dev.replica->Restore(args.collection, id);
   if (!s.ok()) return Local(s);
-  if (ctx.output->json()) {
-    ctx.output->Json({{"id", id->ToHex()}, {"deleted", deleted}});
-  } else if (deleted) {
-    ctx.output->Line(Format(_("deleted {0} {1} (enlace restore brings it back)"),
-                            {args.collection, id->ToHex()}));
-  } else {
-    ctx.output->Line(Format(_("restored {0} {1}"), {args.collection, id->ToHex()}));
-  }
+  ctx.output->Result(
+      {{"id", id.ToHex()}, {"deleted", deleted}},
+      Format(deleted ? _("deleted {0} {1} (enlace restore brings it back)") : _("restored {0} {1}"),
+             {args.collection, id.ToHex()}));
   return CliStatus::Ok();
 }
 }  // namespace
@@ -587,9 +587,8 @@ CliStatus RunConflicts(Context& ctx) {
 }
 
 CliStatus RunResolve(Context& ctx, const ResolveArgs& args) {
-  CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
-  auto id = ParseRecordId(args.id);
-  if (!id.ok()) return CliStatus::Usage(id.status().message());
+  RecordId id;
+  CLI_RETURN_IF_ERROR(ParseRecordArgs(args.collection, args.id, id));
   const bool existence = args.field == kDeletedField;
   if (!existence) CLI_RETURN_IF_ERROR(CheckName(args.field, "field"));
   auto value = ParseValue(args.value);
@@ -600,15 +599,12 @@ CliStatus RunResolve(Context& ctx, const ResolveArgs& args) {
   }
   Device dev;
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
-  if (Status s = dev.replica->Resolve(args.collection, *id, args.field, *value); !s.ok()) {
+  if (Status s = dev.replica->Resolve(args.collection, id, args.field, *value); !s.ok()) {
     return Local(s);
   }
-  if (ctx.output->json()) {
-    ctx.output->Json({{"id", id->ToHex()}, {"field", args.field}, {"value", ValueToJson(*value)}});
-  } else {
-    ctx.output->Line(Format(_("resolved {0} {1} {2} = {3} (sync to settle it everywhere)"),
-                            {args.collection, id->ToHex(), args.field, DisplayValue(*value)}));
-  }
+  ctx.output->Result({{"id", id.ToHex()}, {"field", args.field}, {"value", ValueToJson(*value)}},
+                     Format(_("resolved {0} {1} {2} = {3} (sync to settle it everywhere)"),
+                            {args.collection, id.ToHex(), args.field, DisplayValue(*value)}));
   return CliStatus::Ok();
 }
 

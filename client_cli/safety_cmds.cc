@@ -61,6 +61,13 @@ class GuardedCString {
   char* data_ = nullptr;
 };
 
+// The vault refuses the passphrase given (kInvalidArgument): a usage error,
+// `refused`; anything else is about the data.
+CliStatus PassphraseRefused(const Status& s, const char* refused) {
+  if (s.code() == StatusCode::kInvalidArgument) return CliStatus::Usage(refused);
+  return Local(s);
+}
+
 // OpenDevice with a passphrase already in hand.
 CliStatus OpenWith(const Context& ctx, const Passphrase& passphrase, Device& dev) {
   const GuardedCString text(passphrase.view());
@@ -140,19 +147,12 @@ CliStatus RunPassphraseChange(Context& ctx, const PassphraseChangeArgs& args) {
   Passphrase next;
   CLI_RETURN_IF_ERROR(ObtainNewPassphrase(ctx, args.new_passphrase_file, next));
   if (Status s = dev.replica->ChangePassphrase(current.view(), next.view()); !s.ok()) {
-    if (s.code() == StatusCode::kInvalidArgument) {
-      return CliStatus::Usage(
-          _("the new passphrase cannot be the duress passphrase; nothing was changed"));
-    }
-    return Local(s);
+    return PassphraseRefused(
+        s, _("the new passphrase cannot be the duress passphrase; nothing was changed"));
   }
-  if (ctx.output->json()) {
-    ctx.output->Json({{"changed", true}});
-  } else {
-    ctx.output->Line(
-        _("The passphrase of this device was changed; the old one no longer opens "
-          "it."));
-  }
+  ctx.output->Result({{"changed", true}},
+                     _("The passphrase of this device was changed; the old one no longer opens "
+                       "it."));
   return CliStatus::Ok();
 }
 
@@ -162,18 +162,11 @@ CliStatus RunPassphraseDuress(Context& ctx, const DuressArgs& args) {
   Passphrase duress;
   CLI_RETURN_IF_ERROR(ObtainDuressPassphrase(ctx, args.duress_passphrase_file, duress));
   if (Status s = dev.replica->SetDuressPassphrase(duress.view()); !s.ok()) {
-    if (s.code() == StatusCode::kInvalidArgument) {
-      return CliStatus::Usage(_("the duress passphrase must differ from the device passphrase"));
-    }
-    return Local(s);
+    return PassphraseRefused(s, _("the duress passphrase must differ from the device passphrase"));
   }
-  if (ctx.output->json()) {
-    ctx.output->Json({{"duress", true}});
-  } else {
-    ctx.output->Line(
-        _("Duress passphrase set. Opening this device with it destroys its data "
-          "and shows an empty device, which it then stays."));
-  }
+  ctx.output->Result({{"duress", true}},
+                     _("Duress passphrase set. Opening this device with it destroys its data "
+                       "and shows an empty device, which it then stays."));
   return CliStatus::Ok();
 }
 
@@ -184,16 +177,12 @@ CliStatus RunPassphraseWipeAfter(Context& ctx, uint32_t n) {
   Device dev;
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
   if (Status s = dev.replica->SetWipeAfterFailures(n); !s.ok()) return Local(s);
-  if (ctx.output->json()) {
-    ctx.output->Json({{"wipe_after", n}});
-  } else if (n == 0) {
-    ctx.output->Line(_("Wrong passphrases no longer destroy the data of this device."));
-  } else {
-    ctx.output->Line(
-        Format(_("The data of this device will be destroyed after {0} wrong passphrases in a "
-                 "row."),
-               {std::to_string(n)}));
-  }
+  ctx.output->Result(
+      {{"wipe_after", n}},
+      n == 0 ? _("Wrong passphrases no longer destroy the data of this device.")
+             : Format(_("The data of this device will be destroyed after {0} wrong passphrases "
+                        "in a row."),
+                      {std::to_string(n)}));
   return CliStatus::Ok();
 }
 
