@@ -108,6 +108,24 @@ CliStatus LoadAll(Workbench& wb, const char* collection, std::vector<Record>& ou
   return CliStatus::Ok();
 }
 
+// The persons, cases and events, for CTDC rows and reports.
+CliStatus LoadCaseData(Workbench& wb, casework::CaseData& out) {
+  CLI_RETURN_IF_ERROR(LoadAll(wb, kPersons, out.persons));
+  CLI_RETURN_IF_ERROR(LoadAll(wb, kCases, out.cases));
+  return LoadAll(wb, kEvents, out.events);
+}
+
+// The whole file `path`; a usage error `cannot_read` (translated, with the
+// path as {0}) when it cannot be opened.
+CliStatus ReadInputFile(const std::string& path, const char* cannot_read, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return CliStatus::Usage(Format(cannot_read, {path}));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return CliStatus::Ok();
+}
+
 CliStatus FindCase(Workbench& wb, const std::string& ref, std::vector<Record>& cases,
                    RecordId& id) {
   CLI_RETURN_IF_ERROR(LoadAll(wb, kCases, cases));
@@ -175,11 +193,9 @@ CliStatus RunSchema(Context& ctx, const SchemaArgs& args) {
   Workbench wb;
   CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
   if (!args.overlay_file.empty()) {
-    std::ifstream in(args.overlay_file, std::ios::binary);
-    if (!in) return CliStatus::Usage(Format(_("cannot read {0}"), {args.overlay_file}));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (Status s = PublishOverlay(*wb.dev.replica, ss.str()); !s.ok()) return Local(s);
+    std::string overlay;
+    CLI_RETURN_IF_ERROR(ReadInputFile(args.overlay_file, _("cannot read {0}"), overlay));
+    if (Status s = PublishOverlay(*wb.dev.replica, overlay); !s.ok()) return Local(s);
     auto pack = TeamSchema(*wb.dev.replica);
     if (!pack.ok()) return Local(pack.status());
     ctx.output->Result({{"overlay_version", (*pack)->overlay_version()}},
@@ -606,9 +622,7 @@ CliStatus RunExport(Context& ctx, const ExportArgs& args) {
   }
   if (args.format == "ctdc") {
     casework::CaseData data;
-    CLI_RETURN_IF_ERROR(LoadAll(wb, kPersons, data.persons));
-    CLI_RETURN_IF_ERROR(LoadAll(wb, kCases, data.cases));
-    CLI_RETURN_IF_ERROR(LoadAll(wb, kEvents, data.events));
+    CLI_RETURN_IF_ERROR(LoadCaseData(wb, data));
     std::string text = CsvLine(casework::CtdcColumns());
     const auto rows = casework::CtdcRows(*wb.pack, data);
     for (const auto& row : rows) text += CsvLine(row);
@@ -680,11 +694,9 @@ struct ImportMapping {
 };
 
 CliStatus LoadMapping(const std::string& path, ImportMapping& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return CliStatus::Usage(Format(_("cannot read the mapping {0}"), {path}));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
+  std::string text;
+  CLI_RETURN_IF_ERROR(ReadInputFile(path, _("cannot read the mapping {0}"), text));
+  json j = json::parse(text, nullptr, false);
   auto bad = [&](const std::string& why) {
     return CliStatus::Usage(Format(_("mapping {0}: {1}"), {path, why}));
   };
@@ -763,11 +775,8 @@ CliStatus RunImport(Context& ctx, const ImportArgs& args) {
   if (!args.map.empty()) CLI_RETURN_IF_ERROR(LoadMapping(args.map, mapping));
   const std::string key_column = args.key.empty() ? mapping.key : args.key;
 
-  std::ifstream in(args.file, std::ios::binary);
-  if (!in) return CliStatus::Usage(Format(_("cannot read {0}"), {args.file}));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::string text;
+  CLI_RETURN_IF_ERROR(ReadInputFile(args.file, _("cannot read {0}"), text));
   if (!casework::IsUtf8(text)) {
     // Excel's plain "CSV" on Windows is Windows-1252, not UTF-8.
     text = casework::Windows1252ToUtf8(text);
@@ -1046,9 +1055,7 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
   }
   query.language = wb.language;
   casework::CaseData data;
-  CLI_RETURN_IF_ERROR(LoadAll(wb, kPersons, data.persons));
-  CLI_RETURN_IF_ERROR(LoadAll(wb, kCases, data.cases));
-  CLI_RETURN_IF_ERROR(LoadAll(wb, kEvents, data.events));
+  CLI_RETURN_IF_ERROR(LoadCaseData(wb, data));
   auto built = casework::BuildReportRows(*wb.pack, data, query);
   if (!built.ok()) return CliStatus::Usage(built.status().message());
   std::vector<report::Dimension> dims;
