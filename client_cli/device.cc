@@ -16,8 +16,6 @@ namespace {
 
 using i18n::Format;
 
-constexpr char kConfigFile[] = "config.json";
-
 CliStatus NotInitialised(const std::string& home) {
   return CliStatus::Usage(
       Format(_("{0} is not initialised, run enlace init or enlace join"), {home}));
@@ -114,7 +112,7 @@ CliStatus OpenDevice(const Context& ctx, Device& out) {
 
 CliStatus ResetConfigAfterDuress(const std::string& home, Config& config) {
   Config fresh{config.hub_url, config.tls_pin, "", config.device_name, "field"};
-  (void)WipeFiles(home, {kConfigFile, "config.json.tmp"});
+  (void)WipeConfig(home);
   if (Status s = SaveConfig(home, fresh); !s.ok()) return Local(s);
   config = std::move(fresh);
   return CliStatus::Ok();
@@ -122,7 +120,7 @@ CliStatus ResetConfigAfterDuress(const std::string& home, Config& config) {
 
 CliStatus LockedDevice(const std::string& home) {
   if (!HasVault(home)) {
-    (void)WipeFiles(home, {kConfigFile, "config.json.tmp"});
+    (void)WipeConfig(home);
     return {kExitLocked,
             Format(_("wrong passphrase too many times in a row: the data in {0} was destroyed"),
                    {home})};

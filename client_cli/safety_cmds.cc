@@ -116,7 +116,7 @@ CliStatus RunPanic(Context& ctx, const PanicArgs& args) {
 
   // The replica's files first (the keys go with vault.bin), then the config.
   const Status replica_wiped = WipeReplicaFiles(home);
-  const Status config_wiped = WipeFiles(home, {kConfigFile, "config.json.tmp"});
+  const Status config_wiped = WipeConfig(home);
   const Status& failed = !replica_wiped.ok() ? replica_wiped : config_wiped;
   if (!failed.ok()) {
     return {kExitData,
