@@ -5,16 +5,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <filesystem>
 #include <iostream>
-#include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "config.h"
+#include "enlace/local_safety.h"
 #include "enlace/sync.h"
 #include "enlace/team.h"
-#include "enlace/team_schema.h"
 #include "enlace/wire.h"
 #include "enlace/write.h"
 #include "i18n_cli.h"
