@@ -170,17 +170,10 @@ CliStatus RunAudit(Context& ctx, const AuditArgs& args) {
   } else {
     HubTarget hub{dev.config.hub_url, dev.config.tls_pin};
     Exchanged ex;
-    CLI_RETURN_IF_ERROR(ExchangeWithHub(
+    CLI_RETURN_IF_ERROR(RequestFromHub(
         ctx, *dev.replica, hub,
         [&] { return BuildHistoryRequest(*dev.replica, args.collection, *id); }, args.max_attempts,
-        ex));
-    const std::string_view body(reinterpret_cast<const char*>(ex.response.body.data()),
-                                ex.response.body.size());
-    if (ex.response.status != 200) {
-      const Status s = StatusFromHubResponse(static_cast<int>(ex.response.status), body);
-      return {ExitCodeFor(ErrorSource::kHub, s.code()),
-              Format(_("the hub refused the history: {0}"), {s.message()})};
-    }
+        _("the hub refused the history: {0}"), ex));
     auto history = DecodeHistoryResponse(ex.response.body);
     if (!history.ok()) return CliStatus::From(ErrorSource::kHub, history.status());
     writes = std::move(history->writes);

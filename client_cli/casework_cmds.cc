@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -107,6 +108,24 @@ CliStatus LoadAll(Workbench& wb, const char* collection, std::vector<Record>& ou
   return CliStatus::Ok();
 }
 
+// The persons, cases and events, for CTDC rows and reports.
+CliStatus LoadCaseData(Workbench& wb, casework::CaseData& out) {
+  CLI_RETURN_IF_ERROR(LoadAll(wb, kPersons, out.persons));
+  CLI_RETURN_IF_ERROR(LoadAll(wb, kCases, out.cases));
+  return LoadAll(wb, kEvents, out.events);
+}
+
+// The whole file `path`; a usage error `cannot_read` (translated, with the
+// path as {0}) when it cannot be opened.
+CliStatus ReadInputFile(const std::string& path, const char* cannot_read, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return CliStatus::Usage(Format(cannot_read, {path}));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return CliStatus::Ok();
+}
+
 CliStatus FindCase(Workbench& wb, const std::string& ref, std::vector<Record>& cases,
                    RecordId& id) {
   CLI_RETURN_IF_ERROR(LoadAll(wb, kCases, cases));
@@ -174,21 +193,15 @@ CliStatus RunSchema(Context& ctx, const SchemaArgs& args) {
   Workbench wb;
   CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
   if (!args.overlay_file.empty()) {
-    std::ifstream in(args.overlay_file, std::ios::binary);
-    if (!in) return CliStatus::Usage(Format(_("cannot read {0}"), {args.overlay_file}));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (Status s = PublishOverlay(*wb.dev.replica, ss.str()); !s.ok()) return Local(s);
+    std::string overlay;
+    CLI_RETURN_IF_ERROR(ReadInputFile(args.overlay_file, _("cannot read {0}"), overlay));
+    if (Status s = PublishOverlay(*wb.dev.replica, overlay); !s.ok()) return Local(s);
     auto pack = TeamSchema(*wb.dev.replica);
     if (!pack.ok()) return Local(pack.status());
-    const std::string version = std::to_string((*pack)->overlay_version());
-    if (ctx.output->json()) {
-      ctx.output->Json({{"overlay_version", (*pack)->overlay_version()}});
-    } else {
-      ctx.output->Line(Format(_("overlay version {0} published; devices get it on their next "
+    ctx.output->Result({{"overlay_version", (*pack)->overlay_version()}},
+                       Format(_("overlay version {0} published; devices get it on their next "
                                 "enlace sync"),
-                              {version}));
-    }
+                              {std::to_string((*pack)->overlay_version())}));
     return CliStatus::Ok();
   }
   const SchemaPack& pack = *wb.pack;
@@ -264,173 +277,191 @@ CliStatus RunSchema(Context& ctx, const SchemaArgs& args) {
 
 // ---- capture ----------------------------------------------------------------------------------
 
-CliStatus RunCaseNew(Context& ctx, const CaptureArgs& args) {
+namespace {
+
+// What a capture command works with once RunCapture has opened the device.
+struct Capture {
+  Capture(Context& c, const CaptureArgs& a) : ctx(c), args(a) {}
+  Capture(const Capture&) = delete;
+  Capture& operator=(const Capture&) = delete;
+
+  // Prints `text` when the person is asked (a guided capture).
+  void Say(const std::string& text) {
+    if (options.prompter != nullptr) prompter->out() << text;
+  }
+
+  // One record's values (CaptureRecord); exit 1 when the person cancels.
+  CliStatus Ask(const char* collection, const TextValues& given, Fields fixed_values, bool creating,
+                Fields& out) {
+    auto fields = CaptureRecord(*wb.pack, CollectionOf(wb, collection), given,
+                                std::move(fixed_values), creating, options);
+    if (!fields.ok()) return Local(fields.status());
+    if (!*fields) return Cancelled();
+    out = std::move(**fields);
+    return CliStatus::Ok();
+  }
+
+  Context& ctx;
+  const CaptureArgs& args;
+  Workbench wb;
+  RecordId case_id;                                 // the case args.case_ref names, if asked
+  TextValues typed;                                 // --set
+  std::map<std::string, TextValues> by_collection;  // --set by collection, if asked
+  std::optional<Prompter> prompter;
+  CaptureOptions options;
+};
+
+// What tells the capture commands apart.
+struct CaptureSteps {
+  bool names_case = false;               // args.case_ref names a case (Capture::case_id)
+  std::vector<const char*> collections;  // where --set values go (Capture::by_collection)
+  // Asks, writes, and says what was written.
+  std::function<CliStatus(Capture&)> capture;
+};
+
+// The one flow of the capture commands: --set parsed, the device opened, the
+// case found, the --set values sorted by collection, then `steps.capture`.
+CliStatus RunCapture(Context& ctx, const CaptureArgs& args, const CaptureSteps& steps) {
   auto typed = ParseTextAssignments(args.set);
   if (!typed.ok()) return CliStatus::Usage(typed.status().message());
-  Workbench wb;
-  CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
-  std::map<std::string, TextValues> by_collection;
-  CLI_RETURN_IF_ERROR(SplitTyped(wb, *typed, {kPersons, kCases}, by_collection));
-  Prompter prompter(*ctx.input, ctx.output->out());
-  CaptureOptions options = OptionsFor(ctx, wb, args, &prompter);
-  const CollectionDef& persons = CollectionOf(wb, kPersons);
-  const CollectionDef& cases = CollectionOf(wb, kCases);
-
-  if (options.prompter != nullptr) {
-    prompter.out() << _("New case. Enter skips a question, ? shows help, Ctrl-D cancels.")
-                   << "\n\n== " << wb.pack->CollectionLabel(persons, wb.language) << " ==\n";
+  Capture c(ctx, args);
+  CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, c.wb));
+  if (steps.names_case) {
+    std::vector<Record> cases;
+    CLI_RETURN_IF_ERROR(FindCase(c.wb, args.case_ref, cases, c.case_id));
   }
-  auto person = CaptureRecord(*wb.pack, persons, by_collection[kPersons], {}, true, options);
-  if (!person.ok()) return Local(person.status());
-  if (!*person) return Cancelled();
+  if (!steps.collections.empty()) {
+    CLI_RETURN_IF_ERROR(SplitTyped(c.wb, *typed, steps.collections, c.by_collection));
+  }
+  c.typed = std::move(typed).value();
+  c.prompter.emplace(*ctx.input, ctx.output->out());
+  c.options = OptionsFor(ctx, c.wb, args, &*c.prompter);
+  return steps.capture(c);
+}
+
+CliStatus CaptureCase(Capture& c) {
+  const SchemaPack& pack = *c.wb.pack;
+  const std::string& language = c.wb.language;
+  c.Say(std::string(_("New case. Enter skips a question, ? shows help, Ctrl-D cancels.")) +
+        "\n\n== " + pack.CollectionLabel(CollectionOf(c.wb, kPersons), language) + " ==\n");
+  Fields person;
+  CLI_RETURN_IF_ERROR(c.Ask(kPersons, c.by_collection[kPersons], {}, true, person));
 
   const RecordId person_id = RecordId::Random();
-  const Fields case_fixed = {{"cas_Person", json(person_id.ToHex()).dump()}};
   // Sensible defaults a person would type anyway, shown in [brackets].
-  options.suggested = {{"cas_OpenedDate", json(Today()).dump()}};
-  if (!wb.dev.config.device_name.empty()) {
-    options.suggested["cas_CaseOwner"] = json(wb.dev.config.device_name).dump();
+  c.options.suggested = {{"cas_OpenedDate", json(Today()).dump()}};
+  if (!c.wb.dev.config.device_name.empty()) {
+    c.options.suggested["cas_CaseOwner"] = json(c.wb.dev.config.device_name).dump();
   }
-  options.fixed = {"cas_Person"};
-  if (options.prompter != nullptr) {
-    prompter.out() << "\n== " << wb.pack->CollectionLabel(cases, wb.language) << " ==\n";
-  }
-  auto the_case = CaptureRecord(*wb.pack, cases, by_collection[kCases], case_fixed, true, options);
-  if (!the_case.ok()) return Local(the_case.status());
-  if (!*the_case) return Cancelled();
+  c.options.fixed = {"cas_Person"};
+  c.Say("\n== " + pack.CollectionLabel(CollectionOf(c.wb, kCases), language) + " ==\n");
+  Fields the_case;
+  CLI_RETURN_IF_ERROR(c.Ask(kCases, c.by_collection[kCases],
+                            {{"cas_Person", json(person_id.ToHex()).dump()}}, true, the_case));
 
+  Replica& replica = *c.wb.dev.replica;
   RecordId case_id;
-  Status written = wb.dev.replica->RunBatch([&]() -> Status {
-    ENLACE_RETURN_IF_ERROR(wb.dev.replica->Put(kPersons, person_id, **person).status());
-    ENLACE_ASSIGN_OR_RETURN(case_id, wb.dev.replica->Put(kCases, std::nullopt, **the_case));
+  Status written = replica.RunBatch([&]() -> Status {
+    ENLACE_RETURN_IF_ERROR(replica.Put(kPersons, person_id, person).status());
+    ENLACE_ASSIGN_OR_RETURN(case_id, replica.Put(kCases, std::nullopt, the_case));
     return Status::Ok();
   });
   if (!written.ok()) return Local(written);
-  if (ctx.output->json()) {
-    ctx.output->Json({{"case", case_id.ToHex()}, {"person", person_id.ToHex()}});
-  } else {
-    ctx.output->Line(Format(_("case {0} created (person {1}); it goes to the hub on the next "
-                              "enlace sync"),
-                            {case_id.ToHex(), Short(person_id)}));
-  }
+  c.ctx.output->Result({{"case", case_id.ToHex()}, {"person", person_id.ToHex()}},
+                       Format(_("case {0} created (person {1}); it goes to the hub on the next "
+                                "enlace sync"),
+                              {case_id.ToHex(), Short(person_id)}));
   return CliStatus::Ok();
 }
 
-CliStatus RunEncounterLog(Context& ctx, const CaptureArgs& args) {
-  auto typed = ParseTextAssignments(args.set);
-  if (!typed.ok()) return CliStatus::Usage(typed.status().message());
-  Workbench wb;
-  CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
-  std::map<std::string, TextValues> by_collection;
-  CLI_RETURN_IF_ERROR(SplitTyped(wb, *typed, {kEncounters}, by_collection));
-  Prompter prompter(*ctx.input, ctx.output->out());
-  CaptureOptions options = OptionsFor(ctx, wb, args, &prompter);
-  options.suggested = {{"enc_Date", json(Today()).dump()}};
-  if (options.prompter != nullptr) {
-    prompter.out() << _("New outreach encounter. Enter skips a question, ? shows help, Ctrl-D "
-                        "cancels.")
-                   << "\n";
-  }
-  auto fields = CaptureRecord(*wb.pack, CollectionOf(wb, kEncounters), by_collection[kEncounters],
-                              {}, true, options);
-  if (!fields.ok()) return Local(fields.status());
-  if (!*fields) return Cancelled();
-  auto id = wb.dev.replica->Put(kEncounters, std::nullopt, **fields);
+CliStatus CaptureEncounter(Capture& c) {
+  c.options.suggested = {{"enc_Date", json(Today()).dump()}};
+  c.Say(std::string(_("New outreach encounter. Enter skips a question, ? shows help, Ctrl-D "
+                      "cancels.")) +
+        "\n");
+  Fields fields;
+  CLI_RETURN_IF_ERROR(c.Ask(kEncounters, c.by_collection[kEncounters], {}, true, fields));
+  auto id = c.wb.dev.replica->Put(kEncounters, std::nullopt, fields);
   if (!id.ok()) return Local(id.status());
-  if (ctx.output->json()) {
-    ctx.output->Json({{"encounter", id->ToHex()}});
-  } else {
-    ctx.output->Line(Format(_("encounter {0} logged"), {id->ToHex()}));
-  }
+  c.ctx.output->Result({{"encounter", id->ToHex()}},
+                       Format(_("encounter {0} logged"), {id->ToHex()}));
   return CliStatus::Ok();
 }
 
-CliStatus RunEventAdd(Context& ctx, const CaptureArgs& args) {
-  auto typed = ParseTextAssignments(args.set);
-  if (!typed.ok()) return CliStatus::Usage(typed.status().message());
-  Workbench wb;
-  CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
-  std::vector<Record> cases;
-  RecordId case_id;
-  CLI_RETURN_IF_ERROR(FindCase(wb, args.case_ref, cases, case_id));
-  std::map<std::string, TextValues> by_collection;
-  CLI_RETURN_IF_ERROR(SplitTyped(wb, *typed, {kEvents}, by_collection));
-  Prompter prompter(*ctx.input, ctx.output->out());
-  CaptureOptions options = OptionsFor(ctx, wb, args, &prompter);
-  options.fixed = {"hte_Case"};
-  if (options.prompter != nullptr) {
-    prompter.out() << Format(_("New trafficking event of case {0}. Enter skips a question, ? "
-                               "shows help, Ctrl-D cancels."),
-                             {Short(case_id)})
-                   << "\n";
-  }
-  auto fields = CaptureRecord(*wb.pack, CollectionOf(wb, kEvents), by_collection[kEvents],
-                              {{"hte_Case", json(case_id.ToHex()).dump()}}, true, options);
-  if (!fields.ok()) return Local(fields.status());
-  if (!*fields) return Cancelled();
-  auto id = wb.dev.replica->Put(kEvents, std::nullopt, **fields);
+CliStatus CaptureEvent(Capture& c) {
+  c.options.fixed = {"hte_Case"};
+  c.Say(Format(_("New trafficking event of case {0}. Enter skips a question, ? shows help, "
+                 "Ctrl-D cancels."),
+               {Short(c.case_id)}) +
+        "\n");
+  Fields fields;
+  CLI_RETURN_IF_ERROR(c.Ask(kEvents, c.by_collection[kEvents],
+                            {{"hte_Case", json(c.case_id.ToHex()).dump()}}, true, fields));
+  auto id = c.wb.dev.replica->Put(kEvents, std::nullopt, fields);
   if (!id.ok()) return Local(id.status());
-  if (ctx.output->json()) {
-    ctx.output->Json({{"event", id->ToHex()}, {"case", case_id.ToHex()}});
-  } else {
-    ctx.output->Line(Format(_("event {0} added to case {1}"), {id->ToHex(), Short(case_id)}));
-  }
+  c.ctx.output->Result({{"event", id->ToHex()}, {"case", c.case_id.ToHex()}},
+                       Format(_("event {0} added to case {1}"), {id->ToHex(), Short(c.case_id)}));
   return CliStatus::Ok();
 }
 
-CliStatus RunReferralAdd(Context& ctx, const CaptureArgs& args) {
-  if (args.direction != "in" && args.direction != "out") {
-    return CliStatus::Usage(_("--direction must be in (referred to us) or out (we refer)"));
-  }
-  auto typed = ParseTextAssignments(args.set);
-  if (!typed.ok()) return CliStatus::Usage(typed.status().message());
-  Workbench wb;
-  CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
-  std::vector<Record> cases;
-  RecordId case_id;
-  CLI_RETURN_IF_ERROR(FindCase(wb, args.case_ref, cases, case_id));
+CliStatus CaptureReferral(Capture& c) {
+  const std::string& direction = c.args.direction;
   const std::set<std::string> incoming = {"cas_ReferringOrganisation", "cas_IncomingReferralDate",
                                           "cas_ReasonForIncomingReferral",
                                           "cas_IncomingReferralDetails"};
   const std::set<std::string> outgoing = {"cas_ReferredOrganisation", "cas_OutgoingReferralDate",
                                           "cas_ReasonForOutgoingReferral",
                                           "cas_OutgoingReferralDetails"};
-  const std::set<std::string>& asked = args.direction == "in" ? incoming : outgoing;
+  const std::set<std::string>& asked = direction == "in" ? incoming : outgoing;
   TextValues values;
-  for (const auto& [field, value] : *typed) {
+  for (const auto& [field, value] : c.typed) {
     if (!asked.contains(field) && field != "cas_Status") {
       std::string allowed;
       for (const std::string& f : asked) allowed += (allowed.empty() ? "" : ", ") + f;
       return CliStatus::Usage(
-          Format(_("--set {0}: a referral {1} sets only {2}"), {field, args.direction, allowed}));
+          Format(_("--set {0}: a referral {1} sets only {2}"), {field, direction, allowed}));
     }
     values[field] = value;
   }
   const std::string date_field =
-      args.direction == "in" ? "cas_IncomingReferralDate" : "cas_OutgoingReferralDate";
-  if (args.close) values["cas_Status"] = "ClosedReferred";
-  Prompter prompter(*ctx.input, ctx.output->out());
-  CaptureOptions options = OptionsFor(ctx, wb, args, &prompter);
-  options.only = asked;
-  options.suggested = {{date_field, json(Today()).dump()}};
-  if (options.prompter != nullptr) {
-    prompter.out() << Format(args.direction == "in" ? _("Incoming referral of case {0}.")
-                                                    : _("Outgoing referral of case {0}."),
-                             {Short(case_id)})
-                   << "\n";
-  }
-  auto fields = CaptureRecord(*wb.pack, CollectionOf(wb, kCases), values, {}, false, options);
-  if (!fields.ok()) return Local(fields.status());
-  if (!*fields) return Cancelled();
-  std::erase_if(**fields, [](const auto& kv) { return kv.second == "null"; });
-  auto id = wb.dev.replica->Put(kCases, case_id, **fields);
+      direction == "in" ? "cas_IncomingReferralDate" : "cas_OutgoingReferralDate";
+  if (c.args.close) values["cas_Status"] = "ClosedReferred";
+  c.options.only = asked;
+  c.options.suggested = {{date_field, json(Today()).dump()}};
+  c.Say(Format(direction == "in" ? _("Incoming referral of case {0}.")
+                                 : _("Outgoing referral of case {0}."),
+               {Short(c.case_id)}) +
+        "\n");
+  Fields fields;
+  CLI_RETURN_IF_ERROR(c.Ask(kCases, values, {}, false, fields));
+  std::erase_if(fields, [](const auto& kv) { return kv.second == "null"; });
+  auto id = c.wb.dev.replica->Put(kCases, c.case_id, fields);
   if (!id.ok()) return Local(id.status());
-  if (ctx.output->json()) {
-    ctx.output->Json({{"case", case_id.ToHex()}, {"direction", args.direction}});
-  } else {
-    ctx.output->Line(Format(_("referral recorded on case {0}"), {Short(case_id)}));
-  }
+  c.ctx.output->Result({{"case", c.case_id.ToHex()}, {"direction", direction}},
+                       Format(_("referral recorded on case {0}"), {Short(c.case_id)}));
   return CliStatus::Ok();
+}
+
+}  // namespace
+
+CliStatus RunCaseNew(Context& ctx, const CaptureArgs& args) {
+  return RunCapture(ctx, args, {false, {kPersons, kCases}, CaptureCase});
+}
+
+CliStatus RunEncounterLog(Context& ctx, const CaptureArgs& args) {
+  return RunCapture(ctx, args, {false, {kEncounters}, CaptureEncounter});
+}
+
+CliStatus RunEventAdd(Context& ctx, const CaptureArgs& args) {
+  return RunCapture(ctx, args, {true, {kEvents}, CaptureEvent});
+}
+
+CliStatus RunReferralAdd(Context& ctx, const CaptureArgs& args) {
+  if (args.direction != "in" && args.direction != "out") {
+    return CliStatus::Usage(_("--direction must be in (referred to us) or out (we refer)"));
+  }
+  // The referral's fields are the case's; --set is checked against them there.
+  return RunCapture(ctx, args, {true, {}, CaptureReferral});
 }
 
 CliStatus RunCaseShow(Context& ctx, const std::string& case_ref) {
@@ -591,9 +622,7 @@ CliStatus RunExport(Context& ctx, const ExportArgs& args) {
   }
   if (args.format == "ctdc") {
     casework::CaseData data;
-    CLI_RETURN_IF_ERROR(LoadAll(wb, kPersons, data.persons));
-    CLI_RETURN_IF_ERROR(LoadAll(wb, kCases, data.cases));
-    CLI_RETURN_IF_ERROR(LoadAll(wb, kEvents, data.events));
+    CLI_RETURN_IF_ERROR(LoadCaseData(wb, data));
     std::string text = CsvLine(casework::CtdcColumns());
     const auto rows = casework::CtdcRows(*wb.pack, data);
     for (const auto& row : rows) text += CsvLine(row);
@@ -665,11 +694,9 @@ struct ImportMapping {
 };
 
 CliStatus LoadMapping(const std::string& path, ImportMapping& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return CliStatus::Usage(Format(_("cannot read the mapping {0}"), {path}));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
+  std::string text;
+  CLI_RETURN_IF_ERROR(ReadInputFile(path, _("cannot read the mapping {0}"), text));
+  json j = json::parse(text, nullptr, false);
   auto bad = [&](const std::string& why) {
     return CliStatus::Usage(Format(_("mapping {0}: {1}"), {path, why}));
   };
@@ -748,11 +775,8 @@ CliStatus RunImport(Context& ctx, const ImportArgs& args) {
   if (!args.map.empty()) CLI_RETURN_IF_ERROR(LoadMapping(args.map, mapping));
   const std::string key_column = args.key.empty() ? mapping.key : args.key;
 
-  std::ifstream in(args.file, std::ios::binary);
-  if (!in) return CliStatus::Usage(Format(_("cannot read {0}"), {args.file}));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::string text;
+  CLI_RETURN_IF_ERROR(ReadInputFile(args.file, _("cannot read {0}"), text));
   if (!casework::IsUtf8(text)) {
     // Excel's plain "CSV" on Windows is Windows-1252, not UTF-8.
     text = casework::Windows1252ToUtf8(text);
@@ -1031,9 +1055,7 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
   }
   query.language = wb.language;
   casework::CaseData data;
-  CLI_RETURN_IF_ERROR(LoadAll(wb, kPersons, data.persons));
-  CLI_RETURN_IF_ERROR(LoadAll(wb, kCases, data.cases));
-  CLI_RETURN_IF_ERROR(LoadAll(wb, kEvents, data.events));
+  CLI_RETURN_IF_ERROR(LoadCaseData(wb, data));
   auto built = casework::BuildReportRows(*wb.pack, data, query);
   if (!built.ok()) return CliStatus::Usage(built.status().message());
   std::vector<report::Dimension> dims;
@@ -1099,10 +1121,7 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
       ctx, *wb.dev.replica, hub, [&] { return BuildPublishReportRequest(*wb.dev.replica, body); },
       args.max_attempts, exchanged));
   if (exchanged.response.status != 200 && exchanged.response.status != 201) {
-    return CliStatus::From(ErrorSource::kHub,
-                           StatusFromHubResponse(exchanged.response.status,
-                                                 std::string(exchanged.response.body.begin(),
-                                                             exchanged.response.body.end())));
+    return CliStatus::From(ErrorSource::kHub, HubStatus(exchanged.response));
   }
   const std::string answer_body(exchanged.response.body.begin(), exchanged.response.body.end());
   auto answer = DecodePublishReportAnswer(answer_body);
@@ -1129,8 +1148,7 @@ CliStatus RunPublished(Context& ctx, const std::string& id, int max_attempts) {
       max_attempts, exchanged));
   const std::string body(exchanged.response.body.begin(), exchanged.response.body.end());
   if (exchanged.response.status != 200) {
-    return CliStatus::From(ErrorSource::kHub,
-                           StatusFromHubResponse(exchanged.response.status, body));
+    return CliStatus::From(ErrorSource::kHub, HubStatus(exchanged.response));
   }
   if (!id.empty()) {
     ctx.output->out() << body << "\n";

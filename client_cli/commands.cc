@@ -5,21 +5,16 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <filesystem>
 #include <iostream>
-#include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "config.h"
+#include "enlace/local_safety.h"
 #include "enlace/sync.h"
 #include "enlace/team.h"
-#include "enlace/team_schema.h"
 #include "enlace/wire.h"
 #include "enlace/write.h"
 #include "i18n_cli.h"
-#include "passphrase.h"
-#include "safety_cmds.h"
 
 namespace enlace::cli {
 
@@ -48,30 +43,6 @@ std::string DefaultDeviceName() {
   return name;
 }
 
-// ---- the device --------------------------------------------------------------------------
-
-CliStatus NotInitialised(const std::string& home) {
-  return CliStatus::Usage(
-      Format(_("{0} is not initialised, run enlace init or enlace join"), {home}));
-}
-
-CliStatus GetPassphrase(const Context& ctx, PassphrasePurpose purpose, Passphrase& out) {
-  auto p = ObtainPassphrase(
-      PassphraseSources{ctx.global.passphrase_file, ctx.env_passphrase, ctx.tty_fd}, purpose);
-  if (!p.ok()) return {kExitLocked, p.status().message()};
-  out = std::move(p).value();
-  return CliStatus::Ok();
-}
-
-ReplicaOptions OptionsFor(const Context& ctx) {
-  ReplicaOptions o;
-  o.dir = ctx.global.home;
-  o.kdf = ctx.kdf;
-  // Every value is checked against the schema pack before it is written.
-  o.hook = TeamSchemaHook();
-  return o;
-}
-
 MemberNames NamesOf(Device& device) {
   MemberNames names;
   auto status = GetSyncStatus(*device.replica);
@@ -84,62 +55,12 @@ MemberNames NamesOf(Device& device) {
   return names;
 }
 
-// A new device's folder: unless Keep() is called, removes on destruction
-// what creating the device put there, so a failed init or join can simply be
-// run again. Must outlive (be declared before) the Replica it guards.
-class NewHomeGuard {
- public:
-  explicit NewHomeGuard(std::string home) : home_(std::move(home)) {
-    std::error_code ec;
-    existed_ = std::filesystem::exists(home_, ec);
-  }
-  ~NewHomeGuard() {
-    if (keep_) return;
-    std::error_code ec;
-    for (const char* f : {"vault.bin", "vault.bin.tmp", "store.db", "store.db-wal", "store.db-shm",
-                          "store.db-journal", "config.json", "config.json.tmp"}) {
-      std::filesystem::remove(std::filesystem::path(home_) / f, ec);
-    }
-    if (!existed_) std::filesystem::remove(home_, ec);  // only if empty
-  }
-  NewHomeGuard(const NewHomeGuard&) = delete;
-  NewHomeGuard& operator=(const NewHomeGuard&) = delete;
-  void Keep() { keep_ = true; }
-
- private:
-  std::string home_;
-  bool existed_ = false;
-  bool keep_ = false;
-};
-
-CliStatus RefuseExistingDevice(const std::string& home) {
-  return CliStatus::Usage(
-      Format(_("{0} already holds a device (vault.bin); use another --home, or move that folder "
-               "away to start over"),
-             {home}));
-}
-
-// The hub's answer as a failure: `message` (translated, "the hub refused ...:
-// {0}") with the hub's reason as {0}.
-CliStatus HubRefused(const char* message, const HttpResponse& response) {
-  const std::string_view body(reinterpret_cast<const char*>(response.body.data()),
-                              response.body.size());
-  const Status s = StatusFromHubResponse(static_cast<int>(response.status), body);
-  return {ExitCodeFor(ErrorSource::kHub, s.code()), Format(message, {s.message()})};
-}
-
 std::string HubErrorText(const HttpResponse& response) {
-  const std::string_view body(reinterpret_cast<const char*>(response.body.data()),
-                              response.body.size());
-  const Status s = StatusFromHubResponse(static_cast<int>(response.status), body);
-  return "HTTP " + std::to_string(response.status) + ": " + s.message();
+  return "HTTP " + std::to_string(response.status) + ": " + HubStatus(response).message();
 }
 
 bool MentionsTime(const HttpResponse& response) {
-  const std::string_view body(reinterpret_cast<const char*>(response.body.data()),
-                              response.body.size());
-  const std::string message =
-      Lower(StatusFromHubResponse(static_cast<int>(response.status), body).message());
+  const std::string message = Lower(HubStatus(response).message());
   return message.find("time") != std::string::npos || message.find("clock") != std::string::npos;
 }
 
@@ -171,6 +92,15 @@ CliStatus CheckName(std::string_view name, const char* what) {
   return CliStatus::Ok();
 }
 
+// The COLLECTION ID words of a command on one record (exit 1 when wrong).
+CliStatus ParseRecordArgs(const std::string& collection, const std::string& id_text, RecordId& id) {
+  CLI_RETURN_IF_ERROR(CheckName(collection, "collection"));
+  auto parsed = ParseRecordId(id_text);
+  if (!parsed.ok()) return CliStatus::Usage(parsed.status().message());
+  id = *parsed;
+  return CliStatus::Ok();
+}
+
 // The two complaints about a name or token, as whole sentences so that a
 // translation can make the words agree; `too_long` has the limit as {0}.
 struct TextRule {
@@ -192,73 +122,18 @@ CliStatus CheckText(std::string_view text, const TextRule& rule) {
   return CliStatus::Ok();
 }
 
+// The name a new device goes by: `given`, else the host name.
+CliStatus NewDeviceName(const std::string& given, std::string& out) {
+  out = given.empty() ? DefaultDeviceName() : given;
+  return CheckText(out, kDeviceNameRule);
+}
+
 }  // namespace
 
 std::string RoleLabel(std::string_view role) {
   if (role == "field") return C_("role", "field");
   if (role == "coordinator") return C_("role", "coordinator");
   return std::string(role);
-}
-
-CliStatus Local(const Status& s) { return CliStatus::From(ErrorSource::kLocal, s); }
-
-CliStatus OpenDevice(const Context& ctx, Device& out) {
-  const std::string& home = ctx.global.home;
-  if (!HasVault(home)) return NotInitialised(home);
-  auto config = LoadConfig(home);
-  if (!config.ok()) {
-    if (config.status().code() == StatusCode::kNotFound) {
-      return CliStatus::Usage(
-          Format(_("{0} holds a vault but no config.json (an interrupted init or join?); it is "
-                   "not initialised, run enlace init or enlace join with another --home"),
-                 {home}));
-    }
-    return CliStatus::From(ErrorSource::kLocal, config.status());
-  }
-  Passphrase passphrase;
-  CLI_RETURN_IF_ERROR(GetPassphrase(ctx, PassphrasePurpose::kUnlock, passphrase));
-  auto replica = Replica::Open(OptionsFor(ctx), passphrase.view());
-  if (!replica.ok()) {
-    // Also the unlock back-off and wipe-after-N (safety_cmds.h).
-    if (replica.status().code() == StatusCode::kWrongPassphrase) return LockedDevice(home);
-    return CliStatus::From(ErrorSource::kLocal, replica.status().WithContext(Format(
-                                                    _("cannot open the device in {0}"), {home})));
-  }
-  out.config = std::move(config).value();
-  out.replica = std::move(replica).value();
-  // The duress passphrase: the data is gone; make the config look fresh too.
-  if (out.replica->opened_under_duress()) {
-    CLI_RETURN_IF_ERROR(ResetConfigAfterDuress(home, out.config));
-  }
-  return CliStatus::Ok();
-}
-
-// ---- exit codes --------------------------------------------------------------------------------
-
-int ExitCodeFor(ErrorSource source, StatusCode code) {
-  if (code == StatusCode::kOk) return kExitOk;
-  switch (source) {
-    case ErrorSource::kUsage:
-      return kExitUsage;
-    case ErrorSource::kLocal:
-      // Everything the core says about this device's data is a data error,
-      // except the locked vault.
-      return code == StatusCode::kWrongPassphrase ? kExitLocked : kExitData;
-    case ErrorSource::kHub:
-      // 5xx and 429 (kUnavailable) are retried first; still failing, the
-      // hub is as good as unreachable. Every other refusal is a rejection.
-      return code == StatusCode::kUnavailable ? kExitUnreachable : kExitRejected;
-    case ErrorSource::kNetwork:
-      switch (code) {
-        case StatusCode::kUnavailable:
-          return kExitUnreachable;
-        case StatusCode::kInvalidArgument:
-          return kExitUsage;
-        default:
-          return kExitRejected;  // pin mismatch, untrusted certificate: unsafe
-      }
-  }
-  return kExitData;
 }
 
 // ---- pure helpers ------------------------------------------------------------------------------
@@ -387,6 +262,17 @@ std::string ClockWarning(int64_t offset_ms) {
 
 // ---- talking to the hub ------------------------------------------------------------------------
 
+Status HubStatus(const HttpResponse& response) {
+  const std::string_view body(reinterpret_cast<const char*>(response.body.data()),
+                              response.body.size());
+  return StatusFromHubResponse(static_cast<int>(response.status), body);
+}
+
+CliStatus HubRefused(const char* message, const HttpResponse& response) {
+  const Status s = HubStatus(response);
+  return {ExitCodeFor(ErrorSource::kHub, s.code()), Format(message, {s.message()})};
+}
+
 CliStatus ExchangeWithHub(Context& ctx, Replica& replica, const HubTarget& hub,
                           const RequestFactory& make_request, int max_attempts, Exchanged& out) {
   if (max_attempts < 1) max_attempts = 1;
@@ -432,6 +318,14 @@ CliStatus ExchangeWithHub(Context& ctx, Replica& replica, const HubTarget& hub,
   }
 }
 
+CliStatus RequestFromHub(Context& ctx, Replica& replica, const HubTarget& hub,
+                         const RequestFactory& make_request, int max_attempts, const char* refused,
+                         Exchanged& out) {
+  CLI_RETURN_IF_ERROR(ExchangeWithHub(ctx, replica, hub, make_request, max_attempts, out));
+  if (out.response.status != 200) return HubRefused(refused, out.response);
+  return CliStatus::Ok();
+}
+
 // ---- init, invite, join ------------------------------------------------------------------------
 
 CliStatus RunInit(Context& ctx, const InitArgs& args) {
@@ -449,44 +343,26 @@ CliStatus RunInit(Context& ctx, const InitArgs& args) {
   }
   CLI_RETURN_IF_ERROR(CheckText(args.team, kTeamNameRule));
   CLI_RETURN_IF_ERROR(CheckText(args.token, kTokenRule));
-  const std::string name = args.name.empty() ? DefaultDeviceName() : args.name;
-  CLI_RETURN_IF_ERROR(CheckText(name, kDeviceNameRule));
-  if (HasVault(home)) return RefuseExistingDevice(home);
+  std::string name;
+  CLI_RETURN_IF_ERROR(NewDeviceName(args.name, name));
 
-  Passphrase passphrase;
-  CLI_RETURN_IF_ERROR(GetPassphrase(ctx, PassphrasePurpose::kCreate, passphrase));
-  Passphrase duress;  // init --duress (safety_cmds.h)
-  if (args.duress) {
-    CLI_RETURN_IF_ERROR(ObtainDuressPassphrase(ctx, args.duress_passphrase_file, duress));
-    if (duress.Equals(passphrase)) {
-      return CliStatus::Usage(_("the duress passphrase must differ from the device passphrase"));
-    }
-  }
-
-  NewHomeGuard guard(home);  // declared before the replica: outlives it
-  auto created = Replica::Create(OptionsFor(ctx), passphrase.view());
-  if (!created.ok()) return Local(created.status().WithContext(_("cannot create the device")));
-  std::unique_ptr<Replica> replica = std::move(created).value();
-  if (args.duress) {
-    if (Status s = replica->SetDuressPassphrase(duress.view()); !s.ok()) return Local(s);
-  }
-  auto team = CreateTeam(*replica);
+  NewDevice dev;
+  CLI_RETURN_IF_ERROR(dev.Create(ctx, args.duress, args.duress_passphrase_file));
+  Replica& replica = dev.replica();
+  auto team = CreateTeam(replica);
   if (!team.ok()) return Local(team.status());
 
   const HubTarget hub{url, args.pin};
   Exchanged ex;
-  CLI_RETURN_IF_ERROR(ExchangeWithHub(
-      ctx, *replica, hub,
-      [&] { return BuildRegisterTeamRequest(*replica, args.team, name, args.token); },
-      ctx.retry.max_attempts, ex));
-  if (ex.response.status != 200)
-    return HubRefused(_("the hub refused to register the team: {0}"), ex.response);
-  if (Status s = HandleMembersResponse(*replica, ex.response.body); !s.ok()) return Local(s);
+  CLI_RETURN_IF_ERROR(RequestFromHub(
+      ctx, replica, hub,
+      [&] { return BuildRegisterTeamRequest(replica, args.team, name, args.token); },
+      ctx.retry.max_attempts, _("the hub refused to register the team: {0}"), ex));
+  if (Status s = HandleMembersResponse(replica, ex.response.body); !s.ok()) return Local(s);
   const Config config{url, args.pin, args.team, name, RoleName(Role::kCoordinator)};
-  if (Status s = SaveConfig(home, config); !s.ok()) return Local(s);
-  guard.Keep();
+  CLI_RETURN_IF_ERROR(dev.Keep(config));
 
-  const std::string device = replica->device_id().ToHex();
+  const std::string device = replica.device_id().ToHex();
   if (ctx.output->json()) {
     ctx.output->Json({{"team", team->ToHex()},
                       {"team_name", args.team},
@@ -520,7 +396,7 @@ CliStatus RunInvite(Context& ctx, const InviteArgs& args) {
   const HubTarget hub{dev.config.hub_url, dev.config.tls_pin};
   std::optional<PreparedInvite> prepared;
   Exchanged ex;
-  CLI_RETURN_IF_ERROR(ExchangeWithHub(
+  CLI_RETURN_IF_ERROR(RequestFromHub(
       ctx, *dev.replica, hub,
       [&]() -> Result<OutgoingRequest> {
         // A fresh code per attempt: the one printed is the one the hub stored.
@@ -530,9 +406,7 @@ CliStatus RunInvite(Context& ctx, const InviteArgs& args) {
         prepared = std::move(p).value();
         return prepared->request;
       },
-      ctx.retry.max_attempts, ex));
-  if (ex.response.status != 200)
-    return HubRefused(_("the hub refused the invite: {0}"), ex.response);
+      ctx.retry.max_attempts, _("the hub refused the invite: {0}"), ex));
 
   if (ctx.output->json()) {
     ctx.output->Json({{"code", prepared->code},
@@ -552,7 +426,6 @@ CliStatus RunInvite(Context& ctx, const InviteArgs& args) {
 }
 
 CliStatus RunJoin(Context& ctx, const JoinArgs& args) {
-  const std::string& home = ctx.global.home;
   std::string code = args.code;
   if (code == "-") {
     // Keeps the code, a secret, out of argv and the shell history.
@@ -563,43 +436,35 @@ CliStatus RunJoin(Context& ctx, const JoinArgs& args) {
   if (Status s = ValidateHubUrl(info->hub_url); !s.ok()) {
     return CliStatus::Usage(Format(_("the invite code names an unusable hub: {0}"), {s.message()}));
   }
-  const std::string name = args.name.empty() ? DefaultDeviceName() : args.name;
-  CLI_RETURN_IF_ERROR(CheckText(name, kDeviceNameRule));
-  if (HasVault(home)) return RefuseExistingDevice(home);
+  std::string name;
+  CLI_RETURN_IF_ERROR(NewDeviceName(args.name, name));
 
-  Passphrase passphrase;
-  CLI_RETURN_IF_ERROR(GetPassphrase(ctx, PassphrasePurpose::kCreate, passphrase));
-
-  NewHomeGuard guard(home);  // declared before the replica: outlives it
-  auto created = Replica::Create(OptionsFor(ctx), passphrase.view());
-  if (!created.ok()) return Local(created.status().WithContext(_("cannot create the device")));
-  std::unique_ptr<Replica> replica = std::move(created).value();
+  NewDevice dev;
+  CLI_RETURN_IF_ERROR(dev.Create(ctx));
+  Replica& replica = dev.replica();
 
   const HubTarget hub{NormaliseHubUrl(info->hub_url), info->tls_pin};
   Exchanged ex;
-  CLI_RETURN_IF_ERROR(ExchangeWithHub(
-      ctx, *replica, hub, [&] { return BuildJoinRequest(*replica, code, name); },
-      ctx.retry.max_attempts, ex));
-  if (ex.response.status != 200)
-    return HubRefused(_("the hub refused the invite code: {0}"), ex.response);
-  if (Status s = HandleJoinResponse(*replica, code, ex.response.body); !s.ok()) return Local(s);
+  CLI_RETURN_IF_ERROR(RequestFromHub(
+      ctx, replica, hub, [&] { return BuildJoinRequest(replica, code, name); },
+      ctx.retry.max_attempts, _("the hub refused the invite code: {0}"), ex));
+  if (Status s = HandleJoinResponse(replica, code, ex.response.body); !s.ok()) return Local(s);
 
   std::string role = RoleName(Role::kField);
   bool pending = false;
-  if (auto status = GetSyncStatus(*replica); status.ok()) {
+  if (auto status = GetSyncStatus(replica); status.ok()) {
     for (const auto& m : status->members) {
-      if (m.device != replica->device_id()) continue;
+      if (m.device != replica.device_id()) continue;
       role = RoleName(m.role);
       pending = m.pending;
     }
   }
   const Config config{hub.url, hub.tls_pin, "", name, role};
-  if (Status s = SaveConfig(home, config); !s.ok()) return Local(s);
-  guard.Keep();
+  CLI_RETURN_IF_ERROR(dev.Keep(config));
 
-  const std::string device = replica->device_id().ToHex();
+  const std::string device = replica.device_id().ToHex();
   if (ctx.output->json()) {
-    ctx.output->Json({{"team", replica->team().ToHex()},
+    ctx.output->Json({{"team", replica.team().ToHex()},
                       {"device", device},
                       {"device_name", name},
                       {"role", role},
@@ -636,22 +501,18 @@ CliStatus RunPut(Context& ctx, const PutArgs& args) {
     }
     return Local(id.status());
   }
-  if (ctx.output->json()) {
-    ctx.output->Json({{"id", id->ToHex()}});
-  } else {
-    ctx.output->Line(Format(parsed->id ? _("saved {0} {1}") : _("created {0} {1}"),
+  ctx.output->Result({{"id", id->ToHex()}},
+                     Format(parsed->id ? _("saved {0} {1}") : _("created {0} {1}"),
                             {args.collection, id->ToHex()}));
-  }
   return CliStatus::Ok();
 }
 
 CliStatus RunGet(Context& ctx, const RecordArgs& args) {
-  CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
-  auto id = ParseRecordId(args.id);
-  if (!id.ok()) return CliStatus::Usage(id.status().message());
+  RecordId id;
+  CLI_RETURN_IF_ERROR(ParseRecordArgs(args.collection, args.id, id));
   Device dev;
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
-  auto record = dev.replica->Get(args.collection, *id, /*include_deleted=*/true);
+  auto record = dev.replica->Get(args.collection, id, /*include_deleted=*/true);
   if (!record.ok()) return Local(record.status());
   if (ctx.output->json()) {
     ctx.output->Json(RecordToJson(*record));
@@ -682,22 +543,17 @@ CliStatus RunList(Context& ctx, const std::string& collection) {
 namespace {
 // Deletes (`deleted`) or restores a record.
 CliStatus SetDeleted(Context& ctx, const RecordArgs& args, bool deleted) {
-  CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
-  auto id = ParseRecordId(args.id);
-  if (!id.ok()) return CliStatus::Usage(id.status().message());
+  RecordId id;
+  CLI_RETURN_IF_ERROR(ParseRecordArgs(args.collection, args.id, id));
   Device dev;
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
-  const Status s = deleted ? dev.replica->Delete(args.collection, *id)
-                           : dev.replica->Restore(args.collection, *id);
+  const Status s = deleted ? dev.replica->Delete(args.collection, id)
+                           : dev.replica->Restore(args.collection, id);
   if (!s.ok()) return Local(s);
-  if (ctx.output->json()) {
-    ctx.output->Json({{"id", id->ToHex()}, {"deleted", deleted}});
-  } else if (deleted) {
-    ctx.output->Line(Format(_("deleted {0} {1} (enlace restore brings it back)"),
-                            {args.collection, id->ToHex()}));
-  } else {
-    ctx.output->Line(Format(_("restored {0} {1}"), {args.collection, id->ToHex()}));
-  }
+  ctx.output->Result(
+      {{"id", id.ToHex()}, {"deleted", deleted}},
+      Format(deleted ? _("deleted {0} {1} (enlace restore brings it back)") : _("restored {0} {1}"),
+             {args.collection, id.ToHex()}));
   return CliStatus::Ok();
 }
 }  // namespace
@@ -728,9 +584,8 @@ CliStatus RunConflicts(Context& ctx) {
 }
 
 CliStatus RunResolve(Context& ctx, const ResolveArgs& args) {
-  CLI_RETURN_IF_ERROR(CheckName(args.collection, "collection"));
-  auto id = ParseRecordId(args.id);
-  if (!id.ok()) return CliStatus::Usage(id.status().message());
+  RecordId id;
+  CLI_RETURN_IF_ERROR(ParseRecordArgs(args.collection, args.id, id));
   const bool existence = args.field == kDeletedField;
   if (!existence) CLI_RETURN_IF_ERROR(CheckName(args.field, "field"));
   auto value = ParseValue(args.value);
@@ -741,15 +596,12 @@ CliStatus RunResolve(Context& ctx, const ResolveArgs& args) {
   }
   Device dev;
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
-  if (Status s = dev.replica->Resolve(args.collection, *id, args.field, *value); !s.ok()) {
+  if (Status s = dev.replica->Resolve(args.collection, id, args.field, *value); !s.ok()) {
     return Local(s);
   }
-  if (ctx.output->json()) {
-    ctx.output->Json({{"id", id->ToHex()}, {"field", args.field}, {"value", ValueToJson(*value)}});
-  } else {
-    ctx.output->Line(Format(_("resolved {0} {1} {2} = {3} (sync to settle it everywhere)"),
-                            {args.collection, id->ToHex(), args.field, DisplayValue(*value)}));
-  }
+  ctx.output->Result({{"id", id.ToHex()}, {"field", args.field}, {"value", ValueToJson(*value)}},
+                     Format(_("resolved {0} {1} {2} = {3} (sync to settle it everywhere)"),
+                            {args.collection, id.ToHex(), args.field, DisplayValue(*value)}));
   return CliStatus::Ok();
 }
 

@@ -1,73 +1,28 @@
 // The enlace commands, and the small pure helpers they share.
 //
-// Each command opens what it needs (config, replica, hub), does one thing
-// and returns a CliStatus whose exit code follows one table (ExitCodeFor):
-//   0 ok, 1 usage, 2 locked, 3 hub unreachable, 4 rejected by the hub,
-//   5 data error.
+// Each command opens what it needs (config, replica, hub: device.h), does one
+// thing and returns a CliStatus whose exit code follows one table
+// (ExitCodeFor, cli_status.h): 0 ok, 1 usage, 2 locked, 3 hub unreachable,
+// 4 rejected by the hub, 5 data error.
 #ifndef ENLACE_CLIENT_CLI_COMMANDS_H_
 #define ENLACE_CLIENT_CLI_COMMANDS_H_
 
 #include <cstdint>
 #include <functional>
-#include <iosfwd>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include "config.h"
+#include "cli_status.h"
+#include "device.h"
 #include "enlace/replica.h"
 #include "enlace/status.h"
 #include "enlace/sync.h"
-#include "output.h"
 #include "transport.h"
 
 namespace enlace::cli {
-
-// ---- exit codes ----------------------------------------------------------------------------
-
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitUsage = 1;        // bad command line, home not initialised
-inline constexpr int kExitLocked = 2;       // wrong or missing passphrase
-inline constexpr int kExitUnreachable = 3;  // hub unreachable after every retry
-inline constexpr int kExitRejected = 4;     // the hub said no, or is not the pinned hub
-inline constexpr int kExitData = 5;         // the local data or a value is wrong
-
-// Where an error arose: the same StatusCode means different things coming
-// from the local core (kNotFound: no such record) and from the hub (404).
-enum class ErrorSource {
-  kUsage,    // the command line or the home folder
-  kLocal,    // the core, on this device's data
-  kHub,      // the hub's answer (StatusFromHubResponse)
-  kNetwork,  // the transport (HttpClient errors)
-};
-
-// The one table from (source, code) to exit code.
-int ExitCodeFor(ErrorSource source, StatusCode code);
-
-// The outcome of a command: ok, or an exit code and a message for people.
-class [[nodiscard]] CliStatus {
- public:
-  CliStatus() = default;
-  CliStatus(int exit_code, std::string message)
-      : exit_code_(exit_code), message_(std::move(message)) {}
-  static CliStatus Ok() { return {}; }
-  static CliStatus Usage(std::string message) { return {kExitUsage, std::move(message)}; }
-  // `status` must not be ok.
-  static CliStatus From(ErrorSource source, const Status& status) {
-    return {ExitCodeFor(source, status.code()), status.message()};
-  }
-
-  bool ok() const { return exit_code_ == kExitOk; }
-  int exit_code() const { return exit_code_; }
-  const std::string& message() const { return message_; }
-
- private:
-  int exit_code_ = kExitOk;
-  std::string message_;
-};
 
 // ---- pure helpers --------------------------------------------------------------------------
 
@@ -109,48 +64,6 @@ std::string ClockWarning(int64_t offset_ms);
 std::string RoleLabel(std::string_view role);
 
 // ---- the commands --------------------------------------------------------------------------
-
-struct GlobalOptions {
-  std::string home;  // resolved: never empty when a command runs
-  bool json = false;
-  std::string passphrase_file;  // --passphrase-file
-};
-
-// What a command runs with; every part can be replaced in tests.
-struct Context {
-  GlobalOptions global;
-  Output* output = nullptr;
-  HttpClient* http = nullptr;
-  RetryPolicy retry;                       // ENLACE_RETRY_BASE_MS shrinks base_ms
-  KdfCost kdf = KdfCost::Interactive();    // ENLACE_KDF
-  const char* env_passphrase = nullptr;    // ENLACE_PASSPHRASE
-  int tty_fd = 0;                          // where to prompt for a passphrase
-  std::function<void(uint64_t)> sleep_ms;  // between retries
-  std::function<double()> unit_random;     // jitter in [0, 1)
-  bool progress = false;                   // stderr is a terminal: show progress
-  bool clock_warned = false;               // the clock warning is printed once
-  std::istream* input = nullptr;           // answers to guided capture
-  bool interactive = false;                // stdin is a terminal: guided capture asks
-};
-
-#define CLI_RETURN_IF_ERROR(expr)              \
-  do {                                         \
-    CliStatus cli_status_ = (expr);            \
-    if (!cli_status_.ok()) return cli_status_; \
-  } while (0)
-
-// An unlocked device: its config and its replica.
-struct Device {
-  Config config;
-  std::unique_ptr<Replica> replica;
-};
-
-// Loads the config and unlocks the replica of an initialised home (exit 1
-// when not initialised, 2 for a wrong passphrase).
-CliStatus OpenDevice(const Context& ctx, Device& out);
-
-// A core error about this device's data (exit code per ExitCodeFor).
-CliStatus Local(const Status& s);
 
 struct InitArgs {
   std::string hub, team, token, name, pin;
@@ -210,6 +123,18 @@ struct Exchanged {
 using RequestFactory = std::function<Result<OutgoingRequest>()>;
 CliStatus ExchangeWithHub(Context& ctx, Replica& replica, const HubTarget& hub,
                           const RequestFactory& make_request, int max_attempts, Exchanged& out);
+
+// ExchangeWithHub, then any final answer but 200 as HubRefused(`refused`).
+CliStatus RequestFromHub(Context& ctx, Replica& replica, const HubTarget& hub,
+                         const RequestFactory& make_request, int max_attempts, const char* refused,
+                         Exchanged& out);
+
+// The hub's answer as a Status (StatusFromHubResponse of its status and body).
+Status HubStatus(const HttpResponse& response);
+
+// The hub's answer as a failure: `message` (translated, "the hub refused ...:
+// {0}") with the hub's reason as {0}.
+CliStatus HubRefused(const char* message, const HttpResponse& response);
 
 // Sync rounds until nothing is left to push or pull; `out` gets the
 // progress. A revoked device that receives a notice it can check is wiped

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "enlace/local_safety.h"
 #include "i18n_cli.h"
 
 namespace enlace::cli {
@@ -118,6 +119,10 @@ Status SaveConfig(const std::string& home, const Config& config) {
     return Status::IoError(Format(_("cannot replace {0}: {1}"), {path, err}));
   }
   return Status::Ok();
+}
+
+Status WipeConfig(const std::string& home) {
+  return WipeFiles(home, {"config.json", "config.json.tmp"});
 }
 
 }  // namespace enlace::cli

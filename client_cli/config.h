@@ -42,6 +42,10 @@ Result<Config> LoadConfig(const std::string& home);
 // mode 0600. kIoError on failure, in which case the old file is intact.
 Status SaveConfig(const std::string& home, const Config& config);
 
+// Destroys <home>/config.json and its temporary file (WipeFiles: overwritten,
+// then deleted); missing files are fine.
+Status WipeConfig(const std::string& home);
+
 }  // namespace enlace::cli
 
 #endif  // ENLACE_CLIENT_CLI_CONFIG_H_

@@ -67,6 +67,18 @@ CliStatus SignedChange(Context& ctx, const DevicesArgs& args,
                                 {progress.registry_refused})};
 }
 
+// A SignedChange to the member args.device names (FindMember): `change` gets
+// it, and so does `target`.
+CliStatus ChangeMember(Context& ctx, const DevicesArgs& args,
+                       const std::function<CliStatus(Replica&, const Member&)>& change, Device& dev,
+                       Member& target) {
+  const auto find_and_change = [&](Device& d, const std::vector<Member>& members) -> CliStatus {
+    CLI_RETURN_IF_ERROR(FindMember(members, args.device, target));
+    return change(*d.replica, target);
+  };
+  return SignedChange(ctx, args, find_and_change, dev);
+}
+
 }  // namespace
 
 CliStatus RunDevicesList(Context& ctx) {
@@ -117,31 +129,27 @@ CliStatus RunDevicesList(Context& ctx) {
 
 CliStatus RunDevicesApprove(Context& ctx, const DevicesArgs& args) {
   Device dev;
-  std::string name;
-  const auto change = [&](Device& d, const std::vector<Member>& members) -> CliStatus {
-    Member m;
-    CLI_RETURN_IF_ERROR(FindMember(members, args.device, m));
-    name = m.name;
-    if (Status s = ApproveDevice(*d.replica, m.device); !s.ok()) return Local(s);
+  Member target;
+  const auto approve = [](Replica& replica, const Member& m) -> CliStatus {
+    if (Status s = ApproveDevice(replica, m.device); !s.ok()) return Local(s);
     return CliStatus::Ok();
   };
-  CLI_RETURN_IF_ERROR(SignedChange(ctx, args, change, dev));
-  ctx.output->Line(Format(_("approved {0}: it can now sync with the team"), {name}));
+  CLI_RETURN_IF_ERROR(ChangeMember(ctx, args, approve, dev, target));
+  ctx.output->Line(Format(_("approved {0}: it can now sync with the team"), {target.name}));
   return CliStatus::Ok();
 }
 
 CliStatus RunDevicesRevoke(Context& ctx, const DevicesArgs& args) {
   Device dev;
   Member target;
-  const auto change = [&](Device& d, const std::vector<Member>& members) -> CliStatus {
-    CLI_RETURN_IF_ERROR(FindMember(members, args.device, target));
-    if (target.device == d.replica->device_id()) {
+  const auto revoke = [](Replica& replica, const Member& m) -> CliStatus {
+    if (m.device == replica.device_id()) {
       return CliStatus::Usage(_("a device cannot revoke itself; ask another coordinator"));
     }
-    if (Status s = RevokeDevice(*d.replica, target.device); !s.ok()) return Local(s);
+    if (Status s = RevokeDevice(replica, m.device); !s.ok()) return Local(s);
     return CliStatus::Ok();
   };
-  CLI_RETURN_IF_ERROR(SignedChange(ctx, args, change, dev));
+  CLI_RETURN_IF_ERROR(ChangeMember(ctx, args, revoke, dev, target));
   uint32_t key_version = 0;
   if (args.rotate) {
     auto v = RotateTeamKey(*dev.replica);
@@ -173,18 +181,15 @@ CliStatus RunDevicesRevoke(Context& ctx, const DevicesArgs& args) {
 
 CliStatus RunDevicesRename(Context& ctx, const DevicesArgs& args) {
   Device dev;
-  std::string old_name;
-  const auto change = [&](Device& d, const std::vector<Member>& members) -> CliStatus {
-    Member m;
-    CLI_RETURN_IF_ERROR(FindMember(members, args.device, m));
-    old_name = m.name;
-    if (Status s = RenameDevice(*d.replica, m.device, args.name); !s.ok()) {
+  Member target;
+  const auto rename = [&](Replica& replica, const Member& m) -> CliStatus {
+    if (Status s = RenameDevice(replica, m.device, args.name); !s.ok()) {
       return s.code() == StatusCode::kInvalidArgument ? CliStatus::Usage(s.message()) : Local(s);
     }
     return CliStatus::Ok();
   };
-  CLI_RETURN_IF_ERROR(SignedChange(ctx, args, change, dev));
-  ctx.output->Line(Format(_("renamed {0} to {1}"), {old_name, args.name}));
+  CLI_RETURN_IF_ERROR(ChangeMember(ctx, args, rename, dev, target));
+  ctx.output->Line(Format(_("renamed {0} to {1}"), {target.name, args.name}));
   return CliStatus::Ok();
 }
 

@@ -10,10 +10,12 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "audit_cmd.h"
 #include "casework_cmds.h"
@@ -103,6 +105,42 @@ int ParseErrorExit(const CLI::App& app, const CLI::ParseError& e, bool json) {
   return kExitUsage;
 }
 
+// ---- words and options that several commands take
+
+const char* const kSetHelp =
+    N_("FIELD=VALUE for a field of the record (repeatable); see enlace schema");
+const char* const kNoPromptHelp =
+    N_("Never ask: take only --set and the defaults (also when stdin is "
+       "not a terminal)");
+
+// --name of a new device (init, join).
+void AddDeviceNameOption(CLI::App* cmd, std::string& name) {
+  cmd->add_option("--name", name,
+                  _("This device's name as others see it (default: the host name)"));
+}
+
+// COLLECTION ID: the words that name one record; `id_help` is marked with N_.
+void AddRecordWords(CLI::App* cmd, std::string& collection, std::string& id, const char* id_help) {
+  cmd->add_option("COLLECTION", collection, _("The record's collection"))->required();
+  cmd->add_option("ID", id, _(id_help))->required();
+}
+
+// CASE: the case a command is about.
+void AddCaseWord(CLI::App* cmd, std::string& case_ref) {
+  cmd->add_option("CASE", case_ref, _("The case's ID, or its first 6+ characters"))->required();
+}
+
+// --set and --no-prompt of a guided capture.
+void AddCaptureOptions(CLI::App* cmd, CaptureArgs& args) {
+  cmd->add_option("--set", args.set, _(kSetHelp));
+  cmd->add_flag("--no-prompt", args.no_prompt, _(kNoPromptHelp));
+}
+
+// DEVICE: the team member a devices command changes.
+void AddDeviceWord(CLI::App* cmd, DevicesArgs& args) {
+  cmd->add_option("DEVICE", args.device, _("Device id, id prefix (4+ hex) or name"))->required();
+}
+
 int Main(int argc, char** argv) {
   bool json_requested = false;
   for (int i = 1; i < argc; ++i) {
@@ -144,8 +182,7 @@ int Main(int argc, char** argv) {
                    _("One-time bootstrap token from the hub operator "
                      "(enlace-hub admin bootstrap-token)"))
       ->required();
-  init_cmd->add_option("--name", init.name,
-                       _("This device's name as others see it (default: the host name)"));
+  AddDeviceNameOption(init_cmd, init.name);
   init_cmd->add_option("--pin", init.pin,
                        _("The hub's TLS key pin, sha256//... (enlace-hub admin pin); it "
                          "replaces certificate authorities, so self-signed hubs work"));
@@ -187,8 +224,7 @@ int Main(int argc, char** argv) {
                    _("The invite code (enlace1....), or - to read it from stdin so it "
                      "stays out of the shell history"))
       ->required();
-  join_cmd->add_option("--name", join.name,
-                       _("This device's name as others see it (default: the host name)"));
+  AddDeviceNameOption(join_cmd, join.name);
   join_cmd->footer(
       _("Asks for a new passphrase twice. Refuses a home that already holds a device.\n"
         "Example:\n"
@@ -217,8 +253,7 @@ int Main(int argc, char** argv) {
   // ---- get, list, delete, restore
   RecordArgs get;
   auto* get_cmd = app.add_subcommand("get", _("Show a record, with every value of a conflict."));
-  get_cmd->add_option("COLLECTION", get.collection, _("The record's collection"))->required();
-  get_cmd->add_option("ID", get.id, _("The record's ID (32 hex characters)"))->required();
+  AddRecordWords(get_cmd, get.collection, get.id, N_("The record's ID (32 hex characters)"));
   get_cmd->footer(_("Example:\n  enlace get cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8"));
 
   std::string list_collection;
@@ -230,16 +265,13 @@ int Main(int argc, char** argv) {
   RecordArgs del;
   auto* delete_cmd = app.add_subcommand(
       "delete", _("Delete a record (an edit made elsewhere meanwhile keeps it as a conflict)."));
-  delete_cmd->add_option("COLLECTION", del.collection, _("The record's collection"))->required();
-  delete_cmd->add_option("ID", del.id, _("The record's ID"))->required();
+  AddRecordWords(delete_cmd, del.collection, del.id, N_("The record's ID"));
   delete_cmd->footer(_("Example:\n  enlace delete encounters 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8"));
 
   RecordArgs restore;
   auto* restore_cmd =
       app.add_subcommand("restore", _("Bring back a deleted record with the values it had."));
-  restore_cmd->add_option("COLLECTION", restore.collection, _("The record's collection"))
-      ->required();
-  restore_cmd->add_option("ID", restore.id, _("The record's ID"))->required();
+  AddRecordWords(restore_cmd, restore.collection, restore.id, N_("The record's ID"));
   restore_cmd->footer(_("Example:\n  enlace restore cases 3f2a9c0d4b1e47a8a1c2d3e4f5a6b7c8"));
 
   // ---- conflicts, resolve
@@ -253,9 +285,7 @@ int Main(int argc, char** argv) {
   ResolveArgs resolve;
   auto* resolve_cmd = app.add_subcommand(
       "resolve", _("Settle a conflict by choosing (or typing) the right value."));
-  resolve_cmd->add_option("COLLECTION", resolve.collection, _("The record's collection"))
-      ->required();
-  resolve_cmd->add_option("ID", resolve.id, _("The record's ID"))->required();
+  AddRecordWords(resolve_cmd, resolve.collection, resolve.id, N_("The record's ID"));
   resolve_cmd
       ->add_option("FIELD", resolve.field,
                    _("The field in conflict; '$deleted' for a record deleted on one "
@@ -303,15 +333,11 @@ int Main(int argc, char** argv) {
   devices_list_cmd->footer(_("Example:\n  enlace devices list"));
   auto* devices_approve_cmd = devices_cmd->add_subcommand(
       "approve", _("Let a device that joined by invite and waits for approval in."));
-  devices_approve_cmd
-      ->add_option("DEVICE", devices.device, _("Device id, id prefix (4+ hex) or name"))
-      ->required();
+  AddDeviceWord(devices_approve_cmd, devices);
   auto* devices_revoke_cmd = devices_cmd->add_subcommand(
       "revoke", _("Cut a device off for good: the hub refuses it, it wipes itself on its next "
                   "contact, and the team key is rotated."));
-  devices_revoke_cmd
-      ->add_option("DEVICE", devices.device, _("Device id, id prefix (4+ hex) or name"))
-      ->required();
+  AddDeviceWord(devices_revoke_cmd, devices);
   devices_revoke_cmd->add_flag(
       "!--no-rotate", devices.rotate,
       _("Do not make a new team key (the revoked device could read new writes it obtains)"));
@@ -319,9 +345,7 @@ int Main(int argc, char** argv) {
       _("Its writes made before the revocation stay; later ones are refused everywhere.\n"
         "Example:\n  enlace devices revoke 3f2a9c0d"));
   auto* devices_rename_cmd = devices_cmd->add_subcommand("rename", _("Rename a device."));
-  devices_rename_cmd
-      ->add_option("DEVICE", devices.device, _("Device id, id prefix (4+ hex) or name"))
-      ->required();
+  AddDeviceWord(devices_rename_cmd, devices);
   devices_rename_cmd->add_option("NAME", devices.name, _("The new name"))->required();
   auto* devices_rotate_cmd = devices_cmd->add_subcommand(
       "rotate-key", _("Make a new team key, sealed to every active device; new writes use it."));
@@ -365,18 +389,12 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(0u, 1000000u));
 
   // ---- case work: guided capture
-  const char* kSetHelp =
-      N_("FIELD=VALUE for a field of the record (repeatable); see enlace schema");
-  const char* kNoPromptHelp =
-      N_("Never ask: take only --set and the defaults (also when stdin is "
-         "not a terminal)");
   auto* case_cmd = app.add_subcommand("case", _("Cases: capture, show and list them."));
   case_cmd->require_subcommand(1);
   CaptureArgs case_new;
   auto* case_new_cmd = case_cmd->add_subcommand(
       "new", _("Capture a new case and the person it is about, guided field by field."));
-  case_new_cmd->add_option("--set", case_new.set, _(kSetHelp));
-  case_new_cmd->add_flag("--no-prompt", case_new.no_prompt, _(kNoPromptHelp));
+  AddCaptureOptions(case_new_cmd, case_new);
   case_new_cmd->footer(_(
       "On a terminal every field is asked in turn, with numbered choices from the code\n"
       "lists; Enter skips a question or keeps the default shown in [brackets].\n"
@@ -387,8 +405,7 @@ int Main(int argc, char** argv) {
   std::string case_show_ref;
   auto* case_show_cmd =
       case_cmd->add_subcommand("show", _("Show a case with its person and its events."));
-  case_show_cmd->add_option("CASE", case_show_ref, _("The case's ID, or its first 6+ characters"))
-      ->required();
+  AddCaseWord(case_show_cmd, case_show_ref);
   CaseListArgs case_list;
   auto* case_list_cmd = case_cmd->add_subcommand("list", _("List cases."));
   case_list_cmd->add_option("--status", case_list.status,
@@ -403,8 +420,7 @@ int Main(int argc, char** argv) {
   CaptureArgs encounter;
   auto* encounter_log_cmd = encounter_cmd->add_subcommand(
       "log", _("Log an outreach contact: where, what kind, how many people were reached."));
-  encounter_log_cmd->add_option("--set", encounter.set, _(kSetHelp));
-  encounter_log_cmd->add_flag("--no-prompt", encounter.no_prompt, _(kNoPromptHelp));
+  AddCaptureOptions(encounter_log_cmd, encounter);
   encounter_log_cmd->footer(
       _("Example:\n  enlace encounter log --set enc_Kind=Street --set enc_Place=Apizaco "
         "--set enc_PeopleReached=3"));
@@ -414,10 +430,8 @@ int Main(int argc, char** argv) {
   CaptureArgs event;
   auto* event_add_cmd = event_cmd->add_subcommand(
       "add", _("Add a recruitment, transit, exploitation or return event to a case."));
-  event_add_cmd->add_option("CASE", event.case_ref, _("The case's ID, or its first 6+ characters"))
-      ->required();
-  event_add_cmd->add_option("--set", event.set, _(kSetHelp));
-  event_add_cmd->add_flag("--no-prompt", event.no_prompt, _(kNoPromptHelp));
+  AddCaseWord(event_add_cmd, event.case_ref);
+  AddCaptureOptions(event_add_cmd, event);
   event_add_cmd->footer(_(
       "Example:\n  enlace event add 3f2a9c --set hte_Type=Exploitation --set hte_FederalEntity=29 "
       "--set hte_Date=2026-10-02"));
@@ -427,16 +441,13 @@ int Main(int argc, char** argv) {
   CaptureArgs referral;
   auto* referral_add_cmd = referral_cmd->add_subcommand(
       "add", _("Record a referral of a case: in (to us) or out (to another organisation)."));
-  referral_add_cmd
-      ->add_option("CASE", referral.case_ref, _("The case's ID, or its first 6+ characters"))
-      ->required();
+  AddCaseWord(referral_add_cmd, referral.case_ref);
   referral_add_cmd->add_option("--direction", referral.direction, _("in or out"))
       ->check(CLI::IsMember({"in", "out"}))
       ->required();
   referral_add_cmd->add_flag("--close", referral.close,
                              _("Also close the case as referred (status ClosedReferred)"));
-  referral_add_cmd->add_option("--set", referral.set, _(kSetHelp));
-  referral_add_cmd->add_flag("--no-prompt", referral.no_prompt, _(kNoPromptHelp));
+  AddCaptureOptions(referral_add_cmd, referral);
 
   // ---- schema
   SchemaArgs schema;
@@ -523,8 +534,7 @@ int Main(int argc, char** argv) {
   AuditArgs audit;
   auto* audit_cmd = app.add_subcommand(
       "audit", _("Show every write of a record: who, when, what, conflicts; each one verified."));
-  audit_cmd->add_option("COLLECTION", audit.collection, _("The record's collection"))->required();
-  audit_cmd->add_option("ID", audit.id, _("The record's ID (32 hex characters)"))->required();
+  AddRecordWords(audit_cmd, audit.collection, audit.id, N_("The record's ID (32 hex characters)"));
   audit_cmd->add_flag("--offline", audit.offline,
                       _("Use the writes stored on this device instead of the hub's history "
                         "(may be partial)"));
@@ -591,81 +601,51 @@ int Main(int argc, char** argv) {
   }
   ctx.kdf = *kdf;
 
-  CliStatus result;
-  if (init_cmd->parsed()) {
-    result = RunInit(ctx, init);
-  } else if (invite_cmd->parsed()) {
-    result = RunInvite(ctx, invite);
-  } else if (join_cmd->parsed()) {
-    result = RunJoin(ctx, join);
-  } else if (put_cmd->parsed()) {
-    result = RunPut(ctx, put);
-  } else if (get_cmd->parsed()) {
-    result = RunGet(ctx, get);
-  } else if (list_cmd->parsed()) {
-    result = RunList(ctx, list_collection);
-  } else if (delete_cmd->parsed()) {
-    result = RunDelete(ctx, del);
-  } else if (restore_cmd->parsed()) {
-    result = RunRestore(ctx, restore);
-  } else if (conflicts_cmd->parsed()) {
-    result = RunConflicts(ctx);
-  } else if (resolve_cmd->parsed()) {
-    result = RunResolve(ctx, resolve);
-  } else if (sync_cmd->parsed()) {
-    result = RunSync(ctx, sync);
-  } else if (status_cmd->parsed()) {
-    result = RunStatus(ctx);
-  } else if (devices_cmd->parsed()) {
-    devices.max_attempts = sync.max_attempts;
-    if (devices_list_cmd->parsed()) {
-      result = RunDevicesList(ctx);
-    } else if (devices_approve_cmd->parsed()) {
-      result = RunDevicesApprove(ctx, devices);
-    } else if (devices_revoke_cmd->parsed()) {
-      result = RunDevicesRevoke(ctx, devices);
-    } else if (devices_rename_cmd->parsed()) {
-      result = RunDevicesRename(ctx, devices);
-    } else if (devices_rotate_cmd->parsed()) {
-      result = RunDevicesRotateKey(ctx, devices);
-    } else {
-      result = RunDevicesRequireApproval(ctx, devices);
+  devices.max_attempts = sync.max_attempts;
+  audit.max_attempts = sync.max_attempts;
+  // What each command runs; exactly one of them was parsed.
+  const std::pair<const CLI::App*, std::function<CliStatus()>> actions[] = {
+      {init_cmd, [&] { return RunInit(ctx, init); }},
+      {invite_cmd, [&] { return RunInvite(ctx, invite); }},
+      {join_cmd, [&] { return RunJoin(ctx, join); }},
+      {put_cmd, [&] { return RunPut(ctx, put); }},
+      {get_cmd, [&] { return RunGet(ctx, get); }},
+      {list_cmd, [&] { return RunList(ctx, list_collection); }},
+      {delete_cmd, [&] { return RunDelete(ctx, del); }},
+      {restore_cmd, [&] { return RunRestore(ctx, restore); }},
+      {conflicts_cmd, [&] { return RunConflicts(ctx); }},
+      {resolve_cmd, [&] { return RunResolve(ctx, resolve); }},
+      {sync_cmd, [&] { return RunSync(ctx, sync); }},
+      {status_cmd, [&] { return RunStatus(ctx); }},
+      {devices_list_cmd, [&] { return RunDevicesList(ctx); }},
+      {devices_approve_cmd, [&] { return RunDevicesApprove(ctx, devices); }},
+      {devices_revoke_cmd, [&] { return RunDevicesRevoke(ctx, devices); }},
+      {devices_rename_cmd, [&] { return RunDevicesRename(ctx, devices); }},
+      {devices_rotate_cmd, [&] { return RunDevicesRotateKey(ctx, devices); }},
+      {devices_approval_cmd, [&] { return RunDevicesRequireApproval(ctx, devices); }},
+      {panic_cmd, [&] { return RunPanic(ctx, panic); }},
+      {change_cmd, [&] { return RunPassphraseChange(ctx, change); }},
+      {duress_cmd, [&] { return RunPassphraseDuress(ctx, duress); }},
+      {wipe_after_cmd, [&] { return RunPassphraseWipeAfter(ctx, wipe_after); }},
+      {case_new_cmd, [&] { return RunCaseNew(ctx, case_new); }},
+      {case_show_cmd, [&] { return RunCaseShow(ctx, case_show_ref); }},
+      {case_list_cmd, [&] { return RunCaseList(ctx, case_list); }},
+      {encounter_log_cmd, [&] { return RunEncounterLog(ctx, encounter); }},
+      {event_add_cmd, [&] { return RunEventAdd(ctx, event); }},
+      {referral_add_cmd, [&] { return RunReferralAdd(ctx, referral); }},
+      {schema_cmd, [&] { return RunSchema(ctx, schema); }},
+      {export_cmd, [&] { return RunExport(ctx, exp); }},
+      {import_cmd, [&] { return RunImport(ctx, imp); }},
+      {report_cmd, [&] { return RunReport(ctx, rep); }},
+      {audit_cmd, [&] { return RunAudit(ctx, audit); }},
+      {reports_cmd, [&] { return RunPublished(ctx, published_id, sync.max_attempts); }},
+  };
+  CliStatus result = CliStatus::Usage(_("no command given; see enlace --help"));
+  for (const auto& [cmd, run] : actions) {
+    if (cmd->parsed()) {
+      result = run();
+      break;
     }
-  } else if (panic_cmd->parsed()) {
-    result = RunPanic(ctx, panic);
-  } else if (change_cmd->parsed()) {
-    result = RunPassphraseChange(ctx, change);
-  } else if (duress_cmd->parsed()) {
-    result = RunPassphraseDuress(ctx, duress);
-  } else if (wipe_after_cmd->parsed()) {
-    result = RunPassphraseWipeAfter(ctx, wipe_after);
-  } else if (case_new_cmd->parsed()) {
-    result = RunCaseNew(ctx, case_new);
-  } else if (case_show_cmd->parsed()) {
-    result = RunCaseShow(ctx, case_show_ref);
-  } else if (case_list_cmd->parsed()) {
-    result = RunCaseList(ctx, case_list);
-  } else if (encounter_log_cmd->parsed()) {
-    result = RunEncounterLog(ctx, encounter);
-  } else if (event_add_cmd->parsed()) {
-    result = RunEventAdd(ctx, event);
-  } else if (referral_add_cmd->parsed()) {
-    result = RunReferralAdd(ctx, referral);
-  } else if (schema_cmd->parsed()) {
-    result = RunSchema(ctx, schema);
-  } else if (export_cmd->parsed()) {
-    result = RunExport(ctx, exp);
-  } else if (import_cmd->parsed()) {
-    result = RunImport(ctx, imp);
-  } else if (report_cmd->parsed()) {
-    result = RunReport(ctx, rep);
-  } else if (audit_cmd->parsed()) {
-    audit.max_attempts = sync.max_attempts;
-    result = RunAudit(ctx, audit);
-  } else if (reports_cmd->parsed()) {
-    result = RunPublished(ctx, published_id, sync.max_attempts);
-  } else {
-    result = CliStatus::Usage(_("no command given; see enlace --help"));
   }
   // An empty message: the command has already said everything (with --json, in its document).
   if (!result.ok() && !result.message().empty()) output.Error(result.message(), result.exit_code());

@@ -71,6 +71,14 @@ void Output::Json(const nlohmann::json& doc) {
 
 void Output::Line(std::string_view text) { out_ << text << "\n"; }
 
+void Output::Result(const nlohmann::json& doc, std::string_view text) {
+  if (json_) {
+    Json(doc);
+  } else {
+    Line(text);
+  }
+}
+
 void Output::Warn(std::string_view text) {
   err_ << "enlace: " << Format(_("warning: {0}"), {text}) << "\n";
 }

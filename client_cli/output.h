@@ -32,6 +32,8 @@ class Output {
   void Json(const nlohmann::json& doc);
   // A line of human text on stdout.
   void Line(std::string_view text);
+  // A command's result: `doc` (Json) with --json, else the line `text` (Line).
+  void Result(const nlohmann::json& doc, std::string_view text);
   // "enlace: warning: <text>" on stderr, in both modes.
   void Warn(std::string_view text);
   // "enlace: <text>" on stderr, in both modes (progress notes, hints).

@@ -2,7 +2,6 @@
 
 #include <sodium.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <istream>
@@ -12,9 +11,10 @@
 #include <vector>
 
 #include "config.h"
-#include "enlace/hlc.h"
+#include "enlace/local_safety.h"
 #include "enlace/replica.h"
 #include "i18n_cli.h"
+#include "passphrase.h"
 
 namespace enlace::cli {
 
@@ -61,13 +61,11 @@ class GuardedCString {
   char* data_ = nullptr;
 };
 
-CliStatus ObtainCurrent(const Context& ctx, Passphrase& out) {
-  auto p = ObtainPassphrase(
-      PassphraseSources{ctx.global.passphrase_file, ctx.env_passphrase, ctx.tty_fd},
-      PassphrasePurpose::kUnlock);
-  if (!p.ok()) return {kExitLocked, p.status().message()};
-  out = std::move(p).value();
-  return CliStatus::Ok();
+// The vault refuses the passphrase given (kInvalidArgument): a usage error,
+// `refused`; anything else is about the data.
+CliStatus PassphraseRefused(const Status& s, const char* refused) {
+  if (s.code() == StatusCode::kInvalidArgument) return CliStatus::Usage(refused);
+  return Local(s);
 }
 
 // OpenDevice with a passphrase already in hand.
@@ -118,7 +116,7 @@ CliStatus RunPanic(Context& ctx, const PanicArgs& args) {
 
   // The replica's files first (the keys go with vault.bin), then the config.
   const Status replica_wiped = WipeReplicaFiles(home);
-  const Status config_wiped = WipeFiles(home, {kConfigFile, "config.json.tmp"});
+  const Status config_wiped = WipeConfig(home);
   const Status& failed = !replica_wiped.ok() ? replica_wiped : config_wiped;
   if (!failed.ok()) {
     return {kExitData,
@@ -141,40 +139,20 @@ CliStatus RunPanic(Context& ctx, const PanicArgs& args) {
 
 // ---- passphrase change, duress, wipe-after --------------------------------------------------
 
-CliStatus ObtainDuressPassphrase(const Context& ctx, const std::string& file, Passphrase& out) {
-  PassphraseSources sources{file, std::getenv(kDuressPassphraseEnv), ctx.tty_fd};
-  sources.file_option = "--duress-passphrase-file";
-  sources.env_name = kDuressPassphraseEnv;
-  auto p = ObtainPassphrase(sources, PassphrasePurpose::kDuress);
-  if (!p.ok()) return {kExitLocked, p.status().message()};
-  out = std::move(p).value();
-  return CliStatus::Ok();
-}
-
 CliStatus RunPassphraseChange(Context& ctx, const PassphraseChangeArgs& args) {
   Passphrase current;
-  CLI_RETURN_IF_ERROR(ObtainCurrent(ctx, current));
+  CLI_RETURN_IF_ERROR(ObtainDevicePassphrase(ctx, PassphrasePurpose::kUnlock, current));
   Device dev;
   CLI_RETURN_IF_ERROR(OpenWith(ctx, current, dev));
-  PassphraseSources sources{args.new_passphrase_file, std::getenv(kNewPassphraseEnv), ctx.tty_fd};
-  sources.file_option = "--new-passphrase-file";
-  sources.env_name = kNewPassphraseEnv;
-  auto next = ObtainPassphrase(sources, PassphrasePurpose::kChange);
-  if (!next.ok()) return {kExitLocked, next.status().message()};
-  if (Status s = dev.replica->ChangePassphrase(current.view(), next->view()); !s.ok()) {
-    if (s.code() == StatusCode::kInvalidArgument) {
-      return CliStatus::Usage(
-          _("the new passphrase cannot be the duress passphrase; nothing was changed"));
-    }
-    return Local(s);
+  Passphrase next;
+  CLI_RETURN_IF_ERROR(ObtainNewPassphrase(ctx, args.new_passphrase_file, next));
+  if (Status s = dev.replica->ChangePassphrase(current.view(), next.view()); !s.ok()) {
+    return PassphraseRefused(
+        s, _("the new passphrase cannot be the duress passphrase; nothing was changed"));
   }
-  if (ctx.output->json()) {
-    ctx.output->Json({{"changed", true}});
-  } else {
-    ctx.output->Line(
-        _("The passphrase of this device was changed; the old one no longer opens "
-          "it."));
-  }
+  ctx.output->Result({{"changed", true}},
+                     _("The passphrase of this device was changed; the old one no longer opens "
+                       "it."));
   return CliStatus::Ok();
 }
 
@@ -184,18 +162,11 @@ CliStatus RunPassphraseDuress(Context& ctx, const DuressArgs& args) {
   Passphrase duress;
   CLI_RETURN_IF_ERROR(ObtainDuressPassphrase(ctx, args.duress_passphrase_file, duress));
   if (Status s = dev.replica->SetDuressPassphrase(duress.view()); !s.ok()) {
-    if (s.code() == StatusCode::kInvalidArgument) {
-      return CliStatus::Usage(_("the duress passphrase must differ from the device passphrase"));
-    }
-    return Local(s);
+    return PassphraseRefused(s, _("the duress passphrase must differ from the device passphrase"));
   }
-  if (ctx.output->json()) {
-    ctx.output->Json({{"duress", true}});
-  } else {
-    ctx.output->Line(
-        _("Duress passphrase set. Opening this device with it destroys its data "
-          "and shows an empty device, which it then stays."));
-  }
+  ctx.output->Result({{"duress", true}},
+                     _("Duress passphrase set. Opening this device with it destroys its data "
+                       "and shows an empty device, which it then stays."));
   return CliStatus::Ok();
 }
 
@@ -206,44 +177,13 @@ CliStatus RunPassphraseWipeAfter(Context& ctx, uint32_t n) {
   Device dev;
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
   if (Status s = dev.replica->SetWipeAfterFailures(n); !s.ok()) return Local(s);
-  if (ctx.output->json()) {
-    ctx.output->Json({{"wipe_after", n}});
-  } else if (n == 0) {
-    ctx.output->Line(_("Wrong passphrases no longer destroy the data of this device."));
-  } else {
-    ctx.output->Line(
-        Format(_("The data of this device will be destroyed after {0} wrong passphrases in a "
-                 "row."),
-               {std::to_string(n)}));
-  }
+  ctx.output->Result(
+      {{"wipe_after", n}},
+      n == 0 ? _("Wrong passphrases no longer destroy the data of this device.")
+             : Format(_("The data of this device will be destroyed after {0} wrong passphrases "
+                        "in a row."),
+                      {std::to_string(n)}));
   return CliStatus::Ok();
-}
-
-// ---- after unlocking -------------------------------------------------------------------------
-
-CliStatus ResetConfigAfterDuress(const std::string& home, Config& config) {
-  Config fresh{config.hub_url, config.tls_pin, "", config.device_name, "field"};
-  (void)WipeFiles(home, {kConfigFile, "config.json.tmp"});
-  if (Status s = SaveConfig(home, fresh); !s.ok()) return Local(s);
-  config = std::move(fresh);
-  return CliStatus::Ok();
-}
-
-CliStatus LockedDevice(const std::string& home) {
-  if (!HasVault(home)) {
-    (void)WipeFiles(home, {kConfigFile, "config.json.tmp"});
-    return {kExitLocked,
-            Format(_("wrong passphrase too many times in a row: the data in {0} was destroyed"),
-                   {home})};
-  }
-  const UnlockThrottle t = ReadUnlockThrottle(home, SystemWallClockMs());
-  if (t.wait_ms > 0) {
-    return {kExitLocked,
-            Format(_("the vault in {0} stays locked after {1} wrong passphrases in a row; wait "
-                     "{2} seconds before the next attempt"),
-                   {home, std::to_string(t.failures), std::to_string((t.wait_ms + 999) / 1000)})};
-  }
-  return {kExitLocked, Format(_("wrong passphrase: the vault in {0} stays locked"), {home})};
 }
 
 }  // namespace enlace::cli

@@ -1,6 +1,6 @@
 // Local safety commands (issue 5, items 4 and 6): panic, passphrase change,
-// duress passphrase, wipe after N wrong passphrases; and the helpers the
-// device-opening code uses after a duress unlock or a locked vault.
+// duress passphrase, wipe after N wrong passphrases. What opening a device
+// does after a duress unlock or a locked vault is in device.h.
 //
 //   enlace panic [--yes]
 //   enlace passphrase change [--new-passphrase-file F]
@@ -15,8 +15,8 @@
 #include <cstdint>
 #include <string>
 
-#include "commands.h"
-#include "passphrase.h"
+#include "cli_status.h"
+#include "device.h"
 
 namespace enlace::cli {
 
@@ -49,22 +49,6 @@ CliStatus RunPassphraseDuress(Context& ctx, const DuressArgs& args);
 // Destroy the data after `n` wrong passphrases in a row (0: never; 1 and 2
 // are refused as too easy to trigger by a typo).
 CliStatus RunPassphraseWipeAfter(Context& ctx, uint32_t n);
-
-// The duress passphrase for `init --duress` or `passphrase duress`; exit 2
-// when none can be had.
-CliStatus ObtainDuressPassphrase(const Context& ctx, const std::string& file, Passphrase& out);
-
-// After Replica::Open returned a fresh replica because the duress passphrase
-// was given: config.json is wiped (WipeFiles) and rewritten as a device that
-// never joined a team would have it (same hub URL, pin and device name; no
-// team name; role field). `config` becomes that config. Prints nothing.
-CliStatus ResetConfigAfterDuress(const std::string& home, Config& config);
-
-// The error for a kWrongPassphrase from Replica::Open in `home`: says when
-// the next attempt is allowed, or, when the failures reached the wipe
-// threshold and the vault is gone, that the data was destroyed (and then
-// wipes config.json too, so the home looks never initialised).
-CliStatus LockedDevice(const std::string& home);
 
 }  // namespace enlace::cli
 

@@ -1,11 +1,14 @@
 // The C API (enlace/enlace.h) over the C++ core: the one place where C meets
 // C++. Every exported function is noexcept, catches everything, checks every
-// pointer, and turns a Status into an enlace_code and a malloc'd message.
+// pointer, and turns a Status into an enlace_code and a malloc'd message: each
+// is one OnHandle (a call on a db or sync handle), Checked (no handle) or
+// Guard, which do all of that around the body that states what it does.
 #include <sodium.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -14,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 
 #include "enlace/enlace.h"
 #include "enlace/replica.h"
@@ -75,29 +79,60 @@ int NullArg(enlace_error* err, const char* what) noexcept {
   return Fail(err, ENLACE_INVALID_ARGUMENT, std::string(what) + " is NULL");
 }
 
-// Runs `body` (returning an enlace_code) so that nothing escapes.
-template <typename F>
-int Guard(enlace_error* err, F&& body) noexcept {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return Fail(err, ENLACE_RESOURCE_EXHAUSTED, "out of memory");
-  } catch (const std::exception& e) {
-    return Fail(err, ENLACE_INTERNAL, std::string("unexpected error: ") + e.what());
-  } catch (...) {
-    return Fail(err, ENLACE_INTERNAL, "unexpected error");
+// ENLACE_OK for an ok status, else the error.
+int Code(enlace_error* err, const Status& s) { return s.ok() ? ENLACE_OK : Fail(err, s); }
+
+// What a function returning R returns on failure: the error code, or NULL
+// for a function that returns a pointer.
+template <typename R>
+R FailureAs([[maybe_unused]] int code) noexcept {
+  if constexpr (std::is_pointer_v<R>) {
+    return nullptr;
+  } else {
+    return code;
   }
 }
 
-// The same for functions that return a pointer (NULL on failure).
-template <typename T, typename F>
-T* GuardPtr(enlace_error* err, F&& body) noexcept {
-  T* out = nullptr;
-  Guard(err, [&]() -> int {
-    out = body();
-    return ENLACE_OK;
+// Runs `body` (returning an enlace_code or a pointer) so that nothing
+// escapes: an exception becomes an error and the failure value (FailureAs).
+template <typename F>
+auto Guard(enlace_error* err, F&& body) noexcept -> std::invoke_result_t<F&> {
+  using R = std::invoke_result_t<F&>;
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return FailureAs<R>(Fail(err, ENLACE_RESOURCE_EXHAUSTED, "out of memory"));
+  } catch (const std::exception& e) {
+    return FailureAs<R>(Fail(err, ENLACE_INTERNAL, std::string("unexpected error: ") + e.what()));
+  } catch (...) {
+    return FailureAs<R>(Fail(err, ENLACE_INTERNAL, "unexpected error"));
+  }
+}
+
+// A pointer argument that must not be NULL, with its name for the error.
+struct Required {
+  const char* name;
+  const void* value;
+};
+
+// ENLACE_OK, or the error for the first NULL of `required`.
+int CheckRequired(enlace_error* err, std::initializer_list<Required> required) {
+  for (const Required& r : required) {
+    if (r.value == nullptr) return NullArg(err, r.name);
+  }
+  return ENLACE_OK;
+}
+
+// An exported function without a handle: nothing escapes (Guard), each
+// pointer of `required` is checked in order, then `body()` runs.
+template <typename F>
+auto Checked(enlace_error* err, std::initializer_list<Required> required, F&& body) noexcept
+    -> std::invoke_result_t<F&> {
+  using R = std::invoke_result_t<F&>;
+  return Guard(err, [&]() -> R {
+    if (int rc = CheckRequired(err, required); rc != ENLACE_OK) return FailureAs<R>(rc);
+    return body();
   });
-  return out;
 }
 
 char* DupOrFail(enlace_error* err, std::string_view s) {
@@ -133,16 +168,17 @@ struct enlace_request {
 
 namespace {
 
-// Holds the db's lock for one call, or says why it cannot.
-struct DbCall {
-  std::unique_lock<std::mutex> lock;
+// The locks one call on a handle holds, and the replica they guard.
+struct Call {
+  std::unique_lock<std::mutex> sync_lock;  // a sync handle's own lock, on a sync handle
+  std::unique_lock<std::mutex> db_lock;
   Replica* replica = nullptr;
 };
 
-int Enter(enlace_db* db, DbCall& call, enlace_error* err) {
+int Enter(enlace_db* db, Call& call, enlace_error* err) {
   if (db == nullptr || !db->state) return NullArg(err, "db");
-  call.lock = std::unique_lock<std::mutex>(db->state->mu, std::try_to_lock);
-  if (!call.lock.owns_lock()) {
+  call.db_lock = std::unique_lock<std::mutex>(db->state->mu, std::try_to_lock);
+  if (!call.db_lock.owns_lock()) {
     return Fail(err, ENLACE_BUSY, "the db handle is in use by another thread");
   }
   if (!db->state->replica) return Fail(err, ENLACE_CLOSED, "the db handle was closed");
@@ -150,26 +186,38 @@ int Enter(enlace_db* db, DbCall& call, enlace_error* err) {
   return ENLACE_OK;
 }
 
-struct SyncCall {
-  std::unique_lock<std::mutex> sync_lock;
-  DbCall db;
-};
-
-int Enter(enlace_sync* sync, SyncCall& call, enlace_error* err) {
+int Enter(enlace_sync* sync, Call& call, enlace_error* err) {
   if (sync == nullptr || !sync->db) return NullArg(err, "sync");
   call.sync_lock = std::unique_lock<std::mutex>(sync->mu, std::try_to_lock);
   if (!call.sync_lock.owns_lock()) {
     return Fail(err, ENLACE_BUSY, "the sync handle is in use by another thread");
   }
-  call.db.lock = std::unique_lock<std::mutex>(sync->db->mu, std::try_to_lock);
-  if (!call.db.lock.owns_lock()) {
+  call.db_lock = std::unique_lock<std::mutex>(sync->db->mu, std::try_to_lock);
+  if (!call.db_lock.owns_lock()) {
     return Fail(err, ENLACE_BUSY, "the db of this sync is in use by another thread");
   }
   if (!sync->db->replica || !sync->session) {
     return Fail(err, ENLACE_CLOSED, "the db handle of this sync was closed");
   }
-  call.db.replica = sync->db->replica.get();
+  call.replica = sync->db->replica.get();
   return ENLACE_OK;
+}
+
+// The one shape of an exported function on a handle (enlace_db or
+// enlace_sync): nothing escapes (Guard); the handle is checked and its lock
+// held for the call (Enter); each pointer of `required` is checked, in order;
+// then `body(replica)` runs. Returns what `body` returns (an enlace_code, or
+// a pointer that is NULL on failure), or the failure value (FailureAs).
+template <typename Handle, typename F>
+auto OnHandle(Handle* handle, enlace_error* err, std::initializer_list<Required> required,
+              F&& body) noexcept -> std::invoke_result_t<F&, Replica&> {
+  using R = std::invoke_result_t<F&, Replica&>;
+  return Guard(err, [&]() -> R {
+    Call call;
+    if (int rc = Enter(handle, call, err); rc != ENLACE_OK) return FailureAs<R>(rc);
+    if (int rc = CheckRequired(err, required); rc != ENLACE_OK) return FailureAs<R>(rc);
+    return body(*call.replica);
+  });
 }
 
 enlace::ReplicaOptions Options(const char* dir, bool test_kdf) {
@@ -212,8 +260,6 @@ std::string KeySecret(const uint8_t* key) {
 
 enlace_db* WithKey(bool create, const char* dir, const uint8_t* key, size_t key_size,
                    enlace_error* err) {
-  if (dir == nullptr) return NullArg(err, "dir"), nullptr;
-  if (key == nullptr) return NullArg(err, "key"), nullptr;
   if (key_size != 32) {
     Fail(err, ENLACE_INVALID_ARGUMENT, "the key must be 32 bytes");
     return nullptr;
@@ -265,6 +311,27 @@ std::string Dump(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// A hub answer to a request of this db: ENLACE_OK for a 200 with its body,
+// else the error (a NULL body with a size, or the hub's refusal).
+int HubAnswer(enlace_error* err, int http_status, const uint8_t* body, size_t size) {
+  if (body == nullptr && size > 0) return NullArg(err, "body");
+  if (http_status != 200) return HubError(err, http_status, body, size);
+  return ENLACE_OK;
+}
+
+// `op(record id)` on the record `id` names; its Status as an enlace_code.
+template <typename F>
+int OnRecord(const char* id, enlace_error* err, F&& op) {
+  auto rid = ParseId(id);
+  if (!rid.ok()) return Fail(err, rid.status());
+  return Code(err, op(*rid));
+}
+
+enlace_db* WithPassphrase(bool create, const char* dir, const char* passphrase, unsigned flags,
+                          enlace_error* err) {
+  return OpenOrCreate(create, dir, passphrase, (flags & ENLACE_OPEN_TEST_KDF) != 0, false, err);
+}
+
 }  // namespace
 
 extern "C" {
@@ -306,30 +373,26 @@ const char* enlace_code_name(int code) noexcept {
 
 enlace_db* enlace_db_create(const char* dir, const char* passphrase, unsigned flags,
                             enlace_error* err) noexcept {
-  return GuardPtr<enlace_db>(err, [&]() -> enlace_db* {
-    if (dir == nullptr) return NullArg(err, "dir"), nullptr;
-    if (passphrase == nullptr) return NullArg(err, "passphrase"), nullptr;
-    return OpenOrCreate(true, dir, passphrase, (flags & ENLACE_OPEN_TEST_KDF) != 0, false, err);
-  });
+  return Checked(err, {{"dir", dir}, {"passphrase", passphrase}},
+                 [&] { return WithPassphrase(true, dir, passphrase, flags, err); });
 }
 
 enlace_db* enlace_db_open(const char* dir, const char* passphrase, unsigned flags,
                           enlace_error* err) noexcept {
-  return GuardPtr<enlace_db>(err, [&]() -> enlace_db* {
-    if (dir == nullptr) return NullArg(err, "dir"), nullptr;
-    if (passphrase == nullptr) return NullArg(err, "passphrase"), nullptr;
-    return OpenOrCreate(false, dir, passphrase, (flags & ENLACE_OPEN_TEST_KDF) != 0, false, err);
-  });
+  return Checked(err, {{"dir", dir}, {"passphrase", passphrase}},
+                 [&] { return WithPassphrase(false, dir, passphrase, flags, err); });
 }
 
 enlace_db* enlace_db_create_with_key(const char* dir, const uint8_t* key, size_t key_size,
                                      enlace_error* err) noexcept {
-  return GuardPtr<enlace_db>(err, [&] { return WithKey(true, dir, key, key_size, err); });
+  return Checked(err, {{"dir", dir}, {"key", key}},
+                 [&] { return WithKey(true, dir, key, key_size, err); });
 }
 
 enlace_db* enlace_db_open_with_key(const char* dir, const uint8_t* key, size_t key_size,
                                    enlace_error* err) noexcept {
-  return GuardPtr<enlace_db>(err, [&] { return WithKey(false, dir, key, key_size, err); });
+  return Checked(err, {{"dir", dir}, {"key", key}},
+                 [&] { return WithKey(false, dir, key, key_size, err); });
 }
 
 int enlace_db_close(enlace_db* db, enlace_error* err) noexcept {
@@ -357,24 +420,17 @@ void enlace_db_free(enlace_db* db) noexcept {
 
 int enlace_db_change_passphrase(enlace_db* db, const char* current, const char* next,
                                 enlace_error* err) noexcept {
-  return Guard(err, [&]() -> int {
-    DbCall call;
-    if (int rc = Enter(db, call, err); rc != ENLACE_OK) return rc;
-    if (current == nullptr) return NullArg(err, "current");
-    if (next == nullptr) return NullArg(err, "next");
+  return OnHandle(db, err, {{"current", current}, {"next", next}}, [&](Replica& r) -> int {
     if (db->state->key_made) {
       return Fail(err, ENLACE_FAILED_PRECONDITION,
                   "this vault is opened with a raw key; it has no passphrase to change");
     }
-    if (Status s = call.replica->ChangePassphrase(current, next); !s.ok()) return Fail(err, s);
-    return ENLACE_OK;
+    return Code(err, r.ChangePassphrase(current, next));
   });
 }
 
 int enlace_db_wipe(enlace_db* db, enlace_error* err) noexcept {
-  return Guard(err, [&]() -> int {
-    DbCall call;
-    if (int rc = Enter(db, call, err); rc != ENLACE_OK) return rc;
+  return OnHandle(db, err, {}, [&](Replica&) -> int {
     db->state->replica.reset();
     // Overwritten, then deleted (WipeReplicaFiles), like enlace panic.
     if (Status s = enlace::WipeReplicaFiles(db->state->dir); !s.ok()) return Fail(err, s);
@@ -385,30 +441,22 @@ int enlace_db_wipe(enlace_db* db, enlace_error* err) noexcept {
 }
 
 char* enlace_db_device_id(enlace_db* db, enlace_error* err) noexcept {
-  return GuardPtr<char>(err, [&]() -> char* {
-    DbCall call;
-    if (Enter(db, call, err) != ENLACE_OK) return nullptr;
-    return DupOrFail(err, call.replica->device_id().ToHex());
-  });
+  return OnHandle(db, err, {}, [&](Replica& r) { return DupOrFail(err, r.device_id().ToHex()); });
 }
 
 char* enlace_db_team_id(enlace_db* db, enlace_error* err) noexcept {
-  return GuardPtr<char>(err, [&]() -> char* {
-    DbCall call;
-    if (Enter(db, call, err) != ENLACE_OK) return nullptr;
-    const enlace::TeamId team = call.replica->team();
+  return OnHandle(db, err, {}, [&](Replica& r) {
+    const enlace::TeamId team = r.team();
     return DupOrFail(err, team.IsZero() ? std::string() : team.ToHex());
   });
 }
 
 char* enlace_db_status(enlace_db* db, enlace_error* err) noexcept {
-  return GuardPtr<char>(err, [&]() -> char* {
-    DbCall call;
-    if (Enter(db, call, err) != ENLACE_OK) return nullptr;
-    auto s = enlace::GetSyncStatus(*call.replica);
+  return OnHandle(db, err, {}, [&](Replica& r) -> char* {
+    auto s = enlace::GetSyncStatus(r);
     if (!s.ok()) return Fail(err, s.status()), nullptr;
-    const enlace::TeamId team = call.replica->team();
-    const nlohmann::json j = {{"device", call.replica->device_id().ToHex()},
+    const enlace::TeamId team = r.team();
+    const nlohmann::json j = {{"device", r.device_id().ToHex()},
                               {"team", team.IsZero() ? std::string() : team.ToHex()},
                               {"pending_writes", s->pending_writes},
                               {"last_sync_ms", s->last_sync_ms},
@@ -468,85 +516,67 @@ enlace_request* enlace_db_register_team_request(enlace_db* db, const char* team_
                                                 const char* device_name,
                                                 const char* bootstrap_token,
                                                 enlace_error* err) noexcept {
-  return GuardPtr<enlace_request>(err, [&]() -> enlace_request* {
-    DbCall call;
-    if (Enter(db, call, err) != ENLACE_OK) return nullptr;
-    if (team_name == nullptr) return NullArg(err, "team_name"), nullptr;
-    if (device_name == nullptr) return NullArg(err, "device_name"), nullptr;
-    if (bootstrap_token == nullptr) return NullArg(err, "bootstrap_token"), nullptr;
-    if (call.replica->team().IsZero()) {
-      auto team = enlace::CreateTeam(*call.replica);
-      if (!team.ok()) return Fail(err, team.status()), nullptr;
-    }
-    return RequestOrFail(
-        enlace::BuildRegisterTeamRequest(*call.replica, team_name, device_name, bootstrap_token),
-        err);
-  });
+  return OnHandle(
+      db, err,
+      {{"team_name", team_name},
+       {"device_name", device_name},
+       {"bootstrap_token", bootstrap_token}},
+      [&](Replica& r) -> enlace_request* {
+        if (r.team().IsZero()) {
+          auto team = enlace::CreateTeam(r);
+          if (!team.ok()) return Fail(err, team.status()), nullptr;
+        }
+        return RequestOrFail(
+            enlace::BuildRegisterTeamRequest(r, team_name, device_name, bootstrap_token), err);
+      });
 }
 
 int enlace_db_register_team_response(enlace_db* db, int http_status, const uint8_t* body,
                                      size_t size, enlace_error* err) noexcept {
-  return Guard(err, [&]() -> int {
-    DbCall call;
-    if (int rc = Enter(db, call, err); rc != ENLACE_OK) return rc;
-    if (body == nullptr && size > 0) return NullArg(err, "body");
-    if (http_status != 200) return HubError(err, http_status, body, size);
-    const Status s = enlace::HandleMembersResponse(*call.replica, {body, size});
-    return s.ok() ? ENLACE_OK : Fail(err, s);
+  return OnHandle(db, err, {}, [&](Replica& r) -> int {
+    if (int rc = HubAnswer(err, http_status, body, size); rc != ENLACE_OK) return rc;
+    return Code(err, enlace::HandleMembersResponse(r, {body, size}));
   });
 }
 
 enlace_request* enlace_db_invite_request(enlace_db* db, const char* hub_url, const char* tls_pin,
                                          int role, uint64_t valid_for_ms, char** code,
                                          enlace_error* err) noexcept {
-  return GuardPtr<enlace_request>(err, [&]() -> enlace_request* {
-    DbCall call;
-    if (Enter(db, call, err) != ENLACE_OK) return nullptr;
-    if (hub_url == nullptr) return NullArg(err, "hub_url"), nullptr;
-    if (code == nullptr) return NullArg(err, "code"), nullptr;
-    if (role != ENLACE_ROLE_COORDINATOR && role != ENLACE_ROLE_FIELD) {
-      Fail(err, ENLACE_INVALID_ARGUMENT,
-           "role must be ENLACE_ROLE_COORDINATOR or ENLACE_ROLE_FIELD");
-      return nullptr;
-    }
-    auto p = enlace::PrepareInvite(*call.replica, hub_url, tls_pin == nullptr ? "" : tls_pin,
-                                   static_cast<enlace::Role>(role), valid_for_ms);
-    if (!p.ok()) return Fail(err, p.status()), nullptr;
-    char* c = DupOrFail(err, p->code);
-    if (c == nullptr) return nullptr;
-    enlace_request* req = NewRequest(std::move(p->request));
-    *code = c;
-    return req;
-  });
+  return OnHandle(db, err, {{"hub_url", hub_url}, {"code", code}},
+                  [&](Replica& r) -> enlace_request* {
+                    if (role != ENLACE_ROLE_COORDINATOR && role != ENLACE_ROLE_FIELD) {
+                      Fail(err, ENLACE_INVALID_ARGUMENT,
+                           "role must be ENLACE_ROLE_COORDINATOR or ENLACE_ROLE_FIELD");
+                      return nullptr;
+                    }
+                    auto p = enlace::PrepareInvite(r, hub_url, tls_pin == nullptr ? "" : tls_pin,
+                                                   static_cast<enlace::Role>(role), valid_for_ms);
+                    if (!p.ok()) return Fail(err, p.status()), nullptr;
+                    char* c = DupOrFail(err, p->code);
+                    if (c == nullptr) return nullptr;
+                    enlace_request* req = NewRequest(std::move(p->request));
+                    *code = c;
+                    return req;
+                  });
 }
 
 enlace_request* enlace_db_join_request(enlace_db* db, const char* code, const char* device_name,
                                        enlace_error* err) noexcept {
-  return GuardPtr<enlace_request>(err, [&]() -> enlace_request* {
-    DbCall call;
-    if (Enter(db, call, err) != ENLACE_OK) return nullptr;
-    if (code == nullptr) return NullArg(err, "code"), nullptr;
-    if (device_name == nullptr) return NullArg(err, "device_name"), nullptr;
-    return RequestOrFail(enlace::BuildJoinRequest(*call.replica, code, device_name), err);
+  return OnHandle(db, err, {{"code", code}, {"device_name", device_name}}, [&](Replica& r) {
+    return RequestOrFail(enlace::BuildJoinRequest(r, code, device_name), err);
   });
 }
 
 int enlace_db_join_response(enlace_db* db, const char* code, int http_status, const uint8_t* body,
                             size_t size, enlace_error* err) noexcept {
-  return Guard(err, [&]() -> int {
-    DbCall call;
-    if (int rc = Enter(db, call, err); rc != ENLACE_OK) return rc;
-    if (code == nullptr) return NullArg(err, "code");
-    if (body == nullptr && size > 0) return NullArg(err, "body");
-    if (http_status != 200) return HubError(err, http_status, body, size);
-    const Status s = enlace::HandleJoinResponse(*call.replica, code, {body, size});
-    return s.ok() ? ENLACE_OK : Fail(err, s);
+  return OnHandle(db, err, {{"code", code}}, [&](Replica& r) -> int {
+    if (int rc = HubAnswer(err, http_status, body, size); rc != ENLACE_OK) return rc;
+    return Code(err, enlace::HandleJoinResponse(r, code, {body, size}));
   });
 }
 
 char* enlace_invite_hub_url(const char* code, enlace_error* err) noexcept {
-  return GuardPtr<char>(err, [&]() -> char* {
-    if (code == nullptr) return NullArg(err, "code"), nullptr;
+  return Checked(err, {{"code", code}}, [&]() -> char* {
     auto info = enlace::ParseInviteCode(code);
     if (!info.ok()) return Fail(err, info.status()), nullptr;
     return DupOrFail(err, info->hub_url);
@@ -557,91 +587,66 @@ char* enlace_invite_hub_url(const char* code, enlace_error* err) noexcept {
 
 char* enlace_db_put(enlace_db* db, const char* collection, const char* id, const char* fields_json,
                     enlace_error* err) noexcept {
-  return GuardPtr<char>(err, [&]() -> char* {
-    DbCall call;
-    if (Enter(db, call, err) != ENLACE_OK) return nullptr;
-    if (collection == nullptr) return NullArg(err, "collection"), nullptr;
-    if (fields_json == nullptr) return NullArg(err, "fields_json"), nullptr;
-    std::optional<enlace::RecordId> rid;
-    if (id != nullptr && *id != '\0') {
-      auto parsed = ParseId(id);
-      if (!parsed.ok()) return Fail(err, parsed.status()), nullptr;
-      rid = *parsed;
-    }
-    const nlohmann::json j = nlohmann::json::parse(fields_json, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-      Fail(err, ENLACE_INVALID_ARGUMENT, "fields_json is not a JSON object");
-      return nullptr;
-    }
-    enlace::Fields fields;
-    for (const auto& [name, value] : j.items()) fields[name] = Dump(value);
-    auto put = call.replica->Put(collection, rid, fields);
-    if (!put.ok()) return Fail(err, put.status()), nullptr;
-    return DupOrFail(err, put->ToHex());
-  });
+  return OnHandle(db, err, {{"collection", collection}, {"fields_json", fields_json}},
+                  [&](Replica& r) -> char* {
+                    std::optional<enlace::RecordId> rid;
+                    if (id != nullptr && *id != '\0') {
+                      auto parsed = ParseId(id);
+                      if (!parsed.ok()) return Fail(err, parsed.status()), nullptr;
+                      rid = *parsed;
+                    }
+                    const nlohmann::json j = nlohmann::json::parse(fields_json, nullptr, false);
+                    if (j.is_discarded() || !j.is_object()) {
+                      Fail(err, ENLACE_INVALID_ARGUMENT, "fields_json is not a JSON object");
+                      return nullptr;
+                    }
+                    enlace::Fields fields;
+                    for (const auto& [name, value] : j.items()) fields[name] = Dump(value);
+                    auto put = r.Put(collection, rid, fields);
+                    if (!put.ok()) return Fail(err, put.status()), nullptr;
+                    return DupOrFail(err, put->ToHex());
+                  });
 }
 
 char* enlace_db_get(enlace_db* db, const char* collection, const char* id,
                     enlace_error* err) noexcept {
-  return GuardPtr<char>(err, [&]() -> char* {
-    DbCall call;
-    if (Enter(db, call, err) != ENLACE_OK) return nullptr;
-    if (collection == nullptr) return NullArg(err, "collection"), nullptr;
-    if (id == nullptr) return NullArg(err, "id"), nullptr;
+  return OnHandle(db, err, {{"collection", collection}, {"id", id}}, [&](Replica& r) -> char* {
     auto rid = ParseId(id);
     if (!rid.ok()) return Fail(err, rid.status()), nullptr;
-    auto rec = call.replica->Get(collection, *rid);
+    auto rec = r.Get(collection, *rid);
     if (!rec.ok()) return Fail(err, rec.status()), nullptr;
     return DupOrFail(err, Dump(RecordJson(*rec)));
   });
 }
 
 char* enlace_db_list(enlace_db* db, const char* collection, enlace_error* err) noexcept {
-  return GuardPtr<char>(err, [&]() -> char* {
-    DbCall call;
-    if (Enter(db, call, err) != ENLACE_OK) return nullptr;
-    if (collection == nullptr) return NullArg(err, "collection"), nullptr;
-    auto recs = call.replica->List(collection);
+  return OnHandle(db, err, {{"collection", collection}}, [&](Replica& r) -> char* {
+    auto recs = r.List(collection);
     if (!recs.ok()) return Fail(err, recs.status()), nullptr;
     nlohmann::json out = nlohmann::json::array();
-    for (const enlace::Record& r : *recs) out.push_back(RecordJson(r));
+    for (const enlace::Record& rec : *recs) out.push_back(RecordJson(rec));
     return DupOrFail(err, Dump(out));
   });
 }
 
 int enlace_db_delete(enlace_db* db, const char* collection, const char* id,
                      enlace_error* err) noexcept {
-  return Guard(err, [&]() -> int {
-    DbCall call;
-    if (int rc = Enter(db, call, err); rc != ENLACE_OK) return rc;
-    if (collection == nullptr) return NullArg(err, "collection");
-    if (id == nullptr) return NullArg(err, "id");
-    auto rid = ParseId(id);
-    if (!rid.ok()) return Fail(err, rid.status());
-    const Status s = call.replica->Delete(collection, *rid);
-    return s.ok() ? ENLACE_OK : Fail(err, s);
+  return OnHandle(db, err, {{"collection", collection}, {"id", id}}, [&](Replica& r) {
+    return OnRecord(id, err,
+                    [&](const enlace::RecordId& rid) { return r.Delete(collection, rid); });
   });
 }
 
 int enlace_db_erase(enlace_db* db, const char* collection, const char* id,
                     enlace_error* err) noexcept {
-  return Guard(err, [&]() -> int {
-    DbCall call;
-    if (int rc = Enter(db, call, err); rc != ENLACE_OK) return rc;
-    if (collection == nullptr) return NullArg(err, "collection");
-    if (id == nullptr) return NullArg(err, "id");
-    auto rid = ParseId(id);
-    if (!rid.ok()) return Fail(err, rid.status());
-    const Status s = call.replica->Erase(collection, *rid);
-    return s.ok() ? ENLACE_OK : Fail(err, s);
+  return OnHandle(db, err, {{"collection", collection}, {"id", id}}, [&](Replica& r) {
+    return OnRecord(id, err, [&](const enlace::RecordId& rid) { return r.Erase(collection, rid); });
   });
 }
 
 char* enlace_db_conflicts(enlace_db* db, enlace_error* err) noexcept {
-  return GuardPtr<char>(err, [&]() -> char* {
-    DbCall call;
-    if (Enter(db, call, err) != ENLACE_OK) return nullptr;
-    auto cs = call.replica->Conflicts();
+  return OnHandle(db, err, {}, [&](Replica& r) -> char* {
+    auto cs = r.Conflicts();
     if (!cs.ok()) return Fail(err, cs.status()), nullptr;
     nlohmann::json out = nlohmann::json::array();
     for (const enlace::Conflict& c : *cs) {
@@ -661,68 +666,56 @@ char* enlace_db_conflicts(enlace_db* db, enlace_error* err) noexcept {
 
 int enlace_db_resolve(enlace_db* db, const char* collection, const char* id, const char* field,
                       const char* value_json, enlace_error* err) noexcept {
-  return Guard(err, [&]() -> int {
-    DbCall call;
-    if (int rc = Enter(db, call, err); rc != ENLACE_OK) return rc;
-    if (collection == nullptr) return NullArg(err, "collection");
-    if (id == nullptr) return NullArg(err, "id");
-    if (field == nullptr) return NullArg(err, "field");
-    if (value_json == nullptr) return NullArg(err, "value_json");
-    auto rid = ParseId(id);
-    if (!rid.ok()) return Fail(err, rid.status());
-    const Status s = call.replica->Resolve(collection, *rid, field, value_json);
-    return s.ok() ? ENLACE_OK : Fail(err, s);
-  });
+  return OnHandle(
+      db, err,
+      {{"collection", collection}, {"id", id}, {"field", field}, {"value_json", value_json}},
+      [&](Replica& r) {
+        return OnRecord(id, err, [&](const enlace::RecordId& rid) {
+          return r.Resolve(collection, rid, field, value_json);
+        });
+      });
 }
 
 // ---- sync --------------------------------------------------------------------------
 
 enlace_sync* enlace_sync_begin(enlace_db* db, enlace_error* err) noexcept {
-  return GuardPtr<enlace_sync>(err, [&]() -> enlace_sync* {
-    DbCall call;
-    if (Enter(db, call, err) != ENLACE_OK) return nullptr;
-    if (call.replica->team().IsZero()) {
+  return OnHandle(db, err, {}, [&](Replica& r) -> enlace_sync* {
+    if (r.team().IsZero()) {
       Fail(err, ENLACE_FAILED_PRECONDITION,
            "this device has no team yet: register a team or join one first");
       return nullptr;
     }
     auto sync = std::make_unique<enlace_sync>();
     sync->db = db->state;
-    sync->session = std::make_unique<enlace::SyncSession>(*call.replica);
+    sync->session = std::make_unique<enlace::SyncSession>(r);
     return sync.release();
   });
 }
 
 enlace_request* enlace_sync_next_request(enlace_sync* sync, enlace_error* err) noexcept {
-  return GuardPtr<enlace_request>(err, [&]() -> enlace_request* {
-    SyncCall call;
-    if (Enter(sync, call, err) != ENLACE_OK) return nullptr;
-    return RequestOrFail(sync->session->NextRequest(), err);
-  });
+  return OnHandle(sync, err, {},
+                  [&](Replica&) { return RequestOrFail(sync->session->NextRequest(), err); });
 }
 
 int enlace_sync_handle_response(enlace_sync* sync, int http_status, const uint8_t* body,
                                 size_t size, const char* hub_time_header, int* more,
                                 enlace_error* err) noexcept {
-  return Guard(err, [&]() -> int {
-    SyncCall call;
-    if (int rc = Enter(sync, call, err); rc != ENLACE_OK) return rc;
-    if (more == nullptr) return NullArg(err, "more");
+  return OnHandle(sync, err, {{"more", more}}, [&](Replica& r) -> int {
     *more = 0;
     if (body == nullptr && size > 0) return NullArg(err, "body");
     if (hub_time_header != nullptr && *hub_time_header != '\0') {
-      enlace::FollowHubClock(*call.db.replica, hub_time_header);
+      enlace::FollowHubClock(r, hub_time_header);
     }
     if (http_status != 200) return HubError(err, http_status, body, size);
-    auto r = sync->session->HandleResponse({body, size});
-    if (!r.ok()) return Fail(err, r.status());
-    *more = *r ? 1 : 0;
+    auto h = sync->session->HandleResponse({body, size});
+    if (!h.ok()) return Fail(err, h.status());
+    *more = *h ? 1 : 0;
     return ENLACE_OK;
   });
 }
 
 char* enlace_sync_progress(enlace_sync* sync, enlace_error* err) noexcept {
-  return GuardPtr<char>(err, [&]() -> char* {
+  return Guard(err, [&]() -> char* {
     if (sync == nullptr || !sync->session) return NullArg(err, "sync"), nullptr;
     std::unique_lock<std::mutex> lock(sync->mu, std::try_to_lock);
     if (!lock.owns_lock()) {

@@ -1,0 +1,187 @@
+#include "device.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "enlace/hlc.h"
+#include "enlace/local_safety.h"
+#include "enlace/team_schema.h"
+#include "i18n_cli.h"
+
+namespace enlace::cli {
+
+namespace {
+
+using i18n::Format;
+
+CliStatus NotInitialised(const std::string& home) {
+  return CliStatus::Usage(
+      Format(_("{0} is not initialised, run enlace init or enlace join"), {home}));
+}
+
+CliStatus RefuseExistingDevice(const std::string& home) {
+  return CliStatus::Usage(
+      Format(_("{0} already holds a device (vault.bin); use another --home, or move that folder "
+               "away to start over"),
+             {home}));
+}
+
+ReplicaOptions OptionsFor(const Context& ctx) {
+  ReplicaOptions o;
+  o.dir = ctx.global.home;
+  o.kdf = ctx.kdf;
+  // Every value is checked against the schema pack before it is written.
+  o.hook = TeamSchemaHook();
+  return o;
+}
+
+}  // namespace
+
+// ---- opening -----------------------------------------------------------------------------------
+
+namespace {
+
+CliStatus Obtain(const PassphraseSources& sources, PassphrasePurpose purpose, Passphrase& out) {
+  auto p = ObtainPassphrase(sources, purpose);
+  if (!p.ok()) return {kExitLocked, p.status().message()};
+  out = std::move(p).value();
+  return CliStatus::Ok();
+}
+
+// A passphrase other than the device's, from `file` (given as `file_option`),
+// the environment variable `env_name`, or the terminal.
+PassphraseSources OtherSources(const Context& ctx, const std::string& file, const char* file_option,
+                               const char* env_name) {
+  PassphraseSources sources{file, std::getenv(env_name), ctx.tty_fd};
+  sources.file_option = file_option;
+  sources.env_name = env_name;
+  return sources;
+}
+
+}  // namespace
+
+CliStatus ObtainDevicePassphrase(const Context& ctx, PassphrasePurpose purpose, Passphrase& out) {
+  return Obtain(PassphraseSources{ctx.global.passphrase_file, ctx.env_passphrase, ctx.tty_fd},
+                purpose, out);
+}
+
+CliStatus ObtainNewPassphrase(const Context& ctx, const std::string& file, Passphrase& out) {
+  return Obtain(OtherSources(ctx, file, "--new-passphrase-file", kNewPassphraseEnv),
+                PassphrasePurpose::kChange, out);
+}
+
+CliStatus ObtainDuressPassphrase(const Context& ctx, const std::string& file, Passphrase& out) {
+  return Obtain(OtherSources(ctx, file, "--duress-passphrase-file", kDuressPassphraseEnv),
+                PassphrasePurpose::kDuress, out);
+}
+
+CliStatus OpenDevice(const Context& ctx, Device& out) {
+  const std::string& home = ctx.global.home;
+  if (!HasVault(home)) return NotInitialised(home);
+  auto config = LoadConfig(home);
+  if (!config.ok()) {
+    if (config.status().code() == StatusCode::kNotFound) {
+      return CliStatus::Usage(
+          Format(_("{0} holds a vault but no config.json (an interrupted init or join?); it is "
+                   "not initialised, run enlace init or enlace join with another --home"),
+                 {home}));
+    }
+    return CliStatus::From(ErrorSource::kLocal, config.status());
+  }
+  Passphrase passphrase;
+  CLI_RETURN_IF_ERROR(ObtainDevicePassphrase(ctx, PassphrasePurpose::kUnlock, passphrase));
+  auto replica = Replica::Open(OptionsFor(ctx), passphrase.view());
+  if (!replica.ok()) {
+    // Also the unlock back-off and wipe-after-N (LockedDevice).
+    if (replica.status().code() == StatusCode::kWrongPassphrase) return LockedDevice(home);
+    return CliStatus::From(ErrorSource::kLocal, replica.status().WithContext(Format(
+                                                    _("cannot open the device in {0}"), {home})));
+  }
+  out.config = std::move(config).value();
+  out.replica = std::move(replica).value();
+  // The duress passphrase: the data is gone; make the config look fresh too.
+  if (out.replica->opened_under_duress()) {
+    CLI_RETURN_IF_ERROR(ResetConfigAfterDuress(home, out.config));
+  }
+  return CliStatus::Ok();
+}
+
+// ---- after unlocking ---------------------------------------------------------------------------
+
+CliStatus ResetConfigAfterDuress(const std::string& home, Config& config) {
+  Config fresh{config.hub_url, config.tls_pin, "", config.device_name, "field"};
+  (void)WipeConfig(home);
+  if (Status s = SaveConfig(home, fresh); !s.ok()) return Local(s);
+  config = std::move(fresh);
+  return CliStatus::Ok();
+}
+
+CliStatus LockedDevice(const std::string& home) {
+  if (!HasVault(home)) {
+    (void)WipeConfig(home);
+    return {kExitLocked,
+            Format(_("wrong passphrase too many times in a row: the data in {0} was destroyed"),
+                   {home})};
+  }
+  const UnlockThrottle t = ReadUnlockThrottle(home, SystemWallClockMs());
+  if (t.wait_ms > 0) {
+    return {kExitLocked,
+            Format(_("the vault in {0} stays locked after {1} wrong passphrases in a row; wait "
+                     "{2} seconds before the next attempt"),
+                   {home, std::to_string(t.failures), std::to_string((t.wait_ms + 999) / 1000)})};
+  }
+  return {kExitLocked, Format(_("wrong passphrase: the vault in {0} stays locked"), {home})};
+}
+
+// ---- a new device ------------------------------------------------------------------------------
+
+NewDevice::~NewDevice() {
+  replica_.reset();  // closed before its files go
+  if (!remove_) return;
+  std::error_code ec;
+  for (const char* f : {"vault.bin", "vault.bin.tmp", "store.db", "store.db-wal", "store.db-shm",
+                        "store.db-journal", "config.json", "config.json.tmp"}) {
+    std::filesystem::remove(std::filesystem::path(home_) / f, ec);
+  }
+  if (!existed_) std::filesystem::remove(home_, ec);  // only if empty
+}
+
+CliStatus NewDevice::Create(const Context& ctx, bool duress, const std::string& duress_file) {
+  const std::string& home = ctx.global.home;
+  if (HasVault(home)) return RefuseExistingDevice(home);
+
+  Passphrase passphrase;
+  CLI_RETURN_IF_ERROR(ObtainDevicePassphrase(ctx, PassphrasePurpose::kCreate, passphrase));
+  Passphrase duress_passphrase;
+  if (duress) {
+    CLI_RETURN_IF_ERROR(ObtainDuressPassphrase(ctx, duress_file, duress_passphrase));
+    if (duress_passphrase.Equals(passphrase)) {
+      return CliStatus::Usage(_("the duress passphrase must differ from the device passphrase"));
+    }
+  }
+
+  // From here on, what goes wrong leaves the home as it was.
+  home_ = home;
+  std::error_code ec;
+  existed_ = std::filesystem::exists(home_, ec);
+  remove_ = true;
+  auto created = Replica::Create(OptionsFor(ctx), passphrase.view());
+  if (!created.ok()) return Local(created.status().WithContext(_("cannot create the device")));
+  replica_ = std::move(created).value();
+  if (duress) {
+    if (Status s = replica_->SetDuressPassphrase(duress_passphrase.view()); !s.ok()) {
+      return Local(s);
+    }
+  }
+  return CliStatus::Ok();
+}
+
+CliStatus NewDevice::Keep(const Config& config) {
+  if (Status s = SaveConfig(home_, config); !s.ok()) return Local(s);
+  remove_ = false;
+  return CliStatus::Ok();
+}
+
+}  // namespace enlace::cli
