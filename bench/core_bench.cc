@@ -374,7 +374,7 @@ std::unique_ptr<Replica> NewReplica(const ReplicaOptions& o) {
   return Take(Replica::Create(o, "correct horse battery staple"), "create replica");
 }
 
-// As tests/test_util.cc JoinTeam: trust both ways, hand b the team keys.
+// As tests/support/test_util.cc JoinTeam: trust both ways, hand b the team keys.
 void JoinTeam(Replica& a, Replica& b) {
   Check(TrustDevice(a, b.device_id(), b.public_keys()), "trust");
   Check(TrustDevice(b, a.device_id(), a.public_keys()), "trust");

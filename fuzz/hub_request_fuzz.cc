@@ -1,6 +1,6 @@
 // libFuzzer target for the hub's request handling without sockets: the real
 // HubHandler (server/routes.h) over the real SQLite HubStorage in a scratch
-// folder, the way tests/integration/hub_fixture.cc builds it, on a fixed
+// folder, the way tests/support/hub_fixture.cc builds it, on a fixed
 // clock. The hub holds a registered team: a coordinator, a joined field
 // device, a published report and a viewer token; the fuzzer holds a pool of
 // the field device's real encoded writes.

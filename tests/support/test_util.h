@@ -1,7 +1,7 @@
 // Shared fixtures for the core tests: temporary folders, a fake wall clock,
 // and replicas created with the cheapest Argon2id cost.
-#ifndef ENLACE_TESTS_TEST_UTIL_H_
-#define ENLACE_TESTS_TEST_UTIL_H_
+#ifndef ENLACE_TESTS_SUPPORT_TEST_UTIL_H_
+#define ENLACE_TESTS_SUPPORT_TEST_UTIL_H_
 
 #include <cstdint>
 #include <memory>
@@ -53,4 +53,4 @@ std::string ReadFile(const std::string& path);
 
 }  // namespace enlace::testing
 
-#endif  // ENLACE_TESTS_TEST_UTIL_H_
+#endif  // ENLACE_TESTS_SUPPORT_TEST_UTIL_H_

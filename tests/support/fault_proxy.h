@@ -2,8 +2,8 @@
 // between the CLI (or any client) and the hub and delays, throttles, cuts,
 // resets and drops connections; and a minimal HTTP/1.1 client for sending
 // hand-made (signed or malformed) requests to a real hub.
-#ifndef ENLACE_TESTS_E2E_FAULT_PROXY_H_
-#define ENLACE_TESTS_E2E_FAULT_PROXY_H_
+#ifndef ENLACE_TESTS_SUPPORT_FAULT_PROXY_H_
+#define ENLACE_TESTS_SUPPORT_FAULT_PROXY_H_
 
 #include <atomic>
 #include <cstdint>
@@ -145,4 +145,4 @@ HttpReply PostToHub(int port, const OutgoingRequest& request, int timeout_ms = 1
 
 }  // namespace enlace::testing
 
-#endif  // ENLACE_TESTS_E2E_FAULT_PROXY_H_
+#endif  // ENLACE_TESTS_SUPPORT_FAULT_PROXY_H_

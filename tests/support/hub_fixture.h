@@ -1,7 +1,7 @@
 // An in-process hub (the real HubHandler and SQLite storage, no sockets) and
 // devices that sync with it through an in-memory transport.
-#ifndef ENLACE_TESTS_INTEGRATION_HUB_FIXTURE_H_
-#define ENLACE_TESTS_INTEGRATION_HUB_FIXTURE_H_
+#ifndef ENLACE_TESTS_SUPPORT_HUB_FIXTURE_H_
+#define ENLACE_TESTS_SUPPORT_HUB_FIXTURE_H_
 
 #include <memory>
 #include <string>
@@ -67,4 +67,4 @@ struct HubTeam {
 
 }  // namespace enlace::testing
 
-#endif  // ENLACE_TESTS_INTEGRATION_HUB_FIXTURE_H_
+#endif  // ENLACE_TESTS_SUPPORT_HUB_FIXTURE_H_

@@ -1,9 +1,10 @@
-// Shared by the fault, crash and bad-input suites: field devices driven
+// Shared by the end-to-end suites (tests/e2e/): field devices driven
 // through the real `enlace` CLI, a regional office (a real enlace-hub and its
 // coordinator), and read-only looks at the SQLite files the binaries leave.
-// Header-only so the e2e support library stays as it is.
-#ifndef ENLACE_TESTS_E2E_CLI_FIXTURE_H_
-#define ENLACE_TESTS_E2E_CLI_FIXTURE_H_
+// Header-only: the binaries' paths come from the ENLACE_HUB_BIN and
+// ENLACE_CLI_BIN definitions of each e2e executable.
+#ifndef ENLACE_TESTS_SUPPORT_CLI_FIXTURE_H_
+#define ENLACE_TESTS_SUPPORT_CLI_FIXTURE_H_
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
@@ -215,4 +216,4 @@ class ReadOnlyDb {
 
 }  // namespace enlace::testing
 
-#endif  // ENLACE_TESTS_E2E_CLI_FIXTURE_H_
+#endif  // ENLACE_TESTS_SUPPORT_CLI_FIXTURE_H_

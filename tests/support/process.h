@@ -1,7 +1,7 @@
 // Running the real binaries from tests: a command with its exit code and
 // output, and a hub process on 127.0.0.1 port 0.
-#ifndef ENLACE_TESTS_E2E_PROCESS_H_
-#define ENLACE_TESTS_E2E_PROCESS_H_
+#ifndef ENLACE_TESTS_SUPPORT_PROCESS_H_
+#define ENLACE_TESTS_SUPPORT_PROCESS_H_
 
 #include <sys/types.h>
 
@@ -55,4 +55,4 @@ std::string RawExchange(int port, const std::string& bytes, int timeout_ms = 300
 
 }  // namespace enlace::testing
 
-#endif  // ENLACE_TESTS_E2E_PROCESS_H_
+#endif  // ENLACE_TESTS_SUPPORT_PROCESS_H_
