@@ -11,15 +11,12 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -33,8 +30,6 @@
 #include "enlace/replica.h"
 #include "enlace/sync.h"
 #include "fault_proxy.h"
-
-extern char** environ;
 
 namespace enlace {
 namespace {
@@ -58,33 +53,10 @@ uint64_t Seed() {
 
 // A child process with its output thrown away.
 pid_t Spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  std::vector<std::string> args = argv;
-  std::vector<std::string> envs;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string kv(*e);
-    if (!env.contains(kv.substr(0, kv.find('=')))) envs.push_back(kv);
-  }
-  for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
-  std::vector<char*> cargs, cenv;
-  for (auto& a : args) cargs.push_back(a.data());
-  cargs.push_back(nullptr);
-  for (auto& e : envs) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, cargs.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&fa);
-  return rc == 0 ? pid : -1;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  using testing::ChildStream;
+  auto pid = testing::SpawnChild(argv, testing::ChildEnvironment(env), ChildStream::Null(O_RDONLY),
+                                 ChildStream::Null(O_WRONLY), ChildStream::Null(O_WRONLY));
+  return pid.ok() ? *pid : -1;
 }
 
 // Runs the command and kills it with SIGKILL after `delay` unless it ended
@@ -95,7 +67,7 @@ int RunAndKill(const CliDevice& d, const std::vector<std::string>& args,
   REQUIRE(pid > 0);
   std::this_thread::sleep_for(delay);
   kill(pid, SIGKILL);  // harmless when it already exited (it is not reaped yet)
-  return Wait(pid);
+  return testing::WaitChild(pid);
 }
 
 std::chrono::microseconds TimeOf(const std::function<void()>& f) {
@@ -335,7 +307,7 @@ TEST_CASE("the hub killed at random points while writes arrive keeps what it ack
     std::this_thread::sleep_for(std::chrono::milliseconds(kill_after_ms(rng)));
     o.hub->Kill();
     for (auto& th : threads) th.join();
-    const int cli_rc = Wait(cli);
+    const int cli_rc = testing::WaitChild(cli);
     CHECK((cli_rc == 0 || cli_rc == 3));
     if (cli_rc == 0) ++cli_finished;
 

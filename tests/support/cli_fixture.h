@@ -86,10 +86,14 @@ inline std::string BootstrapToken(const std::string& data) {
   return token;
 }
 
+// The hub's Prometheus text (GET /metrics).
+inline std::string HubMetrics(int port) {
+  return RawExchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+}
+
 // The value of an unlabelled metric in the hub's Prometheus text; -1 when absent.
 inline int64_t MetricValue(int port, const std::string& name) {
-  const std::string text =
-      RawExchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string text = HubMetrics(port);
   const auto at = text.find("\n" + name + " ");
   if (at == std::string::npos) return -1;
   return std::strtoll(text.c_str() + at + name.size() + 2, nullptr, 10);
