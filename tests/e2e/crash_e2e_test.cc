@@ -46,11 +46,6 @@ int Trials() {
   return std::max(1, std::atoi(s));
 }
 
-uint64_t Seed() {
-  if (const char* s = std::getenv("ENLACE_CRASH_SEED")) return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
-}
-
 // A child process with its output thrown away.
 pid_t Spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
   using testing::ChildStream;
@@ -93,7 +88,7 @@ void CheckAckedOnHub(ReadOnlyDb& hub, const std::string& device_hex, uint64_t ac
 }
 
 TEST_CASE("enlace put killed at random points keeps every write it acknowledged") {
-  const uint64_t seed = Seed();
+  const uint64_t seed = testing::CrashSeed();
   const int trials = Trials();
   INFO("ENLACE_CRASH_SEED=", seed);
   MESSAGE("ENLACE_CRASH_SEED=", seed, ", ", trials, " trials");
@@ -151,7 +146,7 @@ TEST_CASE("enlace put killed at random points keeps every write it acknowledged"
 }
 
 TEST_CASE("enlace sync killed at random points loses and duplicates nothing") {
-  const uint64_t seed = Seed();
+  const uint64_t seed = testing::CrashSeed();
   const int trials = Trials();
   INFO("ENLACE_CRASH_SEED=", seed);
   MESSAGE("ENLACE_CRASH_SEED=", seed, ", ", trials, " trials");
@@ -250,7 +245,7 @@ struct Writer {
 };
 
 TEST_CASE("the hub killed at random points while writes arrive keeps what it acknowledged") {
-  const uint64_t seed = Seed();
+  const uint64_t seed = testing::CrashSeed();
   const int trials = Trials();
   INFO("ENLACE_CRASH_SEED=", seed);
   MESSAGE("ENLACE_CRASH_SEED=", seed, ", ", trials, " trials");

@@ -25,6 +25,7 @@ using testing::ErrorOf;
 using testing::FakeClock;
 using testing::InProcessHub;
 using testing::NextSyncRequest;
+using testing::PendingWritesOf;
 using testing::SignRequest;
 using testing::TempDir;
 using testing::TestOptions;
@@ -42,15 +43,6 @@ struct Fixture : testing::HubTeam {
   // A sync request from `signer` with `body`, validly signed now.
   hub::HttpRequest SignedSync(Replica& signer, Bytes body) {
     return testing::SignedSyncRequest(signer, body, clock.now_ms);
-  }
-
-  // `device`'s own pending writes, encoded.
-  std::vector<Bytes> PendingOf(Replica& device) {
-    auto pending = device.PendingWrites(SIZE_MAX);
-    REQUIRE(pending.ok());
-    std::vector<Bytes> out;
-    for (auto& [counter, bytes] : *pending) out.push_back(std::move(bytes));
-    return out;
   }
 
   hub::HubCounts Counts() {
@@ -260,18 +252,18 @@ TEST_CASE("a device may push only its own, correctly signed writes of its own te
   REQUIRE(f.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
   REQUIRE(f.b->Put("cases", std::nullopt, {{"status", "\"Closed\""}}).ok());
   const auto before = f.Counts();
-  const Bytes a_write = f.PendingOf(*f.a).at(0);
+  const Bytes a_write = PendingWritesOf(*f.a).at(0);
 
   SUBCASE("another device's write") {
     SyncRequest req;
-    req.writes = f.PendingOf(*f.b);
+    req.writes = PendingWritesOf(*f.b);
     const auto r = f.Call(f.SignedSync(*f.a, Encode(req)));
     CHECK(r.status == 403);
     CHECK(ErrorOf(r).find("own writes") != std::string::npos);
   }
   SUBCASE("own write followed by another device's") {
     SyncRequest req;
-    req.writes = {a_write, f.PendingOf(*f.b).at(0)};
+    req.writes = {a_write, PendingWritesOf(*f.b).at(0)};
     CHECK(f.Call(f.SignedSync(*f.a, Encode(req))).status == 403);
   }
   SUBCASE("a write with a tampered signature") {

@@ -42,10 +42,7 @@ struct Fixture : testing::HubTeam {
     for (size_t i = 0; i < n; ++i) {
       REQUIRE(device.Put("encounters", std::nullopt, {{"n", std::to_string(i)}}).ok());
     }
-    auto pending = device.PendingWrites(SIZE_MAX);
-    REQUIRE(pending.ok());
-    std::vector<Bytes> out;
-    for (auto& [counter, bytes] : *pending) out.push_back(std::move(bytes));
+    std::vector<Bytes> out = testing::PendingWritesOf(device);
     REQUIRE(out.size() == n);
     return out;
   }

@@ -21,4 +21,16 @@ Status TryJoinTeam(Replica& a, Replica& b) {
   return AcceptTeamKeys(b, sealed);
 }
 
+Status TryFormTeam(Replica& founder, const std::vector<Replica*>& members) {
+  ENLACE_RETURN_IF_ERROR(CreateTeam(founder).status());
+  for (Replica* m : members) ENLACE_RETURN_IF_ERROR(TryJoinTeam(founder, *m));
+  for (Replica* m : members) {
+    for (Replica* other : members) {
+      if (other != m)
+        ENLACE_RETURN_IF_ERROR(TrustDevice(*m, other->device_id(), other->public_keys()));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace enlace::testing

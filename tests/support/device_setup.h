@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "enlace/replica.h"
 #include "enlace/status.h"
@@ -27,6 +28,10 @@ ReplicaOptions TestOptions(const std::string& dir, FakeClock* clock = nullptr,
 // Makes `b` join `a`'s team: trust each other's keys both ways and hand over
 // the team keys sealed to b. `a` must have a team. The first failure.
 Status TryJoinTeam(Replica& a, Replica& b);
+
+// `founder` creates a team and each of `members` joins it (TryJoinTeam);
+// the members also trust each other's keys. The first failure.
+Status TryFormTeam(Replica& founder, const std::vector<Replica*>& members);
 
 }  // namespace enlace::testing
 
