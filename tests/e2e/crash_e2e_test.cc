@@ -46,6 +46,18 @@ int Trials() {
   return std::max(1, std::atoi(s));
 }
 
+// A crash test's run: its seed and number of trials, announced so that the
+// run can be repeated, and its random generator (stream `stream` of the seed,
+// one per test).
+struct CrashPlan {
+  explicit CrashPlan(uint64_t stream) : rng(seed + stream) {
+    MESSAGE("ENLACE_CRASH_SEED=", seed, ", ", trials, " trials");
+  }
+  const uint64_t seed = testing::CrashSeed();
+  const int trials = Trials();
+  std::mt19937_64 rng;
+};
+
 // A child process with its output thrown away.
 pid_t Spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
   using testing::ChildStream;
@@ -88,11 +100,8 @@ void CheckAckedOnHub(ReadOnlyDb& hub, const std::string& device_hex, uint64_t ac
 }
 
 TEST_CASE("enlace put killed at random points keeps every write it acknowledged") {
-  const uint64_t seed = testing::CrashSeed();
-  const int trials = Trials();
-  INFO("ENLACE_CRASH_SEED=", seed);
-  MESSAGE("ENLACE_CRASH_SEED=", seed, ", ", trials, " trials");
-  std::mt19937_64 rng(seed);
+  CrashPlan plan(/*stream=*/0);
+  INFO("ENLACE_CRASH_SEED=", plan.seed);
   Office o;
   CliDevice ana = o.Join("ana");
   // How long a put takes here; kill points spread over 1.5 times that.
@@ -105,10 +114,10 @@ TEST_CASE("enlace put killed at random points keeps every write it acknowledged"
 
   std::set<std::string> acked;
   int killed = 0;
-  for (int t = 0; t < trials; ++t) {
+  for (int t = 0; t < plan.trials; ++t) {
     const std::string mark = "p" + std::to_string(t);
     const int rc =
-        RunAndKill(ana, testing::PutEncounter(mark), std::chrono::microseconds(delay(rng)));
+        RunAndKill(ana, testing::PutEncounter(mark), std::chrono::microseconds(delay(plan.rng)));
     INFO("trial ", t, " exit ", rc);
     REQUIRE((rc == 0 || rc == 128 + SIGKILL));
     if (rc == 0) acked.insert(mark);
@@ -120,7 +129,7 @@ TEST_CASE("enlace put killed at random points keeps every write it acknowledged"
     // The device opens and answers after every kill.
     REQUIRE(ana.Run({"status"}).exit_code == 0);
   }
-  MESSAGE(trials, " puts: ", acked.size(), " finished, ", killed, " killed (put takes ~",
+  MESSAGE(plan.trials, " puts: ", acked.size(), " finished, ", killed, " killed (put takes ~",
           put_time.count() / 1000, " ms)");
 
   const json local = ana.Json({"list", "encounters"});
@@ -128,7 +137,7 @@ TEST_CASE("enlace put killed at random points keeps every write it acknowledged"
   o.coord.Sync();
   const json remote = o.coord.Json({"list", "encounters"});
   CHECK(remote == local);
-  for (int t = 0; t < trials; ++t) {
+  for (int t = 0; t < plan.trials; ++t) {
     const std::string mark = "p" + std::to_string(t);
     INFO("trial ", t);
     if (acked.contains(mark)) {
@@ -146,11 +155,8 @@ TEST_CASE("enlace put killed at random points keeps every write it acknowledged"
 }
 
 TEST_CASE("enlace sync killed at random points loses and duplicates nothing") {
-  const uint64_t seed = testing::CrashSeed();
-  const int trials = Trials();
-  INFO("ENLACE_CRASH_SEED=", seed);
-  MESSAGE("ENLACE_CRASH_SEED=", seed, ", ", trials, " trials");
-  std::mt19937_64 rng(seed + 1);
+  CrashPlan plan(/*stream=*/1);
+  INFO("ENLACE_CRASH_SEED=", plan.seed);
   Office o;
   CliDevice ana = o.Join("ana");
   const std::string ana_id = IdOf(ana);
@@ -172,9 +178,9 @@ TEST_CASE("enlace sync killed at random points loses and duplicates nothing") {
   std::uniform_int_distribution<int64_t> delay(0, sync_time.count() * 3 / 2);
 
   int killed = 0;
-  for (int t = 0; t < trials; ++t) {
+  for (int t = 0; t < plan.trials; ++t) {
     prepare(t);
-    const int rc = RunAndKill(ana, {"sync"}, std::chrono::microseconds(delay(rng)));
+    const int rc = RunAndKill(ana, {"sync"}, std::chrono::microseconds(delay(plan.rng)));
     INFO("trial ", t, " exit ", rc);
     REQUIRE((rc == 0 || rc == 128 + SIGKILL));
     if (rc != 0) ++killed;
@@ -189,8 +195,8 @@ TEST_CASE("enlace sync killed at random points loses and duplicates nothing") {
     CheckAckedOnHub(hub, ana_id, ana_writes - pending);
     if (rc == 0) CHECK(pending == 0);
   }
-  MESSAGE(trials, " syncs: ", trials - killed, " finished, ", killed, " killed (sync takes ~",
-          sync_time.count() / 1000, " ms)");
+  MESSAGE(plan.trials, " syncs: ", plan.trials - killed, " finished, ", killed,
+          " killed (sync takes ~", sync_time.count() / 1000, " ms)");
 
   ana.Sync();
   o.coord.Sync();
@@ -245,11 +251,8 @@ struct Writer {
 };
 
 TEST_CASE("the hub killed at random points while writes arrive keeps what it acknowledged") {
-  const uint64_t seed = testing::CrashSeed();
-  const int trials = Trials();
-  INFO("ENLACE_CRASH_SEED=", seed);
-  MESSAGE("ENLACE_CRASH_SEED=", seed, ", ", trials, " trials");
-  std::mt19937_64 rng(seed + 2);
+  CrashPlan plan(/*stream=*/2);
+  INFO("ENLACE_CRASH_SEED=", plan.seed);
   Office o;
   CliDevice ana = o.Join("ana");
   const std::string ana_id = IdOf(ana);
@@ -283,7 +286,7 @@ TEST_CASE("the hub killed at random points while writes arrive keeps what it ack
   int cli_finished = 0;
   uint64_t acked_at_kill = 0;  // acknowledged writes found on a dead hub's disk
   std::uniform_int_distribution<int> kill_after_ms(5, 300);
-  for (int t = 0; t < trials; ++t) {
+  for (int t = 0; t < plan.trials; ++t) {
     INFO("trial ", t);
     const int port = o.hub->port();
     // ana pushes a batch with the CLI (retrying across the restart, or not),
@@ -299,7 +302,7 @@ TEST_CASE("the hub killed at random points while writes arrive keeps what it ack
         }
       });
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(kill_after_ms(rng)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(kill_after_ms(plan.rng)));
     o.hub->Kill();
     for (auto& th : threads) th.join();
     const int cli_rc = testing::WaitChild(cli);
@@ -352,7 +355,7 @@ TEST_CASE("the hub killed at random points while writes arrive keeps what it ack
   ReadOnlyDb hub(o.hub_db());
   CHECK(hub.IntegrityCheck() == "ok");
   CHECK(hub.Int("SELECT count(*) FROM writes") == static_cast<int64_t>(total));
-  MESSAGE(trials, " hub kills (the CLI's sync finished before or across ", cli_finished,
+  MESSAGE(plan.trials, " hub kills (the CLI's sync finished before or across ", cli_finished,
           " of them); ", total, " writes in all, every one stored once; ", acked_at_kill,
           " acknowledged writes checked on the dead hubs' disks");
 }

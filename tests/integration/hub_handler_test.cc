@@ -31,6 +31,12 @@ using testing::TempDir;
 using testing::TestOptions;
 
 struct Fixture : testing::HubTeam {
+  // a puts a new record: its signed sync request pushing it.
+  hub::HttpRequest NewRecordSync() {
+    REQUIRE(a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
+    return NextSyncRequest(*a);
+  }
+
   // Calls the handler; every response must carry the hub's clock.
   hub::HttpResponse Call(const hub::HttpRequest& req) {
     hub::HttpResponse r = hub.Raw(req);
@@ -71,8 +77,7 @@ bool SameCounts(const hub::HubCounts& x, const hub::HubCounts& y) {
 
 TEST_CASE("an unsigned sync request is refused with 401") {
   Fixture f;
-  REQUIRE(f.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
-  hub::HttpRequest req = NextSyncRequest(*f.a);
+  hub::HttpRequest req = f.NewRecordSync();
   const auto before = f.Counts();
   for (const char* header : {kHeaderDevice, kHeaderTime, kHeaderNonce, kHeaderSignature}) {
     CAPTURE(header);
@@ -92,8 +97,7 @@ TEST_CASE("an unsigned sync request is refused with 401") {
 
 TEST_CASE("an altered signature, body, path or device is refused with 401") {
   Fixture f;
-  REQUIRE(f.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
-  const hub::HttpRequest req = NextSyncRequest(*f.a);
+  const hub::HttpRequest req = f.NewRecordSync();
   const auto before = f.Counts();
 
   SUBCASE("signature") {
@@ -136,8 +140,7 @@ TEST_CASE("an altered signature, body, path or device is refused with 401") {
 
 TEST_CASE("a request whose time is ten minutes off the hub's clock is refused with 401") {
   Fixture f;
-  REQUIRE(f.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
-  hub::HttpRequest req = NextSyncRequest(*f.a);
+  hub::HttpRequest req = f.NewRecordSync();
   const auto before = f.Counts();
   for (int64_t skew : {-10 * 60 * 1000, 10 * 60 * 1000}) {
     CAPTURE(skew);
@@ -177,8 +180,7 @@ TEST_CASE("a validly signed request from an unregistered device is refused with 
 
 TEST_CASE("malformed sync bodies from a registered device are refused with 400") {
   Fixture f;
-  REQUIRE(f.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
-  const hub::HttpRequest valid = NextSyncRequest(*f.a);
+  const hub::HttpRequest valid = f.NewRecordSync();
   const Bytes body(valid.body.begin(), valid.body.end());
   const auto before = f.Counts();
 

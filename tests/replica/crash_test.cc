@@ -61,6 +61,13 @@ void WriteLine(int fd, const std::string& line) {
   ::_exit(2);
 }
 
+// The child's replica; a failure to open it is reported and ends the child.
+std::unique_ptr<Replica> OpenInChild(int fd, const ReplicaOptions& options) {
+  auto r = Replica::Open(options, kPassphrase);
+  if (!r.ok()) ChildFail(fd, r.status());
+  return std::move(r).value();
+}
+
 // ---- the parent's side ------------------------------------------------------------------
 
 // Reads '\n'-terminated lines from a pipe until EOF.
@@ -158,11 +165,10 @@ Fields PutValues(uint64_t n) { return {{"n", std::to_string(n)}, {"status", "\"A
 // The child: opens the replica and puts records n = first, first+1, ...,
 // reporting "<record id> <n>" after each commit.
 [[noreturn]] void PutChild(int fd, const ReplicaOptions& options, uint64_t first, int count) {
-  auto r = Replica::Open(options, kPassphrase);
-  if (!r.ok()) ChildFail(fd, r.status());
+  auto r = OpenInChild(fd, options);
   for (int i = 0; i < count; ++i) {
     const uint64_t n = first + static_cast<uint64_t>(i);
-    auto id = (*r)->Put("cases", std::nullopt, PutValues(n));
+    auto id = r->Put("cases", std::nullopt, PutValues(n));
     if (!id.ok()) ChildFail(fd, id.status());
     WriteLine(fd, id->ToHex() + " " + std::to_string(n));
   }
@@ -315,10 +321,9 @@ std::vector<Bytes> MakeBatch(Replica& b, std::mt19937_64& rng) {
 // index of each write after its transaction committed.
 [[noreturn]] void ApplyChild(int fd, const ReplicaOptions& options,
                              const std::vector<Bytes>& batch) {
-  auto r = Replica::Open(options, kPassphrase);
-  if (!r.ok()) ChildFail(fd, r.status());
+  auto r = OpenInChild(fd, options);
   for (size_t i = 0; i < batch.size(); ++i) {
-    auto outcome = (*r)->ApplyRemote(batch[i]);
+    auto outcome = r->ApplyRemote(batch[i]);
     if (!outcome.ok()) ChildFail(fd, outcome.status());
     WriteLine(fd, std::to_string(i));
   }
