@@ -3,22 +3,19 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
-extern char** environ;
+#include "child_process.h"
 
 namespace enlace::bench {
 
@@ -30,10 +27,7 @@ pid_t g_owner_pid = -1;  // the process that started it (not a forked device)
 
 void Die(const std::string& what) {
   std::fprintf(stderr, "bench: %s\n", what.c_str());
-  if (g_hub_pid > 0 && getpid() == g_owner_pid) {
-    kill(g_hub_pid, SIGTERM);
-    waitpid(g_hub_pid, nullptr, 0);
-  }
+  if (g_hub_pid > 0 && getpid() == g_owner_pid) testing::StopChild(g_hub_pid, SIGTERM);
   std::exit(1);
 }
 
@@ -47,95 +41,28 @@ double NowSeconds() {
 
 // ---- folders and processes ------------------------------------------------------------
 
-TempDir::TempDir() {
-  const char* base = std::getenv("ENLACE_BENCH_TMP");
-  std::string tmpl = std::string(base != nullptr && *base != '\0'
-                                     ? base
-                                     : std::filesystem::temp_directory_path().string()) +
-                     "/enlace-bench-XXXXXX";
-  if (mkdtemp(tmpl.data()) == nullptr) Die("cannot create a folder in " + tmpl);
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-namespace {
-
-std::vector<char*> CStrings(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  for (auto& s : v) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
-
 std::string RunOrDie(const std::vector<std::string>& argv) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) Die("pipe");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  std::vector<std::string> args = argv;
-  auto cargs = CStrings(args);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, cargs.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
+  const pid_t pid =
+      Take(testing::SpawnChild(argv, testing::InheritedEnvironment(), testing::ChildStream{},
+                               testing::ChildStream::Fd(out[1]), testing::ChildStream{}),
+           "run " + argv[0]);
   close(out[1]);
-  if (rc != 0) Die("cannot start " + args[0] + ": " + std::strerror(rc));
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(out[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  std::string text = testing::ReadToEnd(out[0]);
   close(out[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) Die(args[0] + " failed");
+  if (testing::WaitChild(pid) != 0) Die(argv[0] + " failed");
   return text;
 }
 
 HubProcess::HubProcess(const std::string& hub_bin, const std::string& data_dir,
                        const std::vector<std::string>& extra) {
-  const std::string out_path = data_dir + ".out";
-  const std::string log_path = data_dir + ".log";
-  std::vector<std::string> args = {hub_bin,    "serve",       "--data", data_dir,
-                                   "--listen", "127.0.0.1:0", "--quiet"};
+  std::vector<std::string> args = {"--quiet"};
   args.insert(args.end(), extra.begin(), extra.end());
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&fa, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  auto cargs = CStrings(args);
-  const int rc = posix_spawn(&pid_, args[0].c_str(), &fa, nullptr, cargs.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) Die("cannot start the hub " + hub_bin + ": " + std::strerror(rc));
-  const double deadline = NowSeconds() + 20;
-  std::string line;
-  while (NowSeconds() < deadline) {
-    std::ifstream in(out_path);
-    std::getline(in, line);
-    if (line.find("listening on ") != std::string::npos) break;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      Die("the hub exited: " + ReadAll(log_path));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  const auto at = line.find("listening on ");
-  if (at == std::string::npos) Die("the hub did not start: " + ReadAll(log_path));
-  std::istringstream words(line.substr(at + 13));
-  words >> url_;
+  const testing::StartedHub hub =
+      Take(testing::StartHub(hub_bin, data_dir, "127.0.0.1:0", args), "start the hub " + hub_bin);
+  pid_ = hub.pid;
+  url_ = hub.url;
   g_hub_pid = pid_;
   g_owner_pid = getpid();
 }
@@ -143,9 +70,7 @@ HubProcess::HubProcess(const std::string& hub_bin, const std::string& data_dir,
 HubProcess::~HubProcess() {
   if (pid_ <= 0) return;
   if (g_hub_pid == pid_) g_hub_pid = -1;
-  kill(pid_, SIGTERM);
-  int status = 0;
-  waitpid(pid_, &status, 0);
+  testing::StopChild(pid_, SIGTERM);
 }
 
 uint64_t HubProcess::PeakRss() const { return ProcStatusBytes(pid_, "VmHWM"); }
@@ -336,6 +261,14 @@ MachineInfo ReadMachineInfo() {
   utsname u{};
   if (uname(&u) == 0) m.kernel = std::string(u.sysname) + " " + u.release;
   return m;
+}
+
+nlohmann::json MachineJson(const MachineInfo& m) {
+  return {{"cpus", m.cpus},
+          {"cpu_model", m.cpu_model},
+          {"ram_bytes", m.ram_bytes},
+          {"kernel", m.kernel},
+          {"load_average_start", m.load_average}};
 }
 
 std::string Mb(uint64_t bytes) {

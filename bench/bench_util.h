@@ -1,20 +1,32 @@
 // Shared by sync_bench and hub_load: a real enlace-hub child process on
 // 127.0.0.1 port 0, a small libcurl transport that counts requests and bytes
-// on the wire, temporary folders, and peak-memory readings. Bench-only code:
-// failures end the process with a message (Die), nothing is retried.
+// on the wire, temporary folders, and peak-memory readings. Folders and
+// processes come from the test-support library (tests/support/temp_dir.h,
+// child_process.h). Bench-only code: failures end the process with a
+// message (Die), nothing is retried.
 #ifndef ENLACE_BENCH_BENCH_UTIL_H_
 #define ENLACE_BENCH_BENCH_UTIL_H_
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "enlace/status.h"
 #include "enlace/sync.h"
+#include "temp_dir.h"
+
+// The hub the benchmarks start; their --hub overrides it.
+#ifndef ENLACE_HUB_BIN
+#define ENLACE_HUB_BIN "enlace-hub"
+#endif
 
 namespace enlace::bench {
+
+// The passphrase of every device the benchmarks create.
+inline constexpr char kPassphrase[] = "una frase larga de prueba";
 
 [[noreturn]] void Die(const std::string& what);
 void Check(const Status& s, const std::string& what);
@@ -28,17 +40,9 @@ double NowSeconds();  // steady clock
 
 // A fresh folder under $ENLACE_BENCH_TMP (else the system temp folder),
 // removed with its contents on destruction.
-class TempDir {
+class TempDir : public testing::TempDir {
  public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : testing::TempDir(Under{testing::TempRoot("ENLACE_BENCH_TMP"), "enlace-bench-"}) {}
 };
 
 // Runs argv and returns its stdout; dies unless it exits 0.
@@ -121,6 +125,8 @@ struct MachineInfo {
   std::string kernel;
 };
 MachineInfo ReadMachineInfo();
+// The same as the "machine" object of a report (the load average at start).
+nlohmann::json MachineJson(const MachineInfo& m);
 
 // "1.23 MB" style text.
 std::string Mb(uint64_t bytes);

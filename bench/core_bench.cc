@@ -39,15 +39,19 @@
 #include <utility>
 #include <vector>
 
+#include "device_setup.h"
 #include "enlace/replica.h"
 #include "enlace/team.h"
 #include "enlace/wire.h"
 #include "enlace/write.h"
+#include "temp_dir.h"
 
 namespace enlace::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using testing::TempDir;
+using testing::TestOptions;
 
 // ---- plumbing ------------------------------------------------------------------------
 
@@ -97,26 +101,6 @@ Args ParseArgs(int argc, char** argv) {
   }
   return a;
 }
-
-// A fresh folder removed with its contents on destruction.
-class TempDir {
- public:
-  explicit TempDir(const std::string& base) {
-    path_ = (std::filesystem::path(base) / ("enlace-bench-" + RecordId::Random().ToHex())).string();
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // ---- the machine ---------------------------------------------------------------------
 
@@ -362,25 +346,12 @@ size_t PlainJsonSize(const Fields& f) {
   return j.dump().size();
 }
 
-ReplicaOptions Options(const std::string& dir, bool in_memory = false) {
-  ReplicaOptions o;
-  o.dir = dir;
-  o.kdf = KdfCost::Minimum();
-  o.in_memory_store = in_memory;
-  return o;
-}
-
 std::unique_ptr<Replica> NewReplica(const ReplicaOptions& o) {
   return Take(Replica::Create(o, "correct horse battery staple"), "create replica");
 }
 
-// As tests/test_util.cc JoinTeam: trust both ways, hand b the team keys.
-void JoinTeam(Replica& a, Replica& b) {
-  Check(TrustDevice(a, b.device_id(), b.public_keys()), "trust");
-  Check(TrustDevice(b, a.device_id(), a.public_keys()), "trust");
-  const Bytes sealed = Take(SealTeamKeysFor(a, b.public_keys().encryption), "seal team keys");
-  Check(AcceptTeamKeys(b, sealed), "accept team keys");
-}
+// As the tests' JoinTeam: trust both ways, hand b the team keys.
+void JoinTeam(Replica& a, Replica& b) { Check(testing::TryJoinTeam(a, b), "join team"); }
 
 // The writes `r` has not handed out yet, acknowledged so the next call
 // returns only newer ones.
@@ -413,8 +384,8 @@ SizeRow Measure(const std::string& name, const Bytes& encoded, size_t plain_json
 }
 
 std::vector<SizeRow> Sizes(const TempDir& tmp) {
-  auto a = NewReplica(Options(tmp.File("size-a"), /*in_memory=*/true));
-  auto b = NewReplica(Options(tmp.File("size-b"), /*in_memory=*/true));
+  auto a = NewReplica(TestOptions(tmp.File("size-a"), nullptr, /*in_memory=*/true));
+  auto b = NewReplica(TestOptions(tmp.File("size-b"), nullptr, /*in_memory=*/true));
   Take(CreateTeam(*a), "create team");
   JoinTeam(*a, *b);
 
@@ -442,7 +413,7 @@ int Main(int argc, char** argv) {
   const Args args = ParseArgs(argc, argv);
   if (sodium_init() < 0) Die("libsodium could not be initialised");
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they happen
-  TempDir tmp(args.dir);
+  TempDir tmp(TempDir::Under{args.dir, "enlace-bench-"});
   PrintMachine(args);
 
   // (4) first: the encoded size is also the reference's blob size.
@@ -454,7 +425,7 @@ int Main(int argc, char** argv) {
   std::vector<Row> rows;
 
   // (1) Put: a new 5-field record, one transaction, on a real SQLite file.
-  auto local = NewReplica(Options(tmp.File("local")));
+  auto local = NewReplica(TestOptions(tmp.File("local")));
   Take(CreateTeam(*local), "create team");
   std::vector<RecordId> ids;
   uint64_t seq = 0;
@@ -479,8 +450,8 @@ int Main(int argc, char** argv) {
 
   // (2) ApplyRemote of another device's writes (verify, decrypt, merge, 1 tx).
   {
-    auto writer = NewReplica(Options(tmp.File("writer"), /*in_memory=*/true));
-    auto receiver = NewReplica(Options(tmp.File("receiver")));
+    auto writer = NewReplica(TestOptions(tmp.File("writer"), nullptr, /*in_memory=*/true));
+    auto receiver = NewReplica(TestOptions(tmp.File("receiver")));
     JoinTeam(*local, *writer);
     JoinTeam(*local, *receiver);
     Check(TrustDevice(*receiver, writer->device_id(), writer->public_keys()), "trust");
@@ -548,7 +519,7 @@ int Main(int argc, char** argv) {
   // offline attacker pays per guess, per core).
   double unlock_ms = 0;
   {
-    ReplicaOptions o = Options(tmp.File("interactive"));
+    ReplicaOptions o = TestOptions(tmp.File("interactive"));
     o.kdf = KdfCost::Interactive();
     NewReplica(o).reset();
     std::vector<double> ms;

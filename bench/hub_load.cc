@@ -62,16 +62,11 @@
 #include "enlace/team_schema.h"
 #include "enlace/wire.h"
 
-#ifndef ENLACE_HUB_BIN
-#define ENLACE_HUB_BIN "enlace-hub"
-#endif
-
 namespace enlace::bench {
 namespace {
 
 using nlohmann::json;
 
-constexpr char kPassphrase[] = "una frase larga de prueba";
 constexpr uint64_t kVerifyOneIn = 16;  // pulled writes whose signature a light device checks
 
 struct Device {
@@ -585,13 +580,7 @@ int Main(int argc, char** argv) {
 
   if (!json_path.empty()) {
     json out = {{"benchmark", "hub_load"},
-                {"machine",
-                 {{"cpus", m.cpus},
-                  {"cpu_model", m.cpu_model},
-                  {"ram_bytes", m.ram_bytes},
-                  {"kernel", m.kernel},
-                  {"load_average_start", m.load_average},
-                  {"load_average_end", ReadMachineInfo().load_average}}},
+                {"machine", MachineJson(m)},
                 {"devices", devices},
                 {"teams", teams},
                 {"rounds", rounds},
@@ -609,6 +598,7 @@ int Main(int argc, char** argv) {
                 {"team0_converged", converged},
                 {"devices_with_wrong_pulls", wrong_pulls},
                 {"catch_up_errors", final_all.errors}};
+    out["machine"]["load_average_end"] = ReadMachineInfo().load_average;
     std::ofstream f(json_path);
     f << out.dump(2) << "\n";
     if (!f) Die("cannot write " + json_path);

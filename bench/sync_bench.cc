@@ -28,22 +28,18 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "child_process.h"
 #include "enlace/replica.h"
 #include "enlace/sync.h"
 #include "enlace/team.h"
 #include "enlace/team_schema.h"
 #include "enlace/wire.h"
 
-#ifndef ENLACE_HUB_BIN
-#define ENLACE_HUB_BIN "enlace-hub"
-#endif
-
 namespace enlace::bench {
 namespace {
 
 using nlohmann::json;
 
-constexpr char kPassphrase[] = "una frase larga de prueba";
 constexpr char kCollection[] = "persons";
 
 // ---- the records --------------------------------------------------------------------
@@ -178,6 +174,29 @@ SyncProgress SyncAll(Replica& replica, HttpClient& http, const std::string& url)
   return session.progress();
 }
 
+// A whole sync (SyncAll) with its cost: wall and CPU seconds of this process
+// and of the hub's, and the bytes on the wire.
+struct TimedSync {
+  SyncProgress progress;
+  double seconds = 0;
+  double cpu_s = 0;
+  double hub_cpu_s = 0;
+  WireCounters wire;
+};
+
+TimedSync SyncTimed(Replica& replica, HttpClient& http, const std::string& url, pid_t hub_pid) {
+  http.ResetCounters();
+  const double cpu0 = SelfCpuSeconds(), hub_cpu0 = ProcessCpuSeconds(hub_pid);
+  const double t0 = NowSeconds();
+  TimedSync t;
+  t.progress = SyncAll(replica, http, url);
+  t.seconds = NowSeconds() - t0;
+  t.cpu_s = SelfCpuSeconds() - cpu0;
+  t.hub_cpu_s = ProcessCpuSeconds(hub_pid) - hub_cpu0;
+  t.wire = http.counters();
+  return t;
+}
+
 // Runs `body` in a forked child and returns the JSON it produced.
 json InChild(const std::function<json()>& body) {
   int fds[2];
@@ -199,14 +218,9 @@ json InChild(const std::function<json()>& body) {
     _exit(0);
   }
   close(fds[1]);
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  const std::string text = testing::ReadToEnd(fds[0]);
   close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || text.empty()) Die("a device child failed");
+  if (testing::WaitChild(pid) != 0 || text.empty()) Die("a device child failed");
   return json::parse(text);
 }
 
@@ -248,25 +262,19 @@ json DeviceA(const std::string& dir, const std::string& url, const std::string& 
   const uint64_t capture_rss = SelfPeakRss();
   if (Take(a->PendingCount(), "pending") < n) Die("capture lost records");
 
-  http.ResetCounters();
-  const double cpu0 = SelfCpuSeconds(), hub_cpu0 = ProcessCpuSeconds(hub_pid);
-  const double t0 = NowSeconds();
-  const SyncProgress p = SyncAll(*a, http, url);
-  const double push_s = NowSeconds() - t0;
-  const double push_cpu = SelfCpuSeconds() - cpu0;
-  const double push_hub_cpu = ProcessCpuSeconds(hub_pid) - hub_cpu0;
-  const WireCounters push = http.counters();
+  const TimedSync push = SyncTimed(*a, http, url, hub_pid);
+  const SyncProgress& p = push.progress;
   if (p.sent < n) Die("push sent " + std::to_string(p.sent) + " of " + std::to_string(n));
   const uint64_t push_rss = SelfPeakRss();
 
   auto invite = Take(PrepareInvite(*a, url, "", Role::kField, 3600ull * 1000), "prepare invite");
   SendOk(http, url, invite.request, "invite");
   return {{"capture_cpu_s", capture_cpu},
-          {"push_cpu_s", push_cpu},
-          {"push_hub_cpu_s", push_hub_cpu},
+          {"push_cpu_s", push.cpu_s},
+          {"push_hub_cpu_s", push.hub_cpu_s},
           {"capture_s", capture_s},
-          {"push_s", push_s},
-          {"push_wire", WireJson(push)},
+          {"push_s", push.seconds},
+          {"push_wire", WireJson(push.wire)},
           {"sent", p.sent},
           {"push_rounds", p.rounds},
           {"capture_rss", capture_rss},
@@ -285,19 +293,14 @@ json DeviceB(const std::string& dir, const std::string& url, const std::string& 
     Check(HandleJoinResponse(*b, code, r.body), "join response");
   }
   const uint64_t before_rss = SelfPeakRss();
-  http.ResetCounters();
-  const double cpu0 = SelfCpuSeconds(), hub_cpu0 = ProcessCpuSeconds(hub_pid);
-  const double t0 = NowSeconds();
-  const SyncProgress p = SyncAll(*b, http, url);
-  const double pull_s = NowSeconds() - t0;
-  const double pull_cpu = SelfCpuSeconds() - cpu0;
-  const double pull_hub_cpu = ProcessCpuSeconds(hub_pid) - hub_cpu0;
+  const TimedSync pull = SyncTimed(*b, http, url, hub_pid);
+  const SyncProgress& p = pull.progress;
   if (p.received != n || p.refused != 0) {
     Die("pull received " + std::to_string(p.received) + " of " + std::to_string(n) + ", refused " +
         std::to_string(p.refused) + " " + p.last_refusal);
   }
-  return {{"pull_cpu_s", pull_cpu},    {"pull_hub_cpu_s", pull_hub_cpu},
-          {"pull_s", pull_s},          {"pull_wire", WireJson(http.counters())},
+  return {{"pull_cpu_s", pull.cpu_s},  {"pull_hub_cpu_s", pull.hub_cpu_s},
+          {"pull_s", pull.seconds},    {"pull_wire", WireJson(pull.wire)},
           {"received", p.received},    {"pull_rounds", p.rounds},
           {"pull_rss", SelfPeakRss()}, {"join_rss", before_rss}};
 }
@@ -386,12 +389,7 @@ int Main(int argc, char** argv) {
               m.cpu_model.c_str(), Mb(m.ram_bytes).c_str(), m.kernel.c_str(),
               m.load_average.c_str());
   json out = {{"benchmark", "sync_bench"},
-              {"machine",
-               {{"cpus", m.cpus},
-                {"cpu_model", m.cpu_model},
-                {"ram_bytes", m.ram_bytes},
-                {"kernel", m.kernel},
-                {"load_average_start", m.load_average}}},
+              {"machine", MachineJson(m)},
               {"sqlite", sqlite3_libversion()},
               {"max_push_bytes", g_sync.max_push_bytes},
               {"max_pull_bytes", g_sync.max_pull_bytes},

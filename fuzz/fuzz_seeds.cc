@@ -11,12 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "device_setup.h"
 #include "enlace/replica.h"
 #include "enlace/report.h"
 #include "enlace/sync.h"
 #include "enlace/team.h"
 #include "enlace/wire.h"
 #include "fuzz_team.h"
+#include "temp_dir.h"
 
 namespace enlace::fuzz {
 namespace {
@@ -33,12 +35,16 @@ void Save(const std::string& dir, const std::string& name, const Bytes& bytes) {
   Save(dir, name, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
-template <typename T>
-bool Check(const Result<T>& r, const char* what) {
-  if (r.ok()) return true;
-  std::fprintf(stderr, "fuzz_seeds: %s: %s\n", what, r.status().ToString().c_str());
+bool Check(const Status& s, const char* what) {
+  if (s.ok()) return true;
+  std::fprintf(stderr, "fuzz_seeds: %s: %s\n", what, s.ToString().c_str());
   ++failures;
   return false;
+}
+
+template <typename T>
+bool Check(const Result<T>& r, const char* what) {
+  return Check(r.status(), what);
 }
 
 void SchemaSeeds(const std::string& dir) {
@@ -248,33 +254,19 @@ void WireSeeds(const std::string& dir, Replica& coord, Replica& field,
 }
 
 int Run(const std::string& root) {
-  char templ[] = "/tmp/enlace-seeds-XXXXXX";
-  if (::mkdtemp(templ) == nullptr) return 1;
-  const std::string tmp = templ;
-  {
-    auto coord = Replica::Create(FuzzOptions(tmp + "/coord"), kPassphrase);
-    auto field = Replica::Create(FuzzOptions(tmp + "/field"), kPassphrase);
-    if (!Check(coord, "create") || !Check(field, "create")) return 1;
-    if (!Check(CreateTeam(**coord), "create team")) return 1;
-    Replica& c = **coord;
-    Replica& f = **field;
-    if (!TrustDevice(c, f.device_id(), f.public_keys()).ok() ||
-        !TrustDevice(f, c.device_id(), c.public_keys()).ok()) {
-      return 1;
-    }
-    auto sealed = SealTeamKeysFor(c, f.public_keys().encryption);
-    if (!Check(sealed, "seal") || !AcceptTeamKeys(f, *sealed).ok()) return 1;
-    for (int i = 0; i < 2; ++i) {
-      Check((*field)->Put("cases", FixedRecord(i), {{"status", "\"Active\""}}), "put");
-    }
-    std::vector<std::pair<std::string, Bytes>> bodies;
-    SchemaSeeds(root + "/schema");
-    ReportSeeds(root + "/report");
-    WireSeeds(root + "/wire", **coord, **field, bodies);
-    HubSeeds(root + "/hub_request", bodies);
+  const testing::TempDir tmp(testing::TempDir::Under{"/tmp", "enlace-seeds-"});
+  auto coord = Replica::Create(FuzzOptions(tmp.File("coord")), kPassphrase);
+  auto field = Replica::Create(FuzzOptions(tmp.File("field")), kPassphrase);
+  if (!Check(coord, "create") || !Check(field, "create")) return 1;
+  if (!Check(testing::TryFormTeam(**coord, {field->get()}), "form the team")) return 1;
+  for (int i = 0; i < 2; ++i) {
+    Check((*field)->Put("cases", FixedRecord(i), {{"status", "\"Active\""}}), "put");
   }
-  std::error_code ec;
-  std::filesystem::remove_all(tmp, ec);
+  std::vector<std::pair<std::string, Bytes>> bodies;
+  SchemaSeeds(root + "/schema");
+  ReportSeeds(root + "/report");
+  WireSeeds(root + "/wire", **coord, **field, bodies);
+  HubSeeds(root + "/hub_request", bodies);
   return failures == 0 ? 0 : 1;
 }
 

@@ -1,6 +1,6 @@
 // libFuzzer target for the hub's request handling without sockets: the real
 // HubHandler (server/routes.h) over the real SQLite HubStorage in a scratch
-// folder, the way tests/integration/hub_fixture.cc builds it, on a fixed
+// folder, the way tests/support/hub_fixture.cc builds it, on a fixed
 // clock. The hub holds a registered team: a coordinator, a joined field
 // device, a published report and a viewer token; the fuzzer holds a pool of
 // the field device's real encoded writes.
@@ -46,37 +46,19 @@
 #include "enlace/wire.h"
 #include "fuzz_team.h"
 #include "fuzz_util.h"
+#include "hub_request.h"
 #include "hub_storage.h"
 #include "replica/replica_impl.h"
 #include "routes.h"
+#include "temp_dir.h"
 
 namespace enlace::fuzz {
+
+const char kTargetName[] = "hub_request_fuzz";
+
 namespace {
 
-constexpr char kName[] = "hub_request_fuzz";
 constexpr int kRecreateEvery = 2000;
-
-std::string scratch_dir;
-
-[[noreturn]] void Fail(const std::string& what) {
-  std::error_code ec;
-  if (!scratch_dir.empty()) std::filesystem::remove_all(scratch_dir, ec);
-  Abort(kName, what);
-}
-
-void Expect(bool ok, const std::string& what) {
-  if (!ok) Fail(what);
-}
-
-template <typename T>
-T Must(Result<T> r, const char* what) {
-  if (!r.ok()) Fail(std::string(what) + ": " + r.status().ToString());
-  return std::move(r).value();
-}
-
-void Must(const Status& s, const char* what) {
-  if (!s.ok()) Fail(std::string(what) + ": " + s.ToString());
-}
 
 struct Endpoint {
   const char* method;
@@ -147,24 +129,21 @@ void ReadHeaders(Reader& in, hub::HttpRequest& r) {
 class Fixture {
  public:
   Fixture() {
-    char templ[] = "/tmp/enlace-hubfuzz-XXXXXX";
-    Expect(::mkdtemp(templ) != nullptr, "mkdtemp");
-    dir_ = templ;
-    scratch_dir = dir_;
-    storage_ = Must(hub::OpenSqliteHubStorage(dir_ + "/hub"), "open hub storage");
+    scratch_dir = dir_.path();
+    storage_ = Must(hub::OpenSqliteHubStorage(dir_.File("hub")), "open hub storage");
     hub::HubOptions options;
     options.clock = [] { return kClockMs; };
     handler_ = std::make_unique<hub::HubHandler>(*storage_, options);
 
     const std::string token = "tok-bootstrap-fuzz";
     Must(storage_->AddBootstrapToken(hub::HashToken(token), kClockMs), "bootstrap token");
-    coord_ = Must(Replica::Create(FuzzOptions(dir_ + "/coord"), kPassphrase), "create");
+    coord_ = Must(Replica::Create(FuzzOptions(dir_.File("coord")), kPassphrase), "create");
     Must(CreateTeam(*coord_).status(), "create team");
     auto reg = Send(Must(BuildRegisterTeamRequest(*coord_, "Fuzz", "coord", token), "register"));
     Expect(reg.status == 200, "register: " + reg.body);
     Must(HandleMembersResponse(*coord_, AsBytes(reg.body)), "members");
 
-    field_ = Must(Replica::Create(FuzzOptions(dir_ + "/field"), kPassphrase), "create");
+    field_ = Must(Replica::Create(FuzzOptions(dir_.File("field")), kPassphrase), "create");
     auto invite =
         Must(PrepareInvite(*coord_, "http://hub.test", "", Role::kField, 3600 * 1000), "invite");
     auto created = Send(invite.request);
@@ -198,8 +177,6 @@ class Fixture {
   ~Fixture() {
     handler_.reset();
     storage_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
   }
 
   hub::HttpResponse Handle(const hub::HttpRequest& r) {
@@ -214,14 +191,7 @@ class Fixture {
     return resp;
   }
 
-  hub::HttpResponse Send(const OutgoingRequest& o) {
-    hub::HttpRequest r;
-    r.method = o.method;
-    r.target = o.path;
-    for (const auto& [k, v] : o.headers) r.headers[k] = v;
-    r.body.assign(o.body.begin(), o.body.end());
-    return Handle(r);
-  }
+  hub::HttpResponse Send(const OutgoingRequest& o) { return Handle(testing::ToHttpRequest(o)); }
 
   // Signature headers of `r` by `who`; `spoil` 1 flips a signature byte,
   // 2 moves the time 10 minutes ahead, 3 reuses the previous nonce.
@@ -255,7 +225,7 @@ class Fixture {
     return rows;
   }
 
-  std::string dir_;
+  testing::TempDir dir_{testing::TempDir::Under{"/tmp", "enlace-hubfuzz-"}};  // removed last
   std::unique_ptr<hub::HubStorage> storage_;
   std::unique_ptr<hub::HubHandler> handler_;
   std::unique_ptr<Replica> coord_, field_;

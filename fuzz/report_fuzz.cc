@@ -18,13 +18,10 @@
 #include "report_check.h"
 
 namespace enlace::fuzz {
+
+const char kTargetName[] = "report_fuzz";
+
 namespace {
-
-constexpr char kName[] = "report_fuzz";
-
-void Expect(bool ok, const std::string& what) {
-  if (!ok) Abort(kName, what);
-}
 
 void CheckVerdict(const hub::ReportVerdict& v, uint32_t min_k) {
   Expect(v.http_status == 200 || v.http_status == 400 || v.http_status == 422,
@@ -46,7 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto parsed = report::ParseJson(text);
   if (!parsed.ok()) {
-    Expect(!parsed.status().message().empty(), "ParseJson: an error without a message");
+    ExpectMessage(parsed.status(), "ParseJson");
   } else {
     const report::Published& p = *parsed;
     (void)report::RenderText(p);

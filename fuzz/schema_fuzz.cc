@@ -31,17 +31,10 @@
 #include "fuzz_util.h"
 
 namespace enlace::fuzz {
+
+const char kTargetName[] = "schema_fuzz";
+
 namespace {
-
-constexpr char kName[] = "schema_fuzz";
-
-void Expect(bool ok, const std::string& what) {
-  if (!ok) Abort(kName, what);
-}
-
-void ExpectMessage(const Status& s, const char* what) {
-  if (!s.ok()) Expect(!s.message().empty(), std::string(what) + ": an error without a message");
-}
 
 size_t Hash(std::string_view text) {
   size_t h = 1469598103;

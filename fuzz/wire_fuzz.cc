@@ -25,19 +25,10 @@
 #include "fuzz_util.h"
 
 namespace enlace::fuzz {
+
+const char kTargetName[] = "wire_fuzz";
+
 namespace {
-
-constexpr char kName[] = "wire_fuzz";
-
-void Expect(bool ok, const std::string& what) {
-  if (!ok) Abort(kName, what);
-}
-
-template <typename T>
-void ExpectError(const Result<T>& r, const char* what) {
-  if (!r.ok())
-    Expect(!r.status().message().empty(), std::string(what) + ": an error without a message");
-}
 
 // Decodes with `decode` under default and tight limits; checks the
 // invariants above.
@@ -51,8 +42,8 @@ void CheckEnvelope(std::span<const uint8_t> input, Decode decode, const char* wh
   tight.max_envelope_bytes = 64;
   const auto full = decode(input, WireLimits{});
   const auto small = decode(input, tight);
-  ExpectError(full, what);
-  ExpectError(small, what);
+  ExpectMessage(full.status(), what);
+  ExpectMessage(small.status(), what);
   if (small.ok()) {
     Expect(full.ok(), std::string(what) + ": tight limits accepted what default limits refused");
     Expect(Encode(*small) == Encode(*full), std::string(what) + ": limits changed a message");
@@ -67,13 +58,13 @@ void CheckEnvelope(std::span<const uint8_t> input, Decode decode, const char* wh
 
 void CheckReportAnswers(std::string_view text) {
   auto answer = DecodePublishReportAnswer(text);
-  ExpectError(answer, "DecodePublishReportAnswer");
+  ExpectMessage(answer.status(), "DecodePublishReportAnswer");
   if (answer.ok()) {
     auto again = DecodePublishReportAnswer(EncodePublishReportAnswer(*answer));
     Expect(again.ok() && *again == *answer, "a publish answer does not round-trip");
   }
   auto list = DecodeReportList(text);
-  ExpectError(list, "DecodeReportList");
+  ExpectMessage(list.status(), "DecodeReportList");
   if (list.ok()) {
     auto again = DecodeReportList(EncodeReportList(*list));
     Expect(again.ok() && *again == *list, "a report list does not round-trip");
@@ -132,10 +123,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckReportAnswers(text);
 
   auto invite = ParseInviteCode(text);
-  ExpectError(invite, "ParseInviteCode");
+  ExpectMessage(invite.status(), "ParseInviteCode");
 
   auto po = i18n::ParsePo(text);
-  ExpectError(po, "ParsePo");
+  ExpectMessage(po.status(), "ParsePo");
   if (po.ok()) {
     for (const auto& e : *po) Expect(e.line >= 1, "ParsePo: an entry without a line");
   }

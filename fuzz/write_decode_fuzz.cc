@@ -39,40 +39,22 @@
 #include <string>
 #include <vector>
 
+#include "device_setup.h"
 #include "enlace/replica.h"
 #include "enlace/schema.h"
 #include "enlace/team.h"
 #include "enlace/write.h"
 #include "fuzz_team.h"
+#include "fuzz_util.h"
 #include "replica/replica_impl.h"
 #include "replica/write_internal.h"
+#include "temp_dir.h"
 
 namespace enlace::fuzz {
+
+const char kTargetName[] = "write_decode_fuzz";
+
 namespace {
-
-// The fixture's scratch folder, removed on exit and before an abort.
-std::string scratch_dir;
-
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "write_decode_fuzz: invariant broken: %s\n", what.c_str());
-  std::error_code ec;
-  if (!scratch_dir.empty()) std::filesystem::remove_all(scratch_dir, ec);
-  std::abort();
-}
-
-void Expect(bool ok, const std::string& what) {
-  if (!ok) Fail(what);
-}
-
-template <typename T>
-T Must(Result<T> r, const char* what) {
-  if (!r.ok()) Fail(std::string(what) + ": " + r.status().ToString());
-  return std::move(r).value();
-}
-
-void Must(const Status& s, const char* what) {
-  if (!s.ok()) Fail(std::string(what) + ": " + s.ToString());
-}
 
 Bytes Newest(Replica& r) {
   auto pending = Must(r.PendingWrites(SIZE_MAX), "pending writes");
@@ -80,38 +62,20 @@ Bytes Newest(Replica& r) {
   return pending.back().second;
 }
 
-void Join(Replica& a, Replica& b) {
-  Must(TrustDevice(a, b.device_id(), b.public_keys()), "trust");
-  Must(TrustDevice(b, a.device_id(), a.public_keys()), "trust");
-  Must(AcceptTeamKeys(b, Must(SealTeamKeysFor(a, b.public_keys().encryption), "seal")),
-       "accept team keys");
-}
-
 class Fixture {
  public:
   Fixture() {
-    char templ[] = "/tmp/enlace-fuzz-XXXXXX";
-    Expect(::mkdtemp(templ) != nullptr, "mkdtemp");
-    dir_ = templ;
-    scratch_dir = dir_;
-    target_ = Must(Replica::Create(FuzzOptions(dir_ + "/target"), kPassphrase), "create");
-    w1_ = Must(Replica::Create(FuzzOptions(dir_ + "/w1"), kPassphrase), "create");
-    w2_ = Must(Replica::Create(FuzzOptions(dir_ + "/w2"), kPassphrase), "create");
-    Must(CreateTeam(*target_).status(), "create team");
-    Join(*target_, *w1_);
-    Join(*target_, *w2_);
-    Must(TrustDevice(*w1_, w2_->device_id(), w2_->public_keys()), "trust");
-    Must(TrustDevice(*w2_, w1_->device_id(), w1_->public_keys()), "trust");
+    scratch_dir = dir_.path();
+    target_ = Must(Replica::Create(FuzzOptions(dir_.File("target")), kPassphrase), "create");
+    w1_ = Must(Replica::Create(FuzzOptions(dir_.File("w1")), kPassphrase), "create");
+    w2_ = Must(Replica::Create(FuzzOptions(dir_.File("w2")), kPassphrase), "create");
+    Must(testing::TryFormTeam(*target_, {w1_.get(), w2_.get()}), "form the team");
     signers_ = {w1_.get(), w2_.get(), target_.get()};
     BuildHistory();
     TakeSnapshot();
   }
 
-  ~Fixture() {
-    sqlite3_close(snapshot_);
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  ~Fixture() { sqlite3_close(snapshot_); }
 
   // Puts the target back to the snapshot (store contents and clock) if
   // anything may have changed since the last restore.
@@ -194,7 +158,7 @@ class Fixture {
     snapshot_hlc_ = target_->clock().last();
   }
 
-  std::string dir_;
+  testing::TempDir dir_{testing::TempDir::Under{"/tmp", "enlace-fuzz-"}};  // removed last
   std::unique_ptr<Replica> target_, w1_, w2_;
   std::vector<Replica*> signers_;
   sqlite3* snapshot_ = nullptr;

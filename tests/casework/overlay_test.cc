@@ -19,6 +19,7 @@
 namespace enlace {
 namespace {
 
+using testing::Deliver;
 using testing::JoinTeam;
 using testing::MakeReplica;
 using testing::TempDir;
@@ -48,16 +49,6 @@ void SetRole(Replica& at, Replica& who, Role role, bool revoked = false) {
   m.role = role;
   m.revoked = revoked;
   REQUIRE(at.impl().store().PutMember(m).ok());
-}
-
-// Applies `from`'s own unsent writes at `to`, in counter order (causal).
-void Deliver(Replica& from, Replica& to) {
-  auto pending = from.PendingWrites(SIZE_MAX);
-  REQUIRE(pending.ok());
-  for (const auto& [counter, bytes] : *pending) {
-    auto applied = to.ApplyRemote(bytes);
-    REQUIRE_MESSAGE(applied.ok(), applied.status().ToString());
-  }
 }
 
 ReplicaOptions Validating(const std::string& dir) {

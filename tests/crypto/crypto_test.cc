@@ -10,6 +10,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "test_util.h"
+
 namespace enlace::internal {
 namespace {
 
@@ -218,13 +220,10 @@ TEST_CASE("AEAD open fails with kDecryptFailed for every truncation of the ciphe
 
 TEST_CASE("AEAD open fails with kDecryptFailed when the associated data changed") {
   AeadFixture f;
-  for (size_t i = 0; i < f.aad.size(); ++i) {
-    CAPTURE(i);
-    Bytes bad = f.aad;
-    bad[i] ^= 0x01;
+  testing::ForEachFlippedByte(f.aad, [&](const Bytes& bad) {
     CHECK(AeadOpen(f.key, f.nonce, f.ciphertext, bad).status().code() ==
           StatusCode::kDecryptFailed);
-  }
+  });
   Bytes shorter(f.aad.begin(), f.aad.end() - 1);
   CHECK(AeadOpen(f.key, f.nonce, f.ciphertext, shorter).status().code() ==
         StatusCode::kDecryptFailed);
@@ -237,12 +236,9 @@ TEST_CASE("AEAD open fails with kDecryptFailed when the associated data changed"
 
 TEST_CASE("AEAD open fails with kDecryptFailed when the nonce changed") {
   AeadFixture f;
-  for (size_t i = 0; i < f.nonce.size(); ++i) {
-    CAPTURE(i);
-    AeadNonce bad = f.nonce;
-    bad[i] ^= 0x01;
+  testing::ForEachFlippedByte(f.nonce, [&](const AeadNonce& bad) {
     CHECK(AeadOpen(f.key, bad, f.ciphertext, f.aad).status().code() == StatusCode::kDecryptFailed);
-  }
+  });
 }
 
 TEST_CASE("AEAD open refuses a key of the wrong size") {
@@ -271,22 +267,14 @@ TEST_CASE("a signature verifies for its message and key only") {
   CHECK(VerifySignature(kp.public_key, msg, sig));
 
   SUBCASE("a tampered message does not verify") {
-    for (size_t i = 0; i < msg.size(); ++i) {
-      CAPTURE(i);
-      Bytes bad = msg;
-      bad[i] ^= 0x01;
-      CHECK_FALSE(VerifySignature(kp.public_key, bad, sig));
-    }
+    testing::ForEachFlippedByte(
+        msg, [&](const Bytes& bad) { CHECK_FALSE(VerifySignature(kp.public_key, bad, sig)); });
     CHECK_FALSE(VerifySignature(kp.public_key, ByteView(msg.data(), msg.size() - 1), sig));
     CHECK_FALSE(VerifySignature(kp.public_key, {}, sig));
   }
   SUBCASE("a tampered signature does not verify") {
-    for (size_t i = 0; i < sig.size(); ++i) {
-      CAPTURE(i);
-      Signature bad = sig;
-      bad[i] ^= 0x01;
-      CHECK_FALSE(VerifySignature(kp.public_key, msg, bad));
-    }
+    testing::ForEachFlippedByte(
+        sig, [&](const Signature& bad) { CHECK_FALSE(VerifySignature(kp.public_key, msg, bad)); });
     CHECK_FALSE(VerifySignature(kp.public_key, msg, Signature{}));
   }
   SUBCASE("another key does not verify") {
@@ -345,12 +333,9 @@ TEST_CASE("a sealed box does not open with another key pair or when altered") {
   const Bytes sealed = SealTo(recipient.public_key, ToBytes("team key bundle"));
   CHECK(OpenSealed(other, sealed).status().code() == StatusCode::kDecryptFailed);
 
-  for (size_t i = 0; i < sealed.size(); ++i) {
-    CAPTURE(i);
-    Bytes bad = sealed;
-    bad[i] ^= 0x01;
+  testing::ForEachFlippedByte(sealed, [&](const Bytes& bad) {
     CHECK(OpenSealed(recipient, bad).status().code() == StatusCode::kDecryptFailed);
-  }
+  });
   for (size_t len = 0; len < sealed.size(); ++len) {
     CAPTURE(len);
     CHECK(OpenSealed(recipient, ByteView(sealed.data(), len)).status().code() ==

@@ -212,28 +212,22 @@ TEST_CASE("every single flipped byte of the vault file is refused, never opened"
 
 TEST_CASE("a tampered vault ciphertext is kCorruption even with the checksum recomputed") {
   VaultFixture f;
-  for (size_t i = kCiphertextAt; i < f.file.size() - kHashBytes; ++i) {
-    CAPTURE(i);
-    Bytes bad = f.file;
-    bad[i] ^= 0x01;
+  testing::ForEachFlippedByte(f.file, kCiphertextAt, f.file.size() - kHashBytes, [&](Bytes bad) {
     Reseal(bad);
     WriteBytes(f.path, bad);
     CHECK(f.UnlockCode() == StatusCode::kCorruption);
-  }
+  });
 }
 
 TEST_CASE(
     "a tampered vault nonce or ciphertext length is kCorruption even with the checksum "
     "recomputed") {
   VaultFixture f;
-  for (size_t i = kNonceAt; i < kCiphertextAt; ++i) {
-    CAPTURE(i);
-    Bytes bad = f.file;
-    bad[i] ^= 0x01;
+  testing::ForEachFlippedByte(f.file, kNonceAt, kCiphertextAt, [&](Bytes bad) {
     Reseal(bad);
     WriteBytes(f.path, bad);
     CHECK(f.UnlockCode() == StatusCode::kCorruption);
-  }
+  });
   SUBCASE("a byte inserted before the checksum") {
     Bytes bad = f.file;
     bad.insert(bad.end() - kHashBytes, 0x00);

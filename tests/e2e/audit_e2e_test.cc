@@ -137,13 +137,18 @@ json Audit(const CliDevice& d, const std::string& collection, const std::string&
   return doc;
 }
 
-TEST_CASE("enlace audit shows the writes made; a flipped ciphertext byte on the hub is caught") {
+// An office with two field devices, ana and beto, and their ids in hex.
+struct TwoDevices {
   Office o;
   CliDevice ana = o.Join("ana");
   CliDevice beto = o.Join("beto");
   const std::string ana_hex = DeviceHex(ana);
   const std::string beto_hex = DeviceHex(beto);
+};
 
+TEST_CASE_FIXTURE(
+    TwoDevices,
+    "enlace audit shows the writes made; a flipped ciphertext byte on the hub is caught") {
   // ana records an encounter; beto receives it.
   const std::string id =
       Put(ana, {"encounters", "enc_Date=2026-11-29", "enc_Kind=Street", "enc_Place=Apizaco",
@@ -265,12 +270,8 @@ TEST_CASE("enlace audit shows the writes made; a flipped ciphertext byte on the 
   }
 }
 
-TEST_CASE("a changed metadata byte and two swapped rows are reported by admin verify") {
-  Office o;
-  CliDevice ana = o.Join("ana");
-  CliDevice beto = o.Join("beto");
-  const std::string ana_hex = DeviceHex(ana);
-  const std::string beto_hex = DeviceHex(beto);
+TEST_CASE_FIXTURE(TwoDevices,
+                  "a changed metadata byte and two swapped rows are reported by admin verify") {
   const std::string first = Put(ana, {"encounters", "enc_Date=2026-11-29", "enc_Kind=Street",
                                       "enc_Place=Tlaxco", "enc_PeopleReached=3"});
   const std::string second = Put(beto, {"encounters", "enc_Date=2026-11-28", "enc_Kind=Street",

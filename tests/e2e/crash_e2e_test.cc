@@ -11,15 +11,12 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -33,8 +30,6 @@
 #include "enlace/replica.h"
 #include "enlace/sync.h"
 #include "fault_proxy.h"
-
-extern char** environ;
 
 namespace enlace {
 namespace {
@@ -51,40 +46,24 @@ int Trials() {
   return std::max(1, std::atoi(s));
 }
 
-uint64_t Seed() {
-  if (const char* s = std::getenv("ENLACE_CRASH_SEED")) return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
-}
+// A crash test's run: its seed and number of trials, announced so that the
+// run can be repeated, and its random generator (stream `stream` of the seed,
+// one per test).
+struct CrashPlan {
+  explicit CrashPlan(uint64_t stream) : rng(seed + stream) {
+    MESSAGE("ENLACE_CRASH_SEED=", seed, ", ", trials, " trials");
+  }
+  const uint64_t seed = testing::CrashSeed();
+  const int trials = Trials();
+  std::mt19937_64 rng;
+};
 
 // A child process with its output thrown away.
 pid_t Spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  std::vector<std::string> args = argv;
-  std::vector<std::string> envs;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string kv(*e);
-    if (!env.contains(kv.substr(0, kv.find('=')))) envs.push_back(kv);
-  }
-  for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
-  std::vector<char*> cargs, cenv;
-  for (auto& a : args) cargs.push_back(a.data());
-  cargs.push_back(nullptr);
-  for (auto& e : envs) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, cargs.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&fa);
-  return rc == 0 ? pid : -1;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  using testing::ChildStream;
+  auto pid = testing::SpawnChild(argv, testing::ChildEnvironment(env), ChildStream::Null(O_RDONLY),
+                                 ChildStream::Null(O_WRONLY), ChildStream::Null(O_WRONLY));
+  return pid.ok() ? *pid : -1;
 }
 
 // Runs the command and kills it with SIGKILL after `delay` unless it ended
@@ -95,7 +74,7 @@ int RunAndKill(const CliDevice& d, const std::vector<std::string>& args,
   REQUIRE(pid > 0);
   std::this_thread::sleep_for(delay);
   kill(pid, SIGKILL);  // harmless when it already exited (it is not reaped yet)
-  return Wait(pid);
+  return testing::WaitChild(pid);
 }
 
 std::chrono::microseconds TimeOf(const std::function<void()>& f) {
@@ -121,11 +100,8 @@ void CheckAckedOnHub(ReadOnlyDb& hub, const std::string& device_hex, uint64_t ac
 }
 
 TEST_CASE("enlace put killed at random points keeps every write it acknowledged") {
-  const uint64_t seed = Seed();
-  const int trials = Trials();
-  INFO("ENLACE_CRASH_SEED=", seed);
-  MESSAGE("ENLACE_CRASH_SEED=", seed, ", ", trials, " trials");
-  std::mt19937_64 rng(seed);
+  CrashPlan plan(/*stream=*/0);
+  INFO("ENLACE_CRASH_SEED=", plan.seed);
   Office o;
   CliDevice ana = o.Join("ana");
   // How long a put takes here; kill points spread over 1.5 times that.
@@ -138,10 +114,10 @@ TEST_CASE("enlace put killed at random points keeps every write it acknowledged"
 
   std::set<std::string> acked;
   int killed = 0;
-  for (int t = 0; t < trials; ++t) {
+  for (int t = 0; t < plan.trials; ++t) {
     const std::string mark = "p" + std::to_string(t);
     const int rc =
-        RunAndKill(ana, testing::PutEncounter(mark), std::chrono::microseconds(delay(rng)));
+        RunAndKill(ana, testing::PutEncounter(mark), std::chrono::microseconds(delay(plan.rng)));
     INFO("trial ", t, " exit ", rc);
     REQUIRE((rc == 0 || rc == 128 + SIGKILL));
     if (rc == 0) acked.insert(mark);
@@ -153,7 +129,7 @@ TEST_CASE("enlace put killed at random points keeps every write it acknowledged"
     // The device opens and answers after every kill.
     REQUIRE(ana.Run({"status"}).exit_code == 0);
   }
-  MESSAGE(trials, " puts: ", acked.size(), " finished, ", killed, " killed (put takes ~",
+  MESSAGE(plan.trials, " puts: ", acked.size(), " finished, ", killed, " killed (put takes ~",
           put_time.count() / 1000, " ms)");
 
   const json local = ana.Json({"list", "encounters"});
@@ -161,7 +137,7 @@ TEST_CASE("enlace put killed at random points keeps every write it acknowledged"
   o.coord.Sync();
   const json remote = o.coord.Json({"list", "encounters"});
   CHECK(remote == local);
-  for (int t = 0; t < trials; ++t) {
+  for (int t = 0; t < plan.trials; ++t) {
     const std::string mark = "p" + std::to_string(t);
     INFO("trial ", t);
     if (acked.contains(mark)) {
@@ -179,11 +155,8 @@ TEST_CASE("enlace put killed at random points keeps every write it acknowledged"
 }
 
 TEST_CASE("enlace sync killed at random points loses and duplicates nothing") {
-  const uint64_t seed = Seed();
-  const int trials = Trials();
-  INFO("ENLACE_CRASH_SEED=", seed);
-  MESSAGE("ENLACE_CRASH_SEED=", seed, ", ", trials, " trials");
-  std::mt19937_64 rng(seed + 1);
+  CrashPlan plan(/*stream=*/1);
+  INFO("ENLACE_CRASH_SEED=", plan.seed);
   Office o;
   CliDevice ana = o.Join("ana");
   const std::string ana_id = IdOf(ana);
@@ -205,9 +178,9 @@ TEST_CASE("enlace sync killed at random points loses and duplicates nothing") {
   std::uniform_int_distribution<int64_t> delay(0, sync_time.count() * 3 / 2);
 
   int killed = 0;
-  for (int t = 0; t < trials; ++t) {
+  for (int t = 0; t < plan.trials; ++t) {
     prepare(t);
-    const int rc = RunAndKill(ana, {"sync"}, std::chrono::microseconds(delay(rng)));
+    const int rc = RunAndKill(ana, {"sync"}, std::chrono::microseconds(delay(plan.rng)));
     INFO("trial ", t, " exit ", rc);
     REQUIRE((rc == 0 || rc == 128 + SIGKILL));
     if (rc != 0) ++killed;
@@ -222,8 +195,8 @@ TEST_CASE("enlace sync killed at random points loses and duplicates nothing") {
     CheckAckedOnHub(hub, ana_id, ana_writes - pending);
     if (rc == 0) CHECK(pending == 0);
   }
-  MESSAGE(trials, " syncs: ", trials - killed, " finished, ", killed, " killed (sync takes ~",
-          sync_time.count() / 1000, " ms)");
+  MESSAGE(plan.trials, " syncs: ", plan.trials - killed, " finished, ", killed,
+          " killed (sync takes ~", sync_time.count() / 1000, " ms)");
 
   ana.Sync();
   o.coord.Sync();
@@ -278,11 +251,8 @@ struct Writer {
 };
 
 TEST_CASE("the hub killed at random points while writes arrive keeps what it acknowledged") {
-  const uint64_t seed = Seed();
-  const int trials = Trials();
-  INFO("ENLACE_CRASH_SEED=", seed);
-  MESSAGE("ENLACE_CRASH_SEED=", seed, ", ", trials, " trials");
-  std::mt19937_64 rng(seed + 2);
+  CrashPlan plan(/*stream=*/2);
+  INFO("ENLACE_CRASH_SEED=", plan.seed);
   Office o;
   CliDevice ana = o.Join("ana");
   const std::string ana_id = IdOf(ana);
@@ -316,7 +286,7 @@ TEST_CASE("the hub killed at random points while writes arrive keeps what it ack
   int cli_finished = 0;
   uint64_t acked_at_kill = 0;  // acknowledged writes found on a dead hub's disk
   std::uniform_int_distribution<int> kill_after_ms(5, 300);
-  for (int t = 0; t < trials; ++t) {
+  for (int t = 0; t < plan.trials; ++t) {
     INFO("trial ", t);
     const int port = o.hub->port();
     // ana pushes a batch with the CLI (retrying across the restart, or not),
@@ -332,10 +302,10 @@ TEST_CASE("the hub killed at random points while writes arrive keeps what it ack
         }
       });
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(kill_after_ms(rng)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(kill_after_ms(plan.rng)));
     o.hub->Kill();
     for (auto& th : threads) th.join();
-    const int cli_rc = Wait(cli);
+    const int cli_rc = testing::WaitChild(cli);
     CHECK((cli_rc == 0 || cli_rc == 3));
     if (cli_rc == 0) ++cli_finished;
 
@@ -385,7 +355,7 @@ TEST_CASE("the hub killed at random points while writes arrive keeps what it ack
   ReadOnlyDb hub(o.hub_db());
   CHECK(hub.IntegrityCheck() == "ok");
   CHECK(hub.Int("SELECT count(*) FROM writes") == static_cast<int64_t>(total));
-  MESSAGE(trials, " hub kills (the CLI's sync finished before or across ", cli_finished,
+  MESSAGE(plan.trials, " hub kills (the CLI's sync finished before or across ", cli_finished,
           " of them); ", total, " writes in all, every one stored once; ", acked_at_kill,
           " acknowledged writes checked on the dead hubs' disks");
 }

@@ -1,104 +1,26 @@
 // End to end with the real binaries: enlace-hub on 127.0.0.1 (port 0) and
 // the enlace CLI, as a regional office and its field devices would run them
 // (SCENARIOS 1, 2 and 8).
-#include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
-#include <thread>
 
-#include "process.h"
-#include "test_util.h"
+#include "cli_fixture.h"
+#include "fault_proxy.h"
 
 namespace enlace {
 namespace {
 
 using nlohmann::json;
+using testing::BootstrapToken;
+using testing::CliDevice;
 using testing::HubProcess;
+using testing::kHubBin;
+using testing::Office;
 using testing::Run;
 using testing::RunResult;
 using testing::TempDir;
-
-const std::string kHub = ENLACE_HUB_BIN;
-const std::string kCli = ENLACE_CLI_BIN;
-
-// One device: a home folder driven through the CLI.
-struct Device {
-  std::string home;
-  std::string passphrase = "una frase larga de prueba";
-
-  RunResult Run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) const {
-    std::vector<std::string> argv = {kCli, "--home", home};
-    argv.insert(argv.end(), args.begin(), args.end());
-    env.emplace("ENLACE_PASSPHRASE", passphrase);
-    env.emplace("ENLACE_KDF", "min");
-    env.emplace("ENLACE_RETRY_BASE_MS", "20");
-    return testing::Run(argv, env);
-  }
-  // Runs with --json and requires exit 0.
-  json Json(std::vector<std::string> args) const {
-    args.insert(args.begin(), "--json");
-    const RunResult r = Run(args);
-    INFO("enlace ", args[1], " stdout: ", r.out, " stderr: ", r.err);
-    REQUIRE(r.exit_code == 0);
-    return json::parse(r.out);
-  }
-  void Ok(std::vector<std::string> args) const {
-    const RunResult r = Run(args);
-    INFO("enlace ", args[0], " stdout: ", r.out, " stderr: ", r.err);
-    REQUIRE(r.exit_code == 0);
-  }
-  json Sync() const { return Json({"sync"}); }
-};
-
-std::string BootstrapToken(const std::string& data) {
-  const RunResult r = Run({kHub, "admin", "bootstrap-token", "--data", data});
-  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  std::string token = r.out;
-  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
-  return token;
-}
-
-// The hub's Prometheus text.
-std::string Metrics(const HubProcess& hub) {
-  return testing::RawExchange(hub.port(),
-                              "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-}
-
-struct Office {
-  TempDir dir;
-  std::string data = dir.File("hub");
-  std::unique_ptr<HubProcess> hub = std::make_unique<HubProcess>(kHub, data);
-  Device coord{dir.File("coord")};
-
-  explicit Office(const std::string& team = "Tlaxcala") {
-    coord.Ok({"init", "--hub", hub->url(), "--team", team, "--token", BootstrapToken(data),
-              "--name", "coordinadora"});
-  }
-  std::string Invite(const std::string& role = "field") {
-    return coord.Json({"invite", "--role", role})["code"].get<std::string>();
-  }
-  Device Join(const std::string& name) {
-    Device d{dir.File(name)};
-    d.Ok({"join", Invite(), "--name", name});
-    return d;
-  }
-};
-
-std::string Slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // `enlace put` of a new outreach encounter that passes the schema: its
 // required date and kind, a place, and `reached` people reached.
@@ -113,15 +35,17 @@ std::vector<std::string> PutEncounter(int reached) {
 
 bool FolderContains(const std::string& dir, const std::string& needle) {
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file() && Slurp(e.path()).find(needle) != std::string::npos) return true;
+    if (e.is_regular_file() && testing::ReadFile(e.path()).find(needle) != std::string::npos) {
+      return true;
+    }
   }
   return false;
 }
 
 TEST_CASE("two field devices edit offline, see the same conflicts, resolve them and converge") {
   Office o;
-  Device ana = o.Join("ana");
-  Device beto = o.Join("beto");
+  CliDevice ana = o.Join("ana");
+  CliDevice beto = o.Join("beto");
 
   const std::string id = ana.Json({"put", "cases", "cas_Status=Active", "cas_Title=Tenancingo",
                                    "cas_CaseComment=primer contacto"})["id"];
@@ -163,7 +87,7 @@ TEST_CASE("two field devices edit offline, see the same conflicts, resolve them 
   o.coord.Sync();
   ana.Sync();
   beto.Sync();
-  for (const Device* d : {&ana, &beto, &o.coord}) {
+  for (const CliDevice* d : {&ana, &beto, &o.coord}) {
     CHECK(d->Json({"conflicts"}).empty());
     const json r = d->Json({"get", "cases", id});
     CHECK(r["fields"]["cas_Status"] == "ClosedReferred");
@@ -174,16 +98,16 @@ TEST_CASE("two field devices edit offline, see the same conflicts, resolve them 
 
 TEST_CASE("a device that joins later bootstraps everything; another team sees nothing") {
   Office o;
-  Device ana = o.Join("ana");
+  CliDevice ana = o.Join("ana");
   for (int i = 0; i < 25; ++i) ana.Ok(PutEncounter(i));
   ana.Sync();
-  Device late = o.Join("late");
+  CliDevice late = o.Join("late");
   const json moved = late.Sync();
   CHECK(moved["received"] == 25);
   CHECK(late.Json({"list", "encounters"}) == ana.Json({"list", "encounters"}));
 
   // A second team on the same hub.
-  Device other{o.dir.File("other")};
+  CliDevice other{o.dir.File("other")};
   other.Ok({"init", "--hub", o.hub->url(), "--team", "Puebla", "--token", BootstrapToken(o.data)});
   CHECK(other.Sync()["received"] == 0);
   CHECK(other.Json({"list", "encounters"}).empty());
@@ -191,7 +115,7 @@ TEST_CASE("a device that joins later bootstraps everything; another team sees no
 
 TEST_CASE("the hub's data folder holds none of the values written") {
   Office o;
-  Device ana = o.Join("ana");
+  CliDevice ana = o.Join("ana");
   const std::string name = "Guadalupe Xochitl";
   const std::string phone = "2461234567";
   ana.Ok({"put", "persons", "prs_FirstName=" + name, "prs_LastName=Tlapaltotoli",
@@ -212,13 +136,13 @@ TEST_CASE("the hub's data folder holds none of the values written") {
 
 TEST_CASE("a hub restarted mid-way loses no acknowledged write") {
   Office o;
-  Device ana = o.Join("ana");
+  CliDevice ana = o.Join("ana");
   ana.Ok({"put", "cases", "cas_Status=Active"});
   ana.Sync();
   const int port = o.hub->port();
   CHECK(o.hub->Stop() == 0);  // SIGTERM: graceful
   o.hub.reset();
-  o.hub = std::make_unique<HubProcess>(kHub, o.data, "127.0.0.1:" + std::to_string(port));
+  o.hub = std::make_unique<HubProcess>(kHubBin, o.data, "127.0.0.1:" + std::to_string(port));
   ana.Ok({"put", "cases", "cas_Status=FollowUp"});
   ana.Sync();
   o.coord.Sync();
@@ -227,9 +151,7 @@ TEST_CASE("a hub restarted mid-way loses no acknowledged write") {
   // Even killed without warning, what it acknowledged is there.
   ana.Ok({"put", "cases", "cas_Status=Closed"});
   CHECK(ana.Sync()["sent"] == 1);
-  o.hub->Kill();
-  o.hub.reset();
-  o.hub = std::make_unique<HubProcess>(kHub, o.data, "127.0.0.1:" + std::to_string(port));
+  o.RestartHub(/*kill=*/true);
   o.coord.Sync();
   CHECK(o.coord.Json({"list", "cases"}).size() == 3);
 }
@@ -257,125 +179,51 @@ TEST_CASE("garbage, truncated and oversized requests get 4xx and the hub keeps s
 
 TEST_CASE("an online backup taken while the hub serves holds every acknowledged write") {
   Office o;
-  Device ana = o.Join("ana");
+  CliDevice ana = o.Join("ana");
   for (int i = 0; i < 10; ++i) ana.Ok(PutEncounter(i));
   CHECK(ana.Sync()["sent"] == 10);
   const std::string out = o.dir.File("backup.db");
-  const RunResult backup = Run({kHub, "admin", "backup", "--data", o.data, "--out", out});
+  const RunResult backup = Run({kHubBin, "admin", "backup", "--data", o.data, "--out", out});
   INFO(backup.err);
   REQUIRE(backup.exit_code == 0);
   // Never over an existing file.
-  CHECK(Run({kHub, "admin", "backup", "--data", o.data, "--out", out}).exit_code != 0);
+  CHECK(Run({kHubBin, "admin", "backup", "--data", o.data, "--out", out}).exit_code != 0);
 
   // A hub started from the copy serves the team as it was.
   const std::string restored = o.dir.File("restored");
   std::filesystem::create_directories(restored);
   std::filesystem::copy_file(out, restored + "/hub.db");
   o.hub->Stop();
-  o.hub = std::make_unique<HubProcess>(kHub, restored);
-  const std::string metrics = Metrics(*o.hub);
+  o.hub = std::make_unique<HubProcess>(kHubBin, restored);
+  const std::string metrics = testing::HubMetrics(o.hub->port());
   CHECK(metrics.find("enlace_log_writes 10\n") != std::string::npos);
   CHECK(metrics.find("enlace_devices 2\n") != std::string::npos);
 }
 
-// A proxy that forwards each request to the hub but, `drops` times, closes
-// the client's connection without the response: the link died after the hub
-// stored the batch.
-class DroppingProxy {
- public:
-  DroppingProxy(int hub_port, int drops) : hub_port_(hub_port), drops_(drops) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(listen(fd_, 16) == 0);
-    socklen_t len = sizeof a;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~DroppingProxy() {
-    stop_ = true;
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
-    thread_.join();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  int dropped() const { return dropped_; }
-
- private:
-  // Reads one HTTP request (headers + Content-Length body) from `fd`.
-  static std::string ReadRequest(int fd) {
-    std::string req;
-    char buf[65536];
-    size_t need = std::string::npos;
-    while (req.size() < need) {
-      const ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) return "";
-      req.append(buf, static_cast<size_t>(n));
-      const auto end = req.find("\r\n\r\n");
-      if (end != std::string::npos && need == std::string::npos) {
-        size_t length = 0;
-        std::string lower = req.substr(0, end);
-        for (auto& ch : lower) ch = static_cast<char>(std::tolower(ch));
-        const auto cl = lower.find("content-length:");
-        if (cl != std::string::npos) length = std::stoul(lower.substr(cl + 15));
-        need = end + 4 + length;
-      }
-    }
-    return req;
-  }
-  void Loop() {
-    while (!stop_) {
-      const int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (client < 0) return;
-      for (;;) {
-        std::string req = ReadRequest(client);
-        if (req.empty()) break;
-        // One request per hub connection; the answer ends when the hub closes.
-        const auto pos = req.find("\r\n");
-        req.insert(pos + 2, "Connection: close\r\n");
-        const std::string reply = testing::RawExchange(hub_port_, req, 10000);
-        if (dropped_ < drops_) {
-          ++dropped_;
-          break;  // the response is lost
-        }
-        std::string r = reply;
-        send(client, r.data(), r.size(), MSG_NOSIGNAL);
-        break;
-      }
-      close(client);
-    }
-  }
-  int fd_ = -1, port_ = 0, hub_port_;
-  std::atomic<int> dropped_{0};
-  int drops_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
 TEST_CASE("a sync whose responses are lost retries on its own and duplicates nothing") {
   Office o;
-  Device ana = o.Join("ana");
+  CliDevice ana = o.Join("ana");
   for (int i = 0; i < 5; ++i) ana.Ok(PutEncounter(i));
-  DroppingProxy proxy(o.hub->port(), 2);  // the 3G link drops twice
+  // The 3G link drops twice: each time the hub stored the batch, and the
+  // connection dies before its answer reaches the device.
+  testing::FaultProxy proxy(o.hub->port());
+  proxy.LoseNextResponses(2);
   const RunResult r = ana.Run({"--json", "sync", "--hub", proxy.url()});
   INFO(r.out, r.err);
   REQUIRE(r.exit_code == 0);
-  CHECK(proxy.dropped() == 2);
+  CHECK(proxy.stats().lost_responses == 2);
   CHECK(json::parse(r.out)["sent"] == 5);
   const json status = ana.Json({"status"});
   CHECK(status["pending"] == 0);
   o.coord.Sync();
   CHECK(o.coord.Json({"list", "encounters"}).size() == 5);
   // The hub holds each write once.
-  CHECK(Metrics(*o.hub).find("enlace_log_writes 5\n") != std::string::npos);
+  CHECK(testing::HubMetrics(o.hub->port()).find("enlace_log_writes 5\n") != std::string::npos);
 }
 
 TEST_CASE("puts outside the schema exit 5 and nothing of them reaches the hub") {
   Office o;
-  Device ana = o.Join("ana");
+  CliDevice ana = o.Join("ana");
   const std::string id = ana.Json({"put", "cases", "cas_Title=Apizaco"})["id"];
   CHECK(ana.Sync()["sent"] == 1);
   const std::vector<std::vector<std::string>> refused = {
@@ -398,14 +246,14 @@ TEST_CASE("puts outside the schema exit 5 and nothing of them reaches the hub") 
   REQUIRE(cases.size() == 1);
   CHECK(cases[0]["fields"] == json{{"cas_Title", "Apizaco"}, {"cas_Status", "Active"}});
   CHECK(o.coord.Json({"list", "encounters"}).empty());
-  CHECK(Metrics(*o.hub).find("enlace_log_writes 1\n") != std::string::npos);
+  CHECK(testing::HubMetrics(o.hub->port()).find("enlace_log_writes 1\n") != std::string::npos);
 }
 
 TEST_CASE("exit codes: usage 1, wrong passphrase 2, hub unreachable 3, rejected 4") {
   Office o;
   CHECK(o.coord.Run({"frobnicate"}).exit_code == 1);
   CHECK(o.coord.Run({"put", "cases"}).exit_code == 1);
-  Device wrong = o.coord;
+  CliDevice wrong = o.coord;
   wrong.passphrase = "not the passphrase";
   const RunResult locked = wrong.Run({"list", "cases"});
   CHECK(locked.exit_code == 2);
@@ -415,8 +263,8 @@ TEST_CASE("exit codes: usage 1, wrong passphrase 2, hub unreachable 3, rejected 
   const RunResult down = o.coord.Run({"sync", "--max-attempts", "2"});
   CHECK(down.exit_code == 3);
   CHECK(down.err.find(std::to_string(port)) != std::string::npos);
-  o.hub = std::make_unique<HubProcess>(kHub, o.data, "127.0.0.1:" + std::to_string(port));
-  Device stranger{o.dir.File("stranger")};
+  o.hub = std::make_unique<HubProcess>(kHubBin, o.data, "127.0.0.1:" + std::to_string(port));
+  CliDevice stranger{o.dir.File("stranger")};
   const RunResult bad_token =
       stranger.Run({"init", "--hub", o.hub->url(), "--team", "X", "--token", "not-a-token"});
   CHECK(bad_token.exit_code == 4);
@@ -436,17 +284,17 @@ TEST_CASE("with TLS, invite codes pin the hub's key and a different key is refus
   make_cert("b");
   const std::string data = dir.File("hub");
   auto hub = std::make_unique<HubProcess>(
-      kHub, data, "127.0.0.1:0",
+      kHubBin, data, "127.0.0.1:0",
       std::vector<std::string>{"--tls-cert", dir.File("a.crt"), "--tls-key", dir.File("a.key")});
   REQUIRE(hub->url().rfind("https://", 0) == 0);
   REQUIRE(hub->pin().rfind("sha256//", 0) == 0);
-  const RunResult pin = Run({kHub, "admin", "pin", "--tls-cert", dir.File("a.crt")});
+  const RunResult pin = Run({kHubBin, "admin", "pin", "--tls-cert", dir.File("a.crt")});
   CHECK(pin.out.find(hub->pin()) == 0);
 
-  Device coord{dir.File("coord")};
+  CliDevice coord{dir.File("coord")};
   coord.Ok({"init", "--hub", hub->url(), "--team", "Tlaxcala", "--token", BootstrapToken(data),
             "--pin", hub->pin()});
-  Device ana{dir.File("ana")};
+  CliDevice ana{dir.File("ana")};
   ana.Ok({"join", coord.Json({"invite"})["code"].get<std::string>(), "--name", "ana"});
   ana.Ok({"put", "cases", "cas_Status=Active"});
   CHECK(ana.Sync()["sent"] == 1);
@@ -455,7 +303,7 @@ TEST_CASE("with TLS, invite codes pin the hub's key and a different key is refus
   const int port = hub->port();
   hub->Stop();
   hub = std::make_unique<HubProcess>(
-      kHub, data, "127.0.0.1:" + std::to_string(port),
+      kHubBin, data, "127.0.0.1:" + std::to_string(port),
       std::vector<std::string>{"--tls-cert", dir.File("b.crt"), "--tls-key", dir.File("b.key")});
   ana.Ok({"put", "cases", "cas_Status=FollowUp"});
   const RunResult refused = ana.Run({"sync"});

@@ -5,21 +5,15 @@
 // the replicas converge.
 #include <doctest/doctest.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <spawn.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "cli_fixture.h"
 #include "fault_proxy.h"
-
-extern char** environ;
 
 namespace enlace {
 namespace {
@@ -73,52 +67,13 @@ RunResult RunOnTerminal(const std::vector<std::string>& argv,
   REQUIRE(slave >= 0);
   int out[2];
   REQUIRE(pipe2(out, O_CLOEXEC) == 0);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, slave, 2);
-  std::vector<std::string> args = argv;
-  std::vector<std::string> envs;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string kv(*e);
-    if (!env.contains(kv.substr(0, kv.find('=')))) envs.push_back(kv);
-  }
-  for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
-  std::vector<char*> cargs, cenv;
-  for (auto& a : args) cargs.push_back(a.data());
-  cargs.push_back(nullptr);
-  for (auto& e : envs) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, cargs.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&fa);
+  using testing::ChildStream;
+  auto pid = testing::SpawnChild(argv, testing::ChildEnvironment(env), ChildStream::Null(O_RDONLY),
+                                 ChildStream::Fd(out[1]), ChildStream::Fd(slave));
   close(slave);
   close(out[1]);
-  REQUIRE_MESSAGE(rc == 0, std::strerror(rc));
-  RunResult r;
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {master, POLLIN, 0}};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    if (poll(fds, 2, 300000) <= 0) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      char buf[4096];
-      const ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n <= 0) {  // EOF, or EIO once the terminal's last user left
-        fds[i].fd = -1;
-        --open_fds;
-      } else {
-        (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
-      }
-    }
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  close(out[0]);
-  close(master);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
+  REQUIRE_MESSAGE(pid.ok(), pid.status().ToString());
+  return testing::CollectChild(*pid, out[0], master, /*timeout_s=*/300);
 }
 
 TEST_CASE("with 30% of connections cut at random points, sync completes and replicas converge") {

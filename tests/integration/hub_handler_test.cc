@@ -21,47 +21,22 @@
 namespace enlace {
 namespace {
 
+using testing::ErrorOf;
 using testing::FakeClock;
 using testing::InProcessHub;
+using testing::NextSyncRequest;
+using testing::PendingWritesOf;
+using testing::SignRequest;
 using testing::TempDir;
 using testing::TestOptions;
 
-hub::HttpRequest ToHttp(const OutgoingRequest& r) {
-  hub::HttpRequest h;
-  h.method = r.method;
-  h.target = r.path;
-  for (const auto& [k, v] : r.headers) h.headers[k] = v;
-  h.body.assign(r.body.begin(), r.body.end());
-  return h;
-}
-
-std::span<const uint8_t> Span(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-
-std::string ErrorOf(const hub::HttpResponse& r) {
-  const auto j = nlohmann::json::parse(r.body, nullptr, false);
-  if (j.is_object() && j.contains("error") && j["error"].is_string()) {
-    return j["error"].get<std::string>();
-  }
-  return "";
-}
-
-// (Re)signs `req` as `signer` at `time_ms` with a fresh nonce: the
-// signature the sync engine would make for this method, path and body.
-void Sign(Replica& signer, hub::HttpRequest& req, uint64_t time_ms) {
-  std::array<uint8_t, 16> nonce{};
-  internal::RandomFill(nonce);
-  const Bytes input = RequestSigningInput(req.method, req.target, signer.device_id(), time_ms,
-                                          nonce, Span(req.body));
-  const auto sig = internal::Sign(signer.impl().vault().secrets().signing.secret_key, input);
-  req.headers[kHeaderDevice] = signer.device_id().ToHex();
-  req.headers[kHeaderTime] = std::to_string(time_ms);
-  req.headers[kHeaderNonce] = internal::ToHex(nonce);
-  req.headers[kHeaderSignature] = internal::ToHex(sig);
-}
-
 struct Fixture : testing::HubTeam {
+  // a puts a new record: its signed sync request pushing it.
+  hub::HttpRequest NewRecordSync() {
+    REQUIRE(a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
+    return NextSyncRequest(*a);
+  }
+
   // Calls the handler; every response must carry the hub's clock.
   hub::HttpResponse Call(const hub::HttpRequest& req) {
     hub::HttpResponse r = hub.Raw(req);
@@ -71,31 +46,9 @@ struct Fixture : testing::HubTeam {
     return r;
   }
 
-  // A signed sync request from `device` pushing its pending writes.
-  hub::HttpRequest SyncRequestOf(Replica& device) {
-    SyncSession session(device);
-    auto req = session.NextRequest();
-    REQUIRE_MESSAGE(req.ok(), req.status().ToString());
-    return ToHttp(*req);
-  }
-
   // A sync request from `signer` with `body`, validly signed now.
   hub::HttpRequest SignedSync(Replica& signer, Bytes body) {
-    hub::HttpRequest req;
-    req.method = "POST";
-    req.target = kPathSync;
-    req.body.assign(body.begin(), body.end());
-    Sign(signer, req, clock.now_ms);
-    return req;
-  }
-
-  // `device`'s own pending writes, encoded.
-  std::vector<Bytes> PendingOf(Replica& device) {
-    auto pending = device.PendingWrites(SIZE_MAX);
-    REQUIRE(pending.ok());
-    std::vector<Bytes> out;
-    for (auto& [counter, bytes] : *pending) out.push_back(std::move(bytes));
-    return out;
+    return testing::SignedSyncRequest(signer, body, clock.now_ms);
   }
 
   hub::HubCounts Counts() {
@@ -124,8 +77,7 @@ bool SameCounts(const hub::HubCounts& x, const hub::HubCounts& y) {
 
 TEST_CASE("an unsigned sync request is refused with 401") {
   Fixture f;
-  REQUIRE(f.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
-  hub::HttpRequest req = f.SyncRequestOf(*f.a);
+  hub::HttpRequest req = f.NewRecordSync();
   const auto before = f.Counts();
   for (const char* header : {kHeaderDevice, kHeaderTime, kHeaderNonce, kHeaderSignature}) {
     CAPTURE(header);
@@ -145,8 +97,7 @@ TEST_CASE("an unsigned sync request is refused with 401") {
 
 TEST_CASE("an altered signature, body, path or device is refused with 401") {
   Fixture f;
-  REQUIRE(f.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
-  const hub::HttpRequest req = f.SyncRequestOf(*f.a);
+  const hub::HttpRequest req = f.NewRecordSync();
   const auto before = f.Counts();
 
   SUBCASE("signature") {
@@ -189,19 +140,18 @@ TEST_CASE("an altered signature, body, path or device is refused with 401") {
 
 TEST_CASE("a request whose time is ten minutes off the hub's clock is refused with 401") {
   Fixture f;
-  REQUIRE(f.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
-  hub::HttpRequest req = f.SyncRequestOf(*f.a);
+  hub::HttpRequest req = f.NewRecordSync();
   const auto before = f.Counts();
   for (int64_t skew : {-10 * 60 * 1000, 10 * 60 * 1000}) {
     CAPTURE(skew);
-    Sign(*f.a, req, static_cast<uint64_t>(static_cast<int64_t>(f.clock.now_ms) + skew));
+    SignRequest(*f.a, req, static_cast<uint64_t>(static_cast<int64_t>(f.clock.now_ms) + skew));
     const auto r = f.Call(req);
     CHECK(r.status == 401);
     CHECK(ErrorOf(r).find("clock") != std::string::npos);
   }
   CHECK(SameCounts(f.Counts(), before));
   // Four minutes off is within the freshness window.
-  Sign(*f.a, req, f.clock.now_ms - 4 * 60 * 1000);
+  SignRequest(*f.a, req, f.clock.now_ms - 4 * 60 * 1000);
   CHECK(f.Call(req).status == 200);
 }
 
@@ -211,7 +161,7 @@ TEST_CASE("a validly signed request from an unregistered device is refused with 
   REQUIRE(CreateTeam(*stranger).ok());
   REQUIRE(stranger->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
   const auto before = f.Counts();
-  const auto r = f.Call(f.SyncRequestOf(*stranger));
+  const auto r = f.Call(NextSyncRequest(*stranger));
   CHECK(r.status == 403);
   CHECK(ErrorOf(r).find("unknown device") != std::string::npos);
   CHECK(SameCounts(f.Counts(), before));
@@ -222,7 +172,7 @@ TEST_CASE("a validly signed request from an unregistered device is refused with 
   REQUIRE(sealed.ok());
   REQUIRE(AcceptTeamKeys(*stranger2, *sealed).ok());
   REQUIRE(stranger2->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
-  CHECK(f.Call(f.SyncRequestOf(*stranger2)).status == 403);
+  CHECK(f.Call(NextSyncRequest(*stranger2)).status == 403);
   CHECK(SameCounts(f.Counts(), before));
 }
 
@@ -230,8 +180,7 @@ TEST_CASE("a validly signed request from an unregistered device is refused with 
 
 TEST_CASE("malformed sync bodies from a registered device are refused with 400") {
   Fixture f;
-  REQUIRE(f.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
-  const hub::HttpRequest valid = f.SyncRequestOf(*f.a);
+  const hub::HttpRequest valid = f.NewRecordSync();
   const Bytes body(valid.body.begin(), valid.body.end());
   const auto before = f.Counts();
 
@@ -305,18 +254,18 @@ TEST_CASE("a device may push only its own, correctly signed writes of its own te
   REQUIRE(f.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
   REQUIRE(f.b->Put("cases", std::nullopt, {{"status", "\"Closed\""}}).ok());
   const auto before = f.Counts();
-  const Bytes a_write = f.PendingOf(*f.a).at(0);
+  const Bytes a_write = PendingWritesOf(*f.a).at(0);
 
   SUBCASE("another device's write") {
     SyncRequest req;
-    req.writes = f.PendingOf(*f.b);
+    req.writes = PendingWritesOf(*f.b);
     const auto r = f.Call(f.SignedSync(*f.a, Encode(req)));
     CHECK(r.status == 403);
     CHECK(ErrorOf(r).find("own writes") != std::string::npos);
   }
   SUBCASE("own write followed by another device's") {
     SyncRequest req;
-    req.writes = {a_write, f.PendingOf(*f.b).at(0)};
+    req.writes = {a_write, PendingWritesOf(*f.b).at(0)};
     CHECK(f.Call(f.SignedSync(*f.a, Encode(req))).status == 403);
   }
   SUBCASE("a write with a tampered signature") {
@@ -489,7 +438,7 @@ TEST_CASE("a sync response never includes another team's writes") {
     SyncRequest from_start;
     const hub::HttpResponse r = f.Call(f.SignedSync(*c.device, Encode(from_start)));
     REQUIRE(r.status == 200);
-    auto resp = DecodeSyncResponse(Span(r.body));
+    auto resp = DecodeSyncResponse(internal::AsBytes(r.body));
     REQUIRE(resp.ok());
     CHECK(resp->writes.size() == c.expected);
     CHECK(!resp->more);
@@ -543,7 +492,7 @@ TEST_CASE("a revoked device's requests are refused with 403 and the notice that 
   const auto r = f.Call(f.SignedSync(*f.a, Encode(SyncRequest{})));
   CHECK(r.status == 403);
   // Not JSON: the registry chain, which a can check from its own registry.
-  auto notice = DecodeRevokedNotice(Span(r.body));
+  auto notice = DecodeRevokedNotice(internal::AsBytes(r.body));
   REQUIRE(notice.ok());
   REQUIRE(!notice->registries.empty());
   auto newest = DecodeRegistry(notice->registries.back());

@@ -18,29 +18,10 @@
 namespace enlace {
 namespace {
 
+using testing::ErrorOf;
 using testing::InProcessHub;
+using testing::NextSyncRequest;
 using testing::TestOptions;
-
-hub::HttpRequest ToHttp(const OutgoingRequest& r) {
-  hub::HttpRequest h;
-  h.method = r.method;
-  h.target = r.path;
-  for (const auto& [k, v] : r.headers) h.headers[k] = v;
-  h.body.assign(r.body.begin(), r.body.end());
-  return h;
-}
-
-std::string ErrorOf(const hub::HttpResponse& r) {
-  const auto j = nlohmann::json::parse(r.body, nullptr, false);
-  if (j.is_object() && j.contains("error") && j["error"].is_string()) {
-    return j["error"].get<std::string>();
-  }
-  return "";
-}
-
-std::span<const uint8_t> Span(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
 
 struct Fixture : testing::HubTeam {
   uint64_t HubWrites() {
@@ -49,32 +30,11 @@ struct Fixture : testing::HubTeam {
     return c->writes;
   }
 
-  hub::HttpRequest NextSync(Replica& device) {
-    SyncSession session(device);
-    auto req = session.NextRequest();
-    REQUIRE_MESSAGE(req.ok(), req.status().ToString());
-    return ToHttp(*req);
-  }
-
   // A sync request from `signer` carrying `writes`, validly signed now.
   hub::HttpRequest SignedPush(Replica& signer, const std::vector<Bytes>& writes) {
     SyncRequest body;
     body.writes = writes;
-    hub::HttpRequest req;
-    req.method = "POST";
-    req.target = kPathSync;
-    const Bytes encoded = Encode(body);
-    req.body.assign(encoded.begin(), encoded.end());
-    std::array<uint8_t, 16> nonce{};
-    internal::RandomFill(nonce);
-    const Bytes input = RequestSigningInput(req.method, req.target, signer.device_id(),
-                                            clock.now_ms, nonce, Span(req.body));
-    const auto sig = internal::Sign(signer.impl().vault().secrets().signing.secret_key, input);
-    req.headers[kHeaderDevice] = signer.device_id().ToHex();
-    req.headers[kHeaderTime] = std::to_string(clock.now_ms);
-    req.headers[kHeaderNonce] = internal::ToHex(nonce);
-    req.headers[kHeaderSignature] = internal::ToHex(sig);
-    return req;
+    return testing::SignedSyncRequest(signer, Encode(body), clock.now_ms);
   }
 
   // `n` new records on `device`, returned as its encoded pending writes.
@@ -82,10 +42,7 @@ struct Fixture : testing::HubTeam {
     for (size_t i = 0; i < n; ++i) {
       REQUIRE(device.Put("encounters", std::nullopt, {{"n", std::to_string(i)}}).ok());
     }
-    auto pending = device.PendingWrites(SIZE_MAX);
-    REQUIRE(pending.ok());
-    std::vector<Bytes> out;
-    for (auto& [counter, bytes] : *pending) out.push_back(std::move(bytes));
+    std::vector<Bytes> out = testing::PendingWritesOf(device);
     REQUIRE(out.size() == n);
     return out;
   }
@@ -121,7 +78,7 @@ Bytes ClaimingUnseen(Replica& signer, const Bytes& encoded, const DeviceId& othe
 TEST_CASE("a sync's nonce is stored with its writes: replayed after a hub restart it is refused") {
   Fixture f;
   REQUIRE(f.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
-  const hub::HttpRequest req = f.NextSync(*f.a);
+  const hub::HttpRequest req = NextSyncRequest(*f.a);
   REQUIRE(f.hub.Raw(req).status == 200);
   const uint64_t stored = f.HubWrites();
   CHECK(stored == 1);
@@ -158,7 +115,7 @@ TEST_CASE("a device revoked after the hub looked it up is refused at once, and i
   const SyncProgress p = testing::SyncAll(f.hub, *f.coord);
   REQUIRE(p.registry_stored);
 
-  const hub::HttpRequest req = f.NextSync(*f.a);
+  const hub::HttpRequest req = NextSyncRequest(*f.a);
   const auto revoked = f.hub.Raw(req);
   CHECK(revoked.status == 403);
   CHECK(revoked.content_type == "application/octet-stream");  // the RevokedNotice
@@ -172,14 +129,14 @@ TEST_CASE("a pending device the hub looked up may sync once a coordinator approv
   REQUIRE(SetApprovalRequired(*f.coord, true).ok());
   REQUIRE(testing::SyncAll(f.hub, *f.coord).registry_stored);
   auto c = testing::JoinDevice(f.hub, *f.coord, TestOptions(f.dir.File("c"), &f.clock), "carla");
-  const auto waiting = f.hub.Raw(f.NextSync(*c));
+  const auto waiting = f.hub.Raw(NextSyncRequest(*c));
   CHECK(waiting.status == 403);
   CHECK(ErrorOf(waiting).find("approval") != std::string::npos);
 
   testing::SyncAll(f.hub, *f.coord);  // learns of c's admission
   REQUIRE(ApproveDevice(*f.coord, c->device_id()).ok());
   REQUIRE(testing::SyncAll(f.hub, *f.coord).registry_stored);
-  CHECK(f.hub.Raw(f.NextSync(*c)).status == 200);
+  CHECK(f.hub.Raw(NextSyncRequest(*c)).status == 200);
 }
 
 // ---- parallel signature checks, serial answers --------------------------------------------

@@ -22,16 +22,9 @@ namespace enlace {
 namespace {
 
 using nlohmann::json;
+using testing::ErrorOf;
 using testing::HubReply;
 using testing::TestOptions;
-
-std::string ErrorOf(const std::string& body) {
-  const auto j = json::parse(body, nullptr, false);
-  if (j.is_object() && j.contains("error") && j["error"].is_string()) {
-    return j["error"].get<std::string>();
-  }
-  return "";
-}
 
 // A valid 2 x 2 report (k 11): federal entity x type of exploitation, with a
 // small cell and its complements suppressed.

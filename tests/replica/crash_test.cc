@@ -36,15 +36,11 @@ namespace {
 
 using testing::FakeClock;
 using testing::MakeReplica;
+using testing::NewestWrite;
 using testing::TempDir;
 using testing::TestOptions;
 
 constexpr char kPassphrase[] = "correct horse";
-
-uint64_t Seed() {
-  if (const char* s = std::getenv("ENLACE_CRASH_SEED")) return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
-}
 
 // ---- the child's side of the pipe -------------------------------------------------------
 
@@ -63,6 +59,13 @@ void WriteLine(int fd, const std::string& line) {
 [[noreturn]] void ChildFail(int fd, const Status& s) {
   WriteLine(fd, "error " + s.ToString());
   ::_exit(2);
+}
+
+// The child's replica; a failure to open it is reported and ends the child.
+std::unique_ptr<Replica> OpenInChild(int fd, const ReplicaOptions& options) {
+  auto r = Replica::Open(options, kPassphrase);
+  if (!r.ok()) ChildFail(fd, r.status());
+  return std::move(r).value();
 }
 
 // ---- the parent's side ------------------------------------------------------------------
@@ -162,11 +165,10 @@ Fields PutValues(uint64_t n) { return {{"n", std::to_string(n)}, {"status", "\"A
 // The child: opens the replica and puts records n = first, first+1, ...,
 // reporting "<record id> <n>" after each commit.
 [[noreturn]] void PutChild(int fd, const ReplicaOptions& options, uint64_t first, int count) {
-  auto r = Replica::Open(options, kPassphrase);
-  if (!r.ok()) ChildFail(fd, r.status());
+  auto r = OpenInChild(fd, options);
   for (int i = 0; i < count; ++i) {
     const uint64_t n = first + static_cast<uint64_t>(i);
-    auto id = (*r)->Put("cases", std::nullopt, PutValues(n));
+    auto id = r->Put("cases", std::nullopt, PutValues(n));
     if (!id.ok()) ChildFail(fd, id.status());
     WriteLine(fd, id->ToHex() + " " + std::to_string(n));
   }
@@ -174,7 +176,7 @@ Fields PutValues(uint64_t n) { return {{"n", std::to_string(n)}, {"status", "\"A
 }
 
 TEST_CASE("a put reported as done survives a SIGKILL at any point, and writing carries on") {
-  const uint64_t seed = Seed();
+  const uint64_t seed = testing::CrashSeed();
   INFO("ENLACE_CRASH_SEED=" << seed);
   std::mt19937_64 rng(seed);
   constexpr int kRounds = 20;
@@ -319,10 +321,9 @@ std::vector<Bytes> MakeBatch(Replica& b, std::mt19937_64& rng) {
 // index of each write after its transaction committed.
 [[noreturn]] void ApplyChild(int fd, const ReplicaOptions& options,
                              const std::vector<Bytes>& batch) {
-  auto r = Replica::Open(options, kPassphrase);
-  if (!r.ok()) ChildFail(fd, r.status());
+  auto r = OpenInChild(fd, options);
   for (size_t i = 0; i < batch.size(); ++i) {
-    auto outcome = (*r)->ApplyRemote(batch[i]);
+    auto outcome = r->ApplyRemote(batch[i]);
     if (!outcome.ok()) ChildFail(fd, outcome.status());
     WriteLine(fd, std::to_string(i));
   }
@@ -330,7 +331,7 @@ std::vector<Bytes> MakeBatch(Replica& b, std::mt19937_64& rng) {
 }
 
 TEST_CASE("a SIGKILL during ApplyRemote of a batch leaves each write fully applied or not at all") {
-  const uint64_t seed = Seed();
+  const uint64_t seed = testing::CrashSeed();
   INFO("ENLACE_CRASH_SEED=" << seed);
   std::mt19937_64 rng(seed);
   constexpr int kRounds = 12;
@@ -407,14 +408,6 @@ TEST_CASE("a SIGKILL during ApplyRemote of a batch leaves each write fully appli
 
 // ---- a device folder restored from a backup ------------------------------------------------
 
-// The newest write `r` made.
-Bytes Newest(const Replica& r) {
-  auto pending = r.PendingWrites(SIZE_MAX);
-  REQUIRE(pending.ok());
-  REQUIRE_FALSE(pending->empty());
-  return pending->back().second;
-}
-
 TEST_CASE("a device restored from an old backup cannot make another replica lose or mix values") {
   // A phone's folder is backed up, the phone writes and syncs, then dies and
   // is restored from the backup: its write counter is back where it was, and
@@ -437,7 +430,7 @@ TEST_CASE("a device restored from an old backup cannot make another replica lose
     auto id = a->Put("cases", std::nullopt, {{"status", "\"Active\""}});  // dot (a, 1)
     REQUIRE(id.ok());
     x = *id;
-    auto applied = b->ApplyRemote(Newest(*a));
+    auto applied = b->ApplyRemote(NewestWrite(*a));
     REQUIRE_MESSAGE(applied.ok(), applied.status().ToString());
   }
   std::filesystem::remove_all(dir.File("a"));
@@ -448,7 +441,7 @@ TEST_CASE("a device restored from an old backup cannot make another replica lose
   auto y = restored->Put("encounters", std::nullopt, {{"place", "\"Tapachula\""}});  // (a, 1) again
   REQUIRE(y.ok());
   // b may refuse the reused dot, but must not mix it up with record x.
-  (void)b->ApplyRemote(Newest(*restored));
+  (void)b->ApplyRemote(NewestWrite(*restored));
   auto rec_x = b->Get("cases", x);
   REQUIRE_MESSAGE(rec_x.ok(), rec_x.status().ToString());
   CHECK(rec_x->fields.at("status").value == "\"Active\"");
@@ -463,7 +456,7 @@ TEST_CASE("a device restored from an old backup cannot make another replica lose
 
   // An edit that supersedes y's first value must not take x's value with it.
   REQUIRE(restored->Put("encounters", *y, {{"place", "\"Tuxtla\""}}).ok());  // (a, 2)
-  (void)b->ApplyRemote(Newest(*restored));
+  (void)b->ApplyRemote(NewestWrite(*restored));
   rec_x = b->Get("cases", x);
   REQUIRE_MESSAGE(rec_x.ok(), rec_x.status().ToString());
   CHECK(rec_x->fields.at("status").value == "\"Active\"");

@@ -222,11 +222,9 @@ TEST_CASE("HlcTimestamp packs 48 physical and 16 logical bits and orders as an i
 
 // ---- Persistence across restarts (Replica level) --------------------------------------
 
+// The one pending write of `r`, decoded.
 Write OnlyPendingWrite(const Replica& r) {
-  auto pending = r.PendingWrites(SIZE_MAX);
-  REQUIRE(pending.ok());
-  REQUIRE(pending->size() == 1);
-  auto w = Write::Decode(pending->front().second);
+  auto w = Write::Decode(testing::OnlyPendingWrite(r));
   REQUIRE_MESSAGE(w.ok(), w.status().ToString());
   return std::move(w).value();
 }
@@ -287,11 +285,9 @@ TEST_CASE("a remote timestamp observed by a replica survives a restart") {
     testing::JoinTeam(*a, *b);
     auto id = a->Put("cases", std::nullopt, {{"status", "\"Active\""}});
     REQUIRE(id.ok());
-    auto pending = a->PendingWrites(SIZE_MAX);
-    REQUIRE(pending.ok());
-    REQUIRE(pending->size() == 1);
-    remote = Write::Decode(pending->front().second)->hlc;
-    REQUIRE(b->ApplyRemote(pending->front().second).ok());
+    const Bytes write = testing::OnlyPendingWrite(*a);
+    remote = Write::Decode(write)->hlc;
+    REQUIRE(b->ApplyRemote(write).ok());
   }
   auto b = Replica::Open(options_b, "correct horse");
   REQUIRE_MESSAGE(b.ok(), b.status().ToString());

@@ -10,20 +10,11 @@
 namespace enlace {
 namespace {
 
+using testing::Deliver;
 using testing::FakeClock;
 using testing::MakeReplica;
 using testing::TempDir;
 using testing::TestOptions;
-
-// Delivers every pending write of `from` to `to` (as a hub would, in order).
-void Deliver(Replica& from, Replica& to) {
-  auto pending = from.PendingWrites(SIZE_MAX);
-  REQUIRE(pending.ok());
-  for (const auto& [counter, bytes] : *pending) {
-    auto r = to.ApplyRemote(bytes);
-    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  }
-}
 
 std::string Dump(const Replica& r) {
   auto d = r.DumpState();
@@ -32,22 +23,7 @@ std::string Dump(const Replica& r) {
 }
 
 // Three devices of one team, each in its own folder, sharing a fake clock.
-struct Team {
-  TempDir dir;
-  FakeClock clock;
-  std::unique_ptr<Replica> a, b, c;
-
-  Team() {
-    a = MakeReplica(TestOptions(dir.File("a"), &clock));
-    b = MakeReplica(TestOptions(dir.File("b"), &clock));
-    c = MakeReplica(TestOptions(dir.File("c"), &clock));
-    REQUIRE(CreateTeam(*a).ok());
-    testing::JoinTeam(*a, *b);
-    testing::JoinTeam(*a, *c);
-    REQUIRE(TrustDevice(*b, c->device_id(), c->public_keys()).ok());
-    REQUIRE(TrustDevice(*c, b->device_id(), b->public_keys()).ok());
-  }
-
+struct Team : testing::ThreeDeviceTeam {
   // Everyone sends everything to everyone.
   void SyncAll() {
     for (Replica* from : {a.get(), b.get(), c.get()}) {
@@ -315,14 +291,12 @@ TEST_CASE("applying the same write twice changes nothing the second time") {
   Team t;
   auto id = t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}});
   REQUIRE(id.ok());
-  auto pending = t.a->PendingWrites(SIZE_MAX);
-  REQUIRE(pending.ok());
-  REQUIRE(pending->size() == 1);
-  auto first = t.b->ApplyRemote(pending->front().second);
+  const Bytes write = testing::OnlyPendingWrite(*t.a);
+  auto first = t.b->ApplyRemote(write);
   REQUIRE(first.ok());
   CHECK(*first == ApplyOutcome::kApplied);
   const std::string before = Dump(*t.b);
-  auto second = t.b->ApplyRemote(pending->front().second);
+  auto second = t.b->ApplyRemote(write);
   REQUIRE(second.ok());
   CHECK(*second == ApplyOutcome::kAlreadySeen);
   CHECK(Dump(*t.b) == before);

@@ -462,16 +462,10 @@ struct TamperFixture {
     auto put = a->Put("cases", std::nullopt, {{"status", "\"Active\""}});
     REQUIRE(put.ok());
     id = *put;
-    auto first = a->PendingWrites(SIZE_MAX);
-    REQUIRE(first.ok());
-    REQUIRE(first->size() == 1);
-    REQUIRE(b->ApplyRemote(first->front().second).ok());
+    REQUIRE(b->ApplyRemote(testing::OnlyPendingWrite(*a)).ok());
     clock.now_ms += 10;
     REQUIRE(a->Put("cases", id, {{"status", "\"FollowUp\""}, {"age", "30"}}).ok());
-    auto pending = a->PendingWrites(SIZE_MAX);
-    REQUIRE(pending.ok());
-    REQUIRE(pending->size() == 1);  // the first write was superseded
-    target = pending->front().second;
+    target = testing::OnlyPendingWrite(*a);  // the first write was superseded
     auto w = Write::Decode(target);
     REQUIRE(w.ok());
     decoded = std::move(w).value();
@@ -509,6 +503,17 @@ struct TamperFixture {
     CHECK(Dump() == before);
     CHECK(StoredCount() == stored);
     CHECK(b->clock().last() == clock_before);
+  }
+
+  // Calls `check(w)` for each byte of the decoded write's `field`, with a
+  // copy of the write whose byte is flipped.
+  template <typename Field, typename Check>
+  void ForEachFlippedByte(Field Write::*field, const Check& check) {
+    testing::ForEachFlippedByte(decoded.*field, [&](const Field& bad) {
+      Write w = decoded;
+      w.*field = bad;
+      check(w);
+    });
   }
 
   // The untouched write still applies: what was refused was the tampering.
@@ -632,19 +637,13 @@ TEST_CASE("the AEAD binds each piece of metadata on its own, without any signatu
 
 TEST_CASE("a flipped ciphertext or nonce byte is refused even when re-signed") {
   TamperFixture f;
-  for (size_t i = 0; i < f.decoded.ciphertext.size(); ++i) {
-    CAPTURE(i);
-    Write w = f.decoded;
-    w.ciphertext[i] ^= 0x01;
+  f.ForEachFlippedByte(&Write::ciphertext, [&](const Write& w) {
     f.ExpectRefused(w.Encode(), StatusCode::kUnauthenticated);
     f.ExpectRefused(f.ReSigned(w, *f.a), StatusCode::kDecryptFailed);
-  }
-  for (size_t i = 0; i < f.decoded.nonce.size(); ++i) {
-    CAPTURE(i);
-    Write w = f.decoded;
-    w.nonce[i] ^= 0x01;
+  });
+  f.ForEachFlippedByte(&Write::nonce, [&](const Write& w) {
     f.ExpectRefused(f.ReSigned(w, *f.a), StatusCode::kDecryptFailed);
-  }
+  });
   SUBCASE("a truncated ciphertext") {
     Write w = f.decoded;
     w.ciphertext.pop_back();
@@ -657,12 +656,9 @@ TEST_CASE("a flipped ciphertext or nonce byte is refused even when re-signed") {
 
 TEST_CASE("a flipped signature byte is kUnauthenticated") {
   TamperFixture f;
-  for (size_t i = 0; i < f.decoded.signature.size(); ++i) {
-    CAPTURE(i);
-    Write w = f.decoded;
-    w.signature[i] ^= 0x01;
+  f.ForEachFlippedByte(&Write::signature, [&](const Write& w) {
     f.ExpectRefused(w.Encode(), StatusCode::kUnauthenticated);
-  }
+  });
   f.ExpectOriginalApplies();
 }
 
@@ -687,14 +683,12 @@ TEST_CASE("a write stamped beyond the receiver's drift limit is refused and chan
   testing::JoinTeam(*a, *b);
   auto id = a->Put("cases", std::nullopt, {{"status", "\"Active\""}});
   REQUIRE(id.ok());
-  auto pending = a->PendingWrites(SIZE_MAX);
-  REQUIRE(pending.ok());
-  REQUIRE(pending->size() == 1);
+  const Bytes write = testing::OnlyPendingWrite(*a);
 
   auto before = b->DumpState();
   REQUIRE(before.ok());
   const HlcTimestamp clock_before = b->clock().last();
-  auto r = b->ApplyRemote(pending->front().second);
+  auto r = b->ApplyRemote(write);
   CHECK(r.status().code() == StatusCode::kInvalidArgument);
   CHECK(*b->DumpState() == *before);
   CHECK(b->clock().last() == clock_before);
@@ -702,7 +696,7 @@ TEST_CASE("a write stamped beyond the receiver's drift limit is refused and chan
 
   // Once b's clock has caught up, the same bytes are accepted.
   clock_b.now_ms = clock_a.now_ms;
-  auto later = b->ApplyRemote(pending->front().second);
+  auto later = b->ApplyRemote(write);
   REQUIRE_MESSAGE(later.ok(), later.status().ToString());
   CHECK(b->Get("cases", *id).ok());
 }

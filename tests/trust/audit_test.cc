@@ -16,41 +16,16 @@
 namespace enlace {
 namespace {
 
-using testing::FakeClock;
+using testing::ApplyWrite;
 using testing::MakeReplica;
+using testing::NewestWrite;
 using testing::TempDir;
 using testing::TestOptions;
 
-// The newest write `r` made, as it would travel (taken at once: a later
-// write may purge it from the outbox).
-Bytes Newest(Replica& r) {
-  auto pending = r.PendingWrites(SIZE_MAX);
-  REQUIRE(pending.ok());
-  REQUIRE_FALSE(pending->empty());
-  return pending->back().second;
-}
-
-void Apply(Replica& to, const Bytes& w) {
-  auto r = to.ApplyRemote(w);
-  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-}
-
-// Two field devices and an auditor of one team, sharing a fake clock.
-struct Team {
-  TempDir dir;
-  FakeClock clock;
-  std::unique_ptr<Replica> a, b, auditor;
-
-  Team() {
-    a = MakeReplica(TestOptions(dir.File("a"), &clock));
-    b = MakeReplica(TestOptions(dir.File("b"), &clock));
-    auditor = MakeReplica(TestOptions(dir.File("auditor"), &clock));
-    REQUIRE(CreateTeam(*a).ok());
-    testing::JoinTeam(*a, *b);
-    testing::JoinTeam(*a, *auditor);
-    REQUIRE(TrustDevice(*b, auditor->device_id(), auditor->public_keys()).ok());
-    REQUIRE(TrustDevice(*auditor, b->device_id(), b->public_keys()).ok());
-  }
+// Two field devices and an auditor (the third device) of one team, sharing a
+// fake clock.
+struct Team : testing::ThreeDeviceTeam {
+  Replica* const auditor = c.get();
   void Tick() { clock.now_ms += 1000; }
 };
 
@@ -71,19 +46,19 @@ struct ConflictStory {
     auto made = t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}, {"age", "30"}});
     REQUIRE(made.ok());
     id = *made;
-    log.push_back(Newest(*t.a));
-    Apply(*t.b, log[0]);
+    log.push_back(NewestWrite(*t.a));
+    ApplyWrite(*t.b, log[0]);
     t.Tick();
     REQUIRE(t.a->Put("cases", id, {{"status", "\"FollowUp\""}}).ok());
-    log.push_back(Newest(*t.a));
+    log.push_back(NewestWrite(*t.a));
     t.Tick();
     REQUIRE(t.b->Put("cases", id, {{"status", "\"ClosedReferred\""}, {"age", "31"}}).ok());
-    log.push_back(Newest(*t.b));
-    Apply(*t.a, log[2]);
-    Apply(*t.b, log[1]);
+    log.push_back(NewestWrite(*t.b));
+    ApplyWrite(*t.a, log[2]);
+    ApplyWrite(*t.b, log[1]);
     t.Tick();
     REQUIRE(t.a->Resolve("cases", id, "status", "\"ClosedReferred\"").ok());
-    log.push_back(Newest(*t.a));
+    log.push_back(NewestWrite(*t.a));
   }
 };
 
@@ -178,11 +153,11 @@ TEST_CASE("writes from unknown devices, of other records, garbage and repeats ar
   auto stranger = MakeReplica(TestOptions(other_dir.File("x"), &s.t.clock));
   REQUIRE(CreateTeam(*stranger).ok());
   REQUIRE(stranger->Put("cases", s.id, {{"status", "\"Active\""}}).ok());
-  const Bytes foreign_team = Newest(*stranger);
+  const Bytes foreign_team = NewestWrite(*stranger);
 
   auto other = s.t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}});
   REQUIRE(other.ok());
-  const Bytes other_record = Newest(*s.t.a);
+  const Bytes other_record = NewestWrite(*s.t.a);
 
   std::vector<Bytes> log = s.log;
   log.push_back(foreign_team);
@@ -205,23 +180,23 @@ TEST_CASE("delete, a concurrent edit, restore and erase are told apart") {
   auto made = t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}});
   REQUIRE(made.ok());
   const RecordId id = *made;
-  std::vector<Bytes> log{Newest(*t.a)};
-  Apply(*t.b, log[0]);
+  std::vector<Bytes> log{NewestWrite(*t.a)};
+  ApplyWrite(*t.b, log[0]);
   t.Tick();
   REQUIRE(t.a->Delete("cases", id).ok());
-  log.push_back(Newest(*t.a));
+  log.push_back(NewestWrite(*t.a));
   t.Tick();
   REQUIRE(t.b->Put("cases", id, {{"status", "\"FollowUp\""}}).ok());
-  log.push_back(Newest(*t.b));
-  Apply(*t.a, log[2]);
-  Apply(*t.b, log[1]);
+  log.push_back(NewestWrite(*t.b));
+  ApplyWrite(*t.a, log[2]);
+  ApplyWrite(*t.b, log[1]);
   t.Tick();
   REQUIRE(t.a->Restore("cases", id).ok());
-  log.push_back(Newest(*t.a));
-  Apply(*t.b, log[3]);
+  log.push_back(NewestWrite(*t.a));
+  ApplyWrite(*t.b, log[3]);
   t.Tick();
   REQUIRE(t.b->Erase("cases", id).ok());
-  log.push_back(Newest(*t.b));
+  log.push_back(NewestWrite(*t.b));
 
   auto entries = AuditRecord(*t.auditor, "cases", id, log);
   REQUIRE(entries.ok());

@@ -1,7 +1,8 @@
 // Running the real binaries from tests: a command with its exit code and
-// output, and a hub process on 127.0.0.1 port 0.
-#ifndef ENLACE_TESTS_E2E_PROCESS_H_
-#define ENLACE_TESTS_E2E_PROCESS_H_
+// output, and a hub process on 127.0.0.1 port 0. The doctest side of
+// child_process.h: what cannot start fails the current test.
+#ifndef ENLACE_TESTS_SUPPORT_PROCESS_H_
+#define ENLACE_TESTS_SUPPORT_PROCESS_H_
 
 #include <sys/types.h>
 
@@ -9,13 +10,9 @@
 #include <string>
 #include <vector>
 
-namespace enlace::testing {
+#include "child_process.h"
 
-struct RunResult {
-  int exit_code = -1;  // 128 + signal when killed
-  std::string out;
-  std::string err;
-};
+namespace enlace::testing {
 
 // Runs argv[0] with `argv`, extra environment `env` (added to ours), and
 // `input` on stdin. Waits at most `timeout_s` seconds, then kills it.
@@ -50,9 +47,10 @@ class HubProcess {
 };
 
 // Sends raw bytes to 127.0.0.1:port and returns whatever comes back before
-// the peer closes or `timeout_ms` passes.
+// the peer closes or `timeout_ms` passes (raw_http.h's TryExchange, failing
+// the test when the connection is refused).
 std::string RawExchange(int port, const std::string& bytes, int timeout_ms = 3000);
 
 }  // namespace enlace::testing
 
-#endif  // ENLACE_TESTS_E2E_PROCESS_H_
+#endif  // ENLACE_TESTS_SUPPORT_PROCESS_H_

@@ -3,7 +3,12 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <array>
+#include <nlohmann/json.hpp>
+
+#include "crypto/crypto.h"
 #include "enlace/team.h"
+#include "replica/replica_impl.h"
 
 namespace enlace::testing {
 
@@ -17,12 +22,7 @@ InProcessHub::InProcessHub(const std::string& data_dir, FakeClock* clock) : data
 }
 
 HubReply InProcessHub::Send(const OutgoingRequest& request) {
-  hub::HttpRequest r;
-  r.method = request.method;
-  r.target = request.path;
-  for (const auto& [k, v] : request.headers) r.headers[k] = v;
-  r.body.assign(request.body.begin(), request.body.end());
-  const hub::HttpResponse resp = handler_->Handle(r);
+  const hub::HttpResponse resp = handler_->Handle(ToHttpRequest(request));
   auto it = resp.headers.find(kHeaderHubTime);
   return HubReply{resp.status, resp.body, it == resp.headers.end() ? "" : it->second};
 }
@@ -88,6 +88,42 @@ SyncProgress SyncAll(InProcessHub& hub, Replica& replica, SyncOptions options) {
   }
   FAIL("sync did not finish");
   return session.progress();
+}
+
+hub::HttpRequest NextSyncRequest(Replica& device) {
+  SyncSession session(device);
+  auto req = session.NextRequest();
+  REQUIRE_MESSAGE(req.ok(), req.status().ToString());
+  return ToHttpRequest(*req);
+}
+
+void SignRequest(Replica& signer, hub::HttpRequest& request, uint64_t time_ms) {
+  std::array<uint8_t, 16> nonce{};
+  internal::RandomFill(nonce);
+  const Bytes input = RequestSigningInput(request.method, request.target, signer.device_id(),
+                                          time_ms, nonce, internal::AsBytes(request.body));
+  const auto sig = internal::Sign(signer.impl().vault().secrets().signing.secret_key, input);
+  request.headers[kHeaderDevice] = signer.device_id().ToHex();
+  request.headers[kHeaderTime] = std::to_string(time_ms);
+  request.headers[kHeaderNonce] = internal::ToHex(nonce);
+  request.headers[kHeaderSignature] = internal::ToHex(sig);
+}
+
+hub::HttpRequest SignedSyncRequest(Replica& signer, const Bytes& body, uint64_t time_ms) {
+  hub::HttpRequest request;
+  request.method = "POST";
+  request.target = kPathSync;
+  request.body.assign(body.begin(), body.end());
+  SignRequest(signer, request, time_ms);
+  return request;
+}
+
+std::string ErrorOf(const std::string& body) {
+  const auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_string()) {
+    return j["error"].get<std::string>();
+  }
+  return "";
 }
 
 }  // namespace enlace::testing

@@ -1,13 +1,12 @@
 // Fault injection for the end-to-end tests: a loopback TCP proxy that sits
 // between the CLI (or any client) and the hub and delays, throttles, cuts,
-// resets and drops connections; and a minimal HTTP/1.1 client for sending
-// hand-made (signed or malformed) requests to a real hub.
-#ifndef ENLACE_TESTS_E2E_FAULT_PROXY_H_
-#define ENLACE_TESTS_E2E_FAULT_PROXY_H_
+// resets and drops connections. The minimal HTTP/1.1 client for sending
+// hand-made requests to a real hub is raw_http.h (included here).
+#ifndef ENLACE_TESTS_SUPPORT_FAULT_PROXY_H_
+#define ENLACE_TESTS_SUPPORT_FAULT_PROXY_H_
 
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -16,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "enlace/sync.h"
+#include "raw_http.h"
 
 namespace enlace::testing {
 
@@ -116,33 +115,6 @@ class FaultProxy {
 // (tests print it, so a failure can be replayed).
 uint64_t FaultSeed(uint64_t fallback);
 
-// ---- raw HTTP -------------------------------------------------------------------------------
-
-// A parsed HTTP response. status 0: the connection closed (or timed out)
-// before a status line arrived.
-struct HttpReply {
-  int status = 0;
-  std::map<std::string, std::string> headers;  // names lower-cased
-  std::string body;
-  std::string raw;
-};
-
-HttpReply ParseHttpReply(const std::string& raw);
-
-// The request as bytes on the wire: request line, `request.headers`, then
-// `extra_headers` (verbatim lines without CRLF), Host, Content-Length,
-// "Connection: close", and the body.
-std::string FormatHttpRequest(const OutgoingRequest& request,
-                              const std::vector<std::string>& extra_headers = {});
-
-// Sends `bytes` to 127.0.0.1:port, half-closes, and reads until the peer
-// closes or `timeout_ms` passes. nullopt when the connection is refused
-// (unlike RawExchange, which fails the test).
-std::optional<std::string> TryExchange(int port, const std::string& bytes, int timeout_ms = 10000);
-
-// Posts `request` to the hub on 127.0.0.1:port. status 0 when nothing came back.
-HttpReply PostToHub(int port, const OutgoingRequest& request, int timeout_ms = 10000);
-
 }  // namespace enlace::testing
 
-#endif  // ENLACE_TESTS_E2E_FAULT_PROXY_H_
+#endif  // ENLACE_TESTS_SUPPORT_FAULT_PROXY_H_

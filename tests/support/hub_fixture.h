@@ -1,13 +1,14 @@
 // An in-process hub (the real HubHandler and SQLite storage, no sockets) and
 // devices that sync with it through an in-memory transport.
-#ifndef ENLACE_TESTS_INTEGRATION_HUB_FIXTURE_H_
-#define ENLACE_TESTS_INTEGRATION_HUB_FIXTURE_H_
+#ifndef ENLACE_TESTS_SUPPORT_HUB_FIXTURE_H_
+#define ENLACE_TESTS_SUPPORT_HUB_FIXTURE_H_
 
 #include <memory>
 #include <string>
 
 #include "enlace/replica.h"
 #include "enlace/sync.h"
+#include "hub_request.h"
 #include "hub_storage.h"
 #include "routes.h"
 #include "test_util.h"
@@ -55,6 +56,17 @@ std::unique_ptr<Replica> JoinDevice(InProcessHub& hub, Replica& coordinator,
 void ExecSql(const std::string& db_path, const std::string& sql);
 // Syncs until nothing is left; returns the session's progress.
 SyncProgress SyncAll(InProcessHub& hub, Replica& replica, SyncOptions options = {});
+// `device`'s next sync request (pushing its pending writes), signed, as the
+// hub's handler gets it.
+hub::HttpRequest NextSyncRequest(Replica& device);
+// (Re)signs `request` as `signer` at `time_ms` with a fresh nonce: the
+// signature the sync engine would make for this method, path and body.
+void SignRequest(Replica& signer, hub::HttpRequest& request, uint64_t time_ms);
+// A POST of `body` to the sync path, signed by `signer` at `time_ms`.
+hub::HttpRequest SignedSyncRequest(Replica& signer, const Bytes& body, uint64_t time_ms);
+// The "error" of a hub's JSON answer; "" when it has none.
+std::string ErrorOf(const std::string& body);
+inline std::string ErrorOf(const hub::HttpResponse& response) { return ErrorOf(response.body); }
 
 struct HubTeam {
   TempDir dir;
@@ -67,4 +79,4 @@ struct HubTeam {
 
 }  // namespace enlace::testing
 
-#endif  // ENLACE_TESTS_INTEGRATION_HUB_FIXTURE_H_
+#endif  // ENLACE_TESTS_SUPPORT_HUB_FIXTURE_H_

@@ -1,9 +1,10 @@
-// Shared by the fault, crash and bad-input suites: field devices driven
+// Shared by the end-to-end suites (tests/e2e/): field devices driven
 // through the real `enlace` CLI, a regional office (a real enlace-hub and its
 // coordinator), and read-only looks at the SQLite files the binaries leave.
-// Header-only so the e2e support library stays as it is.
-#ifndef ENLACE_TESTS_E2E_CLI_FIXTURE_H_
-#define ENLACE_TESTS_E2E_CLI_FIXTURE_H_
+// Header-only: the binaries' paths come from the ENLACE_HUB_BIN and
+// ENLACE_CLI_BIN definitions of each e2e executable.
+#ifndef ENLACE_TESTS_SUPPORT_CLI_FIXTURE_H_
+#define ENLACE_TESTS_SUPPORT_CLI_FIXTURE_H_
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
@@ -85,10 +86,14 @@ inline std::string BootstrapToken(const std::string& data) {
   return token;
 }
 
+// The hub's Prometheus text (GET /metrics).
+inline std::string HubMetrics(int port) {
+  return RawExchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+}
+
 // The value of an unlabelled metric in the hub's Prometheus text; -1 when absent.
 inline int64_t MetricValue(int port, const std::string& name) {
-  const std::string text =
-      RawExchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string text = HubMetrics(port);
   const auto at = text.find("\n" + name + " ");
   if (at == std::string::npos) return -1;
   return std::strtoll(text.c_str() + at + name.size() + 2, nullptr, 10);
@@ -215,4 +220,4 @@ class ReadOnlyDb {
 
 }  // namespace enlace::testing
 
-#endif  // ENLACE_TESTS_E2E_CLI_FIXTURE_H_
+#endif  // ENLACE_TESTS_SUPPORT_CLI_FIXTURE_H_
