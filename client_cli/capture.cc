@@ -11,19 +11,13 @@
 namespace enlace::cli {
 namespace {
 
+using casework::Trim;
 using i18n::Format;
 
 // Code lists this long are not printed in full unless asked ("?").
 constexpr size_t kListInline = 14;
 // Wrong answers to one question before the capture stops.
 constexpr int kMaxTries = 5;
-
-std::string Trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return "";
-  const auto last = text.find_last_not_of(" \t\r\n");
-  return std::string(text.substr(first, last - first + 1));
-}
 
 bool IsYes(std::string_view answer) {
   std::string a;

@@ -274,9 +274,6 @@ int Run(const std::string& root) {
 }  // namespace enlace::fuzz
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: fuzz_seeds <corpus root, e.g. fuzz/corpus>\n");
-    return 2;
-  }
-  return enlace::fuzz::Run(argv[1]);
+  return enlace::fuzz::SeedsMain(argc, argv, "fuzz_seeds <corpus root, e.g. fuzz/corpus>",
+                                 enlace::fuzz::Run);
 }

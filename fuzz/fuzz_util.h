@@ -52,6 +52,15 @@ inline void Must(const Status& s, const char* what) {
   if (!s.ok()) Fail(std::string(what) + ": " + s.ToString());
 }
 
+// main() of a seed generator: `program <folder>` runs `run(folder)`.
+inline int SeedsMain(int argc, char** argv, const char* usage, int (*run)(const std::string&)) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s\n", usage);
+    return 2;
+  }
+  return run(argv[1]);
+}
+
 inline std::string_view AsText(const uint8_t* data, size_t size) {
   return {reinterpret_cast<const char*>(data), size};
 }

@@ -69,9 +69,5 @@ int Run(const std::string& out_dir) {
 }  // namespace enlace::fuzz
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: write_seeds <output folder>\n");
-    return 2;
-  }
-  return enlace::fuzz::Run(argv[1]);
+  return enlace::fuzz::SeedsMain(argc, argv, "write_seeds <output folder>", enlace::fuzz::Run);
 }

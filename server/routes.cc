@@ -75,34 +75,7 @@ HttpResponse Unauthorized(const Status& s) {
 
 }  // namespace
 
-int HttpStatusFor(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kOk:
-      return 200;
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kCorruption:
-    case StatusCode::kDecryptFailed:
-      return 400;
-    case StatusCode::kUnauthenticated:
-    case StatusCode::kWrongPassphrase:
-      return 401;
-    case StatusCode::kPermissionDenied:
-      return 403;
-    case StatusCode::kNotFound:
-      return 404;
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition:
-      return 409;
-    case StatusCode::kResourceExhausted:
-      return 413;
-    case StatusCode::kUnavailable:
-      return 503;
-    case StatusCode::kIoError:
-    case StatusCode::kInternal:
-      return 500;
-  }
-  return 500;
-}
+int HttpStatusFor(const Status& s) { return enlace::HttpStatusFor(s.code()); }
 
 HubHandler::HubHandler(HubStorage& storage, HubOptions options)
     : storage_(storage), options_(std::move(options)) {

@@ -4,8 +4,8 @@
 // reading it; this module reads every length first, checks it against the
 // caller's limit and against the bytes actually left, and only then
 // allocates. cereal exceptions never leave this module.
-#ifndef ENLACE_CORE_SRC_CODEC_H_
-#define ENLACE_CORE_SRC_CODEC_H_
+#ifndef ENLACE_CORE_BASE_CODEC_H_
+#define ENLACE_CORE_BASE_CODEC_H_
 
 #include <cstdint>
 #include <memory>
@@ -73,4 +73,4 @@ class Decoder {
 
 }  // namespace enlace::internal
 
-#endif  // ENLACE_CORE_SRC_CODEC_H_
+#endif  // ENLACE_CORE_BASE_CODEC_H_

@@ -1,8 +1,8 @@
 // zstd compression with bounded decompression: the wire carries write values
 // compressed before they are encrypted, and sync batches compressed as a
 // whole (docs/PROTOCOL.md §4).
-#ifndef ENLACE_CORE_SRC_COMPRESS_H_
-#define ENLACE_CORE_SRC_COMPRESS_H_
+#ifndef ENLACE_CORE_BASE_COMPRESS_H_
+#define ENLACE_CORE_BASE_COMPRESS_H_
 
 #include "base/bytes.h"
 #include "enlace/status.h"
@@ -19,4 +19,4 @@ Result<Bytes> Decompress(ByteView frame, size_t expected_size);
 
 }  // namespace enlace::internal
 
-#endif  // ENLACE_CORE_SRC_COMPRESS_H_
+#endif  // ENLACE_CORE_BASE_COMPRESS_H_

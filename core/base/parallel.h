@@ -1,7 +1,7 @@
 // A loop over independent items spread over a few threads: the signature
 // checks of a pushed batch (hub) and of a pulled batch (device).
-#ifndef ENLACE_CORE_SRC_PARALLEL_H_
-#define ENLACE_CORE_SRC_PARALLEL_H_
+#ifndef ENLACE_CORE_BASE_PARALLEL_H_
+#define ENLACE_CORE_BASE_PARALLEL_H_
 
 #include <algorithm>
 #include <atomic>
@@ -41,4 +41,4 @@ void ParallelFor(size_t n, size_t min_parallel, size_t max_threads, F&& fn) {
 
 }  // namespace enlace::internal
 
-#endif  // ENLACE_CORE_SRC_PARALLEL_H_
+#endif  // ENLACE_CORE_BASE_PARALLEL_H_

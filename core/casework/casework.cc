@@ -17,13 +17,6 @@ using i18n::Format;
 using i18n::Translate;
 using nlohmann::json;
 
-std::string Trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return "";
-  const auto last = text.find_last_not_of(" \t\r\n");
-  return std::string(text.substr(first, last - first + 1));
-}
-
 bool IsDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -418,6 +411,13 @@ std::string ExportJson(const SchemaPack& pack, const std::vector<CollectionRecor
     collections[c.collection->name] = std::move(rows);
   }
   return doc.dump(2) + "\n";
+}
+
+std::string Trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return "";
+  const auto last = text.find_last_not_of(" \t\r\n");
+  return std::string(text.substr(first, last - first + 1));
 }
 
 }  // namespace enlace::casework

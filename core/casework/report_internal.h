@@ -1,7 +1,7 @@
 // Private pieces of the report module shared by report.cc, report_render.cc
 // and the tests: the entry layout of a table and the exact rank test.
-#ifndef ENLACE_CORE_SRC_REPORT_INTERNAL_H_
-#define ENLACE_CORE_SRC_REPORT_INTERNAL_H_
+#ifndef ENLACE_CORE_CASEWORK_REPORT_INTERNAL_H_
+#define ENLACE_CORE_CASEWORK_REPORT_INTERNAL_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -54,4 +54,4 @@ std::vector<size_t> Sizes(const std::vector<Dimension>& dims);
 
 }  // namespace enlace::report::internal
 
-#endif  // ENLACE_CORE_SRC_REPORT_INTERNAL_H_
+#endif  // ENLACE_CORE_CASEWORK_REPORT_INTERNAL_H_

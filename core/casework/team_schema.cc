@@ -21,8 +21,6 @@
 namespace enlace {
 
 using internal::RecordKey;
-using internal::SecretBytes;
-using internal::Sibling;
 
 namespace {
 
@@ -111,7 +109,7 @@ Result<SchemaPack> TeamSchemaCheck::OverlayFromWrite(Replica::Impl& impl, const 
                                     w.dot.device.ToHex().substr(0, 8) +
                                     " was ignored: that device is not a coordinator");
   }
-  ENLACE_ASSIGN_OR_RETURN(const SecretBytes* key, impl.TeamKey(w.key_version));
+  ENLACE_ASSIGN_OR_RETURN(const internal::SecretBytes* key, impl.TeamKey(w.key_version));
   ENLACE_ASSIGN_OR_RETURN(auto values, internal::OpenWritePayload(w, *key));
   for (size_t i = 0; i < w.fields.size(); ++i) {
     if (w.fields[i] != kOverlayField) continue;
@@ -181,7 +179,7 @@ Result<const SchemaPack*> TeamSchemaCheck::Effective(Replica::Impl& impl) {
   LoadKeptOverlay(impl);
   const RecordKey key = OverlayKey();
   ENLACE_ASSIGN_OR_RETURN(auto state, impl.store().LoadRecord(key));
-  const std::vector<Sibling>* siblings = nullptr;
+  const std::vector<internal::Sibling>* siblings = nullptr;
   if (state) {
     auto it = state->fields.find(kOverlayField);
     if (it != state->fields.end() && !it->second.empty()) siblings = &it->second;
@@ -197,7 +195,7 @@ Result<const SchemaPack*> TeamSchemaCheck::Effective(Replica::Impl& impl) {
   std::string fingerprint = "v" + std::to_string(kept_version_) + ";";
   for (const DeviceId& d : coordinators) fingerprint += d.ToHex() + ",";
   if (siblings != nullptr) {
-    for (const Sibling& s : *siblings) {
+    for (const internal::Sibling& s : *siblings) {
       fingerprint += ";" + s.dot.device.ToHex() + ":" + std::to_string(s.dot.counter);
     }
   }
@@ -208,11 +206,12 @@ Result<const SchemaPack*> TeamSchemaCheck::Effective(Replica::Impl& impl) {
   std::vector<std::string> problems;
   if (siblings != nullptr) {
     // Newest first: the shown sibling, then concurrent ones.
-    std::vector<Sibling> ordered = *siblings;
-    std::sort(ordered.begin(), ordered.end(), [](const Sibling& a, const Sibling& b) {
-      return std::tie(a.hlc, a.dot.device) > std::tie(b.hlc, b.dot.device);
-    });
-    for (const Sibling& s : ordered) {
+    std::vector<internal::Sibling> ordered = *siblings;
+    std::sort(ordered.begin(), ordered.end(),
+              [](const internal::Sibling& a, const internal::Sibling& b) {
+                return std::tie(a.hlc, a.dot.device) > std::tie(b.hlc, b.dot.device);
+              });
+    for (const internal::Sibling& s : ordered) {
       auto stored = impl.store().GetWrite(s.dot);
       if (!stored.ok()) return stored.status();
       if (!*stored) return Status::Corruption("the overlay's write is missing from the store");

@@ -1,7 +1,7 @@
 // RAII wrappers over libsodium: the only place in enlace that calls a
 // cryptographic primitive. Nothing here is hand-made.
-#ifndef ENLACE_CORE_SRC_CRYPTO_H_
-#define ENLACE_CORE_SRC_CRYPTO_H_
+#ifndef ENLACE_CORE_CRYPTO_CRYPTO_H_
+#define ENLACE_CORE_CRYPTO_CRYPTO_H_
 
 #include <array>
 #include <cstddef>
@@ -147,4 +147,4 @@ Result<SecretBytes> OpenSealed(const BoxKeyPair& keys, ByteView sealed);
 
 }  // namespace enlace::internal
 
-#endif  // ENLACE_CORE_SRC_CRYPTO_H_
+#endif  // ENLACE_CORE_CRYPTO_CRYPTO_H_

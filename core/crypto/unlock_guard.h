@@ -11,8 +11,8 @@
 // reset the counter; the back-off slows down guessing through this code
 // only. Offline guessing against a copy of vault.bin is bounded by Argon2id
 // alone (docs/THREAT_MODEL.md).
-#ifndef ENLACE_CORE_SRC_UNLOCK_GUARD_H_
-#define ENLACE_CORE_SRC_UNLOCK_GUARD_H_
+#ifndef ENLACE_CORE_CRYPTO_UNLOCK_GUARD_H_
+#define ENLACE_CORE_CRYPTO_UNLOCK_GUARD_H_
 
 #include <cstdint>
 #include <memory>
@@ -59,4 +59,4 @@ Result<std::unique_ptr<Vault>> UnlockGuarded(const std::string& dir, std::string
 
 }  // namespace enlace::internal
 
-#endif  // ENLACE_CORE_SRC_UNLOCK_GUARD_H_
+#endif  // ENLACE_CORE_CRYPTO_UNLOCK_GUARD_H_

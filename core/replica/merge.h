@@ -6,8 +6,8 @@
 // version vector of everything it has seen) and, per field, the siblings:
 // (dot, hlc) of the writes whose value is still current. Values stay in the
 // encrypted writes; this module never sees them.
-#ifndef ENLACE_CORE_SRC_MERGE_H_
-#define ENLACE_CORE_SRC_MERGE_H_
+#ifndef ENLACE_CORE_REPLICA_MERGE_H_
+#define ENLACE_CORE_REPLICA_MERGE_H_
 
 #include <map>
 #include <set>
@@ -50,4 +50,4 @@ const Sibling& ShownSibling(const std::vector<Sibling>& siblings);
 
 }  // namespace enlace::internal
 
-#endif  // ENLACE_CORE_SRC_MERGE_H_
+#endif  // ENLACE_CORE_REPLICA_MERGE_H_

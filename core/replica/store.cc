@@ -121,6 +121,14 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
 
 Result<int64_t> Store::SchemaVersion() { return internal::SchemaVersion(*db_); }
 
+std::string StoreSchemaSql(int version) {
+  std::string sql;
+  for (int i = 0; i < version && i < static_cast<int>(std::size(kMigrations)); ++i) {
+    sql += kMigrations[i];
+  }
+  return sql + "PRAGMA user_version=" + std::to_string(version) + ";";
+}
+
 Status Store::Migrate() {
   std::vector<Migration> steps;
   for (const char* sql : kMigrations) steps.push_back(Migration{sql, nullptr});

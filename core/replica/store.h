@@ -19,12 +19,13 @@
 //   documents, outgoing_key_grants            (migration 3)
 //
 // Not thread-safe. Callers group calls into a Transaction.
-#ifndef ENLACE_CORE_SRC_STORE_H_
-#define ENLACE_CORE_SRC_STORE_H_
+#ifndef ENLACE_CORE_REPLICA_STORE_H_
+#define ENLACE_CORE_REPLICA_STORE_H_
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "crypto/crypto.h"
@@ -36,16 +37,18 @@
 namespace enlace::internal {
 
 // Names of the meta counters.
-inline constexpr char kMetaPullCursor[] = "pull_cursor";
-inline constexpr char kMetaMembersVersion[] = "members_version";
-inline constexpr char kMetaLastSyncMs[] = "last_sync_ms";
-inline constexpr char kMetaRegistryVersion[] = "registry_version";
-inline constexpr char kDocRegistry[] = "registry";              // the newest checked Registry
-inline constexpr char kDocAdmissions[] = "admissions";          // checked Admissions (list)
-inline constexpr char kDocOutgoingRegistry[] = "out_registry";  // signed here, not yet stored
-inline constexpr char kMetaClockOffset[] = "clock_offset_ms";   // int64 as two's complement
+inline constexpr std::string_view kMetaPullCursor = "pull_cursor";
+inline constexpr std::string_view kMetaMembersVersion = "members_version";
+inline constexpr std::string_view kMetaLastSyncMs = "last_sync_ms";
+inline constexpr std::string_view kMetaRegistryVersion = "registry_version";
+inline constexpr std::string_view kDocRegistry = "registry";      // the newest checked Registry
+inline constexpr std::string_view kDocAdmissions = "admissions";  // checked Admissions (list)
+inline constexpr std::string_view kDocOutgoingRegistry =
+    "out_registry";  // signed here, not yet stored
+inline constexpr std::string_view kMetaClockOffset =
+    "clock_offset_ms";  // int64 as two's complement
 // 1 when this device created the team: its first coordinator (enlace/team.h).
-inline constexpr char kMetaTeamFounder[] = "team_founder";
+inline constexpr std::string_view kMetaTeamFounder = "team_founder";
 
 // The query behind PendingWrites (for tests of its plan): ?1 is this device.
 inline constexpr char kPendingWritesQuery[] =
@@ -147,10 +150,16 @@ class Store {
   std::unique_ptr<Db> db_;
 };
 
+// The SQL of the store's first `version` migrations (at most 3: later ones
+// convert rows in C++), then `PRAGMA user_version`. Released migrations never
+// change, so this builds a store exactly as an older release left it (tests
+// of the later migrations).
+std::string StoreSchemaSql(int version);
+
 // The canonical encoding of a version vector, as stored in records.context.
 Bytes EncodeVersionVector(const VersionVector& vv);
 Result<VersionVector> DecodeVersionVector(ByteView bytes);
 
 }  // namespace enlace::internal
 
-#endif  // ENLACE_CORE_SRC_STORE_H_
+#endif  // ENLACE_CORE_REPLICA_STORE_H_

@@ -73,12 +73,10 @@ Bytes Write::SignedBytes() const {
 }
 
 Bytes Write::Encode() const {
-  Encoder e;
-  EncodeMeta(e, *this);
-  e.Raw(nonce);
-  e.Blob(ciphertext);
-  e.Raw(signature);
-  return e.Finish();
+  // What the signature covers, then the signature.
+  Bytes out = SignedBytes();
+  out.insert(out.end(), signature.begin(), signature.end());
+  return out;
 }
 
 Result<Write> Write::Decode(std::span<const uint8_t> bytes, const WriteLimits& limits) {

@@ -1,6 +1,6 @@
 // Sealing, verifying and opening writes: the crypto half of enlace/write.h.
-#ifndef ENLACE_CORE_SRC_WRITE_INTERNAL_H_
-#define ENLACE_CORE_SRC_WRITE_INTERNAL_H_
+#ifndef ENLACE_CORE_REPLICA_WRITE_INTERNAL_H_
+#define ENLACE_CORE_REPLICA_WRITE_INTERNAL_H_
 
 #include <string>
 #include <vector>
@@ -26,4 +26,4 @@ Result<std::vector<std::string>> OpenWritePayload(const Write& write, const Secr
 
 }  // namespace enlace::internal
 
-#endif  // ENLACE_CORE_SRC_WRITE_INTERNAL_H_
+#endif  // ENLACE_CORE_REPLICA_WRITE_INTERNAL_H_

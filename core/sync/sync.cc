@@ -144,24 +144,7 @@ Status StatusFromHubResponse(int http_status, std::string_view body) {
   } else {
     message = "the hub answered HTTP " + std::to_string(http_status);
   }
-  switch (http_status) {
-    case 400:
-      return Status::InvalidArgument(message);
-    case 401:
-      return Status::Unauthenticated(message);
-    case 403:
-      return Status::PermissionDenied(message);
-    case 404:
-      return Status::NotFound(message);
-    case 409:
-      return Status::FailedPrecondition(message);
-    case 413:
-      return Status::ResourceExhausted(message);
-    case 422:  // a report with a published value below k
-      return Status::InvalidArgument(message);
-    default:
-      return Status::Unavailable(message);
-  }
+  return Status(StatusCodeForHttp(http_status), std::move(message));
 }
 
 int64_t FollowHubClock(Replica& replica, std::string_view hub_time_header, uint64_t tolerance_ms) {

@@ -21,6 +21,49 @@ using internal::PutRole;
 
 namespace {
 
+// Each code's HTTP status. For a status, the first entry with it is the code
+// a device reads back.
+struct HttpCode {
+  StatusCode code;
+  int http;
+};
+constexpr HttpCode kHttpCodes[] = {
+    {StatusCode::kOk, 200},
+    {StatusCode::kInvalidArgument, 400},
+    {StatusCode::kCorruption, 400},
+    {StatusCode::kDecryptFailed, 400},
+    {StatusCode::kUnauthenticated, 401},
+    {StatusCode::kWrongPassphrase, 401},
+    {StatusCode::kPermissionDenied, 403},
+    {StatusCode::kNotFound, 404},
+    {StatusCode::kFailedPrecondition, 409},
+    {StatusCode::kAlreadyExists, 409},
+    {StatusCode::kResourceExhausted, 413},
+    {StatusCode::kInvalidArgument, 422},  // read back only: a report below k
+    {StatusCode::kUnavailable, 503},
+    {StatusCode::kIoError, 500},
+    {StatusCode::kInternal, 500},
+};
+
+}  // namespace
+
+int HttpStatusFor(StatusCode code) {
+  for (const HttpCode& c : kHttpCodes) {
+    if (c.code == code) return c.http;
+  }
+  return 500;
+}
+
+StatusCode StatusCodeForHttp(int http_status) {
+  if (http_status == 500) return StatusCode::kUnavailable;
+  for (const HttpCode& c : kHttpCodes) {
+    if (c.http == http_status && c.http != 200) return c.code;
+  }
+  return StatusCode::kUnavailable;
+}
+
+namespace {
+
 constexpr char kMagic[4] = {'E', 'N', 'L', 'C'};
 
 enum class MessageType : uint8_t {

@@ -433,37 +433,8 @@ TEST_CASE("stored registers that do not decode are reported as corruption, never
 
 // ---- migrations 4 and 5: one registers blob per record, writes by rowid -------------
 
-// The local store as migrations 1-3 left it, written by hand.
-constexpr char kSchema3[] = R"sql(
-CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE devices(
-  device BLOB PRIMARY KEY, sign_pk BLOB NOT NULL, box_pk BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE writes(
-  device BLOB NOT NULL, counter INTEGER NOT NULL,
-  collection TEXT NOT NULL, record BLOB NOT NULL, kind INTEGER NOT NULL,
-  encoded BLOB NOT NULL,
-  PRIMARY KEY(device, counter)) WITHOUT ROWID;
-CREATE TABLE records(
-  collection TEXT NOT NULL, record BLOB NOT NULL, context BLOB NOT NULL,
-  PRIMARY KEY(collection, record)) WITHOUT ROWID;
-CREATE TABLE siblings(
-  collection TEXT NOT NULL, record BLOB NOT NULL, field TEXT NOT NULL,
-  device BLOB NOT NULL, counter INTEGER NOT NULL, hlc INTEGER NOT NULL,
-  PRIMARY KEY(collection, record, field, device, counter)) WITHOUT ROWID;
-CREATE TABLE outbox(counter INTEGER PRIMARY KEY);
-ALTER TABLE devices ADD COLUMN name TEXT NOT NULL DEFAULT '';
-ALTER TABLE devices ADD COLUMN role INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN revoked_ms INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN revoked_after INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE devices ADD COLUMN joined_ms INTEGER NOT NULL DEFAULT 0;
-CREATE TABLE documents(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE outgoing_key_grants(
-  recipient BLOB NOT NULL, version INTEGER NOT NULL, encoded BLOB NOT NULL,
-  PRIMARY KEY(recipient, version)) WITHOUT ROWID;
-PRAGMA user_version=3;
-)sql";
+// The local store as migrations 1-3 left it (released migrations never change).
+const std::string kSchema3 = StoreSchemaSql(3);
 
 // Random records as a device may hold them: several devices, conflicts,
 // counters and clocks over the whole range (stored as signed integers).

@@ -42,31 +42,19 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return Status(); }
-  static Status InvalidArgument(std::string m) {
-    return {StatusCode::kInvalidArgument, std::move(m)};
-  }
-  static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
-  static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
-  static Status WrongPassphrase(std::string m) {
-    return {StatusCode::kWrongPassphrase, std::move(m)};
-  }
-  static Status Unauthenticated(std::string m) {
-    return {StatusCode::kUnauthenticated, std::move(m)};
-  }
-  static Status PermissionDenied(std::string m) {
-    return {StatusCode::kPermissionDenied, std::move(m)};
-  }
-  static Status Corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
-  static Status DecryptFailed(std::string m) { return {StatusCode::kDecryptFailed, std::move(m)}; }
-  static Status FailedPrecondition(std::string m) {
-    return {StatusCode::kFailedPrecondition, std::move(m)};
-  }
-  static Status ResourceExhausted(std::string m) {
-    return {StatusCode::kResourceExhausted, std::move(m)};
-  }
-  static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
-  static Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
-  static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status InvalidArgument(std::string m) { return Of(StatusCode::kInvalidArgument, m); }
+  static Status NotFound(std::string m) { return Of(StatusCode::kNotFound, m); }
+  static Status AlreadyExists(std::string m) { return Of(StatusCode::kAlreadyExists, m); }
+  static Status WrongPassphrase(std::string m) { return Of(StatusCode::kWrongPassphrase, m); }
+  static Status Unauthenticated(std::string m) { return Of(StatusCode::kUnauthenticated, m); }
+  static Status PermissionDenied(std::string m) { return Of(StatusCode::kPermissionDenied, m); }
+  static Status Corruption(std::string m) { return Of(StatusCode::kCorruption, m); }
+  static Status DecryptFailed(std::string m) { return Of(StatusCode::kDecryptFailed, m); }
+  static Status FailedPrecondition(std::string m) { return Of(StatusCode::kFailedPrecondition, m); }
+  static Status ResourceExhausted(std::string m) { return Of(StatusCode::kResourceExhausted, m); }
+  static Status Unavailable(std::string m) { return Of(StatusCode::kUnavailable, m); }
+  static Status IoError(std::string m) { return Of(StatusCode::kIoError, m); }
+  static Status Internal(std::string m) { return Of(StatusCode::kInternal, m); }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
@@ -78,6 +66,8 @@ class [[nodiscard]] Status {
   Status WithContext(std::string_view context) const;
 
  private:
+  static Status Of(StatusCode code, std::string& message) { return {code, std::move(message)}; }
+
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
 };

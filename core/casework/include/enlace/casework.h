@@ -20,6 +20,9 @@ namespace enlace::casework {
 
 // ---- values ------------------------------------------------------------------------------
 
+// `text` without leading and trailing spaces, tabs and line ends.
+std::string Trim(std::string_view text);
+
 // How a value typed by a person or found in a spreadsheet cell becomes the
 // field's JSON value:
 //   string/text  as is;  integer/number  a decimal number;

@@ -42,6 +42,14 @@ inline constexpr char kHeaderNonce[] = "x-enlace-nonce";
 inline constexpr char kHeaderSignature[] = "x-enlace-signature";
 inline constexpr char kHeaderHubTime[] = "x-enlace-hub-time";
 
+// The HTTP status a hub answers a refusal with (kOk: 200), and the error a
+// device reads back from a status: 400 kInvalidArgument (also 422, a report
+// with a published count below k), 401 kUnauthenticated, 403
+// kPermissionDenied, 404 kNotFound, 409 kFailedPrecondition, 413
+// kResourceExhausted, anything else kUnavailable. One table serves both.
+int HttpStatusFor(StatusCode code);
+StatusCode StatusCodeForHttp(int http_status);
+
 // How far a request's time may be from the hub's clock.
 inline constexpr uint64_t kRequestFreshnessMs = 5 * 60 * 1000;
 
