@@ -114,8 +114,6 @@ bool ParseViewerToken(std::string_view token, std::array<uint8_t, kViewerIdBytes
   return true;
 }
 
-int64_t I(uint64_t v) { return static_cast<int64_t>(v); }
-
 class SqliteHubStorage final : public HubStorage {
  public:
   explicit SqliteHubStorage(std::unique_ptr<Db> db) : db_(std::move(db)) {}
@@ -129,7 +127,7 @@ class SqliteHubStorage final : public HubStorage {
     std::lock_guard lock(mu_);
     ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO bootstrap_tokens(token_hash, "
                                                   "created_ms) VALUES(?, ?)"));
-    return st.BindBlob(1, token_hash).Bind(2, I(now_ms)).Exec();
+    return st.BindBlob(1, token_hash).BindU64(2, now_ms).Exec();
   }
 
   Result<MembersResponse> RegisterTeam(const RegisterTeamRequest& req, const DeviceId& device,
@@ -138,7 +136,7 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
     ENLACE_ASSIGN_OR_RETURN(Stmt use, db_->Prepare("UPDATE bootstrap_tokens SET used_ms = ? "
                                                    "WHERE token_hash = ? AND used_ms IS NULL"));
-    ENLACE_RETURN_IF_ERROR(use.Bind(1, I(now_ms)).BindBlob(2, token_hash).Exec());
+    ENLACE_RETURN_IF_ERROR(use.BindU64(1, now_ms).BindBlob(2, token_hash).Exec());
     ENLACE_ASSIGN_OR_RETURN(auto existing, FindDeviceLocked(device));
     if (db_->changes() != 1) {
       // A retry after a lost answer: the same device, key and team, with the
@@ -162,7 +160,7 @@ class SqliteHubStorage final : public HubStorage {
     }
     ENLACE_ASSIGN_OR_RETURN(Stmt team, db_->Prepare("INSERT INTO teams(team, name, created_ms, "
                                                     "members_version) VALUES(?, ?, ?, 0)"));
-    Status s = team.BindBlob(1, req.team.bytes).Bind(2, req.team_name).Bind(3, I(now_ms)).Exec();
+    Status s = team.BindBlob(1, req.team.bytes).Bind(2, req.team_name).BindU64(3, now_ms).Exec();
     if (s.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists("the team exists");
     ENLACE_RETURN_IF_ERROR(s);
     Member m;
@@ -210,10 +208,10 @@ class SqliteHubStorage final : public HubStorage {
   Status RememberNonceLocked(const DeviceId& device, const std::array<uint8_t, 16>& nonce,
                              uint64_t now_ms, uint64_t forget_before_ms) {
     ENLACE_ASSIGN_OR_RETURN(Stmt prune, db_->Prepare("DELETE FROM nonces WHERE seen_ms < ?"));
-    ENLACE_RETURN_IF_ERROR(prune.Bind(1, I(forget_before_ms)).Exec());
+    ENLACE_RETURN_IF_ERROR(prune.BindU64(1, forget_before_ms).Exec());
     ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO nonces(device, nonce, seen_ms) "
                                                   "VALUES(?, ?, ?)"));
-    Status s = st.BindBlob(1, device.bytes).BindBlob(2, nonce).Bind(3, I(now_ms)).Exec();
+    Status s = st.BindBlob(1, device.bytes).BindBlob(2, nonce).BindU64(3, now_ms).Exec();
     if (s.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists("replayed request");
     return s;
   }
@@ -232,8 +230,8 @@ class SqliteHubStorage final : public HubStorage {
                    .Bind(4, static_cast<int64_t>(req.role))
                    .BindBlob(5, req.verifier)
                    .BindBlob(6, req.envelope)
-                   .Bind(7, I(now_ms))
-                   .Bind(8, I(req.expires_ms))
+                   .BindU64(7, now_ms)
+                   .BindU64(8, req.expires_ms)
                    .BindBlob(9, req.grant)
                    .Exec();
     if (s.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists("invite id in use");
@@ -280,7 +278,7 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_ASSIGN_OR_RETURN(Stmt use, db_->Prepare("UPDATE invites SET used_ms = ?, used_by = ? "
                                                    "WHERE invite = ?"));
     ENLACE_RETURN_IF_ERROR(
-        use.Bind(1, I(now_ms)).BindBlob(2, device.bytes).BindBlob(3, req.invite_id).Exec());
+        use.BindU64(1, now_ms).BindBlob(2, device.bytes).BindBlob(3, req.invite_id).Exec());
     Member m;
     m.device = device;
     m.signing_key = req.signing_key;
@@ -400,7 +398,7 @@ class SqliteHubStorage final : public HubStorage {
       ENLACE_ASSIGN_OR_RETURN(Stmt kv, db_->Prepare("UPDATE devices SET key_version = ?1 "
                                                     "WHERE device = ?2 AND key_version != ?1"));
       ENLACE_RETURN_IF_ERROR(
-          kv.Bind(1, I(req.key_version)).BindBlob(2, device.member.device.bytes).Exec());
+          kv.BindU64(1, req.key_version).BindBlob(2, device.member.device.bytes).Exec());
     }
     // Keyed by dot: a retried batch stores nothing twice. (Not INSERT OR
     // IGNORE: that would burn an AUTOINCREMENT sequence number per ignored row.)
@@ -415,7 +413,7 @@ class SqliteHubStorage final : public HubStorage {
       // A retried write is stored once; a reused write number with other
       // content (a device restored from an old backup) is refused, never
       // acknowledged and dropped.
-      existing.BindBlob(1, w.dot.device.bytes).Bind(2, I(w.dot.counter));
+      existing.BindBlob(1, w.dot.device.bytes).BindU64(2, w.dot.counter);
       ENLACE_ASSIGN_OR_RETURN(bool found, existing.Step());
       const bool same = found && std::ranges::equal(existing.ColumnBlob(0), w.encoded);
       existing.Reset();
@@ -428,9 +426,9 @@ class SqliteHubStorage final : public HubStorage {
       ENLACE_ASSIGN_OR_RETURN(auto row_key, RecordOf(w));
       ENLACE_RETURN_IF_ERROR(ins.BindBlob(1, device.team.bytes)
                                  .BindBlob(2, w.dot.device.bytes)
-                                 .Bind(3, I(w.dot.counter))
+                                 .BindU64(3, w.dot.counter)
                                  .BindBlob(4, w.encoded)
-                                 .Bind(5, I(now_ms))
+                                 .BindU64(5, now_ms)
                                  .Bind(6, row_key.first)
                                  .BindBlob(7, row_key.second.bytes)
                                  .Exec());
@@ -447,7 +445,7 @@ class SqliteHubStorage final : public HubStorage {
     // (it has them) but moving the cursor past them.
     ENLACE_ASSIGN_OR_RETURN(Stmt pull, db_->Prepare("SELECT seq, device, encoded FROM writes "
                                                     "WHERE team = ? AND seq > ? ORDER BY seq"));
-    pull.BindBlob(1, device.team.bytes).Bind(2, I(cursor));
+    pull.BindBlob(1, device.team.bytes).BindU64(2, cursor);
     resp.next_cursor = cursor;
     size_t total = 0;
     for (;;) {
@@ -540,11 +538,11 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_RETURN_IF_ERROR(ins.BindBlob(1, id)
                                .BindBlob(2, by.team.bytes)
                                .BindBlob(3, by.member.device.bytes)
-                               .Bind(4, I(now_ms))
+                               .BindU64(4, now_ms)
                                .Bind(5, meta.title)
                                .Bind(6, meta.from)
                                .Bind(7, meta.to)
-                               .Bind(8, static_cast<int64_t>(meta.k))
+                               .BindU64(8, meta.k)
                                .BindBlob(9, internal::AsBytes(body))
                                .Exec());
     ENLACE_ASSIGN_OR_RETURN(Stmt st,
@@ -616,7 +614,7 @@ class SqliteHubStorage final : public HubStorage {
                    .BindBlob(2, team.bytes)
                    .BindBlob(3, hash)
                    .Bind(4, label)
-                   .Bind(5, I(now_ms))
+                   .BindU64(5, now_ms)
                    .Exec();
     std::string token = kViewerTokenPrefix + internal::ToBase64Url(raw);
     internal::Wipe(raw);
@@ -692,7 +690,7 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT encoded FROM writes WHERE team = ? AND "
                                                   "collection = ? AND record = ? ORDER BY seq "
                                                   "LIMIT ?"));
-    st.BindBlob(1, team.bytes).Bind(2, collection).BindBlob(3, record.bytes).Bind(4, I(max_writes));
+    st.BindBlob(1, team.bytes).Bind(2, collection).BindBlob(3, record.bytes).BindU64(4, max_writes);
     return st.AllBlobs(0);
   }
 
@@ -791,7 +789,7 @@ class SqliteHubStorage final : public HubStorage {
                                .Bind(4, static_cast<int64_t>(m.role))
                                .BindBlob(5, m.signing_key)
                                .BindBlob(6, m.encryption_key)
-                               .Bind(7, I(now_ms))
+                               .BindU64(7, now_ms)
                                .Exec());
     ENLACE_ASSIGN_OR_RETURN(Stmt bump, db_->Prepare("UPDATE teams SET members_version = "
                                                     "members_version + 1 WHERE team = ?"));
@@ -840,7 +838,7 @@ class SqliteHubStorage final : public HubStorage {
   Result<std::vector<Bytes>> RegistriesLocked(const TeamId& team, uint64_t after) {
     ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT encoded FROM registries WHERE team = ? "
                                                   "AND version > ? ORDER BY version"));
-    st.BindBlob(1, team.bytes).Bind(2, I(after));
+    st.BindBlob(1, team.bytes).BindU64(2, after);
     return st.AllBlobs(0);
   }
 
@@ -873,9 +871,9 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO registries(team, version, encoded, "
                                                   "stored_ms) VALUES(?, ?, ?, ?)"));
     ENLACE_RETURN_IF_ERROR(st.BindBlob(1, r.team.bytes)
-                               .Bind(2, I(r.version))
+                               .BindU64(2, r.version)
                                .BindBlob(3, encoded)
-                               .Bind(4, I(now_ms))
+                               .BindU64(4, now_ms)
                                .Exec());
     return RecomputeLocked(r.team);
   }
@@ -897,11 +895,11 @@ class SqliteHubStorage final : public HubStorage {
     for (const Member& m : EffectiveMembers(*registry, admissions)) {
       up.Bind(1, m.name).Bind(2, static_cast<int64_t>(m.role));
       if (m.revoked) {
-        up.Bind(3, I(m.revoked_ms));
+        up.BindU64(3, m.revoked_ms);
       } else {
         up.BindNull(3);
       }
-      ENLACE_RETURN_IF_ERROR(up.Bind(4, I(m.revoked_after))
+      ENLACE_RETURN_IF_ERROR(up.BindU64(4, m.revoked_after)
                                  .Bind(5, int64_t{m.pending ? 1 : 0})
                                  .BindBlob(6, m.device.bytes)
                                  .BindBlob(7, team.bytes)
@@ -935,7 +933,7 @@ class SqliteHubStorage final : public HubStorage {
       // A retry after a lost answer: the same bytes are already stored.
       ENLACE_ASSIGN_OR_RETURN(Stmt same, db_->Prepare("SELECT encoded FROM registries WHERE "
                                                       "team = ? AND version = ?"));
-      same.BindBlob(1, by.team.bytes).Bind(2, I(next->version));
+      same.BindBlob(1, by.team.bytes).BindU64(2, next->version);
       ENLACE_ASSIGN_OR_RETURN(bool row, same.Step());
       if (row && std::ranges::equal(same.ColumnBlob(0), encoded)) return std::string();
     }
@@ -976,7 +974,7 @@ class SqliteHubStorage final : public HubStorage {
       ENLACE_ASSIGN_OR_RETURN(auto recipient, FindDeviceLocked(g->recipient));
       if (!recipient || recipient->team != by.team || recipient->member.revoked) continue;
       ENLACE_RETURN_IF_ERROR(ins.BindBlob(1, g->recipient.bytes)
-                                 .Bind(2, static_cast<int64_t>(g->version))
+                                 .BindU64(2, g->version)
                                  .BindBlob(3, by.team.bytes)
                                  .BindBlob(4, bytes)
                                  .Exec());
@@ -988,7 +986,7 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_ASSIGN_OR_RETURN(Stmt st,
                             db_->Prepare("SELECT encoded FROM key_grants WHERE "
                                          "recipient = ? AND version > ? ORDER BY version"));
-    st.BindBlob(1, device.bytes).Bind(2, static_cast<int64_t>(above));
+    st.BindBlob(1, device.bytes).BindU64(2, above);
     return st.AllBlobs(0);
   }
 
@@ -1005,9 +1003,7 @@ class SqliteHubStorage final : public HubStorage {
                      "pending = 0 AND revoked_ms IS NULL AND key_version > 0 AND "
                      "key_version < newest.v AND NOT EXISTS (SELECT 1 FROM key_grants g WHERE "
                      "g.recipient = devices.device AND g.version >= newest.v) ORDER BY device"));
-    st.BindBlob(1, by.team.bytes)
-        .BindBlob(2, by.member.device.bytes)
-        .Bind(3, static_cast<int64_t>(own_version));
+    st.BindBlob(1, by.team.bytes).BindBlob(2, by.member.device.bytes).BindU64(3, own_version);
     std::vector<DeviceId> out;
     for (;;) {
       ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());

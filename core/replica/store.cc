@@ -150,6 +150,8 @@ Status Store::SetMeta(std::string_view key, uint64_t value) {
   ENLACE_ASSIGN_OR_RETURN(Stmt st,
                           db_->Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
                                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  // Stored bit for bit: kMetaClockOffset holds a signed offset as two's
+  // complement, and GetMeta reads it back the same way.
   return st.Bind(1, key).Bind(2, static_cast<int64_t>(value)).Exec();
 }
 
@@ -192,9 +194,9 @@ Status Store::PutMember(const Member& m) {
       .Bind(5, static_cast<int64_t>(m.role))
       .Bind(6, int64_t{m.revoked ? 1 : 0})
       .Bind(7, int64_t{m.pending ? 1 : 0})
-      .Bind(8, static_cast<int64_t>(m.revoked_ms))
-      .Bind(9, static_cast<int64_t>(m.revoked_after))
-      .Bind(10, static_cast<int64_t>(m.joined_ms))
+      .BindU64(8, m.revoked_ms)
+      .BindU64(9, m.revoked_after)
+      .BindU64(10, m.joined_ms)
       .Exec();
 }
 
@@ -274,10 +276,7 @@ Status Store::QueueKeyGrant(const DeviceId& recipient, uint32_t version, ByteVie
   ENLACE_ASSIGN_OR_RETURN(
       Stmt st, db_->Prepare("INSERT OR REPLACE INTO outgoing_key_grants(recipient, version, "
                             "encoded) VALUES(?, ?, ?)"));
-  return st.BindBlob(1, recipient.bytes)
-      .Bind(2, static_cast<int64_t>(version))
-      .BindBlob(3, encoded)
-      .Exec();
+  return st.BindBlob(1, recipient.bytes).BindU64(2, version).BindBlob(3, encoded).Exec();
 }
 
 Result<std::vector<Bytes>> Store::QueuedKeyGrants() {
@@ -574,7 +573,7 @@ Status Store::InsertWrite(const Write& write, const Bytes& encoded) {
                                                 "collection, record, kind, encoded) "
                                                 "VALUES(?, ?, ?, ?, ?, ?)"));
   return st.BindBlob(1, write.dot.device.bytes)
-      .Bind(2, static_cast<int64_t>(write.dot.counter))
+      .BindU64(2, write.dot.counter)
       .Bind(3, write.collection)
       .BindBlob(4, write.record.bytes)
       .Bind(5, static_cast<int64_t>(write.kind))
@@ -585,7 +584,7 @@ Status Store::InsertWrite(const Write& write, const Bytes& encoded) {
 Result<std::optional<StoredWrite>> Store::GetWrite(const Dot& dot) {
   ENLACE_ASSIGN_OR_RETURN(
       Stmt st, db_->Prepare("SELECT kind, encoded FROM writes WHERE device = ? AND counter = ?"));
-  st.BindBlob(1, dot.device.bytes).Bind(2, static_cast<int64_t>(dot.counter));
+  st.BindBlob(1, dot.device.bytes).BindU64(2, dot.counter);
   ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return std::optional<StoredWrite>();
   StoredWrite w;
@@ -598,7 +597,7 @@ Result<std::optional<StoredWrite>> Store::GetWrite(const Dot& dot) {
 Status Store::DeleteWrite(const Dot& dot) {
   ENLACE_ASSIGN_OR_RETURN(Stmt st,
                           db_->Prepare("DELETE FROM writes WHERE device = ? AND counter = ?"));
-  return st.BindBlob(1, dot.device.bytes).Bind(2, static_cast<int64_t>(dot.counter)).Exec();
+  return st.BindBlob(1, dot.device.bytes).BindU64(2, dot.counter).Exec();
 }
 
 Result<int64_t> Store::CountWrites() {
@@ -617,12 +616,12 @@ Result<std::vector<Bytes>> Store::AllWrites() {
 
 Status Store::AddToOutbox(uint64_t counter) {
   ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT OR IGNORE INTO outbox(counter) VALUES(?)"));
-  return st.Bind(1, static_cast<int64_t>(counter)).Exec();
+  return st.BindU64(1, counter).Exec();
 }
 
 Status Store::RemoveFromOutbox(uint64_t counter) {
   ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM outbox WHERE counter = ?"));
-  return st.Bind(1, static_cast<int64_t>(counter)).Exec();
+  return st.BindU64(1, counter).Exec();
 }
 
 Result<std::vector<std::pair<uint64_t, Bytes>>> Store::PendingWrites(const DeviceId& self,

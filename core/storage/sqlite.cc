@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <cstdint>
 #include <utility>
 
 namespace enlace::internal {
@@ -66,6 +67,17 @@ Status BindResult(int rc, sqlite3* db) { return SqliteStatus(rc, db, "bind"); }
 Stmt& Stmt::Bind(int index, int64_t v) {
   if (bind_status_.ok()) bind_status_ = BindResult(sqlite3_bind_int64(stmt_, index, v), db_);
   return *this;
+}
+
+Stmt& Stmt::BindU64(int index, uint64_t v) {
+  if (v > static_cast<uint64_t>(INT64_MAX)) {
+    if (bind_status_.ok()) {
+      bind_status_ = Status::InvalidArgument("the number " + std::to_string(v) +
+                                             " is out of range (at most 2^63-1)");
+    }
+    return *this;
+  }
+  return Bind(index, static_cast<int64_t>(v));
 }
 
 Stmt& Stmt::Bind(int index, std::string_view text) {

@@ -1,7 +1,7 @@
 // RAII over the SQLite C API, and the one helper that turns an SQLite result
 // code into a Status. Not thread-safe: one Db per thread of use.
-#ifndef ENLACE_CORE_SRC_SQLITE_H_
-#define ENLACE_CORE_SRC_SQLITE_H_
+#ifndef ENLACE_CORE_STORAGE_SQLITE_H_
+#define ENLACE_CORE_STORAGE_SQLITE_H_
 
 #include <algorithm>
 #include <cstdint>
@@ -37,6 +37,10 @@ class Stmt {
 
   // Binds by 1-based index. Blobs and texts are copied (SQLITE_TRANSIENT).
   Stmt& Bind(int index, int64_t v);
+  // An unsigned value (counters, versions, times): SQLite integers are
+  // signed, so one above INT64_MAX is refused (the next Step or Exec answers
+  // kInvalidArgument), never stored as a negative number.
+  Stmt& BindU64(int index, uint64_t v);
   Stmt& Bind(int index, std::string_view text);
   Stmt& BindBlob(int index, std::span<const uint8_t> blob);
   Stmt& BindNull(int index);
@@ -135,4 +139,4 @@ class Transaction {
 
 }  // namespace enlace::internal
 
-#endif  // ENLACE_CORE_SRC_SQLITE_H_
+#endif  // ENLACE_CORE_STORAGE_SQLITE_H_

@@ -18,6 +18,10 @@ using internal::Encoder;
 namespace {
 
 constexpr uint8_t kFormat = 1;
+// Registry versions and the times and write numbers of entries fit SQLite's
+// signed integers (the hub's and the device's stores).
+constexpr uint64_t kMaxRegistryVersion = (uint64_t{1} << 62);
+constexpr uint64_t kMaxStoredNumber = (uint64_t{1} << 63) - 1;
 constexpr char kInviteKeyContext[9] = "enlinvky";
 constexpr uint64_t kInviteKeySubkey = 1;
 
@@ -27,6 +31,14 @@ constexpr std::string_view kRegistryDomain = "enlace registry v1\n";
 constexpr std::string_view kGrantDomain = "enlace invite grant v1\n";
 constexpr std::string_view kAdmissionDomain = "enlace admission v1\n";
 constexpr std::string_view kKeyGrantDomain = "enlace key grant v1\n";
+
+// A document starts with its format byte; `what` names it in the error.
+Status ExpectFormat(Decoder& d, const std::string& what) {
+  uint8_t format = 0;
+  ENLACE_RETURN_IF_ERROR(d.U8(format, (what + " format").c_str()));
+  if (format != kFormat) return Status::Corruption("unknown " + what + " format");
+  return Status::Ok();
+}
 
 void Domain(Encoder& e, std::string_view domain) { e.Raw(internal::AsBytes(domain)); }
 
@@ -62,9 +74,7 @@ void PutGrantBody(Encoder& e, const InviteGrant& g) {
 }
 
 Status GetGrantBody(Decoder& d, InviteGrant& g) {
-  uint8_t format = 0;
-  ENLACE_RETURN_IF_ERROR(d.U8(format, "grant format"));
-  if (format != kFormat) return Status::Corruption("unknown invite grant format");
+  ENLACE_RETURN_IF_ERROR(ExpectFormat(d, "invite grant"));
   ENLACE_RETURN_IF_ERROR(d.Raw(g.team.bytes, "grant team"));
   ENLACE_RETURN_IF_ERROR(d.Raw(g.invite, "grant invite"));
   ENLACE_RETURN_IF_ERROR(internal::GetRole(d, g.role));
@@ -190,11 +200,12 @@ Bytes EncodeRegistry(const Registry& r) { return SignedEncodingOf(r, PutRegistry
 
 Result<Registry> DecodeRegistry(std::span<const uint8_t> bytes, const WireLimits& l) {
   return DecodeDocument<Registry>(bytes, [&l](Decoder& d, Registry& r) -> Status {
-    uint8_t format = 0;
-    ENLACE_RETURN_IF_ERROR(d.U8(format, "registry format"));
-    if (format != kFormat) return Status::Corruption("unknown registry format");
+    ENLACE_RETURN_IF_ERROR(ExpectFormat(d, "registry"));
     ENLACE_RETURN_IF_ERROR(d.Raw(r.team.bytes, "registry team"));
     ENLACE_RETURN_IF_ERROR(d.U64(r.version, "registry version"));
+    if (r.version > kMaxRegistryVersion) {
+      return Status::Corruption("registry version out of range");
+    }
     ENLACE_RETURN_IF_ERROR(internal::GetBool(d, r.approval_required, "registry approval"));
     uint32_t n = 0;
     ENLACE_RETURN_IF_ERROR(
@@ -210,6 +221,10 @@ Result<Registry> DecodeRegistry(std::span<const uint8_t> bytes, const WireLimits
       ENLACE_RETURN_IF_ERROR(d.U64(x.joined_ms, "entry joined"));
       ENLACE_RETURN_IF_ERROR(d.U64(x.revoked_ms, "entry revoked"));
       ENLACE_RETURN_IF_ERROR(d.U64(x.revoked_after, "entry revoked after"));
+      if (x.joined_ms > kMaxStoredNumber || x.revoked_ms > kMaxStoredNumber ||
+          x.revoked_after > kMaxStoredNumber) {
+        return Status::Corruption("registry entry number out of range");
+      }
     }
     ENLACE_RETURN_IF_ERROR(d.Raw(r.signer.bytes, "registry signer"));
     ENLACE_RETURN_IF_ERROR(d.Raw(r.signature, "registry signature"));
@@ -266,9 +281,7 @@ Bytes EncodeKeyGrant(const KeyGrant& g) { return SignedEncodingOf(g, PutKeyGrant
 
 Result<KeyGrant> DecodeKeyGrant(std::span<const uint8_t> bytes, const WireLimits& l) {
   return DecodeDocument<KeyGrant>(bytes, [&l](Decoder& d, KeyGrant& g) -> Status {
-    uint8_t format = 0;
-    ENLACE_RETURN_IF_ERROR(d.U8(format, "key grant format"));
-    if (format != kFormat) return Status::Corruption("unknown key grant format");
+    ENLACE_RETURN_IF_ERROR(ExpectFormat(d, "key grant"));
     ENLACE_RETURN_IF_ERROR(d.Raw(g.team.bytes, "key grant team"));
     ENLACE_RETURN_IF_ERROR(d.U32(g.version, "key grant version"));
     ENLACE_RETURN_IF_ERROR(d.Raw(g.recipient.bytes, "key grant recipient"));
@@ -302,9 +315,12 @@ Status CheckGenesis(const Registry& r) {
 Status CheckSuccessor(const Registry& current, const Registry& next) {
   ENLACE_RETURN_IF_ERROR(CheckEntriesSorted(next));
   if (next.team != current.team) return Status::PermissionDenied("registry of another team");
-  if (next.version <= current.version) {
+  // Versions follow one another: a version that skips ahead (e.g. 2^63-1)
+  // would leave no room for the next one, and a coordinator could make its
+  // own registry the last the team can ever have.
+  if (next.version != current.version + 1) {
     return Status::PermissionDenied("registry version " + std::to_string(next.version) +
-                                    " is not newer than " + std::to_string(current.version));
+                                    " does not follow " + std::to_string(current.version));
   }
   const RegistryEntry* signer = ActiveCoordinator(current, next.signer);
   if (signer == nullptr) {

@@ -260,7 +260,19 @@ Status AdoptTeamKeyBundle(Replica::Impl& impl, const SecretBytes& bundle) {
   next.team = team;
   for (uint32_t i = 0; i < n; ++i) {
     const uint32_t version = get_u32();
-    next.team_keys.insert_or_assign(version, SecretBytes(p, kAeadKeyBytes));
+    SecretBytes key(p, kAeadKeyBytes);
+    if (version == 0) return Status::Corruption("team key bundle holds key version 0");
+    // A key version, once held, never changes: a bundle that would replace
+    // it (a rogue coordinator's grant) would make everything written under
+    // it unreadable here.
+    if (auto held = next.team_keys.find(version); held != next.team_keys.end()) {
+      if (!held->second.ConstantTimeEquals(key)) {
+        return Status::PermissionDenied("a key grant would replace team key version " +
+                                        std::to_string(version) + ", which this device holds");
+      }
+    } else {
+      next.team_keys.emplace(version, std::move(key));
+    }
     p += kAeadKeyBytes;
   }
   return impl.vault().Update(std::move(next));
