@@ -603,7 +603,7 @@ CliStatus RunExport(Context& ctx, const ExportArgs& args) {
   }
   Workbench wb;
   CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
-  if (args.include_identifying && wb.dev.config.role != "coordinator") {
+  if (args.include_identifying && !IsVerifiedCoordinator(*wb.dev.replica)) {
     return {kExitData, _("--include-identifying is for coordinators only: names, phones and "
                          "addresses stay on this device")};
   }
@@ -1050,7 +1050,7 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
   query.to = args.to;
   Workbench wb;
   CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
-  if (args.publish && wb.dev.config.role != "coordinator") {
+  if (args.publish && !IsVerifiedCoordinator(*wb.dev.replica)) {
     return {kExitData, _("only a coordinator publishes reports to the hub")};
   }
   query.language = wb.language;

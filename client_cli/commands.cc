@@ -764,6 +764,9 @@ CliStatus RunStatus(Context& ctx) {
   auto status = GetSyncStatus(*dev.replica);
   if (!status.ok()) return Local(status.status());
   const Config& c = dev.config;
+  // The role the verified registry gives this device, never the config's.
+  const std::string role =
+      RoleName(IsVerifiedCoordinator(*dev.replica) ? Role::kCoordinator : Role::kField);
   const std::string device = dev.replica->device_id().ToHex();
   const std::string team = dev.replica->team().ToHex();
   const bool synced = status->last_sync_ms != 0;
@@ -777,7 +780,7 @@ CliStatus RunStatus(Context& ctx) {
                       {"team_name", c.team_name},
                       {"device", device},
                       {"device_name", c.device_name},
-                      {"role", c.role},
+                      {"role", role},
                       {"members", status->members.size()},
                       {"clock_offset_ms", status->clock_offset_ms}});
     return CliStatus::Ok();
@@ -789,7 +792,7 @@ CliStatus RunStatus(Context& ctx) {
       {_("hub"), c.tls_pin.empty() ? c.hub_url : Format(_("{0}  (key pinned)"), {c.hub_url})},
       {_("team"), c.team_name.empty() ? team : c.team_name + " (" + team + ")"},
       {_("device"), c.device_name + " (" + device + ")"},
-      {_("role"), RoleLabel(c.role)},
+      {_("role"), RoleLabel(role)},
       {_("members"), std::to_string(status->members.size())},
   };
   if (std::string w = ClockWarning(status->clock_offset_ms); !w.empty()) {

@@ -7,6 +7,7 @@
 
 #include "enlace/hlc.h"
 #include "enlace/local_safety.h"
+#include "enlace/team.h"
 #include "enlace/team_schema.h"
 #include "i18n_cli.h"
 
@@ -75,6 +76,11 @@ CliStatus ObtainNewPassphrase(const Context& ctx, const std::string& file, Passp
 CliStatus ObtainDuressPassphrase(const Context& ctx, const std::string& file, Passphrase& out) {
   return Obtain(OtherSources(ctx, file, "--duress-passphrase-file", kDuressPassphraseEnv),
                 PassphrasePurpose::kDuress, out);
+}
+
+bool IsVerifiedCoordinator(Replica& replica) {
+  auto coordinator = IsCoordinator(replica);
+  return coordinator.ok() && *coordinator;
 }
 
 CliStatus OpenDevice(const Context& ctx, Device& out) {

@@ -52,6 +52,11 @@ struct Device {
 // when not initialised, 2 for a wrong passphrase).
 CliStatus OpenDevice(const Context& ctx, Device& out);
 
+// Whether the device's verified registry lists it as an active coordinator
+// (enlace/team.h, IsCoordinator). The role in config.json is only a label:
+// anyone with the folder can edit it.
+bool IsVerifiedCoordinator(Replica& replica);
+
 // The device passphrase from --passphrase-file, ENLACE_PASSPHRASE or the
 // terminal, asked as `purpose` wants; exit 2 when none can be had.
 CliStatus ObtainDevicePassphrase(const Context& ctx, PassphrasePurpose purpose, Passphrase& out);

@@ -13,6 +13,7 @@
 #include "enlace/replica.h"
 #include "enlace/team.h"
 #include "fuzz_team.h"
+#include "fuzz_util.h"
 #include "temp_dir.h"
 
 namespace enlace::fuzz {

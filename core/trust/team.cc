@@ -339,6 +339,10 @@ Status TrustDevice(Replica& replica, const DeviceId& device, const DevicePublicK
   return replica.impl().store().PutDevice(device, keys.signing, keys.encryption);
 }
 
+Result<bool> IsCoordinator(Replica& replica) {
+  return internal::IsRegistryCoordinator(replica.impl());
+}
+
 Result<std::vector<Member>> Members(Replica& replica) {
   return replica.impl().store().ListMembers();
 }

@@ -39,6 +39,12 @@ Status TrustDevice(Replica& replica, const DeviceId& device, const DevicePublicK
 // admitted make them; kept current by sync.
 Result<std::vector<Member>> Members(Replica& replica);
 
+// True when this device's checked registry lists it as an active
+// coordinator: the only source of a device's role (a role written in a
+// local file is not one; a coordinator admitted by invite becomes one once
+// a registry lists it).
+Result<bool> IsCoordinator(Replica& replica);
+
 // Coordinator changes to the registry. Each signs the next registry version
 // (with every device admitted by invite folded in) and keeps it to be sent
 // by the next sync round, which stores it on the hub or reports why not
