@@ -704,6 +704,9 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
     if (Status s = ValidateHubUrl(args.hub); !s.ok()) return CliStatus::Usage(s.message());
     hub.url = NormaliseHubUrl(args.hub);
   }
+  if (args.full) {
+    if (Status s = RereadLog(*dev.replica); !s.ok()) return Local(s);
+  }
   SyncProgress p;
   CLI_RETURN_IF_ERROR(SyncWithHub(ctx, dev, hub, args.max_attempts, p));
   if (p.restamped > 0) {
@@ -712,11 +715,21 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
                          : _("{0} writes made while this device's clock ran ahead were re-stamped"),
         {std::to_string(p.restamped)}));
   }
-  if (p.waiting_for_key != 0) {
-    ctx.output->Warn(Format(_("some of the team's writes use team key version {0}, which this "
-                              "device does not hold yet; they will arrive after a coordinator "
-                              "syncs"),
-                            {std::to_string(p.waiting_for_key)}));
+  if (p.resealed > 0) {
+    ctx.output->Note(
+        Format(p.resealed == 1 ? _("{0} unsent write was sealed again under the newest team key")
+                               : _("{0} unsent writes were sealed again under the newest team key"),
+               {std::to_string(p.resealed)}));
+  }
+  if (p.parked > 0) {
+    ctx.output->Warn(Format(p.parked == 1
+                                ? _("{0} of the team's writes uses team key version {1}, which "
+                                    "this device does not hold yet: it is kept aside and applied "
+                                    "once a coordinator has synced")
+                                : _("{0} of the team's writes use team key versions up to {1}, "
+                                    "which this device does not hold yet: they are kept aside and "
+                                    "applied once a coordinator has synced"),
+                            {std::to_string(p.parked), std::to_string(p.waiting_for_key)}));
   }
   if (!p.registry_refused.empty()) {
     ctx.output->Warn(Format(_("the hub did not take the device registry change signed here: {0}"),
@@ -730,7 +743,10 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
                       {"ignored", p.ignored},
                       {"restamped", p.restamped},
                       {"keys_received", p.keys_received},
-                      {"waiting_for_key", p.waiting_for_key}});
+                      {"resealed", p.resealed},
+                      {"parked", p.parked},
+                      {"waiting_for_key", p.waiting_for_key},
+                      {"refetch_pending", p.refetch_pending}});
   } else {
     const char* message = nullptr;
     if (p.refused > 0) {
@@ -750,9 +766,11 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
     return {kExitData,
             Format(p.refused == 1
                        ? _("{0} write from the hub failed verification and was refused (altered, "
-                           "forged, or from a revoked or unknown device): {1}")
+                           "forged, or from a revoked or unknown device; an altered one is asked "
+                           "for again on the next sync): {1}")
                        : _("{0} writes from the hub failed verification and were refused "
-                           "(altered, forged, or from a revoked or unknown device); last: {1}"),
+                           "(altered, forged, or from a revoked or unknown device; altered ones "
+                           "are asked for again on the next sync); last: {1}"),
                    {std::to_string(p.refused), p.last_refusal})};
   }
   return CliStatus::Ok();

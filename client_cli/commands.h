@@ -89,7 +89,8 @@ struct ResolveArgs {
 };
 struct SyncArgs {
   int max_attempts = 6;
-  std::string hub;  // overrides the configured hub URL for this run
+  std::string hub;    // overrides the configured hub URL for this run
+  bool full = false;  // read the hub's whole log again (RereadLog)
 };
 
 CliStatus RunInit(Context& ctx, const InitArgs& args);

@@ -314,9 +314,15 @@ int Main(int argc, char** argv) {
   sync_cmd->add_option("--hub", sync.hub,
                        _("Use this hub URL for this run instead of the configured one "
                          "(the configured TLS pin still applies)"));
+  sync_cmd->add_flag("--full", sync.full,
+                     _("Read the hub's whole log again: repairs a device that missed writes "
+                       "(writes already here are recognised and skipped)"));
   sync_cmd->footer(
       _("Safe to interrupt and to repeat: a cut connection costs at most one batch, and\n"
-        "retries never duplicate a write.\n"
+        "retries never duplicate a write. Exit 0 also when some of the team's writes wait\n"
+        "for a team key this device does not hold yet (they are kept and applied when it\n"
+        "arrives); exit 5 when writes from the hub failed verification (they are asked\n"
+        "for again on every sync).\n"
         "Example:\n  enlace sync"));
 
   auto* status_cmd = app.add_subcommand(

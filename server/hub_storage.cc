@@ -88,6 +88,11 @@ ALTER TABLE devices ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN revoked_after INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN key_version INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 5: a device whose revocation a coordinator has asked for: the hub
+    // takes no more of its writes, so the revocation's cut-off holds.
+    R"sql(
+ALTER TABLE devices ADD COLUMN frozen INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 constexpr char kViewerTokenPrefix[] = "vt-";
@@ -388,7 +393,7 @@ class SqliteHubStorage final : public HubStorage {
     const bool coordinator = device.member.role == Role::kCoordinator;
     if (!req.registry.empty()) {
       ENLACE_ASSIGN_OR_RETURN(resp.registry_refused,
-                              AcceptRegistryLocked(device, req.registry, now_ms));
+                              AcceptRegistryLocked(device, req.registry, now_ms, &resp.cutoffs));
     }
     if (coordinator && !req.key_grants.empty()) {
       ENLACE_RETURN_IF_ERROR(AcceptKeyGrantsLocked(device, req.key_grants));
@@ -400,6 +405,35 @@ class SqliteHubStorage final : public HubStorage {
       ENLACE_RETURN_IF_ERROR(
           kv.BindU64(1, req.key_version).BindBlob(2, device.member.device.bytes).Exec());
     }
+    uint32_t newest_own = 0;  // the newest key version this device holds or was granted
+    if (!writes.empty()) {
+      ENLACE_ASSIGN_OR_RETURN(Stmt frozen, db_->Prepare("SELECT frozen FROM devices "
+                                                        "WHERE device = ?"));
+      frozen.BindBlob(1, device.member.device.bytes);
+      ENLACE_ASSIGN_OR_RETURN(bool frow, frozen.Step());
+      if (frow && frozen.ColumnInt(0) != 0) {
+        return Status::PermissionDenied(
+            "a coordinator is revoking this device: the hub takes no more of its writes");
+      }
+      // A write under a key version no coordinator has granted would stop
+      // every device's pull before it (nobody can open it).
+      ENLACE_ASSIGN_OR_RETURN(const uint64_t granted, GrantedKeyVersionLocked(device.team));
+      for (const auto& w : writes) {
+        if (w.key_version == 0 || w.key_version > granted) {
+          return Status::InvalidArgument("a write is sealed under key version " +
+                                         std::to_string(w.key_version) +
+                                         ", which no coordinator of this team has granted (the "
+                                         "newest is " +
+                                         std::to_string(granted) + ")");
+        }
+      }
+      ENLACE_ASSIGN_OR_RETURN(Stmt own, db_->Prepare("SELECT coalesce(max(version), 0) FROM "
+                                                     "key_grants WHERE recipient = ?"));
+      own.BindBlob(1, device.member.device.bytes);
+      ENLACE_ASSIGN_OR_RETURN(bool orow, own.Step());
+      newest_own = static_cast<uint32_t>(
+          std::max<uint64_t>(req.key_version, orow ? static_cast<uint64_t>(own.ColumnInt(0)) : 0));
+    }
     // Keyed by dot: a retried batch stores nothing twice. (Not INSERT OR
     // IGNORE: that would burn an AUTOINCREMENT sequence number per ignored row.)
     ENLACE_ASSIGN_OR_RETURN(
@@ -410,6 +444,13 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_ASSIGN_OR_RETURN(Stmt existing, db_->Prepare("SELECT encoded FROM writes "
                                                         "WHERE device = ? AND counter = ?"));
     for (const auto& w : writes) {
+      if (w.key_version < newest_own) {
+        // Sealed under a key older than one granted to this device (made
+        // before its grant arrived, maybe readable by a revoked device):
+        // neither it nor what follows is stored; the device seals them again.
+        resp.reseal_below = newest_own;
+        break;
+      }
       // A retried write is stored once; a reused write number with other
       // content (a device restored from an old backup) is refused, never
       // acknowledged and dropped.
@@ -448,6 +489,24 @@ class SqliteHubStorage final : public HubStorage {
     pull.BindBlob(1, device.team.bytes).BindU64(2, cursor);
     resp.next_cursor = cursor;
     size_t total = 0;
+    // Positions the device refused (a delivery altered on the way) come
+    // first, as stored.
+    if (!req.refetch.empty()) {
+      ENLACE_ASSIGN_OR_RETURN(Stmt again, db_->Prepare("SELECT device, encoded FROM writes "
+                                                       "WHERE team = ? AND seq = ?"));
+      for (uint64_t seq : req.refetch) {
+        again.BindBlob(1, device.team.bytes).BindU64(2, seq);
+        ENLACE_ASSIGN_OR_RETURN(bool row, again.Step());
+        if (row && DeviceId{FromBlob<std::array<uint8_t, 16>>(again.ColumnBlob(0))} !=
+                       device.member.device) {
+          const auto blob = again.ColumnBlob(1);
+          total += blob.size();
+          resp.writes.emplace_back(blob.begin(), blob.end());
+          resp.seqs.push_back(seq);
+        }
+        again.Reset();
+      }
+    }
     for (;;) {
       ENLACE_ASSIGN_OR_RETURN(bool more, pull.Step());
       if (!more) break;
@@ -925,8 +984,22 @@ class SqliteHubStorage final : public HubStorage {
   }
 
   // Checks a coordinator's new registry version; "" when stored, else why not.
+  // The newest team key version a coordinator of `team` has granted or
+  // holds (1, the team's first key, at least).
+  Result<uint64_t> GrantedKeyVersionLocked(const TeamId& team) {
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt st, db_->Prepare("SELECT max(1, (SELECT coalesce(max(version), 0) FROM key_grants "
+                              "WHERE team = ?1), (SELECT coalesce(max(key_version), 0) FROM "
+                              "devices WHERE team = ?1 AND role = ?2 AND revoked_ms IS NULL AND "
+                              "pending = 0))"));
+    st.BindBlob(1, team.bytes).Bind(2, static_cast<int64_t>(Role::kCoordinator));
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    return row ? static_cast<uint64_t>(st.ColumnInt(0)) : uint64_t{1};
+  }
+
   Result<std::string> AcceptRegistryLocked(const DeviceRecord& by, const Bytes& encoded,
-                                           uint64_t now_ms) {
+                                           uint64_t now_ms,
+                                           std::vector<RevocationCutoff>* cutoffs) {
     auto next = DecodeRegistry(encoded);
     if (!next.ok()) return "the registry is malformed: " + next.status().message();
     {
@@ -952,10 +1025,21 @@ class SqliteHubStorage final : public HubStorage {
       ENLACE_ASSIGN_OR_RETURN(bool row, max.Step());
       const uint64_t stored = row ? static_cast<uint64_t>(max.ColumnInt(0)) : 0;
       if (stored > e.revoked_after) {
-        return "device " + e.device.ToHex().substr(0, 8) + " has sent writes up to number " +
-               std::to_string(stored) + " that the revocation does not cover (it covers up to " +
-               std::to_string(e.revoked_after) + "); sync and revoke again";
+        // The target outran the coordinator's cut-off. It may push no more
+        // from now on, so the highest write stored is a cut-off that holds:
+        // the coordinator signs the revocation again with it.
+        ENLACE_ASSIGN_OR_RETURN(Stmt freeze,
+                                db_->Prepare("UPDATE devices SET frozen = 1 WHERE device = ?"));
+        ENLACE_RETURN_IF_ERROR(freeze.BindBlob(1, e.device.bytes).Exec());
+        cutoffs->push_back(RevocationCutoff{e.device, stored});
       }
+    }
+    if (!cutoffs->empty()) {
+      const RevocationCutoff& c = cutoffs->front();
+      return "device " + c.device.ToHex().substr(0, 8) + " has sent writes up to number " +
+             std::to_string(c.counter) +
+             " that the revocation does not cover; the hub takes no more of its writes, sign the "
+             "revocation again with that cut-off";
     }
     ENLACE_RETURN_IF_ERROR(StoreRegistryLocked(*next, encoded, now_ms));
     return std::string();

@@ -39,6 +39,7 @@ struct IncomingWrite {
   // history. When `collection` is empty the storage decodes `encoded`.
   std::string collection;
   RecordId record;
+  uint32_t key_version = 0;  // the team key version that sealed it
 };
 
 // One row of the hub's write log, as stored (for `admin verify`).

@@ -20,6 +20,26 @@ bool ApplyToRecord(RecordState& state, const Dot& dot, HlcTimestamp hlc,
   return true;
 }
 
+bool ApplyLate(RecordState& state, const Dot& dot, HlcTimestamp hlc, const VersionVector& context,
+               const std::vector<std::string>& fields,
+               const std::function<bool(const Sibling&, const Dot&)>& saw) {
+  bool changed = false;
+  for (const auto& field : fields) {
+    auto& siblings = state.fields[field];
+    const bool superseded = std::any_of(siblings.begin(), siblings.end(), [&](const Sibling& s) {
+      return s.dot == dot || saw(s, dot);
+    });
+    if (superseded) continue;
+    std::erase_if(siblings, [&](const Sibling& s) { return context.Covers(s.dot); });
+    siblings.push_back(Sibling{dot, hlc});
+    std::sort(siblings.begin(), siblings.end(),
+              [](const Sibling& a, const Sibling& b) { return a.dot < b.dot; });
+    changed = true;
+  }
+  state.context.Merge(context);
+  return changed;
+}
+
 std::set<Dot> LiveDots(const RecordState& state) {
   std::set<Dot> live;
   for (const auto& [field, siblings] : state.fields) {

@@ -9,6 +9,7 @@
 #ifndef ENLACE_CORE_REPLICA_MERGE_H_
 #define ENLACE_CORE_REPLICA_MERGE_H_
 
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -40,6 +41,17 @@ struct RecordState {
 // `context` and `dot`. `fields` must include kDeletedField.
 bool ApplyToRecord(RecordState& state, const Dot& dot, HlcTimestamp hlc,
                    const VersionVector& context, const std::vector<std::string>& fields);
+
+// Applies a write that arrives after writes that had seen it: `state.context`
+// covers `dot`, yet this device never merged it (it was kept aside for its
+// key, or its first delivery was altered and it was asked for again). For
+// each field in `fields` it stands unless a current sibling's writer had
+// seen it (`saw(sibling, dot)`: that sibling's write context covers `dot`);
+// where it stands, the siblings its own context covers give way, exactly as
+// in-order delivery would have left them. Returns true when a field changed.
+bool ApplyLate(RecordState& state, const Dot& dot, HlcTimestamp hlc, const VersionVector& context,
+               const std::vector<std::string>& fields,
+               const std::function<bool(const Sibling&, const Dot&)>& saw);
 
 // Every dot that still holds a current value somewhere in the record.
 std::set<Dot> LiveDots(const RecordState& state);

@@ -152,13 +152,14 @@ Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
   return store_->AddToOutbox(counter);
 }
 
-Result<size_t> Replica::Impl::RestampFutureWrites(uint64_t margin_ms) {
+Result<size_t> Replica::Impl::RestampFutureWrites(uint64_t margin_ms, bool stale_keys) {
   const uint64_t wall = clock_.WallMs();
   const uint64_t limit = wall + margin_ms;
+  const uint32_t newest_key = CurrentKeyVersion();
   // No write of this device is stamped later than its clock has ever been:
   // when that is within the margin, there is nothing to scan (the common
   // case; scanning the whole outbox every round made pushing quadratic).
-  if (clock_.last().physical_ms() <= limit) return size_t{0};
+  if (!stale_keys && clock_.last().physical_ms() <= limit) return size_t{0};
   // Own unsent writes stamped in the future, grouped by record, in counter order.
   struct Stamped {
     std::set<Dot> dots;
@@ -169,7 +170,7 @@ Result<size_t> Replica::Impl::RestampFutureWrites(uint64_t margin_ms) {
   ENLACE_ASSIGN_OR_RETURN(auto pending, store_->PendingWrites(device(), SIZE_MAX));
   for (const auto& [counter, bytes] : pending) {
     ENLACE_ASSIGN_OR_RETURN(Write w, Write::Decode(bytes, options_.limits));
-    if (w.hlc.physical_ms() <= limit) continue;
+    if (w.hlc.physical_ms() <= limit && !(stale_keys && w.key_version < newest_key)) continue;
     Stamped& st = future[RecordKey{w.collection, w.record}];
     st.dots.insert(w.dot);
     st.last_dot = w.dot;
@@ -346,7 +347,34 @@ Result<ApplyOutcome> Replica::Impl::Merge(const Write& w, const Bytes& encoded,
   }
   RecordState state = *loaded ? std::move(**loaded) : RecordState{};
   const std::set<Dot> live_before = internal::LiveDots(state);
-  if (!internal::ApplyToRecord(state, w.dot, w.hlc, w.context, WithExistence(w.fields))) {
+  if (state.context.Covers(w.dot)) {
+    // Seen, superseded, or late: a write that was kept aside (for its key,
+    // or asked for again after an altered delivery) while writes that had
+    // seen it were merged. Only a write never stored here can be late.
+    ENLACE_ASSIGN_OR_RETURN(auto stored, store_->GetWrite(w.dot));
+    if (stored) return ApplyOutcome::kAlreadySeen;
+    std::map<Dot, std::optional<VersionVector>> contexts;
+    Status failed;
+    const auto saw = [&](const internal::Sibling& s, const Dot& dot) {
+      auto it = contexts.find(s.dot);
+      if (it == contexts.end()) {
+        std::optional<VersionVector> context;
+        auto sibling = store_->GetWrite(s.dot);
+        if (!sibling.ok()) {
+          failed = sibling.status();
+        } else if (*sibling) {
+          auto decoded = Write::Decode((*sibling)->encoded, options_.limits);
+          if (decoded.ok()) context = std::move(decoded->context);
+        }
+        it = contexts.emplace(s.dot, std::move(context)).first;
+      }
+      return it->second && it->second->Covers(dot);
+    };
+    const bool changed =
+        internal::ApplyLate(state, w.dot, w.hlc, w.context, WithExistence(w.fields), saw);
+    ENLACE_RETURN_IF_ERROR(failed);
+    if (!changed) return ApplyOutcome::kAlreadySeen;
+  } else if (!internal::ApplyToRecord(state, w.dot, w.hlc, w.context, WithExistence(w.fields))) {
     return ApplyOutcome::kAlreadySeen;
   }
   ENLACE_RETURN_IF_ERROR(store_->SaveRecord(key, state));

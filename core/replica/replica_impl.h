@@ -58,8 +58,10 @@ class Replica::Impl {
   // `margin_ms` ahead with a fresh write of the values it still holds, whose
   // context covers exactly what the old writes covered; the old ones are then
   // superseded and leave the outbox. Nothing is lost and no conflict is
-  // added or hidden. Must run inside a transaction. Returns writes made.
-  Result<size_t> RestampFutureWrites(uint64_t margin_ms);
+  // added or hidden. With `stale_keys`, writes sealed under a team key older
+  // than the newest held are made again the same way (sealed under it).
+  // Must run inside a transaction. Returns writes made.
+  Result<size_t> RestampFutureWrites(uint64_t margin_ms, bool stale_keys = false);
 
   // Checks and merges a decoded remote write. Must run inside a transaction.
   Result<ApplyOutcome> ApplyChecked(const Write& write, const Bytes& encoded);

@@ -77,6 +77,16 @@ DROP TABLE writes;
 ALTER TABLE writes_by_rowid RENAME TO writes;
 )sql";
 
+// 6: pulled writes kept aside. `parked`: sealed under a team key version
+// this device does not hold yet, applied when a grant brings it. `refetch`:
+// log positions whose delivery failed its checks (altered on the way), asked
+// for again on every sync until the genuine bytes arrive.
+constexpr char kMigration6[] = R"sql(
+CREATE TABLE parked(
+  seq INTEGER PRIMARY KEY, key_version INTEGER NOT NULL, encoded BLOB NOT NULL);
+CREATE TABLE refetch(seq INTEGER PRIMARY KEY);
+)sql";
+
 Status ConvertSiblingRows(Db& db);
 
 }  // namespace
@@ -134,6 +144,7 @@ Status Store::Migrate() {
   for (const char* sql : kMigrations) steps.push_back(Migration{sql, nullptr});
   steps.push_back(Migration{kMigration4, &ConvertSiblingRows});
   steps.push_back(Migration{kMigration5, nullptr});
+  steps.push_back(Migration{kMigration6, nullptr});
   return RunMigrations(*db_, steps, "the local store");
 }
 
@@ -306,6 +317,70 @@ Result<uint64_t> Store::MaxCounterSeen(const DeviceId& device) {
 Status Store::ClearKeyGrants() {
   ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM outgoing_key_grants"));
   return st.Exec();
+}
+
+// ---- pulled writes kept aside ---------------------------------------------------------
+
+Status Store::Park(uint64_t seq, uint32_t key_version, const Bytes& encoded) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT OR REPLACE INTO parked(seq, key_version, "
+                                                "encoded) VALUES(?, ?, ?)"));
+  return st.BindU64(1, seq).BindU64(2, key_version).BindBlob(3, encoded).Exec();
+}
+
+Result<std::vector<std::pair<uint64_t, Bytes>>> Store::ParkedUpTo(uint32_t key_version) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT seq, encoded FROM parked "
+                                                "WHERE key_version <= ? ORDER BY seq"));
+  st.BindU64(1, key_version);
+  std::vector<std::pair<uint64_t, Bytes>> out;
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    const auto blob = st.ColumnBlob(1);
+    out.emplace_back(static_cast<uint64_t>(st.ColumnInt(0)), Bytes(blob.begin(), blob.end()));
+  }
+  return out;
+}
+
+Result<std::pair<uint64_t, uint32_t>> Store::ParkedSummary() {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT count(*), coalesce(max(key_version), 0) "
+                                                "FROM parked"));
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::pair<uint64_t, uint32_t>{0, 0};
+  return std::pair<uint64_t, uint32_t>{static_cast<uint64_t>(st.ColumnInt(0)),
+                                       static_cast<uint32_t>(st.ColumnInt(1))};
+}
+
+Status Store::Unpark(uint64_t seq) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM parked WHERE seq = ?"));
+  return st.BindU64(1, seq).Exec();
+}
+
+Status Store::AddRefetch(uint64_t seq) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT OR IGNORE INTO refetch(seq) VALUES(?)"));
+  return st.BindU64(1, seq).Exec();
+}
+
+Status Store::RemoveRefetch(uint64_t seq) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM refetch WHERE seq = ?"));
+  return st.BindU64(1, seq).Exec();
+}
+
+Result<std::vector<uint64_t>> Store::RefetchPositions(size_t max) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT seq FROM refetch ORDER BY seq LIMIT ?"));
+  st.BindU64(1, max);
+  std::vector<uint64_t> out;
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(static_cast<uint64_t>(st.ColumnInt(0)));
+  }
+  return out;
+}
+
+Result<uint64_t> Store::RefetchCount() {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT count(*) FROM refetch"));
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? static_cast<uint64_t>(st.ColumnInt(0)) : uint64_t{0};
 }
 
 // ---- records ------------------------------------------------------------------------

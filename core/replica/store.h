@@ -2,7 +2,7 @@
 // could also see (ids, counters, field names, clocks) plus the encrypted
 // writes; no plaintext value and no key is ever written here.
 //
-// Tables (migrations 1-5):
+// Tables (migrations 1-6):
 //   meta(key, value)            counters: next write counter, HLC, pull cursor
 //   devices(device, sign_pk, box_pk, ...)     the devices this replica trusts
 //   writes(device, counter, collection, record, kind, encoded)
@@ -17,6 +17,8 @@
 //                               one row per sibling)
 //   outbox(counter)             own writes not yet acknowledged by a hub
 //   documents, outgoing_key_grants            (migration 3)
+//   parked(seq, key_version, encoded)         pulled writes under a key not held yet
+//   refetch(seq)                log positions to ask the hub for again (migration 6)
 //
 // Not thread-safe. Callers group calls into a Transaction.
 #ifndef ENLACE_CORE_REPLICA_STORE_H_
@@ -110,6 +112,20 @@ class Store {
   Status QueueKeyGrant(const DeviceId& recipient, uint32_t version, ByteView encoded);
   Result<std::vector<Bytes>> QueuedKeyGrants();
   Status ClearKeyGrants();
+  // ---- pulled writes kept aside (migration 6)
+  // A write at log position `seq` sealed under a key version not held yet.
+  Status Park(uint64_t seq, uint32_t key_version, const Bytes& encoded);
+  // Parked writes whose key version is at most `key_version`, by position.
+  Result<std::vector<std::pair<uint64_t, Bytes>>> ParkedUpTo(uint32_t key_version);
+  // How many writes are parked, and the highest key version they wait for.
+  Result<std::pair<uint64_t, uint32_t>> ParkedSummary();
+  Status Unpark(uint64_t seq);
+  // Log positions whose delivery failed its checks, to be asked for again.
+  Status AddRefetch(uint64_t seq);
+  Status RemoveRefetch(uint64_t seq);
+  Result<std::vector<uint64_t>> RefetchPositions(size_t max);
+  Result<uint64_t> RefetchCount();
+
   // The highest write counter of `device` this store has seen (stored
   // writes and every record's context).
   Result<uint64_t> MaxCounterSeen(const DeviceId& device);

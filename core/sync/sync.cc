@@ -196,6 +196,8 @@ Result<OutgoingRequest> SyncSession::NextRequest() {
   if (outgoing) req.registry = std::move(*outgoing);
   sent_registry_ = !req.registry.empty();
   ENLACE_ASSIGN_OR_RETURN(req.key_grants, impl.store().QueuedKeyGrants());
+  ENLACE_ASSIGN_OR_RETURN(req.refetch, impl.store().RefetchPositions(kMaxRefetch));
+  refetch_sent_ = req.refetch;
   sent_grants_ = req.key_grants;
   last_pushed_counter_ = 0;
   for (auto& [counter, bytes] : pending) {
@@ -213,11 +215,13 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   ENLACE_RETURN_IF_ERROR(internal::ApplyTrust(impl, resp.trust));
   SyncProgress delta;
   if (sent_registry_ && !resp.registry_refused.empty()) {
-    // The hub would not store the registry this device signed (e.g. the
-    // revoked device pushed writes this device has not seen): drop it and
-    // say why; the caller may sync and sign again.
-    ENLACE_RETURN_IF_ERROR(impl.store().DeleteDocument(internal::kDocOutgoingRegistry));
-    delta.registry_refused = resp.registry_refused;
+    ENLACE_ASSIGN_OR_RETURN(bool resigned, internal::ResignRevocations(impl, resp.cutoffs));
+    if (!resigned) {
+      // The hub would not store the registry this device signed: drop it
+      // and say why; the caller may sync and sign again.
+      ENLACE_RETURN_IF_ERROR(impl.store().DeleteDocument(internal::kDocOutgoingRegistry));
+      delta.registry_refused = resp.registry_refused;
+    }
   }
   if (!sent_grants_.empty()) {
     // The hub stored them in the same transaction as this answer.
@@ -241,29 +245,46 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
     if (!resp.needs_keys.empty())
       ENLACE_RETURN_IF_ERROR(internal::QueueKeyGrantsFor(impl, resp.needs_keys));
   }
-  uint64_t cursor = resp.next_cursor;
-  bool more = resp.more;
-  std::vector<Result<Write>> verified = impl.DecodeAndVerifyAll(resp.writes);
+  // Writes kept aside for a key that has now arrived come first: they are
+  // older in the log than anything in this answer.
+  ENLACE_ASSIGN_OR_RETURN(auto unparked, impl.store().ParkedUpTo(impl.CurrentKeyVersion()));
+  std::vector<uint64_t> seqs;
+  std::vector<Bytes> incoming;
+  for (auto& [seq, bytes] : unparked) {
+    ENLACE_RETURN_IF_ERROR(impl.store().Unpark(seq));
+    seqs.push_back(seq);
+    incoming.push_back(std::move(bytes));
+  }
   for (size_t i = 0; i < resp.writes.size(); ++i) {
-    const Bytes& bytes = resp.writes[i];
+    seqs.push_back(resp.seqs[i]);
+    incoming.push_back(std::move(resp.writes[i]));
+  }
+  std::vector<Result<Write>> verified = impl.DecodeAndVerifyAll(incoming);
+  for (size_t i = 0; i < incoming.size(); ++i) {
+    const Bytes& bytes = incoming[i];
     Result<Write>& w = verified[i];
     if (!w.ok() && w.status().code() == StatusCode::kDecryptFailed) {
       auto header = Write::Decode(bytes, impl.options().limits);
       if (header.ok() && header->key_version > impl.CurrentKeyVersion()) {
-        // Written under a team key this device does not hold yet (it joined
-        // with an older invite): stop here, keep the cursor before it, and
-        // wait for a coordinator to seal the key to this device.
-        delta.waiting_for_key = header->key_version;
-        cursor = i == 0 ? cursor_sent_ : resp.seqs[i - 1];
-        more = false;
-        break;
+        // Sealed under a team key this device does not hold (yet): kept
+        // aside, and the pull goes on. A grant applies it later; writes
+        // merged meanwhile that had seen it do not hide it (ApplyLate).
+        ENLACE_RETURN_IF_ERROR(impl.store().Park(seqs[i], header->key_version, bytes));
+        ENLACE_RETURN_IF_ERROR(impl.store().RemoveRefetch(seqs[i]));
+        continue;
       }
     }
     if (!w.ok()) {
       // A write this device cannot verify is skipped, not fatal: one bad
-      // write must not stop a team's sync. It is counted and reported.
+      // write must not stop a team's sync. Unless the team's rules refuse
+      // its writer (revoked, unknown, waiting for approval), the hub
+      // checked it when it stored it, so the delivery was altered: its
+      // position is asked for again until the genuine bytes arrive.
       ++delta.refused;
       delta.last_refusal = w.status().ToString();
+      if (w.status().code() != StatusCode::kPermissionDenied) {
+        ENLACE_RETURN_IF_ERROR(impl.store().AddRefetch(seqs[i]));
+      }
       continue;
     }
     auto applied = impl.ApplyChecked(*w, bytes);
@@ -274,6 +295,7 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
       delta.last_refusal = applied.status().ToString();
       continue;
     }
+    ENLACE_RETURN_IF_ERROR(impl.store().RemoveRefetch(seqs[i]));
     const ApplyOutcome outcome = *applied;
     if (outcome == ApplyOutcome::kApplied) {
       ++delta.received;
@@ -281,6 +303,25 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
       ++delta.ignored;
     }
   }
+  // A refetched position the hub did not send back is not in its log.
+  for (uint64_t seq : refetch_sent_) {
+    if (std::find(resp.seqs.begin(), resp.seqs.end(), seq) == resp.seqs.end()) {
+      ENLACE_RETURN_IF_ERROR(impl.store().RemoveRefetch(seq));
+    }
+  }
+  if (resp.reseal_below != 0) {
+    // The hub keeps no write sealed under a key older than one granted to
+    // this device: make the unsent ones again under the newest key.
+    if (impl.CurrentKeyVersion() < resp.reseal_below) {
+      return Status::FailedPrecondition(
+          "the hub wants writes sealed under team key version " +
+          std::to_string(resp.reseal_below) +
+          ", which this device could not open; ask a coordinator to sync");
+    }
+    ENLACE_ASSIGN_OR_RETURN(delta.resealed, impl.RestampFutureWrites(kRestampMarginMs, true));
+  }
+  const uint64_t cursor = resp.next_cursor;
+  const bool more = resp.more;
   // Only what this round pushed can be acknowledged by it.
   const uint64_t acked = std::min(resp.acked_up_to, last_pushed_counter_);
   ENLACE_ASSIGN_OR_RETURN(uint64_t pending_before, impl.store().PendingCount());
@@ -301,10 +342,15 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   progress_.refused += delta.refused;
   if (delta.refused > 0) progress_.last_refusal = delta.last_refusal;
   progress_.keys_received += delta.keys_received;
-  progress_.waiting_for_key = delta.waiting_for_key;
+  progress_.resealed += delta.resealed;
+  ENLACE_ASSIGN_OR_RETURN(auto parked, impl.store().ParkedSummary());
+  progress_.parked = parked.first;
+  progress_.waiting_for_key = parked.second;
+  ENLACE_ASSIGN_OR_RETURN(progress_.refetch_pending, impl.store().RefetchCount());
   if (!delta.registry_refused.empty()) progress_.registry_refused = delta.registry_refused;
   if (sent_registry_ && resp.registry_refused.empty()) progress_.registry_stored = true;
-  if (last_pushed_counter_ > 0 && pending_after == pending_before && pending_after > 0) {
+  if (last_pushed_counter_ > 0 && pending_after == pending_before && pending_after > 0 &&
+      delta.resealed == 0) {
     return Status::Unavailable("the hub did not acknowledge the writes it was sent");
   }
   // More to pull, or more to push (writes, key grants) that this round did
@@ -313,6 +359,10 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   ENLACE_ASSIGN_OR_RETURN(auto registry_left,
                           impl.store().GetDocument(internal::kDocOutgoingRegistry));
   return more || pending_after > 0 || !grants_left.empty() || registry_left.has_value();
+}
+
+Status RereadLog(Replica& replica) {
+  return replica.impl().store().SetMeta(internal::kMetaPullCursor, 0);
 }
 
 Result<SyncStatus> GetSyncStatus(Replica& replica) {
@@ -380,11 +430,15 @@ Result<InviteInfo> ParseInviteCode(std::string_view code) {
 Result<PreparedInvite> PrepareInvite(Replica& coordinator, std::string_view hub_url,
                                      std::string_view tls_pin, Role role, uint64_t valid_for_ms) {
   auto& impl = coordinator.impl();
-  ENLACE_ASSIGN_OR_RETURN(SecretBytes keys, internal::TeamKeyBundle(impl));
   ENLACE_ASSIGN_OR_RETURN(auto registry, internal::LoadRegistry(impl));
   if (!registry) {
     return Status::FailedPrecondition("this device has no device registry yet; sync first");
   }
+  // With approval required the envelope names the team but holds no key:
+  // the keys come as a grant when a coordinator approves the device.
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes keys, registry->approval_required
+                                                ? internal::TeamIdBundle(impl)
+                                                : internal::TeamKeyBundle(impl));
   InviteCode code;
   code.hub_url = hub_url;
   code.tls_pin = tls_pin;

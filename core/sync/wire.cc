@@ -189,6 +189,8 @@ Bytes Encode(const SyncRequest& m) {
   e.Blob(m.registry);
   PutDocs(e, m.key_grants);
   PutWrites(e, m.writes);
+  e.U32(static_cast<uint32_t>(m.refetch.size()));
+  for (uint64_t q : m.refetch) e.U64(q);
   return e.Finish();
 }
 
@@ -202,7 +204,12 @@ Result<SyncRequest> DecodeSyncRequest(std::span<const uint8_t> body, const WireL
         ENLACE_RETURN_IF_ERROR(d.U32(m.max_response_bytes, "max response bytes"));
         ENLACE_RETURN_IF_ERROR(d.Blob(m.registry, l.max_document_bytes, "registry"));
         ENLACE_RETURN_IF_ERROR(GetDocs(d, m.key_grants, l, "key grants"));
-        return GetWrites(d, m.writes, l);
+        ENLACE_RETURN_IF_ERROR(GetWrites(d, m.writes, l));
+        uint32_t n = 0;
+        ENLACE_RETURN_IF_ERROR(d.Count(n, kMaxRefetch, 8, "refetch positions"));
+        m.refetch.resize(n);
+        for (auto& q : m.refetch) ENLACE_RETURN_IF_ERROR(d.U64(q, "refetch position"));
+        return Status::Ok();
       });
 }
 
@@ -223,6 +230,12 @@ Bytes Encode(const SyncResponse& m) {
   e.U32(static_cast<uint32_t>(m.seqs.size()));
   for (uint64_t q : m.seqs) e.U64(q);
   PutWrites(e, m.writes);
+  e.U32(m.reseal_below);
+  e.U32(static_cast<uint32_t>(m.cutoffs.size()));
+  for (const auto& c : m.cutoffs) {
+    e.Raw(c.device.bytes);
+    e.U64(c.counter);
+  }
   return e.Finish();
 }
 
@@ -246,6 +259,13 @@ Result<SyncResponse> DecodeSyncResponse(std::span<const uint8_t> body, const Wir
         ENLACE_RETURN_IF_ERROR(GetWrites(d, m.writes, l));
         if (m.seqs.size() != m.writes.size()) {
           return Status::Corruption("every pulled write needs its log position");
+        }
+        ENLACE_RETURN_IF_ERROR(d.U32(m.reseal_below, "reseal below"));
+        ENLACE_RETURN_IF_ERROR(d.Count(n, l.max_members, 24, "revocation cut-offs"));
+        m.cutoffs.resize(n);
+        for (auto& c : m.cutoffs) {
+          ENLACE_RETURN_IF_ERROR(d.Raw(c.device.bytes, "cut-off device"));
+          ENLACE_RETURN_IF_ERROR(d.U64(c.counter, "cut-off counter"));
         }
         return Status::Ok();
       });

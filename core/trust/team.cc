@@ -130,25 +130,61 @@ Result<size_t> AcceptKeyGrants(Replica::Impl& impl, const std::vector<Bytes>& gr
   return accepted;
 }
 
+namespace {
+
+// Seals `bundle` to `to`, signs the grant for `device` and queues it.
+Status QueueGrant(Replica::Impl& impl, const SecretBytes& bundle, const DeviceId& device,
+                  const BoxPublicKey& to) {
+  const uint32_t version = impl.CurrentKeyVersion();
+  KeyGrant g;
+  g.team = impl.vault().secrets().team;
+  g.version = version;
+  g.recipient = device;
+  g.sealed = SealTo(to, bundle.view());
+  g.issuer = impl.device();
+  g.signature = Sign(impl.vault().secrets().signing.secret_key, KeyGrantSigningInput(g));
+  return impl.store().QueueKeyGrant(device, version, EncodeKeyGrant(g));
+}
+
+}  // namespace
+
 Status QueueKeyGrantsFor(Replica::Impl& impl, const std::vector<DeviceId>& devices) {
   if (devices.empty()) return Status::Ok();
   ENLACE_ASSIGN_OR_RETURN(auto members, impl.store().ListMembers());
   ENLACE_ASSIGN_OR_RETURN(SecretBytes bundle, TeamKeyBundle(impl));
-  const uint32_t version = impl.CurrentKeyVersion();
   for (const DeviceId& d : devices) {
     auto it = std::find_if(members.begin(), members.end(),
                            [&d](const Member& m) { return m.device == d; });
     if (it == members.end() || it->revoked || it->pending || d == impl.device()) continue;
-    KeyGrant g;
-    g.team = impl.vault().secrets().team;
-    g.version = version;
-    g.recipient = d;
-    g.sealed = SealTo(it->encryption_key, bundle.view());
-    g.issuer = impl.device();
-    g.signature = Sign(impl.vault().secrets().signing.secret_key, KeyGrantSigningInput(g));
-    ENLACE_RETURN_IF_ERROR(impl.store().QueueKeyGrant(d, version, EncodeKeyGrant(g)));
+    ENLACE_RETURN_IF_ERROR(QueueGrant(impl, bundle, d, it->encryption_key));
   }
   return Status::Ok();
+}
+
+Status QueueKeyGrantTo(Replica::Impl& impl, const DeviceId& device, const BoxPublicKey& to) {
+  ENLACE_ASSIGN_OR_RETURN(SecretBytes bundle, TeamKeyBundle(impl));
+  return QueueGrant(impl, bundle, device, to);
+}
+
+Result<bool> ResignRevocations(Replica::Impl& impl, const std::vector<RevocationCutoff>& cutoffs) {
+  if (cutoffs.empty()) return false;
+  ENLACE_ASSIGN_OR_RETURN(auto outgoing, impl.store().GetDocument(kDocOutgoingRegistry));
+  if (!outgoing) return false;
+  ENLACE_ASSIGN_OR_RETURN(Registry next, DecodeRegistry(*outgoing));
+  bool changed = false;
+  for (const RevocationCutoff& c : cutoffs) {
+    for (auto& e : next.entries) {
+      // Only a revocation this registry makes, and only later: a cut-off
+      // never moves back.
+      if (e.device != c.device || !e.revoked() || e.revoked_after >= c.counter) continue;
+      e.revoked_after = c.counter;
+      changed = true;
+    }
+  }
+  if (!changed) return false;
+  SignRegistry(impl, next);
+  ENLACE_RETURN_IF_ERROR(impl.store().SetDocument(kDocOutgoingRegistry, EncodeRegistry(next)));
+  return true;
 }
 
 Result<Registry> DraftRegistry(Replica::Impl& impl) {
@@ -234,6 +270,15 @@ Result<SecretBytes> TeamKeyBundle(const Replica::Impl& impl) {
   return bundle;
 }
 
+Result<SecretBytes> TeamIdBundle(const Replica::Impl& impl) {
+  const auto& s = impl.vault().secrets();
+  if (s.team.IsZero()) return Status::FailedPrecondition("this device has no team yet");
+  SecretBytes bundle(16 + 4);
+  std::copy(s.team.bytes.begin(), s.team.bytes.end(), bundle.data());
+  std::fill(bundle.data() + 16, bundle.data() + 20, uint8_t{0});
+  return bundle;
+}
+
 Status AdoptTeamKeyBundle(Replica::Impl& impl, const SecretBytes& bundle) {
   const auto& current = impl.vault().secrets();
   const size_t entry = 4 + kAeadKeyBytes;
@@ -250,7 +295,8 @@ Status AdoptTeamKeyBundle(Replica::Impl& impl, const SecretBytes& bundle) {
     return v;
   };
   const uint32_t n = get_u32();
-  if (n == 0 || n != (bundle.size() - 20) / entry) {
+  // n == 0: the team alone (an invite waiting for approval).
+  if (n != (bundle.size() - 20) / entry) {
     return Status::Corruption("team key bundle is malformed");
   }
   if (!current.team.IsZero() && current.team != team) {
@@ -369,6 +415,9 @@ Status ApproveDevice(Replica& replica, const DeviceId& device) {
   if (found == nullptr) return NoSuchDevice(device);
   AddEntry(next, *found, impl.clock().WallMs());
   ENLACE_RETURN_IF_ERROR(QueueRegistry(impl, next));
+  // Its invite carried no key (approval required): the keys go with the
+  // approval, sealed to the device's own key.
+  ENLACE_RETURN_IF_ERROR(internal::QueueKeyGrantTo(impl, device, found->encryption_key));
   return tx->Commit();
 }
 

@@ -34,6 +34,16 @@ Result<size_t> AcceptKeyGrants(Replica::Impl& impl, const std::vector<Bytes>& gr
 // Seals every team key this device holds to each of `devices` that is an
 // active member, signs a grant per device and queues it for the hub.
 Status QueueKeyGrantsFor(Replica::Impl& impl, const std::vector<DeviceId>& devices);
+// The same for one device, to its encryption key (a device being approved,
+// not yet an active member).
+Status QueueKeyGrantTo(Replica::Impl& impl, const DeviceId& device, const BoxPublicKey& to);
+// The hub refused the registry this device queued because revoked devices
+// had sent writes after their cut-offs, and named the highest write it
+// stores of each (it takes no more of theirs). Signs the same registry
+// version again with those cut-offs and queues it. False, changing
+// nothing, when the refusal names no cut-off this registry can take. In a
+// transaction.
+Result<bool> ResignRevocations(Replica::Impl& impl, const std::vector<RevocationCutoff>& cutoffs);
 // The registry a coordinator would sign next: the current one with every
 // valid, non-pending admission folded in as an entry.
 Result<Registry> DraftRegistry(Replica::Impl& impl);
@@ -54,6 +64,9 @@ Result<std::set<DeviceId>> Coordinators(Replica::Impl& impl);
 // team id | u32 count | (u32 version | key[32])*; and the inverse, which
 // adds a received bundle's keys to the vault.
 Result<SecretBytes> TeamKeyBundle(const Replica::Impl& impl);
+// The same with no key (count 0): the team id alone, for an invite that
+// waits for a coordinator's approval.
+Result<SecretBytes> TeamIdBundle(const Replica::Impl& impl);
 Status AdoptTeamKeyBundle(Replica::Impl& impl, const SecretBytes& bundle);
 
 }  // namespace enlace::internal

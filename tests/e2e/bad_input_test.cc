@@ -499,10 +499,18 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 
+  // The devices as the hub stores them, but for `frozen`: a coordinator's
+  // revocation that its target's writes outran freezes the target (below).
+  const std::string kDevicesButFrozen =
+      "SELECT device, team, name, role, sign_pk, box_pk, joined_ms, revoked_ms, pending, "
+      "revoked_after, key_version FROM devices ORDER BY device";
   std::map<std::string, std::string> before;
+  std::vector<std::vector<std::string>> devices_before;
   {
     ReadOnlyDb hub(o.hub_db());
-    before = hub.TableDigests({"nonces"});
+    before = hub.TableDigests({"nonces", "devices"});
+    devices_before = hub.Rows(kDevicesButFrozen);
+    CHECK(hub.Rows("SELECT count(*) FROM devices WHERE frozen != 0")[0][0] == "0");
   }
 
   // ---- the cases -------------------------------------------------------------------------
@@ -729,7 +737,7 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   req("archive marker 0", sync_from(field_a, Patched(pull, 0, {0})), 400);
   req("archive marker 2 (big-endian)", sync_from(field_a, Patched(pull, 0, {2})), 400);
   req("wrong magic", sync_from(field_a, Patched(pull, 1, {'X'})), 400);
-  req("protocol version 4", sync_from(field_a, Patched(pull, 5, {4})), 409);
+  req("protocol version 5", sync_from(field_a, Patched(pull, 5, {5})), 409);
   req("protocol version 2 (before compressed write lists)",
       sync_from(field_a, Patched(pull, 5, {2})), 409);
   req("protocol version 1 (before the device registry)", sync_from(field_a, Patched(pull, 5, {1})),
@@ -1140,8 +1148,8 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     Bytes trailing = join_body(open_invite.invite_id, open_invite.verifier);
     trailing.push_back(0);
     req("join with a trailing byte", join_from(joiner, trailing), 400);
-    req("join in protocol version 4",
-        join_from(joiner, Patched(join_body(open_invite.invite_id, open_invite.verifier), 5, {4})),
+    req("join in protocol version 5",
+        join_from(joiner, Patched(join_body(open_invite.invite_id, open_invite.verifier), 5, {5})),
         409);
     OutgoingRequest unsigned_join;
     unsigned_join.method = "POST";
@@ -1182,8 +1190,8 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
       413);
   req("registration with a token of 300 bytes",
       register_from(founder, team_body(TeamId::Random(), std::string(300, 'k'), founder)), 413);
-  req("registration in protocol version 4",
-      register_from(founder, Patched(team_body(TeamId::Random(), fresh_token_3, founder), 5, {4})),
+  req("registration in protocol version 5",
+      register_from(founder, Patched(team_body(TeamId::Random(), fresh_token_3, founder), 5, {5})),
       409);
   // The team's first registry: version 1, the registering device alone, as
   // coordinator, signed by it.
@@ -1286,7 +1294,7 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     req("history with a trailing byte", history_from(field_a, trailing), 400);
     req("history cut inside the record id",
         history_from(field_a, Bytes(history.begin(), history.end() - 3)), 400);
-    req("history in protocol version 4", history_from(field_a, Patched(history, 5, {4})), 409);
+    req("history in protocol version 5", history_from(field_a, Patched(history, 5, {5})), 409);
     req("history of a collection name of 65 bytes",
         history_from(field_a, Encode(HistoryRequest{std::string(65, 'c'), RecordId::Random()})),
         413);
@@ -1368,11 +1376,17 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     CHECK(resp->writes.empty());
   }
 
-  // Not one of them changed the hub's data (request nonces aside).
+  // Not one of them changed the hub's data (request nonces aside), but for
+  // the one device a refused revocation froze: the hub takes no more of its
+  // writes, so that the same revocation signed again with the cut-off holds.
   {
     ReadOnlyDb hub(o.hub_db());
-    const auto after = hub.TableDigests({"nonces"});
+    const auto after = hub.TableDigests({"nonces", "devices"});
     CHECK(after == before);
+    CHECK(hub.Rows(kDevicesButFrozen) == devices_before);
+    const auto frozen = hub.Rows("SELECT device FROM devices WHERE frozen != 0");
+    REQUIRE(frozen.size() == 1);
+    CHECK(frozen[0][0] == "x" + coord_b.id.ToHex());
     CHECK(hub.IntegrityCheck() == "ok");
   }
 

@@ -222,10 +222,11 @@ TEST_CASE("malformed sync bodies from a registered device are refused with 400")
     // The hub answers 409 (failed precondition) with a plain reason, which the
     // device maps to kFailedPrecondition: "upgrade", not "your data is bad".
     Bytes bad = body;
-    bad[5] = 4;  // little-endian version after the magic
+    bad[5] = kProtocolVersion + 1;  // little-endian version after the magic
     const auto r = f.Call(f.SignedSync(*f.a, bad));
     CHECK(r.status == 409);
-    CHECK(ErrorOf(r).find("protocol version 4") != std::string::npos);
+    CHECK(ErrorOf(r).find("protocol version " + std::to_string(kProtocolVersion + 1)) !=
+          std::string::npos);
     CHECK(StatusFromHubResponse(r.status, r.body).code() == StatusCode::kFailedPrecondition);
   }
   SUBCASE("a write that is not a write") {

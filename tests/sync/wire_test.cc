@@ -72,6 +72,7 @@ SyncRequest SampleSyncRequest() {
   m.registry = Bytes(90, 0x21);
   m.key_grants = {Bytes(70, 0x22), Bytes{}};
   m.writes = {Bytes{1, 2, 3}, Bytes{}, Bytes(300, 0xab)};
+  m.refetch = {12, 7000000000ull};
   return m;
 }
 
@@ -95,6 +96,8 @@ SyncResponse SampleSyncResponse() {
   m.needs_keys = {DeviceId{Filled<16>(60)}, DeviceId{Filled<16>(61)}};
   m.seqs = {1000, 1002};
   m.writes = {Bytes(40, 7), Bytes{9}};
+  m.reseal_below = 3;
+  m.cutoffs = {RevocationCutoff{DeviceId{Filled<16>(62)}, 4711}};
   return m;
 }
 
@@ -188,13 +191,18 @@ Bytes ListOf(const std::vector<Bytes>& writes) {
 
 // `empty_message` (whose last 4 bytes are its zero write count) with a
 // write list of `count` writes whose encoded list is `raw`.
+// An empty SyncRequest's encoding with its (empty) write list replaced: the
+// list is followed by the refetch count, 4 bytes.
 Bytes WithWriteList(Bytes empty_message, uint32_t count, const Bytes& raw) {
-  empty_message.resize(empty_message.size() - 4);
+  constexpr size_t kAfterList = 4;
+  const Bytes tail(empty_message.end() - kAfterList, empty_message.end());
+  empty_message.resize(empty_message.size() - kAfterList - 4);
   AppendU32(empty_message, count);
   AppendU32(empty_message, static_cast<uint32_t>(raw.size()));
   const Bytes frame = internal::Compress(raw);
   AppendU32(empty_message, static_cast<uint32_t>(frame.size()));
   empty_message.insert(empty_message.end(), frame.begin(), frame.end());
+  empty_message.insert(empty_message.end(), tail.begin(), tail.end());
   return empty_message;
 }
 
@@ -222,6 +230,7 @@ TEST_CASE("every message decodes to what was encoded") {
     CHECK(d->registry == m.registry);
     CHECK(d->key_grants == m.key_grants);
     CHECK(d->writes == m.writes);
+    CHECK(d->refetch == m.refetch);
   }
   {
     const SyncResponse m = SampleSyncResponse();
@@ -237,6 +246,8 @@ TEST_CASE("every message decodes to what was encoded") {
     CHECK(d->needs_keys == m.needs_keys);
     CHECK(d->seqs == m.seqs);
     CHECK(d->writes == m.writes);
+    CHECK(d->reseal_below == m.reseal_below);
+    CHECK(d->cutoffs == m.cutoffs);
   }
   {
     const RegisterTeamRequest m = SampleRegister();
@@ -331,16 +342,17 @@ TEST_CASE("a sync request's encoding is frozen") {
   m.key_version = 4;
   m.max_response_bytes = 1024;
   m.writes = {Bytes{1, 2, 3}};
-  // endianness marker, "ENLC", version 3 (u32 LE), type 1, cursor (u64 LE),
+  // endianness marker, "ENLC", version 4 (u32 LE), type 1, cursor (u64 LE),
   // members version (u64 LE), registry version (u64 LE), key version (u32
   // LE), max response bytes (u32 LE), registry (u32 LE length + bytes), key
   // grant count (u32 LE), write count (u32 LE), the write list's size (u32
-  // LE), then the list as one zstd frame (u32 LE length + bytes).
+  // LE), then the list as one zstd frame (u32 LE length + bytes), then the
+  // refetch count (u32 LE) and positions.
   const Bytes b = Encode(m);
   const std::string prefix =
       "01"
       "454e4c43"
-      "03000000"
+      "04000000"
       "01"
       "0700000000000000"
       "0200000000000000"
@@ -354,7 +366,9 @@ TEST_CASE("a sync request's encoding is frozen") {
   REQUIRE(b.size() > prefix.size() / 2 + 4);
   CHECK(Hex(Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2))) ==
         prefix);
-  const Bytes frame(b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2 + 4), b.end());
+  // After the frame: the refetch count (u32 LE), 0 here.
+  REQUIRE(Hex(Bytes(b.end() - 4, b.end())) == "00000000");
+  const Bytes frame(b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2 + 4), b.end() - 4);
   uint32_t frame_len = 0;
   std::memcpy(&frame_len, b.data() + prefix.size() / 2, 4);
   CHECK(frame_len == frame.size());
@@ -454,7 +468,7 @@ TEST_CASE("a bad boolean or role is corruption") {
 TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   SUBCASE("write list count 0xFFFFFFFF in a request") {
     Bytes b = Encode(SyncRequest{});
-    PutU32(b, b.size() - 4, 0xFFFFFFFFu);
+    PutU32(b, b.size() - 8, 0xFFFFFFFFu);  // the write count, before the refetch count
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -462,7 +476,7 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   }
   SUBCASE("write list count within the limit but beyond the input") {
     Bytes b = Encode(SyncRequest{});
-    PutU32(b, b.size() - 4, 9999);
+    PutU32(b, b.size() - 8, 9999);
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kCorruption);
@@ -470,18 +484,35 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   }
   SUBCASE("write list count 0xFFFFFFFF in a response") {
     Bytes b = Encode(SyncResponse{});
-    PutU32(b, b.size() - 4, 0xFFFFFFFFu);
+    // The write count, before reseal_below and the cut-off count.
+    PutU32(b, b.size() - 12, 0xFFFFFFFFu);
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncResponse(b).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
     CHECK(largest < 64 * 1024);
   }
+  SUBCASE("refetch and cut-off counts over their limits") {
+    Bytes req = Encode(SyncRequest{});
+    PutU32(req, req.size() - 4, static_cast<uint32_t>(kMaxRefetch + 1));
+    CHECK(DecodeSyncRequest(req).status().code() == StatusCode::kResourceExhausted);
+    PutU32(req, req.size() - 4, static_cast<uint32_t>(kMaxRefetch));  // within, beyond the input
+    CHECK(DecodeSyncRequest(req).status().code() == StatusCode::kCorruption);
+    Bytes resp = Encode(SyncResponse{});
+    PutU32(resp, resp.size() - 4, 0xFFFFFFFFu);
+    Status s;
+    const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncResponse(resp).status(); });
+    CHECK(s.code() == StatusCode::kResourceExhausted);
+    CHECK(largest < 64 * 1024);
+    PutU32(resp, resp.size() - 4, 2);
+    CHECK(DecodeSyncResponse(resp).status().code() == StatusCode::kCorruption);
+  }
   SUBCASE("document count huge") {
     for (const uint32_t n : {0xFFFFFFFFu, 10001u}) {
       CAPTURE(n);
       Bytes b = Encode(SyncResponse{});
-      // ... needs-keys count, log positions count, write count (all empty)
-      PutU32(b, b.size() - 12, n);
+      // ... needs-keys count, log positions count, write count (all empty),
+      // reseal_below, cut-off count
+      PutU32(b, b.size() - 20, n);
       Status s;
       size_t largest = LargestAllocationDuring([&] { s = DecodeSyncResponse(b).status(); });
       CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -501,8 +532,8 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
     CHECK(largest < 64 * 1024);
   }
   SUBCASE("write blob length huge") {
-    // An empty request's last 4 bytes are its write count: replace them by
-    // a list of one write whose length lies.
+    // An empty request's write count (before its refetch count): replace
+    // it by a list of one write whose length lies.
     internal::Encoder inner;
     inner.U32(0xFFFFFFFFu);
     inner.Raw(Bytes{1, 2, 3});

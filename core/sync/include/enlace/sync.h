@@ -65,7 +65,10 @@ struct SyncProgress {
   uint64_t restamped = 0;        // own writes re-made because this device's clock had run ahead
   std::string last_refusal;      // why the last one was refused
   uint64_t keys_received = 0;    // team key grants opened here
-  uint32_t waiting_for_key = 0;  // pulled writes wait for this team key version (0: none)
+  uint64_t resealed = 0;         // own unsent writes sealed again under a newer team key
+  uint64_t parked = 0;           // pulled writes kept aside for a team key not held yet
+  uint32_t waiting_for_key = 0;  // the newest team key version they wait for (0: none)
+  uint64_t refetch_pending = 0;  // refused log positions still to be delivered genuine
   bool registry_stored = false;  // the hub stored the registry change signed here
   std::string registry_refused;  // why the hub refused it ("" when it did not)
 };
@@ -94,13 +97,19 @@ class SyncSession {
   Replica& replica_;
   SyncOptions options_;
   SyncProgress progress_;
-  size_t push_bytes_ = 0;             // this round's push size
-  uint32_t pull_bytes_ = 0;           // this round's pull size
-  uint64_t last_pushed_counter_ = 0;  // highest counter in the last request
-  uint64_t cursor_sent_ = 0;          // the pull cursor of the last request
-  bool sent_registry_ = false;        // the last request carried a registry change
-  std::vector<Bytes> sent_grants_;    // the key grants the last request carried
+  size_t push_bytes_ = 0;               // this round's push size
+  uint32_t pull_bytes_ = 0;             // this round's pull size
+  uint64_t last_pushed_counter_ = 0;    // highest counter in the last request
+  uint64_t cursor_sent_ = 0;            // the pull cursor of the last request
+  bool sent_registry_ = false;          // the last request carried a registry change
+  std::vector<Bytes> sent_grants_;      // the key grants the last request carried
+  std::vector<uint64_t> refetch_sent_;  // the log positions the last request asked for again
 };
+
+// Makes the next sync read the hub's whole log again from its start
+// (`enlace sync --full`): a repair for a device that missed writes (writes
+// already held are recognised and skipped).
+Status RereadLog(Replica& replica);
 
 // What a device knows of its sync state.
 struct SyncStatus {

@@ -25,7 +25,7 @@
 
 namespace enlace {
 
-inline constexpr uint16_t kProtocolVersion = 3;
+inline constexpr uint16_t kProtocolVersion = 4;
 
 // Endpoints.
 inline constexpr char kPathSync[] = "/v1/sync";
@@ -65,7 +65,13 @@ struct SyncRequest {
   Bytes registry;                 // a coordinator's new registry version, or empty
   std::vector<Bytes> key_grants;  // a coordinator's KeyGrants for other members
   std::vector<Bytes> writes;      // own encoded writes, in counter order
+  // Log positions to deliver again: writes this device refused (a delivery
+  // altered on the way) whose genuine bytes it still wants.
+  std::vector<uint64_t> refetch;
 };
+
+// At most this many positions in one request's refetch list.
+inline constexpr size_t kMaxRefetch = 64;
 
 // Hub -> device.
 struct SyncResponse {
@@ -78,7 +84,13 @@ struct SyncResponse {
   std::vector<Bytes> key_grants;     // KeyGrants to this device above its key version
   std::vector<DeviceId> needs_keys;  // to a coordinator: members missing the newest key
   std::vector<uint64_t> seqs;        // the log position of each of `writes`
-  std::vector<Bytes> writes;         // other devices' writes in log order
+  std::vector<Bytes> writes;         // refetched positions first, then the log after the cursor
+  // Not 0: the hub stored this request's writes only up to the first one
+  // sealed under a team key older than this version (the newest granted to
+  // the device); the device seals its unsent writes again under its newest
+  // key (the grant comes in key_grants) and pushes them next round.
+  uint32_t reseal_below = 0;
+  std::vector<RevocationCutoff> cutoffs;  // with registry_refused: sign the revocation again
 };
 
 // First coordinator, POST /v1/teams, authorised by a one-time bootstrap token.

@@ -61,6 +61,15 @@ struct RegistryEntry {
   friend bool operator==(const RegistryEntry&, const RegistryEntry&) = default;
 };
 
+// A revocation the hub could not store because the revoked device has sent
+// writes after its cut-off: the hub stops taking that device's writes and
+// names the highest one it stores, for the coordinator to sign again.
+struct RevocationCutoff {
+  DeviceId device;
+  uint64_t counter = 0;
+  friend bool operator==(const RevocationCutoff&, const RevocationCutoff&) = default;
+};
+
 struct Registry {
   TeamId team;
   uint64_t version = 0;

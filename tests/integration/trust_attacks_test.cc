@@ -1,0 +1,309 @@
+// Attacks on a team's trust that go through the hub (issue 14): a hostile
+// member, a breached hub or a tampered delivery, against the real hub
+// handler and storage in process. Each test is an attack that worked before
+// its defence.
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "enlace/team.h"
+#include "hub_fixture.h"
+#include "replica/write_internal.h"
+#include "trust/team_impl.h"
+
+namespace enlace {
+namespace {
+
+using testing::HubTeam;
+using testing::SyncAll;
+
+// `device`'s oldest unsent write, decoded.
+Write FirstPending(Replica& device) {
+  auto pending = device.PendingWrites(SIZE_MAX);
+  REQUIRE(pending.ok());
+  REQUIRE(!pending->empty());
+  auto w = Write::Decode(pending->front().second);
+  REQUIRE(w.ok());
+  return *w;
+}
+
+// `w` sealed again by `writer` under `key` as key version `version`: a
+// validly signed write that no team key opens.
+Bytes Reseal(Replica& writer, Write w, uint32_t version, const internal::SecretBytes& key) {
+  auto held = writer.impl().TeamKey(w.key_version);
+  REQUIRE(held.ok());
+  auto values = internal::OpenWritePayload(w, **held);
+  REQUIRE(values.ok());
+  w.key_version = version;
+  REQUIRE(internal::SealWrite(w, *values, key, writer.impl().vault().secrets().signing.secret_key)
+              .ok());
+  return w.Encode();
+}
+
+// A sync request from `device` pushing exactly `writes`.
+hub::HttpRequest PushOf(HubTeam& t, Replica& device, std::vector<Bytes> writes) {
+  SyncRequest req;
+  req.key_version = device.current_key_version();
+  req.max_response_bytes = 1 << 20;
+  req.writes = std::move(writes);
+  return testing::SignedSyncRequest(device, Encode(req), t.clock.now_ms);
+}
+
+// The key version of each write of `device` the hub stores, by counter.
+std::vector<uint32_t> HubKeyVersionsOf(HubTeam& t, const DeviceId& device) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((t.hub.data_dir() + "/hub.db").c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT encoded FROM writes WHERE device = ? ORDER BY counter", -1,
+                             &st, nullptr) == SQLITE_OK);
+  sqlite3_bind_blob(st, 1, device.bytes.data(), 16, SQLITE_TRANSIENT);
+  std::vector<uint32_t> out;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(st, 0));
+    auto w = Write::Decode(Bytes(p, p + sqlite3_column_bytes(st, 0)));
+    REQUIRE(w.ok());
+    out.push_back(w->key_version);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+std::string Hex(const Bytes& b) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (uint8_t c : b) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+// ---- 1. one member's unreadable write must not freeze the team --------------------------
+
+TEST_CASE("the hub refuses a write under a key version no coordinator has granted") {
+  HubTeam t;
+  REQUIRE(t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
+  const Write honest = FirstPending(*t.a);
+  const Bytes bogus = Reseal(*t.a, honest, 4000000000u, internal::SecretBytes::Random(32));
+  const hub::HttpResponse refused = t.hub.Raw(PushOf(t, *t.a, {bogus}));
+  CHECK(refused.status == 400);
+  CHECK(testing::ErrorOf(refused).find("key version 4000000000") != std::string::npos);
+  // Nothing of it was stored: the next version up is refused just the same,
+  // and the honest device's write goes through.
+  const Bytes next = Reseal(*t.a, honest, 2, internal::SecretBytes::Random(32));
+  CHECK(t.hub.Raw(PushOf(t, *t.a, {next})).status == 400);
+  SyncAll(t.hub, *t.a);
+  const SyncProgress b = SyncAll(t.hub, *t.b);
+  CHECK(b.received == 1);
+  CHECK(b.parked == 0);
+}
+
+TEST_CASE("a write no key opens is kept aside, the pull goes on past it, and it is retried") {
+  HubTeam t;
+  // A breached hub slips a write under key version 7 into the log, before
+  // an honest write.
+  REQUIRE(t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
+  const Write w = FirstPending(*t.a);
+  const Bytes bogus = Reseal(*t.a, w, 7, internal::SecretBytes::Random(32));
+  testing::ExecSql(t.hub.data_dir() + "/hub.db",
+                   "INSERT INTO writes(team, device, counter, encoded, received_ms, collection, "
+                   "record) VALUES(X'" +
+                       Hex(Bytes(w.team.bytes.begin(), w.team.bytes.end())) + "', X'" +
+                       Hex(Bytes(w.dot.device.bytes.begin(), w.dot.device.bytes.end())) +
+                       "', 1000, X'" + Hex(bogus) + "', 1, 'cases', X'" +
+                       Hex(Bytes(w.record.bytes.begin(), w.record.bytes.end())) + "')");
+  auto second = t.b->Put("cases", std::nullopt, {{"status", "\"FollowUp\""}});
+  REQUIRE(second.ok());
+  SyncAll(t.hub, *t.b);
+
+  const SyncProgress p = SyncAll(t.hub, *t.coord);
+  CHECK(p.parked == 1);
+  CHECK(p.waiting_for_key == 7);
+  CHECK(p.received == 1);  // b's write, after the unreadable one
+  CHECK(t.coord->Get("cases", *second).ok());
+  // Kept aside, not forgotten: every sync says so again.
+  const SyncProgress again = SyncAll(t.hub, *t.coord);
+  CHECK(again.parked == 1);
+}
+
+TEST_CASE("writes under a key this device gets later are applied when the grant arrives") {
+  HubTeam t;
+  // An invite made before a rotation carries key 1 only.
+  auto invite = PrepareInvite(*t.coord, "http://hub.test", "", Role::kField, 3600 * 1000);
+  REQUIRE(invite.ok());
+  REQUIRE(t.hub.Send(invite->request).status == 200);
+  REQUIRE(RotateTeamKey(*t.coord).ok());
+  auto id = t.coord->Put("cases", std::nullopt, {{"status", "\"Active\""}});
+  REQUIRE(id.ok());
+  SyncAll(t.hub, *t.coord);
+
+  auto late = testing::MakeReplica(testing::TestOptions(t.dir.File("late"), &t.clock));
+  auto join = BuildJoinRequest(*late, invite->code, "tardía");
+  REQUIRE(join.ok());
+  const testing::HubReply joined = t.hub.Send(*join);
+  REQUIRE(joined.status == 200);
+  REQUIRE(HandleJoinResponse(*late, invite->code, joined.bytes()).ok());
+  const SyncProgress first = SyncAll(t.hub, *late);
+  CHECK(first.parked >= 1);
+  CHECK(first.waiting_for_key == 2);
+  CHECK(!late->Get("cases", *id).ok());
+
+  SyncAll(t.hub, *t.coord);  // seals key 2 to the new device
+  const SyncProgress second = SyncAll(t.hub, *late);
+  CHECK(second.keys_received == 1);
+  CHECK(second.parked == 0);
+  auto record = late->Get("cases", *id);
+  REQUIRE(record.ok());
+  CHECK(record->fields.at("status").value == "\"Active\"");
+}
+
+// ---- 2. revocation cannot be outrun --------------------------------------------------
+
+TEST_CASE("a revocation takes effect whatever the revoked device pushes meanwhile") {
+  HubTeam t;
+  auto id = t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}});
+  REQUIRE(id.ok());
+  SyncAll(t.hub, *t.a);
+  SyncAll(t.hub, *t.coord);
+  REQUIRE(RevokeDevice(*t.coord, t.a->device_id()).ok());
+  // The target races the coordinator's sync with more writes.
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(t.a->Put("cases", *id, {{"age", std::to_string(20 + i)}}).ok());
+    SyncAll(t.hub, *t.a);
+  }
+  const SyncProgress p = SyncAll(t.hub, *t.coord);
+  CHECK(p.registry_refused.empty());
+  CHECK(p.registry_stored);
+  // From now on the hub refuses the revoked device.
+  REQUIRE(t.a->Put("cases", *id, {{"age", "99"}}).ok());
+  const hub::HttpResponse late = t.hub.Raw(testing::NextSyncRequest(*t.a));
+  CHECK(late.status == 403);
+  // Every honest device agrees on what the revoked device wrote.
+  SyncAll(t.hub, *t.b);
+  SyncAll(t.hub, *t.coord);
+  CHECK(*t.b->DumpState() == *t.coord->DumpState());
+  CHECK(t.b->Get("cases", *id)->fields.at("age").value == "39");
+}
+
+// ---- 6. a tampered delivery does not split the team ------------------------------------
+
+TEST_CASE("a write refused once is asked for again and the team converges") {
+  HubTeam t;
+  auto id = t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}});
+  REQUIRE(id.ok());
+  REQUIRE(t.a->Put("cases", std::nullopt, {{"status", "\"FollowUp\""}}).ok());
+  SyncAll(t.hub, *t.a);
+
+  // One delivery to b is altered on the way.
+  SyncSession session(*t.b);
+  auto req = session.NextRequest();
+  REQUIRE(req.ok());
+  const testing::HubReply reply = t.hub.Send(*req);
+  REQUIRE(reply.status == 200);
+  auto resp = DecodeSyncResponse(reply.bytes());
+  REQUIRE(resp.ok());
+  REQUIRE(resp->writes.size() == 2);
+  resp->writes[0].back() ^= 1;
+  REQUIRE(session.HandleResponse(Encode(*resp)).ok());
+  CHECK(session.progress().refused == 1);
+  CHECK(!t.b->Get("cases", *id).ok());
+
+  // The next sync asks for the refused position again.
+  const SyncProgress p = SyncAll(t.hub, *t.b);
+  CHECK(p.received == 1);
+  auto record = t.b->Get("cases", *id);
+  REQUIRE(record.ok());
+  CHECK(record->fields.at("status").value == "\"Active\"");
+  SyncAll(t.hub, *t.coord);
+  CHECK(*t.b->DumpState() == *t.coord->DumpState());
+}
+
+TEST_CASE("a full re-read repairs a device that gave up on a position") {
+  HubTeam t;
+  auto id = t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}});
+  REQUIRE(id.ok());
+  SyncAll(t.hub, *t.a);
+  SyncSession session(*t.b);
+  auto req = session.NextRequest();
+  REQUIRE(req.ok());
+  auto resp = DecodeSyncResponse(t.hub.Send(*req).bytes());
+  REQUIRE(resp.ok());
+  resp->writes[0].back() ^= 1;
+  REQUIRE(session.HandleResponse(Encode(*resp)).ok());
+  // Forget the refused positions (as a device of an older version would
+  // have), then re-read the whole log.
+  testing::ExecSql(t.dir.File("b") + "/store.db", "DELETE FROM refetch");
+  SyncAll(t.hub, *t.b);
+  CHECK(!t.b->Get("cases", *id).ok());
+  REQUIRE(RereadLog(*t.b).ok());
+  SyncAll(t.hub, *t.b);
+  CHECK(t.b->Get("cases", *id).ok());
+}
+
+// ---- 7. an edit after a rotation is sealed under the new key ------------------------------
+
+TEST_CASE("an unsent write is sealed again under the newest key before the hub takes it") {
+  HubTeam t;
+  SyncAll(t.hub, *t.a);
+  SyncAll(t.hub, *t.b);
+  SyncAll(t.hub, *t.coord);
+  REQUIRE(RevokeDevice(*t.coord, t.a->device_id()).ok());
+  REQUIRE(RotateTeamKey(*t.coord).ok());
+  SyncAll(t.hub, *t.coord);
+  // b has not synced since the rotation: its edit is sealed under key 1,
+  // which the revoked device holds.
+  auto id = t.b->Put("cases", std::nullopt, {{"status", "\"Active\""}});
+  REQUIRE(id.ok());
+  const Write before = FirstPending(*t.b);
+  CHECK(before.key_version == 1);
+  // The hub will not store it under key 1 once key 2 was granted to b.
+  const hub::HttpResponse stale = t.hub.Raw(PushOf(t, *t.b, {before.Encode()}));
+  REQUIRE(stale.status == 200);
+  auto answer = DecodeSyncResponse(
+      std::span(reinterpret_cast<const uint8_t*>(stale.body.data()), stale.body.size()));
+  REQUIRE(answer.ok());
+  CHECK(answer->acked_up_to < before.dot.counter);
+  CHECK(answer->reseal_below == 2);
+
+  const SyncProgress p = SyncAll(t.hub, *t.b);
+  CHECK(p.resealed == 1);
+  CHECK(p.sent == 1);
+  // The edit reached the hub once, under key 2 only.
+  CHECK(HubKeyVersionsOf(t, t.b->device_id()) == std::vector<uint32_t>{2});
+  SyncAll(t.hub, *t.coord);
+  CHECK(t.coord->Get("cases", *id)->fields.at("status").value == "\"Active\"");
+}
+
+// ---- 8. with approval required, the invite carries no key ------------------------------
+
+TEST_CASE("a device waiting for approval holds no team key until a coordinator approves it") {
+  HubTeam t;
+  auto id = t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}});
+  REQUIRE(id.ok());
+  SyncAll(t.hub, *t.a);
+  REQUIRE(SetApprovalRequired(*t.coord, true).ok());
+  SyncAll(t.hub, *t.coord);
+
+  auto pending = testing::JoinDevice(t.hub, *t.coord,
+                                     testing::TestOptions(t.dir.File("p"), &t.clock), "pendiente");
+  CHECK(pending->current_key_version() == 0);
+  CHECK(!pending->team().IsZero());
+  CHECK(!pending->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
+
+  SyncAll(t.hub, *t.coord);  // learns of the admission
+  REQUIRE(ApproveDevice(*t.coord, pending->device_id()).ok());
+  SyncAll(t.hub, *t.coord);
+  const SyncProgress p = SyncAll(t.hub, *pending);
+  CHECK(p.keys_received == 1);
+  CHECK(pending->current_key_version() == 1);
+  auto record = pending->Get("cases", *id);
+  REQUIRE(record.ok());
+  CHECK(record->fields.at("status").value == "\"Active\"");
+}
+
+}  // namespace
+}  // namespace enlace
