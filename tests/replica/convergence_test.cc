@@ -2,6 +2,11 @@
 // the same writes have identical state, whatever the causal order of
 // delivery, with duplicates, and when a replica bootstraps from a compacted
 // log (superseded writes dropped) and then receives the dropped writes late.
+// Some writes also arrive out of causal order (a write kept aside for its key
+// or asked for again after an altered delivery, while writes that had seen it
+// were merged: ApplyLate), and one member is hostile: it sends validly signed
+// writes under key versions nobody was granted, floods, and alters other
+// members' writes on the way. The honest replicas converge all the same.
 //
 // ENLACE_CONVERGENCE_SCHEDULES sets the number of schedules (default 2000);
 // ENLACE_CONVERGENCE_SEED replays one run.
@@ -19,6 +24,7 @@
 #include "enlace/replica.h"
 #include "enlace/team.h"
 #include "replica/replica_impl.h"
+#include "replica/write_internal.h"
 #include "test_util.h"
 
 namespace enlace {
@@ -34,7 +40,8 @@ uint64_t EnvOr(const char* name, uint64_t fallback) {
 
 struct Totals {
   uint64_t schedules = 0, writes = 0, deliveries = 0, duplicates = 0, conflicts = 0,
-           delete_conflicts = 0, bootstraps = 0, late_writes = 0, equal_pairs = 0, restamped = 0;
+           delete_conflicts = 0, bootstraps = 0, late_writes = 0, equal_pairs = 0, restamped = 0,
+           out_of_order = 0, forged = 0, tampered = 0, floods = 0;
 };
 
 // One randomized schedule over a fresh team.
@@ -67,7 +74,7 @@ class Schedule {
     for (int step = 0; step < steps; ++step) {
       if (late_joiner_ && !active_[3] && Pick(steps) == 0 && CanBootstrapFrom(1)) Bootstrap(3, 1);
       const int r = RandomActive();
-      switch (Pick(10)) {
+      switch (Pick(12)) {
         case 0:
         case 1:
         case 2:
@@ -81,6 +88,12 @@ class Schedule {
           break;
         case 5:
           Pick(2) == 0 ? LocalErase(r) : ToggleClockAhead(r);
+          break;
+        case 6:
+          Hostile(r);
+          break;
+        case 7:
+          DeliverOutOfOrder(r);
           break;
         default:
           Deliver(r);
@@ -335,6 +348,82 @@ class Schedule {
     CheckEqualSetsEqualStates(r);
   }
 
+  // Replica kHostile is a member gone bad. Against replica r it sends a
+  // validly signed write under a key version no one was granted, or another
+  // member's write altered on the way, or floods with many writes at once.
+  static constexpr int kHostile = 2;
+  void Hostile(int r) {
+    switch (Pick(3)) {
+      case 0: {  // a key version nobody holds
+        std::vector<size_t> own;
+        for (size_t i = 0; i < writes_.size(); ++i) {
+          if (writes_[i].dot.device == replicas_[kHostile]->device_id()) own.push_back(i);
+        }
+        if (own.empty() || r == kHostile) return;
+        auto w = Write::Decode(writes_[own[Pick(static_cast<int>(own.size()))]].bytes);
+        REQUIRE(w.ok());
+        w->key_version = 1000 + static_cast<uint32_t>(Pick(1 << 20));
+        const auto& impl = replicas_[kHostile]->impl();
+        REQUIRE(internal::SealWrite(*w, std::vector<std::string>(w->fields.size(), "1"),
+                                    internal::SecretBytes::Random(32),
+                                    impl.vault().secrets().signing.secret_key)
+                    .ok());
+        ExpectRefused(r, w->Encode());
+        ++totals_.forged;
+        return;
+      }
+      case 1: {  // another member's write, altered on the way
+        if (writes_.empty()) return;
+        const size_t i = static_cast<size_t>(Pick(static_cast<int>(writes_.size())));
+        if (withheld_.contains(i)) return;
+        Bytes altered = writes_[i].bytes;
+        altered[static_cast<size_t>(Pick(static_cast<int>(altered.size())))] ^=
+            static_cast<uint8_t>(1 << Pick(8));
+        ExpectRefused(r, altered);
+        ++totals_.tampered;
+        return;
+      }
+      default:  // a flood: many valid writes at once
+        if (!active_[kHostile]) return;
+        for (int i = 0; i < 6; ++i) LocalPut(kHostile);
+        ++totals_.floods;
+        return;
+    }
+  }
+
+  // `bytes` is refused by replica r and changes nothing there.
+  void ExpectRefused(int r, const Bytes& bytes) {
+    const std::string before = Dump(r);
+    auto outcome = replicas_[r]->ApplyRemote(bytes);
+    CHECK_FALSE(outcome.ok());
+    CHECK(Dump(r) == before);
+  }
+
+  // Delivers to r a write whose causal predecessors r has not all seen (it
+  // was kept aside, or its first delivery was refused, while later writes
+  // were merged); they arrive later and the result must be the same.
+  void DeliverOutOfOrder(int r) {
+    std::vector<size_t> early;
+    for (size_t i = 0; i < writes_.size(); ++i) {
+      if (applied_[r].contains(i) || withheld_.contains(i)) continue;
+      if (!std::all_of(writes_[i].deps.begin(), writes_[i].deps.end(),
+                       [&](size_t d) { return Satisfied(r, d); })) {
+        early.push_back(i);
+      }
+    }
+    if (early.empty()) {
+      Deliver(r);
+      return;
+    }
+    const size_t w = early[Pick(static_cast<int>(early.size()))];
+    auto outcome = replicas_[r]->ApplyRemote(writes_[w].bytes);
+    REQUIRE_MESSAGE(outcome.ok(), outcome.status().ToString());
+    Trace("replica %d applied #%zu out of causal order", r, w);
+    applied_[r].insert(w);
+    ++totals_.out_of_order;
+    CheckEqualSetsEqualStates(r);
+  }
+
   // Any two active replicas that have applied the same writes are identical.
   void CheckEqualSetsEqualStates(int r) {
     for (int j = 0; j < kReplicas; ++j) {
@@ -447,7 +536,8 @@ TEST_CASE("replicas that saw the same writes converge in any causal order") {
       "convergence: %llu schedules (base seed %llu): %llu writes, %llu deliveries, "
       "%llu duplicates, %llu equal-set checks, %llu field conflicts and %llu delete conflicts "
       "left, %llu mid-run bootstraps, %llu late superseded writes ignored, %llu writes "
-      "re-stamped after a clock ran ahead\n",
+      "re-stamped after a clock ran ahead, %llu delivered out of causal order; a hostile "
+      "member: %llu writes under keys nobody holds, %llu altered deliveries, %llu floods\n",
       static_cast<unsigned long long>(totals.schedules), static_cast<unsigned long long>(base_seed),
       static_cast<unsigned long long>(totals.writes),
       static_cast<unsigned long long>(totals.deliveries),
@@ -457,7 +547,11 @@ TEST_CASE("replicas that saw the same writes converge in any causal order") {
       static_cast<unsigned long long>(totals.delete_conflicts),
       static_cast<unsigned long long>(totals.bootstraps),
       static_cast<unsigned long long>(totals.late_writes),
-      static_cast<unsigned long long>(totals.restamped));
+      static_cast<unsigned long long>(totals.restamped),
+      static_cast<unsigned long long>(totals.out_of_order),
+      static_cast<unsigned long long>(totals.forged),
+      static_cast<unsigned long long>(totals.tampered),
+      static_cast<unsigned long long>(totals.floods));
   CHECK(totals.schedules == schedules);
   // The generator must actually exercise what it claims to.
   if (schedules >= 200) {
@@ -467,6 +561,10 @@ TEST_CASE("replicas that saw the same writes converge in any causal order") {
     CHECK(totals.late_writes > 0);
     CHECK(totals.duplicates > 0);
     CHECK(totals.restamped > 0);
+    CHECK(totals.out_of_order > 0);
+    CHECK(totals.forged > 0);
+    CHECK(totals.tampered > 0);
+    CHECK(totals.floods > 0);
   }
 }
 
