@@ -5,19 +5,20 @@
 # of core/CMakeLists.txt and docs/ARCHITECTURE.md). A header belongs to the
 # library whose folder holds it: "enlace/x.h" to the one whose include/enlace/
 # has x.h, "<library>/x.h" to <library>. The sync engine (base..sync) may
-# never include case work.
+# never include case work; disclosure (table arithmetic) uses base only.
 
 cmake_minimum_required(VERSION 3.25)
 
-set(layers base crypto storage replica trust sync casework capi)
+set(layers base crypto storage replica trust sync disclosure casework capi)
 set(allowed_base "")
 set(allowed_crypto base)
 set(allowed_storage base)
 set(allowed_replica base crypto storage)
 set(allowed_trust base crypto storage replica)
 set(allowed_sync base crypto storage replica trust)
-set(allowed_casework base crypto storage replica trust sync)
-set(allowed_capi base crypto storage replica trust sync casework)
+set(allowed_disclosure base)
+set(allowed_casework base crypto storage replica trust sync disclosure)
+set(allowed_capi base crypto storage replica trust sync disclosure casework)
 
 # Which library owns each public header.
 foreach(layer IN LISTS layers)

@@ -2,8 +2,11 @@
 
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <vector>
+
+#include "enlace/disclosure.h"
 
 namespace enlace::hub {
 
@@ -25,7 +28,9 @@ const std::set<std::string, std::less<>> kEntryMembers = {"index", "value", "sup
 const std::set<std::string, std::less<>> kDimMembers = {"name", "categories", "labels"};
 
 ReportVerdict Bad(std::string error) { return {400, std::move(error), {}}; }
-ReportVerdict BelowK(std::string error) { return {422, std::move(error), {}}; }
+// 422: publishing it would put a count below k, or one that must stay hidden,
+// on the hub.
+ReportVerdict Unsafe(std::string error) { return {422, std::move(error), {}}; }
 
 // First pass: well-formed, not too deep, no object with a key twice. (A
 // parser keeping the last of two "value" members would check one number
@@ -111,30 +116,44 @@ struct Dim {
   std::vector<std::string> categories;
 };
 
-// "cell [0,2] (01, Sexual)" or "margin [0,all] (01, all)".
-std::string Describe(const char* what, const std::vector<Dim>& dims, const json& index) {
+using disclosure::kAll;
+
+// One listed cell or margin: its index (kAll for "all") and its value,
+// nullopt when suppressed.
+struct Listed {
+  std::vector<size_t> index;
+  std::optional<uint64_t> value;
+};
+
+// "cell [0,2] (entity=01, type=Sexual)", "margin [0,all] (entity=01, all)"
+// or "the total".
+std::string Describe(const std::vector<Dim>& dims, const std::vector<size_t>& index) {
   std::string at = "[";
   std::string names = "(";
+  size_t all = 0;
   for (size_t i = 0; i < index.size(); ++i) {
     if (i > 0) {
       at += ",";
       names += ", ";
     }
-    if (index[i].is_null()) {
+    if (index[i] == kAll) {
       at += "all";
       names += "all";
+      ++all;
     } else {
-      const auto c = index[i].get<uint64_t>();
-      at += std::to_string(c);
-      names += dims[i].name + "=" + dims[i].categories[c];
+      at += std::to_string(index[i]);
+      names += dims[i].name + "=" + dims[i].categories[index[i]];
     }
   }
-  return std::string(what) + " " + at + "] " + names + ")";
+  if (all == index.size()) return "the total";
+  return std::string(all == 0 ? "cell " : "margin ") + at + "] " + names + ")";
 }
 
 // Checks one published entry's value against k: an integer that is 0 or
-// >= k, or null with "suppressed": true. `name` names it in errors.
-ReportVerdict CheckValue(const json& entry, const std::string& name, uint32_t k) {
+// >= k, or null with "suppressed": true; sets `value` (nullopt when
+// suppressed). `name` names it in errors.
+ReportVerdict CheckValue(const json& entry, const std::string& name, uint32_t k,
+                         std::optional<uint64_t>& value) {
   bool suppressed = false;
   if (const auto s = entry.find("suppressed"); s != entry.end()) {
     if (!s->is_boolean()) return Bad(name + ": \"suppressed\" must be true or false");
@@ -144,10 +163,11 @@ ReportVerdict CheckValue(const json& entry, const std::string& name, uint32_t k)
   if (v == entry.end()) return Bad(name + " has no \"value\" (a number, or null when suppressed)");
   if (v->is_null()) {
     if (!suppressed) return Bad(name + " has a null value but is not marked \"suppressed\": true");
+    value.reset();
     return {};
   }
   if (suppressed) {
-    return BelowK(name +
+    return Unsafe(name +
                   " is marked suppressed but carries a value; a suppressed value must be "
                   "null, or it is published");
   }
@@ -155,27 +175,32 @@ ReportVerdict CheckValue(const json& entry, const std::string& name, uint32_t k)
     const uint64_t n = v->get<uint64_t>();
     if (n != 0 && n < k) {
       // The value itself stays out of the message: it would reach the log.
-      return BelowK(name + " is below k = " + std::to_string(k) +
+      return Unsafe(name + " is below k = " + std::to_string(k) +
                     "; it must be suppressed before the report is published");
     }
+    value = n;
     return {};
   }
   if (v->is_number_integer()) return Bad(name + " has a negative value");
   return Bad(name + " has a value that is not a whole number");
 }
 
-// Checks a list of cells (`margins` false) or margins. Every index lists
-// one position per dimension, in range; a margin has "all" (null) in at
-// least one place; no index appears twice.
+// Checks a list of cells (`margins` false) or margins and appends them to
+// `out`. Every index lists one position per dimension, in range; a margin
+// has "all" (null) in every place but one (the one-way margins; a report of
+// one dimension has none); no index appears twice.
 ReportVerdict CheckEntries(const json& list, bool margins, const std::vector<Dim>& dims, uint32_t k,
-                           const ReportLimits& limits) {
+                           const ReportLimits& limits, std::vector<Listed>& out) {
   const char* what = margins ? "margin" : "cell";
   const std::string plural = margins ? "margins" : "cells";
   if (!list.is_array()) return Bad("the report's \"" + plural + "\" must be a list");
   if (list.size() > limits.max_cells) {
     return Bad("the report has more than " + std::to_string(limits.max_cells) + " " + plural);
   }
-  std::set<std::vector<int64_t>> seen;
+  if (margins && dims.size() == 1 && !list.empty()) {
+    return Bad("a report of one dimension has no margins: the sum of its cells is the total");
+  }
+  std::set<std::vector<size_t>> seen;
   for (const auto& entry : list) {
     if (!entry.is_object())
       return Bad("every one of the report's " + plural + " must be an object");
@@ -190,28 +215,92 @@ ReportVerdict CheckEntries(const json& list, bool margins, const std::vector<Dim
                  " needs an \"index\" with one position per dimension (" +
                  std::to_string(dims.size()) + ")");
     }
-    std::vector<int64_t> key;
-    bool any_all = false;
+    Listed listed;
+    size_t all = 0;
     for (size_t i = 0; i < dims.size(); ++i) {
       const json& p = (*index)[i];
       if (p.is_null() && margins) {
-        any_all = true;
-        key.push_back(-1);
+        ++all;
+        listed.index.push_back(kAll);
         continue;
       }
       if (!p.is_number_unsigned() || p.get<uint64_t>() >= dims[i].categories.size()) {
         return Bad("a " + std::string(what) + " index is out of range for dimension \"" +
                    dims[i].name + "\"");
       }
-      key.push_back(static_cast<int64_t>(p.get<uint64_t>()));
+      listed.index.push_back(static_cast<size_t>(p.get<uint64_t>()));
     }
-    if (margins && !any_all) return Bad("a margin's index needs null (all) in at least one place");
-    const std::string name = Describe(what, dims, *index);
-    if (!seen.insert(key).second) return Bad(name + " is listed twice");
-    ReportVerdict v = CheckValue(entry, name, k);
+    if (margins && all == 0) return Bad("a margin's index needs null (all) in at least one place");
+    if (margins && all + 1 != dims.size()) {
+      return Bad(
+          "a margin's index needs null (all) in every place but one: a report publishes "
+          "the total of each category of each dimension, and no other sums");
+    }
+    const std::string name = Describe(dims, listed.index);
+    if (!seen.insert(listed.index).second) return Bad(name + " is listed twice");
+    ReportVerdict v = CheckValue(entry, name, k, listed.value);
     if (!v.ok()) return v;
+    out.push_back(std::move(listed));
   }
   return {};
+}
+
+// The report as one table: every cell, every margin and the total listed
+// (`cells`, `margins` and `total` are checked one by one already), then the
+// disclosure check of enlace/disclosure.h: no suppressed entry may be worked
+// out from the published ones, exactly (the rank test) or by the bounds
+// (every hidden count is at least 1), and the published counts must add up.
+ReportVerdict CheckTable(const std::vector<Dim>& dims, const std::vector<Listed>& cells,
+                         const std::vector<Listed>& margins, std::optional<uint64_t> total) {
+  std::vector<size_t> sizes;
+  for (const Dim& d : dims) sizes.push_back(d.categories.size());
+  const disclosure::Layout layout = disclosure::MakeLayout(sizes);
+  if (cells.size() != layout.num_cells) {
+    return Bad("the report lists " + std::to_string(cells.size()) + " of its " +
+               std::to_string(layout.num_cells) +
+               " cells; a report lists every cell once, a suppressed one as null");
+  }
+  if (margins.size() != layout.num_margins) {
+    return Bad("the report lists " + std::to_string(margins.size()) + " of its " +
+               std::to_string(layout.num_margins) +
+               " margins; a report lists the total of each category of each dimension once");
+  }
+  disclosure::PublishedValues values(layout.num_entries());
+  for (const Listed& c : cells) values[layout.CellId(c.index)] = c.value;
+  for (const Listed& m : margins) {
+    for (size_t k = 0; k < dims.size(); ++k) {
+      if (m.index[k] != kAll) values[layout.MarginId(k, m.index[k])] = m.value;
+    }
+  }
+  values[layout.total_id()] = total;
+
+  const Result<disclosure::Finding> finding = disclosure::CheckPublished(layout, values);
+  if (!finding.ok()) {
+    return Bad("the hub could not check the report's suppression (" + finding.status().message() +
+               ")");
+  }
+  const uint32_t e = finding->entry;
+  const std::string name = Describe(dims, layout.index[e]);
+  const std::string suppressed = "the suppressed " + (e == layout.total_id() ? "total" : name);
+  constexpr const char* kHideMore =
+      "; hide more entries with it (complementary suppression, docs/REPORTS.md)";
+  switch (finding->kind) {
+    case disclosure::Finding::Kind::kSafe:
+      return {};
+    case disclosure::Finding::Kind::kDetermined:
+      return Unsafe(suppressed +
+                    " can be worked out exactly from the published cells, margins and total" +
+                    kHideMore);
+    case disclosure::Finding::Kind::kPinned:
+      return Unsafe(suppressed +
+                    " has only one possible value, given the published counts and that every "
+                    "hidden count is at least 1" +
+                    kHideMore);
+    case disclosure::Finding::Kind::kInconsistent:
+      return Bad("the published counts of " + name +
+                 " do not add up (every hidden count is at least 1)");
+  }
+  return Bad("the report could not be checked");
 }
 
 }  // namespace
@@ -240,7 +329,7 @@ ReportVerdict CheckReport(std::string_view body, const ReportLimits& limits) {
       return Bad("the report's \"k\" must be a whole number");
     }
     if (!kj->is_number_unsigned() || kj->get<uint64_t>() < limits.min_k) {
-      return BelowK("the report's k (" + kj->dump() + ") is below this hub's minimum of " +
+      return Unsafe("the report's k (" + kj->dump() + ") is below this hub's minimum of " +
                     std::to_string(limits.min_k));
     }
     if (kj->get<uint64_t>() > std::numeric_limits<uint32_t>::max()) {
@@ -270,6 +359,7 @@ ReportVerdict CheckReport(std::string_view body, const ReportLimits& limits) {
                  std::to_string(limits.max_dims) + " are allowed");
     }
     std::vector<Dim> dims;
+    size_t cell_count = 1;
     for (const auto& d : *dims_j) {
       if (!d.is_object()) return Bad("every dimension must be an object");
       for (const auto& [key, value] : d.items()) {
@@ -288,6 +378,9 @@ ReportVerdict CheckReport(std::string_view body, const ReportLimits& limits) {
       if (cats == d.end() || !cats->is_array() || cats->size() > limits.max_cells) {
         return Bad("dimension \"" + dim.name + "\" needs a list of \"categories\"");
       }
+      if (cats->empty()) {
+        return Bad("dimension \"" + dim.name + "\" has no categories: nothing to report");
+      }
       for (const auto& c : *cats) {
         if (!c.is_string() || c.get_ref<const std::string&>().size() > kMaxTextBytes) {
           return Bad("dimension \"" + dim.name + "\" has a category that is not a short text");
@@ -304,23 +397,32 @@ ReportVerdict CheckReport(std::string_view body, const ReportLimits& limits) {
           }
         }
       }
+      if (dim.categories.size() > limits.max_cells / cell_count) {
+        return Bad("the report has more than " + std::to_string(limits.max_cells) + " cells");
+      }
+      cell_count *= dim.categories.size();
       dims.push_back(std::move(dim));
     }
 
     const auto cells = j.find("cells");
     if (cells == j.end()) return Bad("the report has no \"cells\"");
-    ReportVerdict v = CheckEntries(*cells, false, dims, out.meta.k, limits);
+    std::vector<Listed> cell_list, margin_list;
+    ReportVerdict v = CheckEntries(*cells, false, dims, out.meta.k, limits, cell_list);
     if (!v.ok()) return v;
     if (const auto margins = j.find("margins"); margins != j.end()) {
-      v = CheckEntries(*margins, true, dims, out.meta.k, limits);
+      v = CheckEntries(*margins, true, dims, out.meta.k, limits, margin_list);
       if (!v.ok()) return v;
     }
-    if (const auto total = j.find("total"); total != j.end()) {
-      // The total stands alone: null means withheld.
-      json entry = {{"value", *total}, {"suppressed", total->is_null()}};
-      v = CheckValue(entry, "the total", out.meta.k);
-      if (!v.ok()) return v;
-    }
+    const auto total = j.find("total");
+    if (total == j.end())
+      return Bad("the report has no \"total\" (a number, or null when suppressed)");
+    // The total stands alone: null means withheld.
+    const json entry = {{"value", *total}, {"suppressed", total->is_null()}};
+    std::optional<uint64_t> total_value;
+    v = CheckValue(entry, "the total", out.meta.k, total_value);
+    if (!v.ok()) return v;
+    v = CheckTable(dims, cell_list, margin_list, total_value);
+    if (!v.ok()) return v;
     return out;
   } catch (const std::exception&) {
     return Bad("the report could not be read");

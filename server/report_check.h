@@ -1,10 +1,12 @@
 // The hub's own check of a report a coordinator publishes (docs/PROTOCOL.md
 // §16). The hub does not trust the device's report library: it parses the
 // JSON itself and refuses anything that would put a count below k, or a
-// suppressed count, on the hub. It does not re-check complementary
-// suppression (that needs the whole table's relations and is the device's
-// job, docs/REPORTS.md); it checks that every value it would publish is 0,
-// at least k, or withheld.
+// suppressed count, on the hub. Every value it would publish is 0, at least
+// k, or withheld; and it re-checks complementary suppression on the whole
+// table with the rule of the device's library (enlace/disclosure.h, the
+// same code): no withheld entry may be worked out from the published cells,
+// margins and total, exactly (the rank test) or by bounds (every hidden
+// count is at least 1). The hub links the disclosure library, not case work.
 #ifndef ENLACE_SERVER_REPORT_CHECK_H_
 #define ENLACE_SERVER_REPORT_CHECK_H_
 
@@ -32,8 +34,10 @@ struct ReportMeta {
 };
 
 // The verdict: http_status 200 with `meta`, or 400 (malformed, oversized,
-// unsupported) or 422 (a value below k, or a k below the hub's minimum) with
-// a plain-language `error` that names the offending cell.
+// unsupported, not one whole table, counts that do not add up) or 422 (a
+// value below k, a k below the hub's minimum, or a suppressed entry the
+// published ones give away) with a plain-language `error` that names the
+// offending entry but never a hidden or small value.
 struct ReportVerdict {
   int http_status = 200;
   std::string error;
@@ -44,10 +48,13 @@ struct ReportVerdict {
 // Checks `body` against the publishing format: a JSON object of at most
 // `max_bytes` with no duplicate keys and no unknown top-level member;
 // version 1; an integer k >= min_k; 1..max_dims dimensions, each with a
-// name and its categories (labels optional, one per category); at most
-// max_cells cells and margins, each index in range and listed once; every
-// value (cells, margins, total) an integer that is 0 or >= k, or null with
-// "suppressed": true. A suppressed entry must not carry a value.
+// name and at least one category (labels optional, one per category), at
+// most max_cells cells in all; every cell, every one-way margin (none for 1
+// dimension) and the total listed exactly once, each index in range; every
+// value an integer that is 0 or >= k, or null with "suppressed": true (a
+// suppressed entry must not carry a value); the published counts adding up
+// (disclosure::CheckPublished); no suppressed entry determined by the
+// published ones (the rank test) or pinned to one value by the bounds.
 ReportVerdict CheckReport(std::string_view body, const ReportLimits& limits);
 
 }  // namespace enlace::hub

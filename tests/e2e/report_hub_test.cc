@@ -4,6 +4,7 @@
 // the report with nothing but that token, over raw HTTP (no curl).
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -113,11 +114,13 @@ TEST_CASE("a published report is read back by the commission with a viewer token
   big["dims"][0]["categories"] = json::array();
   big["dims"][0].erase("labels");
   big["cells"] = json::array();
+  uint64_t big_total = 0;
   for (int i = 0; i < 5000; ++i) {
     big["dims"][0]["categories"].push_back("c" + std::to_string(i));
     big["cells"].push_back({{"index", {i}}, {"value", i % 2 == 0 ? 0 : 11 + i}});
+    big_total += i % 2 == 0 ? 0 : 11 + i;
   }
-  big["total"] = nullptr;
+  big["total"] = big_total;
   const std::string big_body = big.dump();
   REQUIRE(big_body.size() > 128 * 1024);
   REQUIRE(big_body.size() <= kMaxReportBytes);
@@ -134,6 +137,19 @@ TEST_CASE("a published report is read back by the commission with a viewer token
   const Reply r422 = Send(hub, *refused);
   CHECK(r422.status == 422);
   CHECK(r422.body.find("below k = 11") != std::string::npos);
+
+  // Nor does a small count the published ones give away: a hidden 3, its
+  // sibling 11 and the total 14 shown (3 = 14 - 11).
+  json hidden = json::parse(kReport);
+  hidden["cells"][0] = {{"index", {0}}, {"value", nullptr}, {"suppressed", true}};
+  hidden["cells"][1]["value"] = 11;
+  hidden["total"] = 14;
+  auto leaky = BuildPublishReportRequest(*coord, hidden.dump());
+  REQUIRE(leaky.ok());
+  const Reply worked_out = Send(hub, *leaky);
+  CHECK(worked_out.status == 422);
+  CHECK_MESSAGE(worked_out.body.find("can be worked out exactly") != std::string::npos,
+                worked_out.body);
 
   // The operator makes a token for the commission.
   const std::string token = Admin({"viewer-token", "--data", data, "--team", coord->team().ToHex(),
@@ -172,7 +188,7 @@ TEST_CASE("a published report is read back by the commission with a viewer token
   CHECK(hub.Log().find(answer->id) != std::string::npos);
   const std::string metrics = Exchange(hub, "GET", kPathMetrics, {}).body;
   CHECK(metrics.find("enlace_reports 2\n") != std::string::npos);
-  CHECK(metrics.find("enlace_reports_refused_total 1\n") != std::string::npos);
+  CHECK(metrics.find("enlace_reports_refused_total 2\n") != std::string::npos);
   CHECK(hub.Stop() == 0);
   const std::string db =
       testing::ReadFile(data + "/hub.db") + testing::ReadFile(data + "/hub.db-wal");

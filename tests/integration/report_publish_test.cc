@@ -7,6 +7,7 @@
 #include <array>
 #include <cctype>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -17,6 +18,7 @@
 #include "enlace/team.h"
 #include "hub_fixture.h"
 #include "replica/replica_impl.h"
+#include "report_check.h"
 
 namespace enlace {
 namespace {
@@ -27,7 +29,9 @@ using testing::HubReply;
 using testing::TestOptions;
 
 // A valid 2 x 2 report (k 11): federal entity x type of exploitation, with a
-// small cell and its complements suppressed.
+// small cell (4, at [0,1]) hidden together with its row total, its column
+// total and the grand total, so nothing published pins it: every hidden entry
+// moves with it (cells 12, 4 / 19, 0; rows 16, 19; columns 31, 4; total 35).
 json GoodReport(const std::string& title = "Víctimas por entidad, enero") {
   return json{{"version", 1},
               {"k", 11},
@@ -45,14 +49,62 @@ json GoodReport(const std::string& title = "Víctimas por entidad, enero") {
               {"cells",
                {{{"index", {0, 0}}, {"value", 12}},
                 {{"index", {0, 1}}, {"value", nullptr}, {"suppressed", true}},
-                {{"index", {1, 0}}, {"value", nullptr}, {"suppressed", true}},
+                {{"index", {1, 0}}, {"value", 19}},
                 {{"index", {1, 1}}, {"value", 0}}}},
               {"margins",
                {{{"index", {0, nullptr}}, {"value", nullptr}, {"suppressed", true}},
-                {{"index", {1, nullptr}}, {"value", nullptr}, {"suppressed", true}},
+                {{"index", {1, nullptr}}, {"value", 19}},
                 {{"index", {nullptr, 0}}, {"value", 31}},
                 {{"index", {nullptr, 1}}, {"value", nullptr}, {"suppressed", true}}}},
-              {"total", 35}};
+              {"total", nullptr}};
+}
+
+// A hand-made report (k 11) over dimensions d0, d1, ... of the given sizes,
+// with category codes c0, c1, ...: `cells` row-major (the last dimension
+// fastest), `margins` in the publishing order (dimension by dimension), and
+// the total; nullopt is a suppressed entry.
+using Value = std::optional<uint64_t>;
+constexpr Value kHidden = std::nullopt;
+
+json Entry(json index, Value v) {
+  if (!v) return {{"index", std::move(index)}, {"value", nullptr}, {"suppressed", true}};
+  return {{"index", std::move(index)}, {"value", *v}, {"suppressed", false}};
+}
+
+json MakeReport(const std::vector<size_t>& sizes, const std::vector<Value>& cells,
+                const std::vector<Value>& margins, Value total) {
+  json r = {{"version", 1}, {"k", 11}, {"title", "hecho a mano"}};
+  r["dims"] = json::array();
+  size_t count = 1;
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    json cats = json::array();
+    for (size_t c = 0; c < sizes[d]; ++c) cats.push_back("c" + std::to_string(c));
+    r["dims"].push_back({{"name", "d" + std::to_string(d)}, {"categories", cats}});
+    count *= sizes[d];
+  }
+  REQUIRE(cells.size() == count);
+  r["cells"] = json::array();
+  std::vector<size_t> at(sizes.size(), 0);
+  for (const Value& v : cells) {
+    r["cells"].push_back(Entry(at, v));
+    for (size_t d = sizes.size(); d-- > 0;) {
+      if (++at[d] < sizes[d]) break;
+      at[d] = 0;
+    }
+  }
+  r["margins"] = json::array();
+  size_t m = 0;
+  for (size_t d = 0; sizes.size() > 1 && d < sizes.size(); ++d) {
+    for (size_t c = 0; c < sizes[d]; ++c) {
+      json index = json::array();
+      for (size_t e = 0; e < sizes.size(); ++e) index.push_back(e == d ? json(c) : json(nullptr));
+      REQUIRE(m < margins.size());
+      r["margins"].push_back(Entry(index, margins[m++]));
+    }
+  }
+  REQUIRE(m == margins.size());
+  r["total"] = total ? json(*total) : json(nullptr);
+  return r;
 }
 
 struct Fixture : testing::HubTeam {
@@ -254,6 +306,136 @@ TEST_CASE("the hub refuses a report with a published count below k (422) and sto
   CHECK(f.StoredReports() == 0);
   // The hub still takes a good one.
   CHECK(f.Publish(*f.coord, GoodReport().dump()).status == 200);
+}
+
+TEST_CASE(
+    "the hub refuses a report whose published counts give a suppressed one away (422) and "
+    "stores nothing") {
+  Fixture f;
+  SUBCASE("one suppressed cell, its sibling 20 and the total 23") {
+    // The hidden cell is 23 - 20 = 3.
+    f.CheckRefused(MakeReport({2}, {kHidden, 20}, {}, 23).dump(), 422,
+                   "the suppressed cell [0] (d0=c0) can be worked out exactly");
+  }
+  SUBCASE("2 x 2: a suppressed cell worked out through the row and column totals") {
+    // Cells 3, 20 / 15, 30 with only the 30 shown: 20 = 50 - 30 (column),
+    // 15 = 45 - 30 (row), then 3 = 23 - 20. Each hidden cell shares its row
+    // and its column with another hidden cell, and still leaks.
+    f.CheckRefused(MakeReport({2, 2}, {kHidden, kHidden, kHidden, 30}, {23, 45, 18, 50}, 68).dump(),
+                   422, "the suppressed cell [0,0] (d0=c0, d1=c0) can be worked out exactly");
+  }
+  SUBCASE("3 x 3: a rectangle missing its fourth corner") {
+    // Cells 5, 20, 30 / 25, 40, 50 / 12, 60, 70 with 5, 20 and 25 hidden:
+    // 20 = 120 - 40 - 60 (its column has no other hidden cell), then
+    // 5 = 55 - 20 - 30.
+    f.CheckRefused(MakeReport({3, 3}, {kHidden, kHidden, 30, kHidden, 40, 50, 12, 60, 70},
+                              {55, 115, 142, 42, 120, 150}, 312)
+                       .dump(),
+                   422, "can be worked out exactly");
+  }
+  SUBCASE("a suppressed row total: the total minus the other row") {
+    f.CheckRefused(
+        MakeReport({2, 2}, {kHidden, kHidden, kHidden, kHidden}, {kHidden, 45, 18, 50}, 68).dump(),
+        422, "the suppressed margin [0,all] (d0=c0, all) can be worked out exactly");
+  }
+  SUBCASE("a suppressed total whose cells are all published") {
+    f.CheckRefused(MakeReport({2}, {20, 30}, {}, kHidden).dump(), 422,
+                   "the suppressed total can be worked out exactly");
+  }
+  SUBCASE("two suppressed cells that must add up to 2 are both 1") {
+    // Not a linear relation: the bound "every hidden count is at least 1".
+    f.CheckRefused(MakeReport({3}, {kHidden, kHidden, 30}, {}, 32).dump(), 422,
+                   "the suppressed cell [0] (d0=c0) has only one possible value");
+  }
+  SUBCASE("the message names the cell, never its value") {
+    const HubReply reply = f.PublishRaw(*f.coord, MakeReport({2}, {kHidden, 20}, {}, 23).dump());
+    CHECK(reply.status == 422);
+    CHECK(ErrorOf(reply.body).find('3') == std::string::npos);
+  }
+  CHECK(f.StoredReports() == 0);
+}
+
+TEST_CASE("the hub accepts a suppressed table whose published counts pin no hidden one") {
+  Fixture f;
+  // docs/REPORTS.md's example: Tlaxcala 5, 40, 12; Puebla 60, 30, 45. The 5
+  // is hidden with the cheapest rectangle; every row and column with a
+  // hidden cell has two.
+  const std::string rectangle =
+      MakeReport({2, 3}, {kHidden, 40, kHidden, kHidden, 30, kHidden}, {57, 135, 65, 70, 57}, 192)
+          .dump();
+  // Hidden cells 5 and 3 in a list: 1 + 7 ... 7 + 1 all fit.
+  const std::string pair = MakeReport({3}, {kHidden, kHidden, 30}, {}, 38).dump();
+  // Cells 3, 4 / 20, 30: the small row total (7) hidden with the other row
+  // total, every cell hidden; the column totals and the total shown.
+  const std::string rows =
+      MakeReport({2, 2}, {kHidden, kHidden, kHidden, kHidden}, {kHidden, kHidden, 23, 34}, 57)
+          .dump();
+  for (const std::string& body : {rectangle, pair, rows}) {
+    CAPTURE(body);
+    const HubReply r = f.PublishRaw(*f.coord, body);
+    CHECK_MESSAGE(r.status == 200, r.body);
+    if (r.status != 200) continue;
+    const HubReply got = f.Get(*f.a, DecodePublishReportAnswer(r.body)->id);
+    CHECK(got.body == body);
+  }
+  CHECK(f.StoredReports() == 3);
+}
+
+TEST_CASE("the hub refuses a report that is not one whole table, or whose counts do not add up") {
+  Fixture f;
+  SUBCASE("a missing cell") {
+    json r = MakeReport({3}, {20, 30, 40}, {}, 90);
+    r["cells"].erase(1);
+    f.CheckRefused(r.dump(), 400, "lists 2 of its 3 cells");
+  }
+  SUBCASE("a missing margin") {
+    json r = GoodReport();
+    r["margins"].erase(3);
+    f.CheckRefused(r.dump(), 400, "lists 3 of its 4 margins");
+  }
+  SUBCASE("no total") {
+    json r = GoodReport();
+    r.erase("total");
+    f.CheckRefused(r.dump(), 400, "\"total\"");
+  }
+  SUBCASE("a margin in a one-dimensional report") {
+    json r = MakeReport({2}, {20, 30}, {}, 50);
+    r["margins"] = {{{"index", {nullptr}}, {"value", 50}}};
+    f.CheckRefused(r.dump(), 400, "margin");
+  }
+  SUBCASE("a two-way margin of a three-way table") {
+    json r = MakeReport({2, 2, 2}, {11, 12, 13, 14, 15, 16, 17, 18}, {50, 66, 54, 62, 56, 60}, 116);
+    r["margins"][0]["index"] = {0, 0, nullptr};
+    f.CheckRefused(r.dump(), 400, "every place but one");
+  }
+  SUBCASE("a dimension without categories") {
+    json r = MakeReport({2}, {20, 30}, {}, 50);
+    r["dims"].push_back({{"name", "empty"}, {"categories", json::array()}});
+    f.CheckRefused(r.dump(), 400, "no categories");
+  }
+  SUBCASE("more cells than a report may have, whatever the list says") {
+    json r = MakeReport({2}, {20, 30}, {}, 50);
+    json cats = json::array();
+    for (int i = 0; i < 200; ++i) cats.push_back("x" + std::to_string(i));
+    r["dims"] = {{{"name", "a"}, {"categories", cats}},
+                 {{"name", "b"}, {"categories", cats}},
+                 {{"name", "c"}, {"categories", cats}}};
+    f.CheckRefused(r.dump(), 400, "more than 10000 cells");
+  }
+  SUBCASE("published cells that do not add up to the total") {
+    f.CheckRefused(MakeReport({2}, {20, 30}, {}, 60).dump(), 400,
+                   "the published counts of the total do not add up");
+  }
+  SUBCASE("a margin smaller than its published cells") {
+    f.CheckRefused(
+        MakeReport({2, 2}, {kHidden, kHidden, 20, 30}, {kHidden, 40, kHidden, kHidden}, kHidden)
+            .dump(),
+        400, "the published counts of margin [1,all] (d0=c1, all) do not add up");
+  }
+  SUBCASE("a suppressed zero: hidden cells are at least 1") {
+    f.CheckRefused(MakeReport({3}, {kHidden, kHidden, 30}, {}, 31).dump(), 400, "do not add up");
+  }
+  CHECK(f.StoredReports() == 0);
 }
 
 TEST_CASE("a report whose k is below the hub's minimum is refused with 422") {
@@ -629,6 +811,34 @@ TEST_CASE(
   MESSAGE(published, " library reports published, ", revealed, " with a hidden cell refused");
   CHECK(revealed > 0);
   CHECK(f.StoredReports() == static_cast<uint64_t>(published));
+}
+
+TEST_CASE("every table the report library suppresses passes the hub's disclosure check") {
+  // The hub's check is the library's rule: it must never refuse what
+  // Suppress makes (the CLI could not publish it otherwise). 1 to 3
+  // dimensions, sparse and dense, small and large counts.
+  std::mt19937_64 rng(14010);
+  for (int trial = 0; trial < 600; ++trial) {
+    const size_t ndims = 1 + trial % 3;
+    report::Table t;
+    size_t cells = 1;
+    for (size_t d = 0; d < ndims; ++d) {
+      report::Dimension dim;
+      dim.name = "d" + std::to_string(d);
+      for (size_t c = 0; c < 2 + rng() % (ndims == 3 ? 3 : 6); ++c) {
+        dim.categories.push_back("c" + std::to_string(c));
+      }
+      cells *= dim.categories.size();
+      t.dims.push_back(std::move(dim));
+    }
+    const uint64_t top = std::array<uint64_t, 4>{5, 15, 30, 60}[trial % 4];
+    for (size_t c = 0; c < cells; ++c) t.counts.push_back(rng() % 3 == 0 ? 0 : rng() % (top + 1));
+    auto p = report::Suppress(t, 11);
+    REQUIRE_MESSAGE(p.ok(), p.status().ToString());
+    const std::string body = report::RenderJson(*p);
+    const hub::ReportVerdict v = hub::CheckReport(body, hub::ReportLimits{});
+    CHECK_MESSAGE(v.ok(), v.error, "\n", body);
+  }
 }
 
 TEST_CASE("the report answers parse strictly") {

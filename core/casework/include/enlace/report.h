@@ -130,7 +130,8 @@ std::string RenderCsv(const Published& p);
 //  "margins":[{"index":[0,null],...}],"total":n|null}
 // null in a margin index means "all".
 std::string RenderJson(const Published& p);
-// The inverse of RenderJson, for the hub and tests. kInvalidArgument, naming
+// The inverse of RenderJson, for readers and tests (the hub has its own check,
+// server/report_check.h, over enlace/disclosure.h). kInvalidArgument, naming
 // the entry, for malformed JSON, an unknown version, wrong or missing
 // entries, a published value below k other than 0, totals that do not add
 // up, or a suppressed entry that the published entries determine exactly.
