@@ -91,6 +91,9 @@ struct SyncArgs {
   int max_attempts = 6;
   std::string hub;  // overrides the configured hub URL for this run
 };
+struct ConfigHubArgs {
+  std::string hub, pin;
+};
 
 CliStatus RunInit(Context& ctx, const InitArgs& args);
 CliStatus RunInvite(Context& ctx, const InviteArgs& args);
@@ -104,6 +107,8 @@ CliStatus RunConflicts(Context& ctx);
 CliStatus RunResolve(Context& ctx, const ResolveArgs& args);
 CliStatus RunSync(Context& ctx, const SyncArgs& args);
 CliStatus RunStatus(Context& ctx);
+// `enlace config hub URL [--pin PIN]`: seals and saves a new hub URL and pin.
+CliStatus RunConfigHub(Context& ctx, const ConfigHubArgs& args);
 
 // ---- talking to the hub --------------------------------------------------------------------
 
