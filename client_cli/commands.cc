@@ -328,12 +328,14 @@ CliStatus RequestFromHub(Context& ctx, Replica& replica, const HubTarget& hub,
 
 // ---- init, invite, join ------------------------------------------------------------------------
 
-CliStatus RunInit(Context& ctx, const InitArgs& args) {
-  const std::string& home = ctx.global.home;
-  if (Status s = ValidateHubUrl(args.hub); !s.ok()) return CliStatus::Usage(s.message());
-  const std::string url = NormaliseHubUrl(args.hub);
-  if (!args.pin.empty()) {
-    if (args.pin.rfind("sha256//", 0) != 0 || args.pin.size() < 12) {
+namespace {
+// A hub URL and pin given on the command line: `url` becomes the URL as
+// stored (NormaliseHubUrl); exit 1 for a bad URL or pin.
+CliStatus CheckHubAndPin(const std::string& hub, const std::string& pin, std::string& url) {
+  if (Status s = ValidateHubUrl(hub); !s.ok()) return CliStatus::Usage(s.message());
+  url = NormaliseHubUrl(hub);
+  if (!pin.empty()) {
+    if (pin.rfind("sha256//", 0) != 0 || pin.size() < 12) {
       return CliStatus::Usage(
           _("--pin must look like sha256//<base64> (enlace-hub admin pin prints it)"));
     }
@@ -341,6 +343,14 @@ CliStatus RunInit(Context& ctx, const InitArgs& args) {
       return CliStatus::Usage(_("--pin needs an https:// hub URL"));
     }
   }
+  return CliStatus::Ok();
+}
+}  // namespace
+
+CliStatus RunInit(Context& ctx, const InitArgs& args) {
+  const std::string& home = ctx.global.home;
+  std::string url;
+  CLI_RETURN_IF_ERROR(CheckHubAndPin(args.hub, args.pin, url));
   CLI_RETURN_IF_ERROR(CheckText(args.team, kTeamNameRule));
   CLI_RETURN_IF_ERROR(CheckText(args.token, kTokenRule));
   std::string name;
@@ -481,6 +491,26 @@ CliStatus RunJoin(Context& ctx, const JoinArgs& args) {
       ctx.output->Line(_("Next: enlace sync"));
     }
   }
+  return CliStatus::Ok();
+}
+
+// ---- config ------------------------------------------------------------------------------------
+
+CliStatus RunConfigHub(Context& ctx, const ConfigHubArgs& args) {
+  std::string url;
+  CLI_RETURN_IF_ERROR(CheckHubAndPin(args.hub, args.pin, url));
+  Device dev;
+  // The passphrase makes the change the owner's: config.json as it is now
+  // (perhaps edited by someone else) is replaced, not checked.
+  CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev, ConfigCheck::kSkip));
+  Config config = dev.config;
+  config.hub_url = url;
+  config.tls_pin = args.pin;
+  CLI_RETURN_IF_ERROR(SaveSealedConfig(ctx.global.home, *dev.replica, config));
+  ctx.output->Result({{"hub", url}, {"tls_pin", args.pin}},
+                     args.pin.empty()
+                         ? Format(_("this device now syncs with {0}"), {url})
+                         : Format(_("this device now syncs with {0}, whose key is pinned"), {url}));
   return CliStatus::Ok();
 }
 

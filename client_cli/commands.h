@@ -92,6 +92,9 @@ struct SyncArgs {
   std::string hub;    // overrides the configured hub URL for this run
   bool full = false;  // read the hub's whole log again (RereadLog)
 };
+struct ConfigHubArgs {
+  std::string hub, pin;
+};
 
 CliStatus RunInit(Context& ctx, const InitArgs& args);
 CliStatus RunInvite(Context& ctx, const InviteArgs& args);
@@ -105,6 +108,8 @@ CliStatus RunConflicts(Context& ctx);
 CliStatus RunResolve(Context& ctx, const ResolveArgs& args);
 CliStatus RunSync(Context& ctx, const SyncArgs& args);
 CliStatus RunStatus(Context& ctx);
+// `enlace config hub URL [--pin PIN]`: seals and saves a new hub URL and pin.
+CliStatus RunConfigHub(Context& ctx, const ConfigHubArgs& args);
 
 // ---- talking to the hub --------------------------------------------------------------------
 

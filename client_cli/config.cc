@@ -49,6 +49,10 @@ bool HasVault(const std::string& home) {
   return std::filesystem::exists(VaultPath(home), ec);
 }
 
+std::map<std::string, std::string> SealedPart(const Config& config) {
+  return {{"hub_url", config.hub_url}, {"tls_pin", config.tls_pin}};
+}
+
 Result<Config> LoadConfig(const std::string& home) {
   const std::string path = ConfigPath(home);
   std::error_code ec;

@@ -2,10 +2,14 @@
 //
 // A home holds the replica (vault.bin, store.db) and config.json: the hub's
 // URL and TLS pin, the team and device names and the device's role. Nothing
-// in config.json is secret; the passphrase and keys never appear in it.
+// in config.json is secret; the passphrase and keys never appear in it. The
+// hub URL and pin decide where the device's data goes, so the device also
+// seals them in store.db (SealedPart, Replica::SealedSettings) and refuses a
+// config.json that names others (OpenDevice); the rest are labels.
 #ifndef ENLACE_CLIENT_CLI_CONFIG_H_
 #define ENLACE_CLIENT_CLI_CONFIG_H_
 
+#include <map>
 #include <string>
 
 #include "enlace/status.h"
@@ -33,6 +37,9 @@ std::string ConfigPath(const std::string& home);
 std::string VaultPath(const std::string& home);
 // True when `home` holds a device vault.
 bool HasVault(const std::string& home);
+
+// What of `config` the device seals: {"hub_url", "tls_pin"}.
+std::map<std::string, std::string> SealedPart(const Config& config);
 
 // Reads <home>/config.json. kNotFound when it does not exist, kCorruption
 // when it is not a JSON object of strings, kIoError when unreadable.

@@ -83,7 +83,87 @@ bool IsVerifiedCoordinator(Replica& replica) {
   return coordinator.ok() && *coordinator;
 }
 
-CliStatus OpenDevice(const Context& ctx, Device& out) {
+namespace {
+
+// Replica::Open refused store.db's seal (exit 5): what was found, and what
+// the owner can do about it.
+CliStatus TamperedStore(const std::string& home, LocalTamper finding) {
+  const char* message = nullptr;
+  switch (finding) {
+    case LocalTamper::kAltered:
+      message =
+          _("{0}/store.db was altered behind this device's back: the team's members, their keys "
+            "or the device registry no longer match the seal only this device's vault can make, "
+            "so none of it is used. Restore the folder {0} (vault.bin and store.db together) "
+            "from a backup of this device, or join the team again with a new invite in another "
+            "folder.");
+      break;
+    case LocalTamper::kSealMissing:
+      message =
+          _("the seal of {0}/store.db is gone (removed, or the file replaced by one from before "
+            "the seal), so its members and keys are not used. Restore the folder {0} (vault.bin "
+            "and store.db together) from a backup of this device, or join the team again with a "
+            "new invite in another folder.");
+      break;
+    case LocalTamper::kRolledBack:
+    case LocalTamper::kNone:
+      message =
+          _("{0}/store.db is older than this device's vault: an earlier copy of it was put back, "
+            "which could bring back revoked members or withheld keys, so it is not used. Restore "
+            "vault.bin and store.db together from the same backup of this device, or join the "
+            "team again with a new invite in another folder.");
+      break;
+  }
+  return {kExitData, Format(message, {home})};
+}
+
+std::string PinText(const std::string& pin) { return pin.empty() ? _("no pin") : pin; }
+
+// Compares config.json's hub URL and pin with those the device sealed; a
+// device that sealed none yet (set up before the seal) seals them now.
+CliStatus CheckSealedConfig(const std::string& home, Device& dev) {
+  auto sealed = dev.replica->SealedSettings();
+  if (!sealed.ok()) return Local(sealed.status());
+  if (sealed->empty()) {
+    // Trust on first use, once: docs/THREAT_MODEL.md, "local file tamperer".
+    auto sealing = dev.replica->SetSealedSettings(SealedPart(dev.config));
+    if (!sealing.ok()) return Local(sealing);
+    return CliStatus::Ok();
+  }
+  const auto value = [&](const char* name) {
+    const auto it = sealed->find(name);
+    return it == sealed->end() ? std::string() : it->second;
+  };
+  const std::string path = ConfigPath(home);
+  if (const std::string hub = value("hub_url"); dev.config.hub_url != hub) {
+    return {kExitData,
+            Format(_("{0} was altered: it names the hub {1}, but this device was set up for {2}; "
+                     "it is not used. If you did not change it, put the file back as it was "
+                     "(from a backup, or by hand). To move this device to another hub, run: "
+                     "enlace config hub URL [--pin PIN]"),
+                   {path, dev.config.hub_url, hub})};
+  }
+  if (const std::string pin = value("tls_pin"); dev.config.tls_pin != pin) {
+    return {kExitData,
+            Format(_("{0} was altered: its TLS pin is {1}, but this device was set up with {2}; "
+                     "it is not used. If you did not change it, put the file back as it was "
+                     "(from a backup, or by hand). To change the pin, run: enlace config hub "
+                     "URL --pin PIN"),
+                   {path, PinText(dev.config.tls_pin), PinText(pin)})};
+  }
+  return CliStatus::Ok();
+}
+
+}  // namespace
+
+CliStatus SaveSealedConfig(const std::string& home, Replica& replica, const Config& config) {
+  // Sealed first: a config.json written without its seal would be refused.
+  if (Status s = replica.SetSealedSettings(SealedPart(config)); !s.ok()) return Local(s);
+  if (Status s = SaveConfig(home, config); !s.ok()) return Local(s);
+  return CliStatus::Ok();
+}
+
+CliStatus OpenDevice(const Context& ctx, Device& out, ConfigCheck check) {
   const std::string& home = ctx.global.home;
   if (!HasVault(home)) return NotInitialised(home);
   auto config = LoadConfig(home);
@@ -102,6 +182,9 @@ CliStatus OpenDevice(const Context& ctx, Device& out) {
   if (!replica.ok()) {
     // Also the unlock back-off and wipe-after-N (LockedDevice).
     if (replica.status().code() == StatusCode::kWrongPassphrase) return LockedDevice(home);
+    if (const LocalTamper found = LocalTamperOf(replica.status()); found != LocalTamper::kNone) {
+      return TamperedStore(home, found);
+    }
     return CliStatus::From(ErrorSource::kLocal, replica.status().WithContext(Format(
                                                     _("cannot open the device in {0}"), {home})));
   }
@@ -109,17 +192,18 @@ CliStatus OpenDevice(const Context& ctx, Device& out) {
   out.replica = std::move(replica).value();
   // The duress passphrase: the data is gone; make the config look fresh too.
   if (out.replica->opened_under_duress()) {
-    CLI_RETURN_IF_ERROR(ResetConfigAfterDuress(home, out.config));
+    CLI_RETURN_IF_ERROR(ResetConfigAfterDuress(home, *out.replica, out.config));
   }
+  if (check == ConfigCheck::kRequire) CLI_RETURN_IF_ERROR(CheckSealedConfig(home, out));
   return CliStatus::Ok();
 }
 
 // ---- after unlocking ---------------------------------------------------------------------------
 
-CliStatus ResetConfigAfterDuress(const std::string& home, Config& config) {
+CliStatus ResetConfigAfterDuress(const std::string& home, Replica& replica, Config& config) {
   Config fresh{config.hub_url, config.tls_pin, "", config.device_name, "field"};
   (void)WipeConfig(home);
-  if (Status s = SaveConfig(home, fresh); !s.ok()) return Local(s);
+  CLI_RETURN_IF_ERROR(SaveSealedConfig(home, replica, fresh));
   config = std::move(fresh);
   return CliStatus::Ok();
 }
@@ -185,7 +269,7 @@ CliStatus NewDevice::Create(const Context& ctx, bool duress, const std::string& 
 }
 
 CliStatus NewDevice::Keep(const Config& config) {
-  if (Status s = SaveConfig(home_, config); !s.ok()) return Local(s);
+  CLI_RETURN_IF_ERROR(SaveSealedConfig(home_, *replica_, config));
   remove_ = false;
   return CliStatus::Ok();
 }

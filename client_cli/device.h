@@ -48,9 +48,22 @@ struct Device {
   std::unique_ptr<Replica> replica;
 };
 
+// Whether OpenDevice compares config.json with what the device sealed.
+enum class ConfigCheck { kRequire, kSkip };
+
 // Loads the config and unlocks the replica of an initialised home (exit 1
-// when not initialised, 2 for a wrong passphrase).
-CliStatus OpenDevice(const Context& ctx, Device& out);
+// when not initialised, 2 for a wrong passphrase). Exit 5, saying what was
+// altered and what to do, when store.db's trust state was edited, lost its
+// seal or was rolled back (Replica::Open, LocalTamperOf), or when
+// config.json's hub URL or TLS pin differ from those the device sealed;
+// nothing of either is used then. A device set up before config.json was
+// sealed has it sealed as it is (trust on first use, once). kSkip leaves
+// config.json unchecked: for `enlace config hub`, which replaces both.
+CliStatus OpenDevice(const Context& ctx, Device& out, ConfigCheck check = ConfigCheck::kRequire);
+
+// Seals `config`'s hub URL and pin in `replica` (SealedPart), then writes
+// it as <home>/config.json (exit 5 when either fails).
+CliStatus SaveSealedConfig(const std::string& home, Replica& replica, const Config& config);
 
 // Whether the device's verified registry lists it as an active coordinator
 // (enlace/team.h, IsCoordinator). The role in config.json is only a label:
@@ -73,8 +86,9 @@ CliStatus ObtainDuressPassphrase(const Context& ctx, const std::string& file, Pa
 // After Replica::Open returned a fresh replica because the duress passphrase
 // was given: config.json is wiped (WipeFiles) and rewritten as a device that
 // never joined a team would have it (same hub URL, pin and device name; no
-// team name; role field). `config` becomes that config. Prints nothing.
-CliStatus ResetConfigAfterDuress(const std::string& home, Config& config);
+// team name; role field), sealed in `replica`. `config` becomes that config.
+// Prints nothing.
+CliStatus ResetConfigAfterDuress(const std::string& home, Replica& replica, Config& config);
 
 // The error for a kWrongPassphrase from Replica::Open in `home`: says when
 // the next attempt is allowed, or, when the failures reached the wipe
@@ -102,7 +116,8 @@ class NewDevice {
   // After Create succeeded.
   Replica& replica() const { return *replica_; }
 
-  // Saves config.json; from then on the device stays.
+  // Seals the config's hub and pin and saves config.json
+  // (SaveSealedConfig); from then on the device stays.
   CliStatus Keep(const Config& config);
 
  private:

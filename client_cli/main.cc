@@ -329,6 +329,24 @@ int Main(int argc, char** argv) {
       "status", _("Show unsent writes, the last sync, the hub, team, device and role."));
   status_cmd->footer(_("Example:\n  enlace status"));
 
+  // ---- config
+  auto* config_cmd = app.add_subcommand(
+      "config", _("Change this device's settings; config.json is not to be edited by hand."));
+  config_cmd->require_subcommand(1);
+  ConfigHubArgs config_hub;
+  auto* config_hub_cmd = config_cmd->add_subcommand(
+      "hub", _("Move this device to another hub URL (and TLS pin) of its team's hub."));
+  config_hub_cmd->add_option("URL", config_hub.hub, _("The hub's URL, https://HOST:PORT"))
+      ->required();
+  config_hub_cmd->add_option("--pin", config_hub.pin,
+                             _("The hub's TLS key pin, sha256//... (enlace-hub admin pin); "
+                               "without it, no pin"));
+  config_hub_cmd->footer(
+      _("The hub URL and pin are sealed in this device's store: a config.json edited by\n"
+        "hand is refused. Asks for the passphrase.\n"
+        "Example:\n"
+        "  enlace config hub https://hub2.example.org:8443 --pin sha256//AbC...="));
+
   // ---- the device registry (devices_cmds.h)
   DevicesArgs devices;
   auto* devices_cmd = app.add_subcommand(
@@ -623,6 +641,7 @@ int Main(int argc, char** argv) {
       {resolve_cmd, [&] { return RunResolve(ctx, resolve); }},
       {sync_cmd, [&] { return RunSync(ctx, sync); }},
       {status_cmd, [&] { return RunStatus(ctx); }},
+      {config_hub_cmd, [&] { return RunConfigHub(ctx, config_hub); }},
       {devices_list_cmd, [&] { return RunDevicesList(ctx); }},
       {devices_approve_cmd, [&] { return RunDevicesApprove(ctx, devices); }},
       {devices_revoke_cmd, [&] { return RunDevicesRevoke(ctx, devices); }},

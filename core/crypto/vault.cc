@@ -21,7 +21,8 @@ namespace {
 constexpr char kMagic[4] = {'E', 'N', 'L', 'V'};
 constexpr uint8_t kVaultFormatV1 = 1;  // read only
 constexpr uint8_t kVaultFormat = 2;
-constexpr uint8_t kBundleFormat = 1;
+constexpr uint8_t kBundleFormatV1 = 1;  // read only: no local key, no seal generation
+constexpr uint8_t kBundleFormat = 2;
 constexpr size_t kMaxVaultBytes = 1 << 20;
 constexpr uint64_t kMaxUnlockOpslimit = 4;                      // crypto_pwhash_OPSLIMIT_SENSITIVE
 constexpr uint64_t kMaxUnlockMemlimit = 1024ull * 1024 * 1024;  // MEMLIMIT_SENSITIVE
@@ -48,7 +49,8 @@ bool AcceptableUnlockParams(const PwhashParams& p) {
 
 // ---- The secret bundle, built directly in guarded memory ------------------------
 
-constexpr size_t kBundleFixed = 1 + 16 + kSignSecretKeyBytes + kBoxSecretKeyBytes + 16 + 4;
+constexpr size_t kBundleFixedV1 = 1 + 16 + kSignSecretKeyBytes + kBoxSecretKeyBytes + 16 + 4;
+constexpr size_t kBundleFixed = kBundleFixedV1 + kLocalKeyBytes + 8;
 constexpr size_t kBundleKeyEntry = 4 + kAeadKeyBytes;
 
 void PutU32(uint8_t* p, uint32_t v) {
@@ -59,7 +61,16 @@ uint32_t GetU32(const uint8_t* p) {
   for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
   return v;
 }
+void PutU64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint64_t GetU64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return v;
+}
 
+// Precondition: s.local_key holds kLocalKeyBytes (Create and Update see to it).
 SecretBytes EncodeBundle(const VaultSecrets& s) {
   SecretBytes out(kBundleFixed + s.team_keys.size() * kBundleKeyEntry);
   uint8_t* p = out.data();
@@ -68,6 +79,8 @@ SecretBytes EncodeBundle(const VaultSecrets& s) {
   std::memcpy(p, s.signing.secret_key.data(), kSignSecretKeyBytes), p += kSignSecretKeyBytes;
   std::memcpy(p, s.box.secret_key.data(), kBoxSecretKeyBytes), p += kBoxSecretKeyBytes;
   std::memcpy(p, s.team.bytes.data(), 16), p += 16;
+  std::memcpy(p, s.local_key.data(), kLocalKeyBytes), p += kLocalKeyBytes;
+  PutU64(p, s.seal_generation), p += 8;
   PutU32(p, static_cast<uint32_t>(s.team_keys.size())), p += 4;
   for (const auto& [version, key] : s.team_keys) {
     PutU32(p, version), p += 4;
@@ -77,7 +90,9 @@ SecretBytes EncodeBundle(const VaultSecrets& s) {
 }
 
 Result<VaultSecrets> DecodeBundle(const SecretBytes& b) {
-  if (b.size() < kBundleFixed || b.data()[0] != kBundleFormat) {
+  const uint8_t format = b.empty() ? 0 : b.data()[0];
+  const size_t fixed = format == kBundleFormatV1 ? kBundleFixedV1 : kBundleFixed;
+  if ((format != kBundleFormat && format != kBundleFormatV1) || b.size() < fixed) {
     return Status::Corruption("vault contents are malformed");
   }
   const uint8_t* p = b.data() + 1;
@@ -89,9 +104,15 @@ Result<VaultSecrets> DecodeBundle(const SecretBytes& b) {
   ENLACE_ASSIGN_OR_RETURN(s.box, BoxKeyPair::FromSecret(SecretBytes(p, kBoxSecretKeyBytes)));
   p += kBoxSecretKeyBytes;
   std::memcpy(s.team.bytes.data(), p, 16), p += 16;
+  if (format == kBundleFormat) {
+    s.local_key = SecretBytes(p, kLocalKeyBytes);
+    p += kLocalKeyBytes;
+    s.seal_generation = GetU64(p);
+    p += 8;
+  }
   const uint32_t n = GetU32(p);
   p += 4;
-  if (n > kMaxTeamKeys || b.size() != kBundleFixed + n * kBundleKeyEntry) {
+  if (n > kMaxTeamKeys || b.size() != fixed + n * kBundleKeyEntry) {
     return Status::Corruption("vault contents are malformed");
   }
   for (uint32_t i = 0; i < n; ++i) {
@@ -156,6 +177,8 @@ VaultSecrets VaultSecrets::Clone() const {
   c.box.secret_key = box.secret_key.Clone();
   c.team = team;
   for (const auto& [v, k] : team_keys) c.team_keys.emplace(v, k.Clone());
+  c.local_key = local_key.Clone();
+  c.seal_generation = seal_generation;
   return c;
 }
 
@@ -188,12 +211,13 @@ Result<std::unique_ptr<Vault>> Vault::Create(const std::string& path, std::strin
   RandomFill(v->salt_);
   v->RandomDuress();
   ENLACE_RETURN_IF_ERROR(v->Derive(passphrase));
+  if (secrets.local_key.empty()) secrets.local_key = SecretBytes::Random(kLocalKeyBytes);
   v->secrets_ = std::move(secrets);
   ENLACE_RETURN_IF_ERROR(v->WriteFile());
   return v;
 }
 
-Status Vault::WriteFile() const {
+Status Vault::WriteFile() {
   const Bytes header =
       EncodeHeader(Header{params_, salt_, duress_params_, duress_salt_, duress_verifier_});
   const auto verifier = Verifier(verifier_key_, header);
@@ -211,7 +235,9 @@ Status Vault::WriteFile() const {
   file.insert(file.end(), rest.begin(), rest.end());
   const auto checksum = GenericHash(file);
   file.insert(file.end(), checksum.begin(), checksum.end());
-  return WriteFileAtomically(path_, file);
+  ENLACE_RETURN_IF_ERROR(WriteFileAtomically(path_, file));
+  local_key_unsaved_ = false;
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<Vault>> Vault::Unlock(const std::string& path, std::string_view passphrase,
@@ -290,10 +316,16 @@ Result<std::unique_ptr<Vault>> Vault::Unlock(const std::string& path, std::strin
   auto bundle = AeadOpen(v->encryption_key_, nonce, ciphertext, header_bytes);
   if (!bundle.ok()) return Status::Corruption("vault contents were altered");
   ENLACE_ASSIGN_OR_RETURN(v->secrets_, DecodeBundle(*bundle));
+  if (v->secrets_.local_key.empty()) {
+    v->secrets_.local_key = SecretBytes::Random(kLocalKeyBytes);
+    v->local_key_unsaved_ = true;
+  }
   return v;
 }
 
 Status Vault::Update(VaultSecrets secrets) {
+  if (secrets.local_key.empty()) secrets.local_key = secrets_.local_key.Clone();
+  secrets.seal_generation = std::max(secrets.seal_generation, secrets_.seal_generation);
   VaultSecrets previous = std::move(secrets_);
   secrets_ = std::move(secrets);
   Status s = WriteFile();
@@ -303,6 +335,15 @@ Status Vault::Update(VaultSecrets secrets) {
     loaded_format_ = kVaultFormat;
   }
   return s;
+}
+
+Status Vault::EnsureLocalKey() { return local_key_unsaved_ ? WriteFile() : Status::Ok(); }
+
+Status Vault::SetSealGeneration(uint64_t generation) {
+  if (generation <= secrets_.seal_generation) return Status::Ok();
+  VaultSecrets next = secrets_.Clone();
+  next.seal_generation = generation;
+  return Update(std::move(next));
 }
 
 Status Vault::ChangePassphrase(std::string_view old_passphrase, std::string_view new_passphrase,
@@ -338,6 +379,7 @@ Status Vault::Rewrap(std::string_view passphrase, const PwhashParams& params) {
   ENLACE_RETURN_IF_ERROR(next.Derive(passphrase));
   next.secrets_ = secrets_.Clone();
   ENLACE_RETURN_IF_ERROR(next.WriteFile());
+  local_key_unsaved_ = false;
   params_ = next.params_;
   salt_ = next.salt_;
   verifier_key_ = std::move(next.verifier_key_);

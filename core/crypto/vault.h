@@ -10,6 +10,13 @@
 // Format 1 (still read) has no duress fields. A format 1 vault opens and is
 // rewritten as format 2 on its next write.
 //
+// The secret bundle inside the ciphertext, format 2 (little endian):
+//   format u8 (2) | device[16] | signing secret[64] | box secret[32] | team[16]
+//   | local_key[32] | seal_generation u64 | n u32 | n x (version u32 | key[32])
+// Bundle format 1 (still read) has no local key and no seal generation:
+// Unlock gives it a fresh local key in memory, written by EnsureLocalKey or
+// the next write.
+//
 // The passphrase key KEK = Argon2id(passphrase, salt, params) yields two
 // subkeys: one keys a BLAKE2b verifier over the header (so a wrong passphrase
 // is told apart from a damaged file without decrypting), one encrypts the
@@ -45,9 +52,18 @@ struct VaultSecrets {
   BoxKeyPair box;
   TeamId team;                                // zero until the device has a team
   std::map<uint32_t, SecretBytes> team_keys;  // key version -> 32-byte key
+  // A random key for sealing this device's own files (the trust seal of
+  // store.db, replica/store.h); never leaves the vault. Create gives
+  // secrets without one a fresh one.
+  SecretBytes local_key;  // kLocalKeyBytes
+  // The generation of the store's newest committed trust seal, as far as
+  // the vault knows (0: never sealed). Never decreases.
+  uint64_t seal_generation = 0;
 
   VaultSecrets Clone() const;
 };
+
+inline constexpr size_t kLocalKeyBytes = 32;
 
 class Vault {
  public:
@@ -68,7 +84,16 @@ class Vault {
   const VaultSecrets& secrets() const { return secrets_; }
 
   // Replaces the secrets and rewrites the file atomically (same passphrase).
+  // The local key is kept when `secrets` has none, and the seal generation
+  // never goes below the stored one.
   Status Update(VaultSecrets secrets);
+
+  // Writes the local key that Unlock gave a vault from before it (bundle
+  // format 1); does nothing when the file already holds it.
+  Status EnsureLocalKey();
+  // Records that the store committed trust seal `generation`; does nothing
+  // when the vault already records it or a later one.
+  Status SetSealGeneration(uint64_t generation);
 
   // Re-wraps everything under `new_passphrase` (fresh salt) after checking
   // `old_passphrase` in constant time against the current one; kWrongPassphrase
@@ -98,7 +123,7 @@ class Vault {
  private:
   Vault() = default;
   Status Derive(std::string_view passphrase);  // sets verifier/enc keys from salt_ + params_
-  Status WriteFile() const;                    // atomic: temp file, fsync, rename
+  Status WriteFile();                          // atomic: temp file, fsync, rename
   void RandomDuress();                         // random duress salt and verifier
   // Whether `passphrase` is the main passphrase (Argon2id, then a
   // constant-time comparison of verifiers).
@@ -114,6 +139,7 @@ class Vault {
   std::array<uint8_t, kPwhashSaltBytes> duress_salt_{};
   std::array<uint8_t, kHashBytes> duress_verifier_{};
   uint8_t loaded_format_ = 2;
+  bool local_key_unsaved_ = false;  // given by Unlock, not in the file yet
   SecretBytes verifier_key_;
   SecretBytes encryption_key_;
   VaultSecrets secrets_;

@@ -41,6 +41,23 @@ std::string StorePath(const ReplicaOptions& o) {
 
 internal::PwhashParams ToParams(const KdfCost& c) { return {c.opslimit, c.memlimit}; }
 
+// The store's trust seal (replica/store.h) under a key from `vault`'s local
+// key. A store in memory (tests) cannot be edited behind the device's back
+// and outlives no process: the vault records none of its generations.
+internal::Store::SealOptions SealOptionsFor(internal::Vault& vault, const ReplicaOptions& o) {
+  internal::Store::SealOptions seal;
+  seal.key =
+      internal::DeriveSubkey(vault.secrets().local_key, 1, "enlseal1", internal::kSealKeyBytes);
+  seal.device = vault.secrets().device;
+  if (!o.in_memory_store) {
+    seal.vault_generation = vault.secrets().seal_generation;
+    // Best effort: a vault that misses a generation catches up on the next
+    // open (Store::CheckSeal).
+    seal.on_sealed = [v = &vault](uint64_t generation) { (void)v->SetSealGeneration(generation); };
+  }
+  return seal;
+}
+
 Status EnsureDir(const std::string& dir) {
   if (dir.empty()) return Status::InvalidArgument("no folder given for the replica");
   std::error_code ec;
@@ -460,10 +477,12 @@ Result<std::unique_ptr<Replica>> Replica::Create(const ReplicaOptions& options,
   secrets.device = DeviceId::Random();
   secrets.signing = internal::SigningKeyPair::Generate();
   secrets.box = internal::BoxKeyPair::Generate();
+  secrets.local_key = SecretBytes::Random(internal::kLocalKeyBytes);
   ENLACE_ASSIGN_OR_RETURN(
       auto vault, internal::Vault::Create(VaultPath(options), passphrase, ToParams(options.kdf),
                                           std::move(secrets)));
-  ENLACE_ASSIGN_OR_RETURN(auto store, internal::Store::Open(StorePath(options)));
+  ENLACE_ASSIGN_OR_RETURN(
+      auto store, internal::Store::OpenSealed(StorePath(options), SealOptionsFor(*vault, options)));
   const auto& s = vault->secrets();
   ENLACE_RETURN_IF_ERROR(store->PutDevice(s.device, s.signing.public_key, s.box.public_key));
   return std::unique_ptr<Replica>(new Replica(
@@ -489,7 +508,11 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options,
   // A stronger cost than the stored one re-wraps the vault now. Best effort:
   // on failure the file is intact and the raise is tried on the next unlock.
   (void)vault->RaiseParams(passphrase, ToParams(options.kdf), nullptr);
-  ENLACE_ASSIGN_OR_RETURN(auto store, internal::Store::Open(StorePath(options)));
+  // A vault from before the trust seal gets its local key on disk before
+  // anything is sealed with it.
+  ENLACE_RETURN_IF_ERROR(vault->EnsureLocalKey());
+  ENLACE_ASSIGN_OR_RETURN(
+      auto store, internal::Store::OpenSealed(StorePath(options), SealOptionsFor(*vault, options)));
   const auto& s = vault->secrets();
   ENLACE_RETURN_IF_ERROR(store->PutDevice(s.device, s.signing.public_key, s.box.public_key));
   ENLACE_ASSIGN_OR_RETURN(uint64_t hlc, store->GetMeta(kMetaHlc));
@@ -746,6 +769,25 @@ Result<std::string> Replica::DumpState() const {
 }
 
 Result<std::vector<Bytes>> Replica::StoredWrites() const { return impl_->store().AllWrites(); }
+
+// ---- sealed settings ----------------------------------------------------------------------
+
+Result<std::map<std::string, std::string>> Replica::SealedSettings() const {
+  return impl_->store().SealedSettings();
+}
+
+Status Replica::SetSealedSettings(const std::map<std::string, std::string>& settings) {
+  return impl_->store().ReplaceSealedSettings(settings);
+}
+
+LocalTamper LocalTamperOf(const Status& open_status) {
+  if (open_status.code() != StatusCode::kCorruption) return LocalTamper::kNone;
+  const std::string_view m = open_status.message();
+  if (m.starts_with(internal::kSealAlteredMessage)) return LocalTamper::kAltered;
+  if (m.starts_with(internal::kSealMissingMessage)) return LocalTamper::kSealMissing;
+  if (m.starts_with(internal::kSealRolledBackMessage)) return LocalTamper::kRolledBack;
+  return LocalTamper::kNone;
+}
 
 // ---- local safety -----------------------------------------------------------------------
 

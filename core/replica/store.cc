@@ -87,6 +87,14 @@ CREATE TABLE parked(
 CREATE TABLE refetch(seq INTEGER PRIMARY KEY);
 )sql";
 
+// 7: the trust seal (store.h, trust_seal.cc) and the sealed settings. One
+// self-contained step: it only adds tables.
+constexpr char kMigrationTrustSeal[] = R"sql(
+CREATE TABLE trust_seal(
+  id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, mac BLOB NOT NULL);
+CREATE TABLE sealed_settings(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+)sql";
+
 Status ConvertSiblingRows(Db& db);
 
 }  // namespace
@@ -116,7 +124,10 @@ Result<VersionVector> DecodeVersionVector(ByteView bytes) {
   return vv;
 }
 
-Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+Store::Store(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Db>> Store::OpenDb(const std::string& path) {
   ENLACE_ASSIGN_OR_RETURN(auto db, Db::Open(path));
   // WAL: readers never block the writer and a crash never loses a committed
   // transaction. FULL sync: an acknowledged write survives power loss.
@@ -124,8 +135,29 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   ENLACE_RETURN_IF_ERROR(
       db->ExecScript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
                      "PRAGMA secure_delete=ON;"));
+  return db;
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  ENLACE_ASSIGN_OR_RETURN(auto db, OpenDb(path));
   std::unique_ptr<Store> store(new Store(std::move(db)));
   ENLACE_RETURN_IF_ERROR(store->Migrate());
+  return store;
+}
+
+Result<std::unique_ptr<Store>> Store::OpenSealed(const std::string& path, SealOptions seal) {
+  if (seal.key.size() != kSealKeyBytes) return Status::Internal("the seal key has the wrong size");
+  ENLACE_ASSIGN_OR_RETURN(auto db, OpenDb(path));
+  std::unique_ptr<Store> store(new Store(std::move(db)));
+  store->seal_ = std::make_unique<Seal>();
+  store->seal_->options = std::move(seal);
+  // Before anything reads or changes a row: an edited schema could act on
+  // what the migrations do.
+  ENLACE_RETURN_IF_ERROR(store->CheckSeal());
+  ENLACE_RETURN_IF_ERROR(store->Migrate());
+  // A migration changes the schema, which the seal covers: the next commit
+  // checks (and re-seals when it changed).
+  store->trust_dirty_ = true;
   return store;
 }
 
@@ -145,6 +177,7 @@ Status Store::Migrate() {
   steps.push_back(Migration{kMigration4, &ConvertSiblingRows});
   steps.push_back(Migration{kMigration5, nullptr});
   steps.push_back(Migration{kMigration6, nullptr});
+  steps.push_back(Migration{kMigrationTrustSeal, nullptr});
   return RunMigrations(*db_, steps, "the local store");
 }
 
@@ -158,23 +191,28 @@ Result<uint64_t> Store::GetMeta(std::string_view key) {
 }
 
 Status Store::SetMeta(std::string_view key, uint64_t value) {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st,
-                          db_->Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
-                                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
-  // Stored bit for bit: kMetaClockOffset holds a signed offset as two's
-  // complement, and GetMeta reads it back the same way.
-  return st.Bind(1, key).Bind(2, static_cast<int64_t>(value)).Exec();
+  const auto set = [&]() -> Status {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                            db_->Prepare("INSERT INTO meta(key, value) VALUES(?, ?) "
+                                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+    // Stored bit for bit: kMetaClockOffset holds a signed offset as two's
+    // complement, and GetMeta reads it back the same way.
+    return st.Bind(1, key).Bind(2, static_cast<int64_t>(value)).Exec();
+  };
+  return IsTrustMeta(key) ? ChangeTrust(set) : set();
 }
 
 // ---- devices ------------------------------------------------------------------------
 
 Status Store::PutDevice(const DeviceId& device, const SignPublicKey& sign_pk,
                         const BoxPublicKey& box_pk) {
-  ENLACE_ASSIGN_OR_RETURN(
-      Stmt st, db_->Prepare("INSERT INTO devices(device, sign_pk, box_pk) VALUES(?, ?, ?) "
-                            "ON CONFLICT(device) DO UPDATE SET sign_pk = excluded.sign_pk, "
-                            "box_pk = excluded.box_pk"));
-  return st.BindBlob(1, device.bytes).BindBlob(2, sign_pk).BindBlob(3, box_pk).Exec();
+  return ChangeTrust([&]() -> Status {
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt st, db_->Prepare("INSERT INTO devices(device, sign_pk, box_pk) VALUES(?, ?, ?) "
+                              "ON CONFLICT(device) DO UPDATE SET sign_pk = excluded.sign_pk, "
+                              "box_pk = excluded.box_pk"));
+    return st.BindBlob(1, device.bytes).BindBlob(2, sign_pk).BindBlob(3, box_pk).Exec();
+  });
 }
 
 Result<std::optional<SignPublicKey>> Store::GetSigningKey(const DeviceId& device) {
@@ -189,34 +227,38 @@ Result<std::optional<SignPublicKey>> Store::GetSigningKey(const DeviceId& device
 }
 
 Status Store::PutMember(const Member& m) {
-  ENLACE_ASSIGN_OR_RETURN(
-      Stmt st,
-      db_->Prepare("INSERT INTO devices(device, sign_pk, box_pk, name, role, revoked, pending, "
-                   "revoked_ms, revoked_after, joined_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                   "ON CONFLICT(device) DO UPDATE SET "
-                   "sign_pk = excluded.sign_pk, box_pk = excluded.box_pk, "
-                   "name = excluded.name, role = excluded.role, revoked = excluded.revoked, "
-                   "pending = excluded.pending, revoked_ms = excluded.revoked_ms, "
-                   "revoked_after = excluded.revoked_after, joined_ms = excluded.joined_ms"));
-  return st.BindBlob(1, m.device.bytes)
-      .BindBlob(2, m.signing_key)
-      .BindBlob(3, m.encryption_key)
-      .Bind(4, m.name)
-      .Bind(5, static_cast<int64_t>(m.role))
-      .Bind(6, int64_t{m.revoked ? 1 : 0})
-      .Bind(7, int64_t{m.pending ? 1 : 0})
-      .BindU64(8, m.revoked_ms)
-      .BindU64(9, m.revoked_after)
-      .BindU64(10, m.joined_ms)
-      .Exec();
+  return ChangeTrust([&]() -> Status {
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt st,
+        db_->Prepare("INSERT INTO devices(device, sign_pk, box_pk, name, role, revoked, pending, "
+                     "revoked_ms, revoked_after, joined_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                     "ON CONFLICT(device) DO UPDATE SET "
+                     "sign_pk = excluded.sign_pk, box_pk = excluded.box_pk, "
+                     "name = excluded.name, role = excluded.role, revoked = excluded.revoked, "
+                     "pending = excluded.pending, revoked_ms = excluded.revoked_ms, "
+                     "revoked_after = excluded.revoked_after, joined_ms = excluded.joined_ms"));
+    return st.BindBlob(1, m.device.bytes)
+        .BindBlob(2, m.signing_key)
+        .BindBlob(3, m.encryption_key)
+        .Bind(4, m.name)
+        .Bind(5, static_cast<int64_t>(m.role))
+        .Bind(6, int64_t{m.revoked ? 1 : 0})
+        .Bind(7, int64_t{m.pending ? 1 : 0})
+        .BindU64(8, m.revoked_ms)
+        .BindU64(9, m.revoked_after)
+        .BindU64(10, m.joined_ms)
+        .Exec();
+  });
 }
 
 Status Store::ReplaceMembers(const std::vector<Member>& members) {
-  // Devices trusted by hand (TrustDevice, role 0) are not members and stay.
-  ENLACE_ASSIGN_OR_RETURN(Stmt clear, db_->Prepare("DELETE FROM devices WHERE role != 0"));
-  ENLACE_RETURN_IF_ERROR(clear.Exec());
-  for (const auto& m : members) ENLACE_RETURN_IF_ERROR(PutMember(m));
-  return Status::Ok();
+  return ChangeTrust([&]() -> Status {
+    // Devices trusted by hand (TrustDevice, role 0) are not members and stay.
+    ENLACE_ASSIGN_OR_RETURN(Stmt clear, db_->Prepare("DELETE FROM devices WHERE role != 0"));
+    ENLACE_RETURN_IF_ERROR(clear.Exec());
+    for (const auto& m : members) ENLACE_RETURN_IF_ERROR(PutMember(m));
+    return Status::Ok();
+  });
 }
 
 Result<std::vector<Member>> Store::ListMembers() {
@@ -272,22 +314,28 @@ Result<std::optional<Bytes>> Store::GetDocument(std::string_view name) {
 }
 
 Status Store::SetDocument(std::string_view name, ByteView value) {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO documents(name, value) VALUES(?, ?) "
-                                                "ON CONFLICT(name) DO UPDATE SET value = "
-                                                "excluded.value"));
-  return st.Bind(1, name).BindBlob(2, value).Exec();
+  return ChangeTrust([&]() -> Status {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO documents(name, value) VALUES(?, ?) "
+                                                  "ON CONFLICT(name) DO UPDATE SET value = "
+                                                  "excluded.value"));
+    return st.Bind(1, name).BindBlob(2, value).Exec();
+  });
 }
 
 Status Store::DeleteDocument(std::string_view name) {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM documents WHERE name = ?"));
-  return st.Bind(1, name).Exec();
+  return ChangeTrust([&]() -> Status {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM documents WHERE name = ?"));
+    return st.Bind(1, name).Exec();
+  });
 }
 
 Status Store::QueueKeyGrant(const DeviceId& recipient, uint32_t version, ByteView encoded) {
-  ENLACE_ASSIGN_OR_RETURN(
-      Stmt st, db_->Prepare("INSERT OR REPLACE INTO outgoing_key_grants(recipient, version, "
-                            "encoded) VALUES(?, ?, ?)"));
-  return st.BindBlob(1, recipient.bytes).BindU64(2, version).BindBlob(3, encoded).Exec();
+  return ChangeTrust([&]() -> Status {
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt st, db_->Prepare("INSERT OR REPLACE INTO outgoing_key_grants(recipient, version, "
+                              "encoded) VALUES(?, ?, ?)"));
+    return st.BindBlob(1, recipient.bytes).BindU64(2, version).BindBlob(3, encoded).Exec();
+  });
 }
 
 Result<std::vector<Bytes>> Store::QueuedKeyGrants() {
@@ -315,8 +363,10 @@ Result<uint64_t> Store::MaxCounterSeen(const DeviceId& device) {
 }
 
 Status Store::ClearKeyGrants() {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM outgoing_key_grants"));
-  return st.Exec();
+  return ChangeTrust([&]() -> Status {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM outgoing_key_grants"));
+    return st.Exec();
+  });
 }
 
 // ---- pulled writes kept aside ---------------------------------------------------------

@@ -2,7 +2,7 @@
 // could also see (ids, counters, field names, clocks) plus the encrypted
 // writes; no plaintext value and no key is ever written here.
 //
-// Tables (migrations 1-6):
+// Tables (migrations 1-7):
 //   meta(key, value)            counters: next write counter, HLC, pull cursor
 //   devices(device, sign_pk, box_pk, ...)     the devices this replica trusts
 //   writes(device, counter, collection, record, kind, encoded)
@@ -19,11 +19,39 @@
 //   documents, outgoing_key_grants            (migration 3)
 //   parked(seq, key_version, encoded)         pulled writes under a key not held yet
 //   refetch(seq)                log positions to ask the hub for again (migration 6)
+//   trust_seal(id = 1, generation, mac)       the trust seal (migration 7)
+//   sealed_settings(name, value)              the embedding app's settings
+//                                             that decide where data goes
+//
+// The trust seal (trust_seal.cc). Everything here that decides whom this
+// device trusts or where its data goes -- the schema itself, the devices
+// table (members, their keys, roles and revocation points, devices trusted
+// by hand), the documents (the checked registry, admissions, a registry to
+// send), the key grants to send, the trust counters of meta (IsTrustMeta)
+// and the sealed settings -- is digested, in one canonical order, and the
+// digest is MACed (keyed BLAKE2b) with a key derived from the vault's
+// local key, together with the device id and a generation that grows by
+// one with every sealed change. A store opened with OpenSealed checks the
+// MAC before it runs a migration or reads a row; from then on every
+// transaction begun by Begin() that changed trust state re-seals before it
+// commits, and each new generation is recorded in the vault after the
+// commit (SealOptions::on_sealed). Open refuses (kCorruption) a seal that
+// does not match (kSealAlteredMessage), a missing seal once the vault has
+// recorded one (kSealMissingMessage), and a seal older than the vault's
+// generation (kSealRolledBackMessage: a rolled-back store.db); a seal newer
+// than the vault's is the vault missing the last commit, and the vault
+// catches up. A store without a seal whose vault never recorded one (made
+// before the seal existed) is sealed as it stands by the first commit:
+// trust on first use, once. Changing the schema other than by a migration
+// run by OpenSealed breaks the seal.
 //
 // Not thread-safe. Callers group calls into a Transaction.
 #ifndef ENLACE_CORE_REPLICA_STORE_H_
 #define ENLACE_CORE_REPLICA_STORE_H_
 
+#include <array>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +79,20 @@ inline constexpr std::string_view kMetaClockOffset =
     "clock_offset_ms";  // int64 as two's complement
 // 1 when this device created the team: its first coordinator (enlace/team.h).
 inline constexpr std::string_view kMetaTeamFounder = "team_founder";
+// Whether a meta counter is trust state, covered by the trust seal.
+bool IsTrustMeta(std::string_view key);
+
+// How Open refuses a store whose seal fails (kCorruption, the message
+// starting with one of these; Replica's LocalTamperOf tells them apart).
+inline constexpr std::string_view kSealAlteredMessage =
+    "store.db was altered outside enlace: its trust state (members and their keys, the device "
+    "registry, key grants, sealed settings) does not match its seal";
+inline constexpr std::string_view kSealMissingMessage =
+    "store.db has lost its seal: the seal was removed, or store.db was replaced by a copy from "
+    "before the seal";
+inline constexpr std::string_view kSealRolledBackMessage =
+    "store.db is older than the vault: it was put back to an earlier copy of itself";
+inline constexpr size_t kSealKeyBytes = 32;
 
 // The query behind PendingWrites (for tests of its plan): ?1 is this device.
 inline constexpr char kPendingWritesQuery[] =
@@ -72,10 +114,31 @@ class Store {
  public:
   // Opens or creates the store at `path` (":memory:" for tests) and runs
   // pending migrations. kFailedPrecondition for a store newer than this code.
+  // Such a store keeps no seal (tests of the store alone).
   static Result<std::unique_ptr<Store>> Open(const std::string& path);
 
+  // Who seals the store and where its generations are recorded.
+  struct SealOptions {
+    SecretBytes key;  // kSealKeyBytes, derived from the vault's local key
+    DeviceId device;  // the device the store belongs to
+    // The last generation the vault recorded; 0 when it never recorded one.
+    uint64_t vault_generation = 0;
+    // Records a committed generation in the vault (may be empty: nothing
+    // recorded, e.g. for a store in memory). Best effort: a vault that
+    // misses one catches up on the next open.
+    std::function<void(uint64_t)> on_sealed;
+  };
+  // Like Open, but checks the trust seal first, before any migration
+  // (kCorruption as described above), and keeps it from then on.
+  static Result<std::unique_ptr<Store>> OpenSealed(const std::string& path, SealOptions seal);
+  ~Store();
+
   Db& db() { return *db_; }
-  Result<std::unique_ptr<Transaction>> Begin() { return Transaction::Begin(*db_); }
+  // A transaction; an outermost one re-seals the trust state before it
+  // commits when it changed (a sealed store).
+  Result<std::unique_ptr<Transaction>> Begin();
+  // The generation of the seal the store holds (0: none yet, or unsealed).
+  Result<uint64_t> SealGeneration() const;
 
   // The schema version after migrations.
   Result<int64_t> SchemaVersion();
@@ -83,6 +146,13 @@ class Store {
   // ---- meta: named unsigned counters (0 when unset)
   Result<uint64_t> GetMeta(std::string_view key);
   Status SetMeta(std::string_view key, uint64_t value);
+
+  // Every call below that changes trust state runs in the caller's
+  // transaction (sealed when it commits) or, outside one, in its own.
+
+  // ---- sealed settings (name -> value, all replaced at once)
+  Result<std::map<std::string, std::string>> SealedSettings();
+  Status ReplaceSealedSettings(const std::map<std::string, std::string>& settings);
 
   // ---- devices
   Status PutDevice(const DeviceId& device, const SignPublicKey& sign_pk,
@@ -161,9 +231,37 @@ class Store {
   Result<uint64_t> PendingCount();
 
  private:
-  explicit Store(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+  // The seal as this store last checked or committed it.
+  struct Seal {
+    SealOptions options;
+    bool present = false;  // the store holds a seal (false: none yet, first use)
+    uint64_t generation = 0;
+    std::array<uint8_t, kHashBytes> digest{};
+    // Written by the transaction being committed; adopted once it is.
+    struct Pending {
+      uint64_t generation = 0;
+      std::array<uint8_t, kHashBytes> digest{};
+    };
+    std::optional<Pending> pending;
+    // The MAC of trust state `digest` at `generation` for this device.
+    std::array<uint8_t, kHashBytes> Mac(uint64_t generation,
+                                        const std::array<uint8_t, kHashBytes>& digest) const;
+  };
+  explicit Store(std::unique_ptr<Db> db);
+  static Result<std::unique_ptr<Db>> OpenDb(const std::string& path);
   Status Migrate();
+  // The trust seal (trust_seal.cc).
+  Result<bool> HasTable(std::string_view name);
+  Result<std::array<uint8_t, kHashBytes>> TrustDigest();
+  Status CheckSeal();      // OpenSealed, before the migrations
+  Status SealIfChanged();  // before an outermost commit
+  void SealCommitted();    // after it
+  // Runs `change` to trust state in the open transaction, or in one of its own.
+  Status ChangeTrust(const std::function<Status()>& change);
+
   std::unique_ptr<Db> db_;
+  std::unique_ptr<Seal> seal_;  // null: an unsealed store
+  bool trust_dirty_ = false;    // trust state may differ from the seal
 };
 
 // The SQL of the store's first `version` migrations (at most 3: later ones

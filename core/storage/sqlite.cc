@@ -213,6 +213,8 @@ Status Db::ExecScript(std::string_view sql) {
 
 int64_t Db::changes() const { return sqlite3_changes64(db_); }
 
+bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
+
 Result<int64_t> SchemaVersion(Db& db) {
   ENLACE_ASSIGN_OR_RETURN(Stmt st, db.Prepare("PRAGMA user_version"));
   ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -256,12 +258,13 @@ Status ExecCached(Db& db, std::string_view sql) {
 }
 }  // namespace
 
-Result<std::unique_ptr<Transaction>> Transaction::Begin(Db& db) {
+Result<std::unique_ptr<Transaction>> Transaction::Begin(Db& db, CommitHooks hooks) {
   // Inside an open transaction (a batch), a nested one is a savepoint: it
   // commits into the outer one and rolls back only its own part.
-  const bool nested = sqlite3_get_autocommit(db.raw()) == 0;
+  const bool nested = db.InTransaction();
   ENLACE_RETURN_IF_ERROR(ExecCached(db, nested ? "SAVEPOINT nested" : "BEGIN IMMEDIATE"));
-  return std::unique_ptr<Transaction>(new Transaction(db, nested));
+  if (nested) hooks = {};
+  return std::unique_ptr<Transaction>(new Transaction(db, nested, std::move(hooks)));
 }
 
 Transaction::~Transaction() {
@@ -274,8 +277,10 @@ Transaction::~Transaction() {
 }
 
 Status Transaction::Commit() {
+  if (hooks_.before_commit) ENLACE_RETURN_IF_ERROR(hooks_.before_commit());
   ENLACE_RETURN_IF_ERROR(ExecCached(db_, nested_ ? "RELEASE nested" : "COMMIT"));
   done_ = true;
+  if (hooks_.after_commit) hooks_.after_commit();
   return Status::Ok();
 }
 

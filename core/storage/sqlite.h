@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "enlace/status.h"
@@ -83,6 +85,8 @@ class Db {
   // Runs one or more statements without parameters.
   Status ExecScript(std::string_view sql);
   int64_t changes() const;
+  // Whether a transaction is open on this connection (not autocommit).
+  bool InTransaction() const;
   sqlite3* raw() { return db_; }
 
  private:
@@ -121,19 +125,31 @@ Status RunMigrations(Db& db, std::span<const char* const> migrations, std::strin
 // Reads PRAGMA user_version.
 Result<int64_t> SchemaVersion(Db& db);
 
+// What runs around the COMMIT of an outermost transaction: `before_commit`
+// inside the transaction (an error rolls it back and is Commit's answer),
+// `after_commit` once the COMMIT succeeded. Either may be empty.
+struct CommitHooks {
+  std::function<Status()> before_commit;
+  std::function<void()> after_commit;
+};
+
 // Begins IMMEDIATE (or, inside an open transaction, a savepoint); rolls back
 // in the destructor unless Commit() succeeded. The control statements are
 // prepared once per connection (Db::Prepare), not parsed on every Begin.
+// `hooks` run only for an outermost transaction: a savepoint's changes are
+// committed, hooks and all, by the transaction around it.
 class Transaction {
  public:
-  static Result<std::unique_ptr<Transaction>> Begin(Db& db);
+  static Result<std::unique_ptr<Transaction>> Begin(Db& db, CommitHooks hooks = {});
   ~Transaction();
   Status Commit();
 
  private:
-  Transaction(Db& db, bool nested) : db_(db), nested_(nested) {}
+  Transaction(Db& db, bool nested, CommitHooks hooks)
+      : db_(db), nested_(nested), hooks_(std::move(hooks)) {}
   Db& db_;
   bool nested_;  // a savepoint inside an outer transaction
+  CommitHooks hooks_;
   bool done_ = false;
 };
 

@@ -625,5 +625,94 @@ TEST_CASE("RaiseParams re-wraps with the stronger cost, never a weaker one") {
         StatusCode::kInvalidArgument);
 }
 
+// ---- The local key and the seal generation (bundle format 2) -----------------------
+
+// `v2` with its secret bundle replaced by `bundle`, sealed under the same
+// header and passphrase: a vault as an earlier writer of the bundle left it.
+Bytes WithBundle(const Bytes& v2, ByteView bundle, std::string_view passphrase) {
+  const ByteView header(v2.data(), kHeaderEnd);
+  const ByteView salt(v2.data() + kSaltAt, kPwhashSaltBytes);
+  auto kek = DeriveKeyFromPassphrase(passphrase, salt, FastParams(), kKdfKeyBytes);
+  REQUIRE(kek.ok());
+  const SecretBytes encryption_key = DeriveSubkey(*kek, 2, "enlvault", kAeadKeyBytes);
+  Bytes file(header.begin(), header.end());
+  Encoder rest;
+  rest.Raw(ByteView(v2.data() + kVerifierAt, kHashBytes));  // over the header: unchanged
+  const AeadNonce nonce = RandomNonce();
+  rest.Raw(nonce);
+  rest.Blob(AeadSeal(encryption_key, nonce, bundle, header));
+  const Bytes r = rest.Finish();
+  file.insert(file.end(), r.begin(), r.end());
+  file.resize(file.size() + kHashBytes);
+  Reseal(file);
+  return file;
+}
+
+// The secret bundle as format 1 wrote it: no local key, no seal generation.
+Bytes BundleV1(const VaultSecrets& s) {
+  Bytes b = {1};
+  const auto add = [&b](ByteView bytes) { b.insert(b.end(), bytes.begin(), bytes.end()); };
+  const auto add_u32 = [&b](uint32_t v) {
+    for (int i = 0; i < 4; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  add(s.device.bytes);
+  add(s.signing.secret_key.view());
+  add(s.box.secret_key.view());
+  add(s.team.bytes);
+  add_u32(static_cast<uint32_t>(s.team_keys.size()));
+  for (const auto& [version, key] : s.team_keys) {
+    add_u32(version);
+    add(key.view());
+  }
+  return b;
+}
+
+TEST_CASE("a vault from before the local key gets one in memory, written once, then kept") {
+  VaultFixture f;
+  WriteBytes(f.path, WithBundle(f.file, BundleV1(f.secrets), kPassphrase));
+  const Bytes old = ReadBytes(f.path);
+  auto v = Vault::Unlock(f.path, kPassphrase);
+  REQUIRE_MESSAGE(v.ok(), v.status().ToString());
+  CheckSameSecrets((*v)->secrets(), f.secrets);
+  CHECK((*v)->secrets().local_key.size() == kLocalKeyBytes);
+  CHECK((*v)->secrets().seal_generation == 0);
+  CHECK(ReadBytes(f.path) == old);  // opening writes nothing
+
+  REQUIRE((*v)->EnsureLocalKey().ok());
+  const Bytes written = ReadBytes(f.path);
+  CHECK(written != old);
+  CHECK_FALSE(Contains(written, (*v)->secrets().local_key.view()));
+  auto again = Vault::Unlock(f.path, kPassphrase);
+  REQUIRE(again.ok());
+  CHECK((*again)->secrets().local_key.ConstantTimeEquals((*v)->secrets().local_key));
+  CheckSameSecrets((*again)->secrets(), f.secrets);
+  REQUIRE((*again)->EnsureLocalKey().ok());
+  CHECK(ReadBytes(f.path) == written);  // nothing left to write
+}
+
+TEST_CASE("Update keeps the local key and never lowers the seal generation") {
+  VaultFixture f;
+  auto v = Vault::Unlock(f.path, kPassphrase);
+  REQUIRE(v.ok());
+  const SecretBytes key = (*v)->secrets().local_key.Clone();
+  REQUIRE(key.size() == kLocalKeyBytes);
+  REQUIRE((*v)->SetSealGeneration(4).ok());
+  VaultSecrets next = (*v)->secrets().Clone();
+  next.local_key = SecretBytes();
+  next.seal_generation = 2;
+  REQUIRE((*v)->Update(std::move(next)).ok());
+  REQUIRE((*v)->SetSealGeneration(3).ok());
+  auto again = Vault::Unlock(f.path, kPassphrase);
+  REQUIRE(again.ok());
+  CHECK((*again)->secrets().local_key.ConstantTimeEquals(key));
+  CHECK((*again)->secrets().seal_generation == 4);
+  // A passphrase change keeps both.
+  REQUIRE((*again)->ChangePassphrase(kPassphrase, "otra frase larga", FastParams()).ok());
+  auto changed = Vault::Unlock(f.path, "otra frase larga");
+  REQUIRE(changed.ok());
+  CHECK((*changed)->secrets().local_key.ConstantTimeEquals(key));
+  CHECK((*changed)->secrets().seal_generation == 4);
+}
+
 }  // namespace
 }  // namespace enlace::internal

@@ -27,7 +27,7 @@ using testing::TempDir;
 
 // The number of entries in store.cc's kMigrations. Appending a migration
 // must update this on purpose.
-constexpr int64_t kExpectedSchemaVersion = 6;
+constexpr int64_t kExpectedSchemaVersion = 7;
 
 std::unique_ptr<Store> OpenStore(const std::string& path) {
   auto s = Store::Open(path);

@@ -46,6 +46,19 @@ namespace enlace {
 class Replica;
 class ReplicaHook;
 
+// Why Open() refused a folder whose local files were edited behind the
+// device's back (kCorruption): every piece of store.db that decides whom
+// the device trusts or where its data goes is sealed with a key only the
+// unlocked vault holds (docs/THREAT_MODEL.md, "local file tamperer").
+enum class LocalTamper {
+  kNone,         // not a refused seal (another error, or none)
+  kAltered,      // the trust state does not match its seal (or is another device's)
+  kSealMissing,  // the seal is gone although the vault recorded one
+  kRolledBack,   // store.db is older than the vault: an earlier copy put back
+};
+// What `open_status` (Replica::Open's error) says about the seal.
+LocalTamper LocalTamperOf(const Status& open_status);
+
 struct ReplicaOptions {
   std::string dir;                       // created (mode 0700) if missing
   KdfCost kdf = KdfCost::Interactive();  // used when creating or re-keying the vault
@@ -89,7 +102,10 @@ class Replica {
                                                  std::string_view passphrase);
 
   // Opens an existing device. kWrongPassphrase (nothing changed),
-  // kCorruption (vault damaged or tampered), kNotFound (no vault).
+  // kCorruption (vault damaged or tampered, or store.db's trust state edited,
+  // its seal removed or the file rolled back: LocalTamperOf), kNotFound (no
+  // vault). A store.db from before the seal is sealed as it is on its first
+  // open (trust on first use).
   static Result<std::unique_ptr<Replica>> Open(const ReplicaOptions& options,
                                                std::string_view passphrase);
 
@@ -169,6 +185,15 @@ class Replica {
   void SetHook(std::unique_ptr<ReplicaHook> hook);
 
   const ReplicaOptions& options() const;
+
+  // ---- sealed settings ----------------------------------------------------------
+  // The embedding app's settings that decide where data goes (the CLI
+  // keeps its hub URL and TLS pin here), name -> value: stored in store.db
+  // under the trust seal, so that Open() refuses them once edited behind
+  // the device's back. Empty until set.
+  Result<std::map<std::string, std::string>> SealedSettings() const;
+  // Replaces every sealed setting at once.
+  Status SetSealedSettings(const std::map<std::string, std::string>& settings);
 
   // ---- outbox -----------------------------------------------------------------
   // Own writes not yet acknowledged by a hub, in counter order, as
