@@ -345,9 +345,9 @@ TEST_CASE("a device from before the seal is sealed as it is on its first open, t
   auto members_before = Members(*t.a);
   REQUIRE(members_before.ok());
   t.a.reset();
-  // What an earlier version left: a store at schema 5 and a vault that
-  // never recorded a seal.
-  ExecSql(store, "DROP TABLE trust_seal; DROP TABLE sealed_settings; PRAGMA user_version = 5");
+  // What an earlier version left: a store at schema 6 (parked writes, no
+  // seal) and a vault that never recorded a seal.
+  ExecSql(store, "DROP TABLE trust_seal; DROP TABLE sealed_settings; PRAGMA user_version = 6");
   RewriteVault(options, 0);
   {
     auto opened = Replica::Open(options, kPassphrase);
