@@ -146,11 +146,17 @@ std::string ShownString(const Record& r, const std::string& field) {
   return casework::ValueForCell(it->second.value);
 }
 
-// Opens `path` for writing with mode 0600: exports hold case data.
+// Writes `text` to `path` with mode 0600 (also when the file was there and
+// wider): exports hold case data.
 CliStatus WritePrivateFile(const std::string& path, const std::string& text) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     return {kExitData, Format(_("cannot write {0}: {1}"), {path, std::strerror(errno)})};
+  }
+  if (::fchmod(fd, 0600) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return {kExitData, Format(_("cannot write {0}: {1}"), {path, std::strerror(err)})};
   }
   size_t done = 0;
   while (done < text.size()) {
@@ -659,8 +665,9 @@ CliStatus RunExport(Context& ctx, const ExportArgs& args) {
             "one --collection"));
     }
     std::error_code ec;
-    std::filesystem::create_directories(args.output, ec);
+    const bool created = std::filesystem::create_directories(args.output, ec);
     if (ec) return {kExitData, Format(_("cannot create {0}: {1}"), {args.output, ec.message()})};
+    if (created) ::chmod(args.output.c_str(), 0700);  // a folder of exports: the owner's alone
     for (const CollectionDef* c : collections) {
       std::vector<Record> records;
       CLI_RETURN_IF_ERROR(LoadAll(wb, c->name.c_str(), records));

@@ -38,7 +38,10 @@ namespace {
 using nlohmann::json;
 
 const std::string kCli = ENLACE_CLI_BIN;
-const std::string kPassphrase = "una frase de prueba";
+// The CLI as a release builds it: main.cc without ENLACE_TEST_HOOKS.
+const std::string kReleaseCli = ENLACE_RELEASE_CLI_BIN;
+// Every passphrase a test gives a new device meets CheckNewPassphrase.
+const std::string kPassphrase = "una frase de prueba para la libreta";
 
 // The in-process tests assert English messages, whatever this machine's locale.
 [[maybe_unused]] const bool kEnglish = (i18n::SetLanguage("en"), true);
@@ -94,7 +97,8 @@ struct RunResult {
 // (LANGUAGE, LC_ALL, LC_MESSAGES, LANG) of this process are removed too and
 // LANG=C set, so messages are English unless `env` sets one of them.
 RunResult RunCli(const std::vector<std::string>& args,
-                 const std::map<std::string, std::string>& env = {}) {
+                 const std::map<std::string, std::string>& env = {},
+                 const std::string& binary = kCli) {
   TempDir io;
   const std::string out_path = io.File("out"), err_path = io.File("err");
   std::vector<std::string> env_strings;
@@ -108,7 +112,7 @@ RunResult RunCli(const std::vector<std::string>& args,
     locale_given = locale_given || IsLocaleVariable(k + "=");
   }
   if (!locale_given) env_strings.emplace_back("LANG=C");
-  std::vector<std::string> argv_strings = {kCli};
+  std::vector<std::string> argv_strings = {binary};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<char*> argv, envp;
   for (auto& s : argv_strings) argv.push_back(s.data());
@@ -310,10 +314,162 @@ TEST_CASE("invite durations accept s, m, h, d between a minute and 30 days") {
 }
 
 TEST_CASE("ENLACE_KDF picks the passphrase cost; unknown values are refused") {
-  CHECK(KdfFromEnv(nullptr)->memlimit == KdfCost::Interactive().memlimit);
-  CHECK(KdfFromEnv("min")->memlimit == KdfCost::Minimum().memlimit);
-  CHECK(KdfFromEnv("moderate")->memlimit == KdfCost::Moderate().memlimit);
-  CHECK_FALSE(KdfFromEnv("weak").ok());
+  for (const bool test_hooks : {false, true}) {
+    CAPTURE(test_hooks);
+    CHECK(KdfFromEnv(nullptr, test_hooks)->memlimit == KdfCost::Interactive().memlimit);
+    CHECK(KdfFromEnv("", test_hooks)->memlimit == KdfCost::Interactive().memlimit);
+    CHECK(KdfFromEnv("interactive", test_hooks)->memlimit == KdfCost::Interactive().memlimit);
+    CHECK(KdfFromEnv("moderate", test_hooks)->memlimit == KdfCost::Moderate().memlimit);
+    CHECK(KdfFromEnv("weak", test_hooks).status().code() == StatusCode::kInvalidArgument);
+  }
+  CHECK(KdfFromEnv("min", /*allow_minimum=*/true)->memlimit == KdfCost::Minimum().memlimit);
+  const auto refused = KdfFromEnv("min", /*allow_minimum=*/false);
+  CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+  CHECK(refused.status().message().find("for tests only") != std::string::npos);
+}
+
+TEST_CASE("a release build refuses ENLACE_KDF=min with exit 1 and makes nothing") {
+  TempDir dir;
+  const std::string home = dir.File("home");
+  const std::string url = "http://127.0.0.1:" + std::to_string(ClosedPort());
+  const std::vector<std::string> init = {"--home", home,      "init", "--hub",  url, "--team",
+                                         "T",      "--token", "bt-x", "--name", "c"};
+  std::map<std::string, std::string> env = {
+      {"ENLACE_PASSPHRASE", kPassphrase}, {"ENLACE_KDF", "min"}, {"ENLACE_RETRY_BASE_MS", "1"}};
+  RunResult r = RunCli(init, env, kReleaseCli);
+  INFO("stderr: ", r.err);
+  CHECK(r.exit_code == kExitUsage);
+  CHECK(r.err.find("ENLACE_KDF=min is for tests only") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(home));
+
+  // Also for a device that is already there, and in Spanish.
+  MakeHome(home);
+  env["LANG"] = "es_MX.UTF-8";
+  r = RunCli({"--home", home, "list", "cases"}, env, kReleaseCli);
+  CHECK(r.exit_code == kExitUsage);
+  CHECK(r.err.find("ENLACE_KDF=min es solo para pruebas") != std::string::npos);
+
+  // The default and moderate costs work in a release build.
+  env.erase("ENLACE_KDF");
+  r = RunCli({"--home", home, "list", "cases"}, env, kReleaseCli);
+  CHECK(r.exit_code == 0);
+  // The build the tests run (ENLACE_TEST_HOOKS) takes min.
+  r = RunCli({"--home", home, "list", "cases"},
+             {{"ENLACE_PASSPHRASE", kPassphrase}, {"ENLACE_KDF", "min"}});
+  CHECK(r.exit_code == 0);
+}
+
+TEST_CASE("help names the passphrase rule and the costs ENLACE_KDF takes") {
+  const RunResult r = RunCli({"--help"}, {}, kReleaseCli);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("four or more words, 16 characters") != std::string::npos);
+  CHECK(r.out.find("(default) or moderate; builds for tests also take min") != std::string::npos);
+}
+
+// ---- strength of a new passphrase ---------------------------------------------------------
+
+TEST_CASE("a new passphrase needs 16 characters and 50 bits as zxcvbn counts them") {
+  for (const char* weak :
+       {"482915", "123456", "password1", "passwordpassword1234", "qwertyuiopasdfghjkl",
+        "1111111111111111", "abcdefghijklmnopqrst", "monkey dragon master shadow",
+        "correct horse battery", "enlace enlace enlace enlace"}) {
+    CAPTURE(weak);
+    const Status s = CheckNewPassphrase(weak, {});
+    CHECK(s.code() == StatusCode::kInvalidArgument);
+    CHECK(s.message().find("four or more words") != std::string::npos);
+  }
+  CHECK(CheckNewPassphrase("482915", {}).message().find("too short: 6 characters") !=
+        std::string::npos);
+  CHECK(CheckNewPassphrase("passwordpassword1234", {}).message().find("common words") !=
+        std::string::npos);
+  CHECK(CheckNewPassphrase("1qaz2wsx3edc4rfv5tgb", {}).message().find("keyboard") !=
+        std::string::npos);
+  // Accents are one character each.
+  CHECK(CheckNewPassphrase("ñandú ñandú ñan", {}).message().find("15 characters") !=
+        std::string::npos);
+  // The team's and device's names count as guessable.
+  CHECK(CheckNewPassphrase("coordinadora Huamantla", {}).ok());
+  const Status named = CheckNewPassphrase("coordinadora Huamantla", {"Huamantla", "coordinadora"});
+  CHECK(named.code() == StatusCode::kInvalidArgument);
+  CHECK(named.message().find("the team's or this device's name") != std::string::npos);
+
+  for (const char* strong : {"una frase de prueba para la libreta", "correct horse battery staple",
+                             "maleta verde cruza el puente", "mi gato come pescado",
+                             "demo passphrase, not for real use"}) {
+    CAPTURE(strong);
+    CHECK(CheckNewPassphrase(strong, {"Tlaxcala", "ana"}).ok());
+    CHECK(PassphraseEntropyBits(strong, {}) >= kMinPassphraseBits);
+  }
+}
+
+TEST_CASE("init refuses a weak passphrase with exit 1, says why, and makes nothing") {
+  TempDir dir;
+  const std::string home = dir.File("home");
+  const std::string url = "http://127.0.0.1:" + std::to_string(ClosedPort());
+  const std::vector<std::string> init = {"--home", home,      "init", "--hub",  url, "--team",
+                                         "T",      "--token", "bt-x", "--name", "c"};
+  for (const std::string weak : {"482915", "password1", "monkey dragon master shadow"}) {
+    CAPTURE(weak);
+    RunResult r = RunCli(init, {{"ENLACE_PASSPHRASE", weak}, {"ENLACE_KDF", "min"}});
+    CHECK(r.exit_code == kExitUsage);
+    CHECK(r.err.find("four or more words") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(home));
+    // From a file too; in Spanish.
+    std::ofstream(dir.File("pass")) << weak << "\n";
+    r = RunCli({"--home", home, "--passphrase-file", dir.File("pass"), "init", "--hub", url,
+                "--team", "T", "--token", "bt-x"},
+               {{"ENLACE_KDF", "min"}, {"LANG", "es_MX.UTF-8"}});
+    CHECK(r.exit_code == kExitUsage);
+    CHECK(r.err.find("cuatro palabras o más") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(home));
+  }
+  // A duress passphrase is held to the same rule.
+  RunResult r =
+      RunCli({"--home", home, "init", "--duress", "--hub", url, "--team", "T", "--token", "bt-x"},
+             {{"ENLACE_PASSPHRASE", kPassphrase},
+              {"ENLACE_DURESS_PASSPHRASE", "password1"},
+              {"ENLACE_KDF", "min"}});
+  CHECK(r.exit_code == kExitUsage);
+  CHECK(r.err.find("too short") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(home));
+  // A strong one passes the check: init goes on to the hub, which is not there (exit 3).
+  r = RunCli(
+      init,
+      {{"ENLACE_PASSPHRASE", kPassphrase}, {"ENLACE_KDF", "min"}, {"ENLACE_RETRY_BASE_MS", "1"}});
+  CHECK(r.exit_code == kExitUnreachable);
+}
+
+TEST_CASE("passphrase change and duress refuse a weak passphrase and keep the old one") {
+  TempDir dir;
+  const std::string home = dir.File("home");
+  MakeHome(home);
+  const std::map<std::string, std::string> env = {{"ENLACE_PASSPHRASE", kPassphrase},
+                                                  {"ENLACE_KDF", "min"}};
+  for (const std::string weak : {"482915", "password1", "Tlaxcala Tlaxcala ana"}) {
+    CAPTURE(weak);
+    auto with = env;
+    with["ENLACE_NEW_PASSPHRASE"] = weak;
+    RunResult r = RunCli({"--home", home, "passphrase", "change"}, with);
+    CHECK(r.exit_code == kExitUsage);
+    CHECK(r.err.find("four or more words") != std::string::npos);
+    with.erase("ENLACE_NEW_PASSPHRASE");
+    with["ENLACE_DURESS_PASSPHRASE"] = weak;
+    r = RunCli({"--home", home, "passphrase", "duress"}, with);
+    CHECK(r.exit_code == kExitUsage);
+    CHECK(r.err.find("four or more words") != std::string::npos);
+  }
+  CHECK(RunCli({"--home", home, "list", "cases"}, env).exit_code == 0);  // still the old one
+
+  const std::string strong = "otra frase bastante larga de campo";
+  auto with = env;
+  with["ENLACE_NEW_PASSPHRASE"] = strong;
+  RunResult r = RunCli({"--home", home, "passphrase", "change"}, with);
+  INFO("stderr: ", r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(RunCli({"--home", home, "list", "cases"}, env).exit_code == kExitLocked);
+  CHECK(RunCli({"--home", home, "list", "cases"},
+               {{"ENLACE_PASSPHRASE", strong}, {"ENLACE_KDF", "min"}})
+            .exit_code == 0);
 }
 
 // ---- exit codes ------------------------------------------------------------------------

@@ -230,13 +230,23 @@ Result<uint64_t> ParseDuration(std::string_view text) {
   return ms;
 }
 
-Result<KdfCost> KdfFromEnv(const char* value) {
+Result<KdfCost> KdfFromEnv(const char* value, bool allow_minimum) {
   const std::string v = value == nullptr ? "" : value;
   if (v.empty() || v == "interactive") return KdfCost::Interactive();
   if (v == "moderate") return KdfCost::Moderate();
-  if (v == "min") return KdfCost::Minimum();
+  if (allow_minimum) {
+    if (v == "min") return KdfCost::Minimum();
+    return Status::InvalidArgument(
+        Format(_("ENLACE_KDF must be interactive, moderate or min (tests), not \"{0}\""), {v}));
+  }
+  if (v == "min") {
+    return Status::InvalidArgument(
+        _("ENLACE_KDF=min is for tests only and this build refuses it: at that cost a 6-digit "
+          "PIN falls in minutes. Unset ENLACE_KDF (interactive, the default) or set it to "
+          "moderate"));
+  }
   return Status::InvalidArgument(
-      Format(_("ENLACE_KDF must be interactive, moderate or min (tests), not \"{0}\""), {v}));
+      Format(_("ENLACE_KDF must be interactive or moderate, not \"{0}\""), {v}));
 }
 
 std::string ClockWarning(int64_t offset_ms) {
@@ -357,7 +367,7 @@ CliStatus RunInit(Context& ctx, const InitArgs& args) {
   CLI_RETURN_IF_ERROR(NewDeviceName(args.name, name));
 
   NewDevice dev;
-  CLI_RETURN_IF_ERROR(dev.Create(ctx, args.duress, args.duress_passphrase_file));
+  CLI_RETURN_IF_ERROR(dev.Create(ctx, {args.team, name}, args.duress, args.duress_passphrase_file));
   Replica& replica = dev.replica();
   auto team = CreateTeam(replica);
   if (!team.ok()) return Local(team.status());
@@ -450,7 +460,7 @@ CliStatus RunJoin(Context& ctx, const JoinArgs& args) {
   CLI_RETURN_IF_ERROR(NewDeviceName(args.name, name));
 
   NewDevice dev;
-  CLI_RETURN_IF_ERROR(dev.Create(ctx));
+  CLI_RETURN_IF_ERROR(dev.Create(ctx, {name}));
   Replica& replica = dev.replica();
 
   const HubTarget hub{NormaliseHubUrl(info->hub_url), info->tls_pin};

@@ -52,8 +52,11 @@ Result<PutArguments> ParsePutArguments(const std::vector<std::string>& words);
 Result<uint64_t> ParseDuration(std::string_view text);
 
 // The Argon2id cost from ENLACE_KDF: unset or "interactive" (the default),
-// "moderate", or "min" (tests only). kInvalidArgument for anything else.
-Result<KdfCost> KdfFromEnv(const char* value);
+// "moderate", or, only when `allow_minimum`, "min" (Argon2id's cheapest
+// cost: a 6-digit PIN falls in minutes). `allow_minimum` is true only in a
+// build with ENLACE_TEST_HOOKS (main.cc), the one the tests run. Otherwise,
+// and for anything else, kInvalidArgument.
+Result<KdfCost> KdfFromEnv(const char* value, bool allow_minimum);
 
 // "N minutes" text for a clock offset warning (hub time - device time), or
 // "" when |offset| <= 60 s.

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -98,6 +99,13 @@ Status SaveConfig(const std::string& home, const Config& config) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Status::IoError(Format(_("cannot create {0}: {1}"), {tmp, ErrnoText()}));
+  // 0600 also when an interrupted save left the temporary file wider.
+  if (::fchmod(fd, 0600) != 0) {
+    const std::string err = ErrnoText();
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Status::IoError(Format(_("cannot create {0}: {1}"), {tmp, err}));
+  }
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);

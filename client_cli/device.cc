@@ -61,6 +61,26 @@ PassphraseSources OtherSources(const Context& ctx, const std::string& file, cons
   return sources;
 }
 
+// A new passphrase from `sources` that meets the strength rule
+// (CheckNewPassphrase): a weak one typed on the terminal is explained and
+// asked again, at most kStrengthTries times in all; a weak one from a file
+// or the environment is refused at once. Exit 1 for a weak passphrase.
+CliStatus ObtainStrong(const Context& ctx, const PassphraseSources& sources,
+                       PassphrasePurpose purpose, const std::vector<std::string>& known_words,
+                       Passphrase& out) {
+  constexpr int kStrengthTries = 3;
+  const bool typed =
+      sources.file.empty() && (sources.env_value == nullptr || sources.env_value[0] == '\0');
+  for (int attempt = 1;; ++attempt) {
+    CLI_RETURN_IF_ERROR(Obtain(sources, purpose, out));
+    const Status strong = CheckNewPassphrase(out.view(), known_words);
+    if (strong.ok()) return CliStatus::Ok();
+    out = Passphrase();
+    if (!typed || attempt == kStrengthTries) return CliStatus::Usage(strong.message());
+    ctx.output->err() << strong.message() << "\n";
+  }
+}
+
 }  // namespace
 
 CliStatus ObtainDevicePassphrase(const Context& ctx, PassphrasePurpose purpose, Passphrase& out) {
@@ -68,14 +88,21 @@ CliStatus ObtainDevicePassphrase(const Context& ctx, PassphrasePurpose purpose, 
                 purpose, out);
 }
 
-CliStatus ObtainNewPassphrase(const Context& ctx, const std::string& file, Passphrase& out) {
-  return Obtain(OtherSources(ctx, file, "--new-passphrase-file", kNewPassphraseEnv),
-                PassphrasePurpose::kChange, out);
+CliStatus ObtainNewPassphrase(const Context& ctx, const std::string& file,
+                              const std::vector<std::string>& known_words, Passphrase& out) {
+  return ObtainStrong(ctx, OtherSources(ctx, file, "--new-passphrase-file", kNewPassphraseEnv),
+                      PassphrasePurpose::kChange, known_words, out);
 }
 
-CliStatus ObtainDuressPassphrase(const Context& ctx, const std::string& file, Passphrase& out) {
-  return Obtain(OtherSources(ctx, file, "--duress-passphrase-file", kDuressPassphraseEnv),
-                PassphrasePurpose::kDuress, out);
+CliStatus ObtainDuressPassphrase(const Context& ctx, const std::string& file,
+                                 const std::vector<std::string>& known_words, Passphrase& out) {
+  return ObtainStrong(ctx,
+                      OtherSources(ctx, file, "--duress-passphrase-file", kDuressPassphraseEnv),
+                      PassphrasePurpose::kDuress, known_words, out);
+}
+
+std::vector<std::string> KnownWords(const Config& config) {
+  return {config.team_name, config.device_name};
 }
 
 bool IsVerifiedCoordinator(Replica& replica) {
@@ -238,15 +265,18 @@ NewDevice::~NewDevice() {
   if (!existed_) std::filesystem::remove(home_, ec);  // only if empty
 }
 
-CliStatus NewDevice::Create(const Context& ctx, bool duress, const std::string& duress_file) {
+CliStatus NewDevice::Create(const Context& ctx, const std::vector<std::string>& known_words,
+                            bool duress, const std::string& duress_file) {
   const std::string& home = ctx.global.home;
   if (HasVault(home)) return RefuseExistingDevice(home);
 
   Passphrase passphrase;
-  CLI_RETURN_IF_ERROR(ObtainDevicePassphrase(ctx, PassphrasePurpose::kCreate, passphrase));
+  CLI_RETURN_IF_ERROR(ObtainStrong(
+      ctx, PassphraseSources{ctx.global.passphrase_file, ctx.env_passphrase, ctx.tty_fd},
+      PassphrasePurpose::kCreate, known_words, passphrase));
   Passphrase duress_passphrase;
   if (duress) {
-    CLI_RETURN_IF_ERROR(ObtainDuressPassphrase(ctx, duress_file, duress_passphrase));
+    CLI_RETURN_IF_ERROR(ObtainDuressPassphrase(ctx, duress_file, known_words, duress_passphrase));
     if (duress_passphrase.Equals(passphrase)) {
       return CliStatus::Usage(_("the duress passphrase must differ from the device passphrase"));
     }

@@ -9,6 +9,7 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli_status.h"
 #include "config.h"
@@ -76,12 +77,21 @@ CliStatus ObtainDevicePassphrase(const Context& ctx, PassphrasePurpose purpose, 
 
 // The new passphrase for `passphrase change` (from `file`,
 // ENLACE_NEW_PASSPHRASE, or asked twice on the terminal); exit 2 when none
-// can be had.
-CliStatus ObtainNewPassphrase(const Context& ctx, const std::string& file, Passphrase& out);
+// can be had. Like every new passphrase it must be strong enough
+// (CheckNewPassphrase, `known_words` as the team's and device's names): a
+// weak one typed on the terminal is explained and asked again (three times
+// in all), one from a file or the environment is refused; exit 1 then.
+CliStatus ObtainNewPassphrase(const Context& ctx, const std::string& file,
+                              const std::vector<std::string>& known_words, Passphrase& out);
 
 // The duress passphrase for `init --duress` or `passphrase duress`; exit 2
-// when none can be had.
-CliStatus ObtainDuressPassphrase(const Context& ctx, const std::string& file, Passphrase& out);
+// when none can be had, 1 when it is weak (as ObtainNewPassphrase).
+CliStatus ObtainDuressPassphrase(const Context& ctx, const std::string& file,
+                                 const std::vector<std::string>& known_words, Passphrase& out);
+
+// The names a new passphrase must not lean on: the team's and the device's
+// (CheckNewPassphrase adds "enlace").
+std::vector<std::string> KnownWords(const Config& config);
 
 // After Replica::Open returned a fresh replica because the duress passphrase
 // was given: config.json is wiped (WipeFiles) and rewritten as a device that
@@ -110,8 +120,11 @@ class NewDevice {
   // one (exit 1), asks for the new passphrase and, with `duress`, for a
   // duress passphrase that must differ (from `duress_file`,
   // ENLACE_DURESS_PASSPHRASE or the terminal; exit 2 when either cannot be
-  // had, 1 when they are the same), then creates the replica (exit 5).
-  CliStatus Create(const Context& ctx, bool duress = false, const std::string& duress_file = "");
+  // had, 1 when they are the same or either is weak: CheckNewPassphrase with
+  // `known_words`, the team's and device's names), then creates the replica
+  // (exit 5).
+  CliStatus Create(const Context& ctx, const std::vector<std::string>& known_words,
+                   bool duress = false, const std::string& duress_file = "");
 
   // After Create succeeded.
   Replica& replica() const { return *replica_; }

@@ -33,6 +33,14 @@ namespace {
 
 using i18n::Format;
 
+// ENLACE_TEST_HOOKS (a CMake option, off by default; scripts/test turns it
+// on): only such a build takes ENLACE_KDF=min, the cost the tests use.
+#ifdef ENLACE_TEST_HOOKS
+constexpr bool kTestHooks = true;
+#else
+constexpr bool kTestHooks = false;
+#endif
+
 const char* const kDescription =
     N_("enlace: offline-first, end-to-end encrypted case records for field work.\n"
        "Records are written on this device, encrypted under the team key, and exchanged\n"
@@ -40,14 +48,16 @@ const char* const kDescription =
 
 const char* const kFooter =
     N_("Passphrase: from --passphrase-file (first line), else $ENLACE_PASSPHRASE, else asked\n"
-       "on the terminal without echo. It is never read from the command line.\n"
+       "on the terminal without echo. It is never read from the command line. A new one\n"
+       "(init, join, passphrase change, duress) needs four or more words, 16 characters\n"
+       "or more, and must not be easy to guess (no common words, names or dates alone).\n"
        "\n"
        "Environment:\n"
        "  ENLACE_PASSPHRASE     the device passphrase (scripts, tests)\n"
        "  XDG_DATA_HOME         the default home is $XDG_DATA_HOME/enlace, else\n"
        "                        ~/.local/share/enlace\n"
        "  ENLACE_KDF            passphrase hashing cost for new devices: interactive\n"
-       "                        (default), moderate, or min (tests only: weak)\n"
+       "                        (default) or moderate; builds for tests also take min\n"
        "  ENLACE_RETRY_BASE_MS  first retry delay against the hub (default 250)\n"
        "  LANG                  messages in Spanish when it starts with es (es_MX.UTF-8),\n"
        "                        else English; LANGUAGE, LC_ALL, LC_MESSAGES come first\n"
@@ -618,7 +628,7 @@ int Main(int argc, char** argv) {
     }
     ctx.retry.base_ms = v;
   }
-  auto kdf = KdfFromEnv(std::getenv("ENLACE_KDF"));
+  auto kdf = KdfFromEnv(std::getenv("ENLACE_KDF"), kTestHooks);
   if (!kdf.ok()) {
     output.Error(kdf.status().message(), kExitUsage);
     return kExitUsage;

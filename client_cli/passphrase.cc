@@ -4,12 +4,14 @@
 #include <sodium.h>
 #include <termios.h>
 #include <unistd.h>
+#include <zxcvbn.h>
 
 #include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <new>
 #include <utility>
 
@@ -217,6 +219,110 @@ Result<Passphrase> ObtainPassphrase(const PassphraseSources& sources, Passphrase
     std::fputs(_("The two passphrases differ; try again.\n"), stderr);
   }
   return Status::InvalidArgument(_("the passphrases typed did not match"));
+}
+
+// ---- strength of a new passphrase ----------------------------------------------------------
+
+namespace {
+
+// What people are told makes a weak passphrase weak: the kind of zxcvbn
+// match that covers most of its characters.
+const char* WeaknessReason(const ZxcMatch_t* info) {
+  std::map<const char*, int> covered;
+  for (const ZxcMatch_t* m = info; m != nullptr; m = m->Next) {
+    const char* reason = nullptr;
+    switch (static_cast<int>(m->Type) & ~static_cast<int>(MULTIPLE_MATCH)) {
+      case DICTIONARY_MATCH:
+      case DICT_LEET_MATCH:
+        reason = N_("it is made of common words or passwords");
+        break;
+      case USER_MATCH:
+      case USER_LEET_MATCH:
+        reason = N_("it holds the team's or this device's name");
+        break;
+      case REPEATS_MATCH:
+        reason = N_("it repeats characters or groups of characters");
+        break;
+      case SEQUENCE_MATCH:
+        reason = N_("it is a sequence such as 123456 or abcdef");
+        break;
+      case SPATIAL_MATCH:
+        reason = N_("it follows the keyboard, such as qwerty");
+        break;
+      case DATE_MATCH:
+      case YEAR_MATCH:
+        reason = N_("it holds dates or years");
+        break;
+      default:
+        break;
+    }
+    if (reason != nullptr) covered[reason] += m->Length < 0 ? -m->Length : m->Length;
+  }
+  const char* most = N_("it has too few characters that are hard to guess");
+  int most_covered = 0;
+  for (const auto& [reason, chars] : covered) {
+    if (chars > most_covered) {
+      most = reason;
+      most_covered = chars;
+    }
+  }
+  return most;
+}
+
+// zxcvbn over a NUL-terminated copy of `passphrase` in guarded memory; the
+// match list goes to `info` when it is not null (ZxcvbnFreeInfo). zxcvbn-c
+// wipes its own reversed copy before freeing it.
+double Zxcvbn(std::string_view passphrase, const std::vector<std::string>& known_words,
+              ZxcMatch_t** info) {
+  std::vector<const char*> words = {"enlace"};
+  for (const std::string& w : known_words) {
+    if (!w.empty()) words.push_back(w.c_str());
+  }
+  words.push_back(nullptr);
+  char* text = static_cast<char*>(sodium_malloc(passphrase.size() + 1));
+  if (text == nullptr) throw std::bad_alloc();
+  std::memcpy(text, passphrase.data(), passphrase.size());
+  text[passphrase.size()] = '\0';
+  const double bits = ZxcvbnMatch(text, words.data(), info);
+  sodium_free(text);  // wipes
+  return bits;
+}
+
+size_t CodePoints(std::string_view text) {
+  size_t n = 0;
+  for (const char c : text) {
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+double PassphraseEntropyBits(std::string_view passphrase,
+                             const std::vector<std::string>& known_words) {
+  return Zxcvbn(passphrase, known_words, nullptr);
+}
+
+Status CheckNewPassphrase(std::string_view passphrase,
+                          const std::vector<std::string>& known_words) {
+  const size_t chars = CodePoints(passphrase);
+  if (chars < kMinPassphraseChars) {
+    return Status::InvalidArgument(
+        Format(_("the passphrase is too short: {0} characters, and at least {1} are needed. Use "
+                 "four or more words, such as a short sentence only you would say"),
+               {std::to_string(chars), std::to_string(kMinPassphraseChars)}));
+  }
+  ZxcMatch_t* info = nullptr;
+  const double bits = Zxcvbn(passphrase, known_words, &info);
+  const char* reason = WeaknessReason(info);
+  ZxcvbnFreeInfo(info);
+  if (bits < kMinPassphraseBits) {
+    return Status::InvalidArgument(
+        Format(_("the passphrase is too easy to guess: {0}. Use four or more words that do not "
+                 "belong together, with no names, dates or well-known phrases"),
+               {_(reason)}));
+  }
+  return Status::Ok();
 }
 
 }  // namespace enlace::cli

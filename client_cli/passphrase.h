@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "enlace/status.h"
 
@@ -69,6 +70,28 @@ Result<Passphrase> ObtainPassphrase(const PassphraseSources& sources, Passphrase
 
 // The first line of `contents` without its line ending ("\n" or "\r\n").
 std::string_view FirstLine(std::string_view contents);
+
+// ---- strength of a new passphrase ----------------------------------------------------------
+
+// The rule every new passphrase meets (init, join, passphrase change, the
+// duress passphrase); docs/THREAT_MODEL.md, "Passphrase strength", says why
+// these numbers. At least kMinPassphraseChars characters (UTF-8 code points),
+// and at least kMinPassphraseBits of entropy as zxcvbn estimates it (zxcvbn-c:
+// common passwords and English words, keyboard patterns, sequences, repeats,
+// dates). Its dictionaries are English: a Spanish word counts as random
+// letters, which the minimum length makes up for.
+inline constexpr size_t kMinPassphraseChars = 16;
+inline constexpr double kMinPassphraseBits = 50.0;
+
+// The zxcvbn estimate of `passphrase` in bits, `known_words` (team and device
+// names; empty ones are skipped) counted as easy to guess.
+double PassphraseEntropyBits(std::string_view passphrase,
+                             const std::vector<std::string>& known_words);
+
+// Ok when `passphrase` meets the rule above; otherwise kInvalidArgument whose
+// message (translated) says what is wrong and what to do ("use four or more
+// words"). "enlace" is always among the known words.
+Status CheckNewPassphrase(std::string_view passphrase, const std::vector<std::string>& known_words);
 
 }  // namespace enlace::cli
 

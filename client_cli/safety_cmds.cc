@@ -145,7 +145,8 @@ CliStatus RunPassphraseChange(Context& ctx, const PassphraseChangeArgs& args) {
   Device dev;
   CLI_RETURN_IF_ERROR(OpenWith(ctx, current, dev));
   Passphrase next;
-  CLI_RETURN_IF_ERROR(ObtainNewPassphrase(ctx, args.new_passphrase_file, next));
+  CLI_RETURN_IF_ERROR(
+      ObtainNewPassphrase(ctx, args.new_passphrase_file, KnownWords(dev.config), next));
   if (Status s = dev.replica->ChangePassphrase(current.view(), next.view()); !s.ok()) {
     return PassphraseRefused(
         s, _("the new passphrase cannot be the duress passphrase; nothing was changed"));
@@ -160,7 +161,8 @@ CliStatus RunPassphraseDuress(Context& ctx, const DuressArgs& args) {
   Device dev;
   CLI_RETURN_IF_ERROR(OpenDevice(ctx, dev));
   Passphrase duress;
-  CLI_RETURN_IF_ERROR(ObtainDuressPassphrase(ctx, args.duress_passphrase_file, duress));
+  CLI_RETURN_IF_ERROR(
+      ObtainDuressPassphrase(ctx, args.duress_passphrase_file, KnownWords(dev.config), duress));
   if (Status s = dev.replica->SetDuressPassphrase(duress.view()); !s.ok()) {
     return PassphraseRefused(s, _("the duress passphrase must differ from the device passphrase"));
   }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "crypto/crypto.h"
+#include "crypto/vault.h"
 #include "replica/replica_impl.h"
 #include "replica/write_internal.h"
 #include "trust/team_impl.h"
@@ -126,18 +127,9 @@ Result<SchemaPack> TeamSchemaCheck::OverlayFromWrite(Replica::Impl& impl, const 
 
 Status TeamSchemaCheck::KeepOverlayWrite(Replica::Impl& impl, const Bytes& encoded,
                                          uint32_t version) {
+  // Mode 0600, like every file of the replica's folder.
   const std::filesystem::path path = std::filesystem::path(impl.options().dir) / kKeptOverlayFile;
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(encoded.data()),
-              static_cast<std::streamsize>(encoded.size()));
-    out.flush();
-    if (!out) return Status::IoError("cannot write " + tmp.string());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Status::IoError("cannot write " + path.string() + ": " + ec.message());
+  ENLACE_RETURN_IF_ERROR(internal::WriteFileAtomically(path.string(), encoded));
   kept_loaded_ = true;
   kept_overlay_ = encoded;
   kept_version_ = version;

@@ -435,6 +435,12 @@ Status WriteFileAtomically(const std::string& path, ByteView data) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Status::IoError("cannot create " + tmp + ": " + std::strerror(errno));
+  if (::fchmod(fd, 0600) != 0) {
+    const std::string err = std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Status::IoError("cannot make " + tmp + " private: " + err);
+  }
   size_t done = 0;
   while (done < data.size()) {
     const ssize_t n = ::write(fd, data.data() + done, data.size() - done);

@@ -146,8 +146,15 @@ class Vault {
 };
 
 // Writes `data` to `path` atomically: a temporary file in the same folder,
-// fsync, rename, fsync of the folder. Mode 0600.
+// fsync, rename, fsync of the folder. Mode 0600 (also when a temporary file
+// was left wider).
 Status WriteFileAtomically(const std::string& path, ByteView data);
+
+// Narrows the folder `dir` to 0700 and each replica file in it that is there
+// (those WipeReplicaFiles destroys) to 0600, so what an older version made
+// wider becomes the owner's alone. Best effort: a file it cannot change is
+// left as it is. Symbolic links are not followed.
+void MakeReplicaFilesPrivate(const std::string& dir);
 Result<Bytes> ReadWholeFile(const std::string& path, size_t max_bytes);
 
 }  // namespace enlace::internal

@@ -15,6 +15,7 @@
 
 #include "crypto/crypto.h"
 #include "crypto/unlock_guard.h"
+#include "crypto/vault.h"
 #include "enlace/local_safety.h"
 
 namespace enlace {
@@ -113,5 +114,19 @@ Status WipeFiles(const std::string& dir, const std::vector<std::string>& names) 
 }
 
 Status WipeReplicaFiles(const std::string& dir) { return WipeFiles(dir, ReplicaFileNames()); }
+
+namespace internal {
+
+void MakeReplicaFilesPrivate(const std::string& dir) {
+  ::chmod(dir.c_str(), 0700);
+  for (const std::string& name : ReplicaFileNames()) {
+    const std::string path = (std::filesystem::path(dir) / name).string();
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if ((st.st_mode & 0777) != 0600) ::chmod(path.c_str(), 0600);
+  }
+}
+
+}  // namespace internal
 
 }  // namespace enlace

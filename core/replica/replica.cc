@@ -505,6 +505,8 @@ Result<std::unique_ptr<Replica>> Replica::Open(const ReplicaOptions& options,
     fresh->opened_under_duress_ = true;
     return fresh;
   }
+  // Files an older version left readable by others become the owner's alone.
+  internal::MakeReplicaFilesPrivate(options.dir);
   // A stronger cost than the stored one re-wraps the vault now. Best effort:
   // on failure the file is intact and the raise is tried on the next unlock.
   (void)vault->RaiseParams(passphrase, ToParams(options.kdf), nullptr);

@@ -1,11 +1,36 @@
 #include "storage/sqlite.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 
 namespace enlace::internal {
+
+namespace {
+
+// Gives `path` mode 0600, creating it (empty) when `create` and it is not
+// there; a missing file is fine when not `create`.
+Status MakeOwnerOnly(const std::string& path, bool create) {
+  const int fd =
+      ::open(path.c_str(), create ? O_RDWR | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (!create && errno == ENOENT) return Status::Ok();
+    return Status::IoError("cannot open " + path + ": " + std::strerror(errno));
+  }
+  const bool ok = ::fchmod(fd, 0600) == 0;
+  const std::string err = ok ? "" : std::strerror(errno);
+  ::close(fd);
+  if (!ok) return Status::IoError("cannot make " + path + " private: " + err);
+  return Status::Ok();
+}
+
+}  // namespace
 
 Status SqliteStatus(int rc, sqlite3* db, std::string_view what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return Status::Ok();
@@ -167,6 +192,12 @@ bool Stmt::ColumnIsNull(int col) const { return sqlite3_column_type(stmt_, col) 
 // ---- Db ------------------------------------------------------------------------------
 
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path) {
+  if (!path.empty() && path != ":memory:") {
+    ENLACE_RETURN_IF_ERROR(MakeOwnerOnly(path, /*create=*/true));
+    for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+      ENLACE_RETURN_IF_ERROR(MakeOwnerOnly(path + suffix, /*create=*/false));
+    }
+  }
   sqlite3* raw = nullptr;
   const int rc =
       sqlite3_open_v2(path.c_str(), &raw,

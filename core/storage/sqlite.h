@@ -73,6 +73,10 @@ class Stmt {
 class Db {
  public:
   // Opens (creating if needed) `path`; ":memory:" for an in-memory database.
+  // Every database enlace keeps holds private data: the file is created, or
+  // made, mode 0600, and so are its -wal, -shm and -journal files when they
+  // are there (SQLite gives the ones it makes the database file's mode).
+  // kIoError when the file cannot be created or its mode set.
   static Result<std::unique_ptr<Db>> Open(const std::string& path);
   ~Db();
   Db(const Db&) = delete;

@@ -1,9 +1,13 @@
 // Local safety through the real `enlace` binary and real files (issue 5,
-// items 4 and 6): `enlace panic` leaves no readable record, the duress
-// passphrase empties the device, `enlace passphrase change|duress|wipe-after`,
-// the unlock back-off, and bad command lines.
+// items 4 and 6; issue 14, item 11): `enlace panic` leaves no readable
+// record, the duress passphrase empties the device, `enlace passphrase
+// change|duress|wipe-after`, the unlock back-off, bad command lines, and
+// every file of a device folder is its owner's alone.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -52,6 +56,45 @@ std::string FindAny(const std::string& dir, const std::vector<std::string>& need
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
+
+// The permission bits of `path` (lstat: a link is not followed).
+unsigned ModeOf(const std::string& path) {
+  struct stat st {};
+  REQUIRE_MESSAGE(::lstat(path.c_str(), &st) == 0, path);
+  return st.st_mode & 07777;
+}
+
+// "name mode" for each folder (`dir` included) under `dir` that is not 0700
+// and each other entry that is not 0600.
+std::string WiderThanOwner(const std::string& dir) {
+  std::string wider;
+  auto check = [&](const fs::path& p, bool folder) {
+    const unsigned mode = ModeOf(p.string());
+    if (mode != (folder ? 0700u : 0600u)) {
+      char octal[8];
+      std::snprintf(octal, sizeof octal, "%04o", mode);
+      wider += p.string() + " " + octal + "; ";
+    }
+  };
+  check(dir, true);
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    check(e.path(), e.is_directory() && !e.is_symlink());
+  }
+  return wider;
+}
+
+// Sets the process's umask for one test (the binaries it starts inherit it)
+// and puts the old one back after.
+class Umask {
+ public:
+  explicit Umask(mode_t mask) : old_(::umask(mask)) {}
+  ~Umask() { ::umask(old_); }
+  Umask(const Umask&) = delete;
+  Umask& operator=(const Umask&) = delete;
+
+ private:
+  mode_t old_;
+};
 
 TEST_CASE("enlace panic leaves no readable record, no vault, no store and no config") {
   Office office;
@@ -102,6 +145,66 @@ TEST_CASE("enlace panic leaves no readable record, no vault, no store and no con
   const RunResult again = field.Run({"panic", "--yes"});
   CHECK(again.exit_code == 0);
   CHECK(Contains(again.out, "Nothing to destroy"));
+}
+
+TEST_CASE("every file in a device folder is 0600 and every folder 0700, whatever the umask") {
+  // The usual umask lets everyone read what a program makes: the modes must
+  // come from enlace.
+  const Umask lax(022);
+  Office office;
+  CliDevice field = office.Join("campo");
+  const std::string overlay = office.dir.File("overlay.json");
+  std::ofstream(overlay) << R"({"base": "enlace-htcds", "version": 1, "name": "T",
+    "collections": [{"name": "encounters", "fields": [
+      {"name": "tlx_Note", "type": "string", "label": "Note"}]}]})";
+  office.coord.Ok({"schema", "--publish-overlay", overlay});
+  office.coord.Sync();
+  field.Json(PutEncounter("Private"));
+  field.Sync();
+  office.coord.Sync();
+  field.Sync();
+  // A wrong passphrase writes unlock.state.
+  CliDevice wrong{field.home, "not the passphrase"};
+  CHECK(wrong.Run({"list", "encounters"}).exit_code == 2);
+  REQUIRE(fs::exists(field.home + "/unlock.state"));
+  REQUIRE(fs::exists(field.home + "/overlay.write"));
+  REQUIRE(fs::exists(office.coord.home + "/store.db"));
+  for (const CliDevice* dev : {&office.coord, &field}) {
+    CAPTURE(dev->home);
+    CHECK(WiderThanOwner(dev->home) == "");
+  }
+
+  // Exports go where the user says, readable by the user alone.
+  const std::string csv = office.dir.File("encounters.csv");
+  std::ofstream(csv) << "an older, world-readable file\n";
+  fs::permissions(csv, fs::perms(0644));
+  office.coord.Ok({"export", "--format", "csv", "--collection", "encounters", "--output", csv});
+  CHECK(ModeOf(csv) == 0600u);
+  const std::string folder = office.dir.File("exports");
+  office.coord.Ok({"export", "--format", "csv", "--output", folder});
+  CHECK(WiderThanOwner(folder) == "");
+
+  // A folder an older version left readable by others is narrowed when opened.
+  fs::permissions(field.home, fs::perms(0755));
+  for (const char* name : {"store.db", "overlay.write", "vault.bin"}) {
+    fs::permissions(field.home + "/" + name, fs::perms(0644));
+  }
+  field.Ok({"list", "encounters"});
+  CHECK(WiderThanOwner(field.home) == "");
+}
+
+TEST_CASE("join refuses a weak passphrase with exit 1 and leaves the invite unused") {
+  Office office;
+  const std::string code = office.Invite();
+  CliDevice weak{office.dir.File("campo"), "482915"};
+  const RunResult r = weak.Run({"join", code, "--name", "campo"});
+  CHECK(r.exit_code == 1);
+  CHECK(Contains(r.err, "too short"));
+  CHECK(Contains(r.err, "four or more words"));
+  CHECK_FALSE(fs::exists(weak.home));
+  // The same code still works with a strong passphrase: nothing reached the hub.
+  CliDevice strong{weak.home};
+  strong.Ok({"join", code, "--name", "campo"});
 }
 
 TEST_CASE("enlace panic --json names what it destroyed") {

@@ -93,7 +93,9 @@ typedef struct enlace_request enlace_request;
 
 /* Flags for create/open. */
 #define ENLACE_OPEN_DEFAULT 0u
-/* Cheapest passphrase KDF (Argon2id minimum): for tests only. */
+/* Cheapest passphrase KDF (Argon2id minimum): for tests only. A libenlace
+ * built without the CMake option ENLACE_TEST_HOOKS (every release) refuses
+ * it: ENLACE_INVALID_ARGUMENT. */
 #define ENLACE_OPEN_TEST_KDF 1u
 
 /* Roles for invites. */
