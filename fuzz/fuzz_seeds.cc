@@ -18,6 +18,7 @@
 #include "enlace/team.h"
 #include "enlace/wire.h"
 #include "fuzz_team.h"
+#include "fuzz_util.h"
 #include "temp_dir.h"
 
 namespace enlace::fuzz {
