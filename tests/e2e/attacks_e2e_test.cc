@@ -16,18 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void Spit(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
 // ---- 9: roles come from the verified registry only -----------------------------------------
 
 TEST_CASE("a field device that edits its config to coordinator gets no coordinator's rights") {
@@ -36,10 +24,10 @@ TEST_CASE("a field device that edits its config to coordinator gets no coordinat
   ana.Ok({"case", "new", "--no-prompt", "--set", "prs_FirstName=Maria", "--set",
           "prs_Gender=Feminine"});
   const std::string config_path = ana.home + "/config.json";
-  json config = json::parse(Slurp(config_path));
+  json config = json::parse(ReadFile(config_path));
   REQUIRE(config["role"] == "field");
   config["role"] = "coordinator";
-  Spit(config_path, config.dump());
+  WriteFile(config_path, config.dump());
 
   const RunResult exported = ana.Run({"export", "--format", "csv", "--collection", "persons",
                                       "--include-identifying", "--output", ana.home + "/p.csv"});

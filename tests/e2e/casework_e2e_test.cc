@@ -31,13 +31,6 @@ using testing::RunResult;
 using Device = testing::CliDevice;
 using testing::Office;
 
-std::string Slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Runs the CLI on a pseudo-terminal, typing `answers` (one per line), and
 // returns everything it showed and its exit code.
 RunResult RunOnTerminal(const Device& device, const std::vector<std::string>& args,
@@ -186,7 +179,7 @@ TEST_CASE("a case captured in Spanish on a terminal reaches the coordinator, exp
   // Reports: one victim is a small cell, never shown; the SVG is drawn.
   const std::string svg = o.dir.File("report.svg");
   o.coord.Ok({"report", "--by", "gender", "--format", "svg", "--output", svg});
-  const std::string chart = Slurp(svg);
+  const std::string chart = testing::ReadFile(svg);
   CHECK(chart.find("<svg") != std::string::npos);
   CHECK(chart.find("</svg>") != std::string::npos);
   const RunResult table = o.coord.Run({"report", "--by", "gender"});
@@ -294,7 +287,7 @@ TEST_CASE("an import validates every row, reports rejects by line and is idempot
   const json summary = json::parse(first.out);
   CHECK(summary["created"] == 40);
   CHECK(summary["rejected"] == 2);
-  const std::string rejects = Slurp(csv + ".rejected.csv");
+  const std::string rejects = testing::ReadFile(csv + ".rejected.csv");
   CHECK(rejects.find("\n42,") != std::string::npos);
   CHECK(rejects.find("\n43,") != std::string::npos);
   CHECK(rejects.find("prs_Gender") != std::string::npos);

@@ -22,24 +22,12 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void Spit(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
 // Sets `key` of the device's config.json to `value`, as a hand edit would.
 void EditConfig(const CliDevice& d, const std::string& key, const std::string& value) {
   const std::string path = d.home + "/config.json";
-  json config = json::parse(Slurp(path));
+  json config = json::parse(ReadFile(path));
   config[key] = value;
-  Spit(path, config.dump(2));
+  WriteFile(path, config.dump(2));
 }
 
 // Runs one statement against a closed device's store.db.
@@ -72,7 +60,7 @@ TEST_CASE("a config.json pointed at another hub is refused, and that hub hears n
   CliDevice ana = office.Join("ana");
   ana.Ok(PutEncounter("AntesDelCambio"));
   ana.Sync();
-  const std::string original = Slurp(ana.home + "/config.json");
+  const std::string original = ReadFile(ana.home + "/config.json");
 
   // The attacker's hub, with a team of its own ready to hand out grants.
   TempDir elsewhere;
@@ -89,7 +77,7 @@ TEST_CASE("a config.json pointed at another hub is refused, and that hub hears n
   CHECK_FALSE(HeardFromAnyone(rogue.port()));
 
   // Put back, everything works again and nothing was lost.
-  Spit(ana.home + "/config.json", original);
+  WriteFile(ana.home + "/config.json", original);
   ana.Sync();
   CHECK(ana.Json({"status"})["hub"] == office.hub->url());
 }
@@ -153,7 +141,7 @@ TEST_CASE("enlace config hub moves a device to another address of its hub, and s
   ana.Ok(PutEncounter("AntesDeMudarse"));
   const std::string moved = "http://localhost:" + std::to_string(office.hub->port());
   ana.Ok({"config", "hub", moved});
-  CHECK(json::parse(Slurp(ana.home + "/config.json"))["hub_url"] == moved);
+  CHECK(json::parse(ReadFile(ana.home + "/config.json"))["hub_url"] == moved);
   CHECK(ana.Json({"status"})["hub"] == moved);
   CHECK(ana.Sync()["sent"] == 1);
 

@@ -72,16 +72,6 @@ std::vector<uint32_t> HubKeyVersionsOf(HubTeam& t, const DeviceId& device) {
   return out;
 }
 
-std::string Hex(const Bytes& b) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (uint8_t c : b) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
-
 // ---- 1. one member's unreadable write must not freeze the team --------------------------
 
 TEST_CASE("the hub refuses a write under a key version no coordinator has granted") {
@@ -112,10 +102,10 @@ TEST_CASE("a write no key opens is kept aside, the pull goes on past it, and it 
   testing::ExecSql(t.hub.data_dir() + "/hub.db",
                    "INSERT INTO writes(team, device, counter, encoded, received_ms, collection, "
                    "record) VALUES(X'" +
-                       Hex(Bytes(w.team.bytes.begin(), w.team.bytes.end())) + "', X'" +
-                       Hex(Bytes(w.dot.device.bytes.begin(), w.dot.device.bytes.end())) +
-                       "', 1000, X'" + Hex(bogus) + "', 1, 'cases', X'" +
-                       Hex(Bytes(w.record.bytes.begin(), w.record.bytes.end())) + "')");
+                       internal::ToHex(w.team.bytes) + "', X'" +
+                       internal::ToHex(w.dot.device.bytes) + "', 1000, X'" +
+                       internal::ToHex(bogus) + "', 1, 'cases', X'" +
+                       internal::ToHex(w.record.bytes) + "')");
   auto second = t.b->Put("cases", std::nullopt, {{"status", "\"FollowUp\""}});
   REQUIRE(second.ok());
   SyncAll(t.hub, *t.b);

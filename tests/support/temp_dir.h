@@ -39,6 +39,8 @@ class TempDir {
 
 // Reads a whole file into a string ("" if missing).
 std::string ReadFile(const std::string& path);
+// Replaces the file at `path` with `text`.
+void WriteFile(const std::string& path, const std::string& text);
 
 }  // namespace enlace::testing
 
