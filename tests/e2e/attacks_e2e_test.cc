@@ -44,5 +44,28 @@ TEST_CASE("a field device that edits its config to coordinator gets no coordinat
   CHECK(office.coord.Json({"status"})["role"] == "coordinator");
 }
 
+// ---- 6: a documented way to re-read the hub's log -------------------------------------------
+
+TEST_CASE("enlace sync --full reads the hub's whole log again and loses nothing") {
+  Office office;
+  CliDevice ana = office.Join("ana");
+  ana.Ok({"case", "new", "--no-prompt", "--set", "prs_FirstName=Maria", "--set",
+          "prs_Gender=Feminine"});
+  ana.Sync();
+  const json first = office.coord.Sync();
+  CHECK(first["received"].get<int>() >= 1);
+  // A plain sync has nothing left to read; --full reads every write again,
+  // recognises them and changes nothing.
+  const json plain = office.coord.Sync();
+  CHECK(plain["received"] == 0);
+  CHECK(plain["ignored"] == 0);
+  const json full = office.coord.Json({"sync", "--full"});
+  CHECK(full["received"] == 0);
+  CHECK(full["ignored"].get<int>() >= first["received"].get<int>());
+  CHECK(full["parked"] == 0);
+  CHECK(full["refetch_pending"] == 0);
+  CHECK(office.coord.Run({"list", "persons"}).out.find("Maria") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace enlace::testing
