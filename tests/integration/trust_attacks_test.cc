@@ -86,6 +86,13 @@ TEST_CASE("the hub refuses a write under a key version no coordinator has grante
   // and the honest device's write goes through.
   const Bytes next = Reseal(*t.a, honest, 2, internal::SecretBytes::Random(32));
   CHECK(t.hub.Raw(PushOf(t, *t.a, {next})).status == 400);
+  // The next move: the member claims in its request to hold that key
+  // version. A field device's claim grants nothing.
+  SyncRequest claim;
+  claim.key_version = 4000000000u;
+  claim.max_response_bytes = 1 << 20;
+  claim.writes = {bogus};
+  CHECK(t.hub.Raw(testing::SignedSyncRequest(*t.a, Encode(claim), t.clock.now_ms)).status == 400);
   SyncAll(t.hub, *t.a);
   const SyncProgress b = SyncAll(t.hub, *t.b);
   CHECK(b.received == 1);
