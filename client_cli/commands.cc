@@ -771,6 +771,13 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
                                     "applied once a coordinator has synced"),
                             {std::to_string(p.parked), std::to_string(p.waiting_for_key)}));
   }
+  if (p.hub_behind) {
+    ctx.output->Warn(Format(
+        _("the hub had lost writes it had confirmed (it was probably restored from a backup): "
+          "this device read its log again and sent back {0} of its own writes; every device of "
+          "the team should sync once"),
+        {std::to_string(p.resent)}));
+  }
   if (!p.registry_refused.empty()) {
     ctx.output->Warn(Format(_("the hub did not take the device registry change signed here: {0}"),
                             {p.registry_refused}));
@@ -786,7 +793,9 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
                       {"resealed", p.resealed},
                       {"parked", p.parked},
                       {"waiting_for_key", p.waiting_for_key},
-                      {"refetch_pending", p.refetch_pending}});
+                      {"refetch_pending", p.refetch_pending},
+                      {"hub_behind", p.hub_behind},
+                      {"resent", p.resent}});
   } else {
     const char* message = nullptr;
     if (p.refused > 0) {

@@ -13,6 +13,7 @@
 
 #include "crypto/crypto.h"
 #include "enlace/registry.h"
+#include "hub_restore.h"
 #include "storage/sqlite.h"
 
 namespace enlace::hub {
@@ -24,8 +25,8 @@ using internal::Transaction;
 
 namespace {
 
-constexpr const char* kMigrations[] = {
-    R"sql(
+constexpr internal::Migration kMigrations[] = {
+    {R"sql(
 CREATE TABLE teams(
   team BLOB PRIMARY KEY, name TEXT NOT NULL, created_ms INTEGER NOT NULL,
   members_version INTEGER NOT NULL) WITHOUT ROWID;
@@ -50,9 +51,9 @@ CREATE TABLE nonces(
   device BLOB NOT NULL, nonce BLOB NOT NULL, seen_ms INTEGER NOT NULL,
   PRIMARY KEY(device, nonce)) WITHOUT ROWID;
 CREATE INDEX nonces_by_time ON nonces(seen_ms);
-)sql",
+)sql"},
     // 2: published reports (aggregates only) and read-only viewer tokens.
-    R"sql(
+    {R"sql(
 CREATE TABLE reports(
   id BLOB NOT NULL UNIQUE, team BLOB NOT NULL REFERENCES teams(team),
   publisher BLOB NOT NULL, published_at_ms INTEGER NOT NULL, title TEXT NOT NULL,
@@ -62,18 +63,18 @@ CREATE TABLE viewer_tokens(
   id BLOB PRIMARY KEY, team BLOB NOT NULL REFERENCES teams(team), hash BLOB NOT NULL,
   label TEXT NOT NULL, created_ms INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE hub_keys(name TEXT PRIMARY KEY, key BLOB NOT NULL) WITHOUT ROWID;
-)sql",
+)sql"},
     // 3: each write's record (clear metadata), for a record's history
     // (/v1/history). Rows stored before are filled on open (BackfillRecords).
-    R"sql(
+    {R"sql(
 ALTER TABLE writes ADD COLUMN collection TEXT;
 ALTER TABLE writes ADD COLUMN record BLOB;
 CREATE INDEX writes_by_record ON writes(team, collection, record, seq);
-)sql",
+)sql"},
     // 4: the signed device registry (registry.h): every registry version,
     // the devices admitted by invite, invite grants, sealed team-key grants,
     // and what they make of each device.
-    R"sql(
+    {R"sql(
 CREATE TABLE registries(
   team BLOB NOT NULL, version INTEGER NOT NULL, encoded BLOB NOT NULL, stored_ms INTEGER NOT NULL,
   PRIMARY KEY(team, version)) WITHOUT ROWID;
@@ -87,12 +88,18 @@ ALTER TABLE invites ADD COLUMN grant_doc BLOB;
 ALTER TABLE devices ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN revoked_after INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN key_version INTEGER NOT NULL DEFAULT 0;
-)sql",
+)sql"},
     // 5: a device whose revocation a coordinator has asked for: the hub
     // takes no more of its writes, so the revocation's cut-off holds.
-    R"sql(
+    {R"sql(
 ALTER TABLE devices ADD COLUMN frozen INTEGER NOT NULL DEFAULT 0;
+)sql"},
+    // 6: the identity of the log (SyncResponse::log_id), new at every
+    // restore (hub_restore.h).
+    {R"sql(
+CREATE TABLE hub_meta(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 )sql",
+     &SetNewLogId},
 };
 
 constexpr char kViewerTokenPrefix[] = "vt-";
@@ -124,7 +131,14 @@ class SqliteHubStorage final : public HubStorage {
   explicit SqliteHubStorage(std::unique_ptr<Db> db) : db_(std::move(db)) {}
 
   Status Migrate() {
-    ENLACE_RETURN_IF_ERROR(internal::RunMigrations(*db_, kMigrations, "hub.db"));
+    ENLACE_RETURN_IF_ERROR(MigrateHubDatabase(*db_));
+    ENLACE_ASSIGN_OR_RETURN(Stmt id, db_->Prepare("SELECT value FROM hub_meta "
+                                                  "WHERE name = 'log_id'"));
+    ENLACE_ASSIGN_OR_RETURN(bool row, id.Step());
+    if (!row || id.ColumnBlob(0).size() != log_id_.size()) {
+      return Status::Corruption("hub.db has no log identity");
+    }
+    std::memcpy(log_id_.data(), id.ColumnBlob(0).data(), log_id_.size());
     return BackfillRecords();
   }
 
@@ -395,8 +409,11 @@ class SqliteHubStorage final : public HubStorage {
       ENLACE_ASSIGN_OR_RETURN(resp.registry_refused,
                               AcceptRegistryLocked(device, req.registry, now_ms, &resp.cutoffs));
     }
-    if (coordinator && !req.key_grants.empty()) {
-      ENLACE_RETURN_IF_ERROR(AcceptKeyGrantsLocked(device, req.key_grants));
+    if (!req.admissions.empty()) {
+      ENLACE_RETURN_IF_ERROR(AcceptAdmissionsLocked(device.team, req.admissions, now_ms));
+    }
+    if (!req.key_grants.empty()) {
+      ENLACE_RETURN_IF_ERROR(AcceptKeyGrantsLocked(device, coordinator, req.key_grants));
     }
     {
       // Usually unchanged: then no page is written.
@@ -481,6 +498,12 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_ASSIGN_OR_RETURN(bool arow, acked.Step());
     resp.acked_up_to = arow ? static_cast<uint64_t>(acked.ColumnInt(0)) : 0;
     acked.Reset();
+    resp.log_id = log_id_;
+    {
+      ENLACE_ASSIGN_OR_RETURN(Stmt end, db_->Prepare("SELECT coalesce(max(seq), 0) FROM writes"));
+      ENLACE_ASSIGN_OR_RETURN(bool erow, end.Step());
+      resp.log_end = erow ? static_cast<uint64_t>(end.ColumnInt(0)) : 0;
+    }
 
     // Pull: the team's log after the cursor, skipping the device's own writes
     // (it has them) but moving the cursor past them.
@@ -925,6 +948,42 @@ class SqliteHubStorage final : public HubStorage {
     return out;
   }
 
+  // Admissions a member sends again to a hub that lacks them (restored from
+  // a backup). Each must pass CheckAdmission against the team's registry,
+  // and its invite must not have expired: only the hub judges expiry, and
+  // it cannot tell when the binding was made. A device it already knows is
+  // left as it is.
+  Status AcceptAdmissionsLocked(const TeamId& team, const std::vector<Bytes>& admissions,
+                                uint64_t now_ms) {
+    ENLACE_ASSIGN_OR_RETURN(auto registry, LatestRegistryLocked(team));
+    if (!registry) return Status::Ok();
+    ENLACE_ASSIGN_OR_RETURN(Stmt known, db_->Prepare("SELECT 1 FROM devices WHERE device = ?1 "
+                                                     "UNION ALL SELECT 1 FROM admissions WHERE "
+                                                     "device = ?1"));
+    ENLACE_ASSIGN_OR_RETURN(Stmt keep, db_->Prepare("INSERT INTO admissions(device, team, encoded) "
+                                                    "VALUES(?, ?, ?)"));
+    ENLACE_ASSIGN_OR_RETURN(Stmt use, db_->Prepare("UPDATE invites SET used_ms = ?, used_by = ? "
+                                                   "WHERE invite = ? AND used_ms IS NULL"));
+    bool added = false;
+    for (const auto& bytes : admissions) {
+      auto a = DecodeAdmission(bytes);
+      if (!a.ok() || a->grant.team != team || a->grant.expires_ms < now_ms ||
+          !CheckAdmission(*a, *registry).ok()) {
+        continue;
+      }
+      known.BindBlob(1, a->device.bytes);
+      ENLACE_ASSIGN_OR_RETURN(bool present, known.Step());
+      known.Reset();
+      if (present) continue;
+      ENLACE_RETURN_IF_ERROR(
+          keep.BindBlob(1, a->device.bytes).BindBlob(2, team.bytes).BindBlob(3, bytes).Exec());
+      ENLACE_RETURN_IF_ERROR(
+          use.BindU64(1, now_ms).BindBlob(2, a->device.bytes).BindBlob(3, a->grant.invite).Exec());
+      added = true;
+    }
+    return added ? RecomputeLocked(team) : Status::Ok();
+  }
+
   // Stores a checked registry version and brings the devices in line.
   Status StoreRegistryLocked(const Registry& r, const Bytes& encoded, uint64_t now_ms) {
     ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO registries(team, version, encoded, "
@@ -951,7 +1010,14 @@ class SqliteHubStorage final : public HubStorage {
     ENLACE_ASSIGN_OR_RETURN(
         Stmt up, db_->Prepare("UPDATE devices SET name = ?, role = ?, revoked_ms = ?, "
                               "revoked_after = ?, pending = ? WHERE device = ? AND team = ?"));
+    ENLACE_ASSIGN_OR_RETURN(Stmt known, db_->Prepare("SELECT 1 FROM devices WHERE device = ?"));
     for (const Member& m : EffectiveMembers(*registry, admissions)) {
+      // A member this hub has no row for (it joined after the backup this
+      // hub was restored from): its keys come from the signed documents.
+      known.BindBlob(1, m.device.bytes);
+      ENLACE_ASSIGN_OR_RETURN(bool present, known.Step());
+      known.Reset();
+      if (!present) ENLACE_RETURN_IF_ERROR(InsertDevice(team, m, m.joined_ms));
       up.Bind(1, m.name).Bind(2, static_cast<int64_t>(m.role));
       if (m.revoked) {
         up.BindU64(3, m.revoked_ms);
@@ -1012,9 +1078,9 @@ class SqliteHubStorage final : public HubStorage {
     }
     ENLACE_ASSIGN_OR_RETURN(auto current, LatestRegistryLocked(by.team));
     if (!current) return std::string("the team has no registry");
-    if (next->signer != by.member.device) {
-      return std::string("a registry is sent by the coordinator who signed it");
-    }
+    // Usually its signer sends it; any member may send the team's registry
+    // to a hub that lacks it (restored from a backup): the signature and
+    // CheckSuccessor decide, not who carries it.
     if (Status s = CheckSuccessor(*current, *next); !s.ok()) return s.message();
     for (const auto& e : next->entries) {
       const RegistryEntry* before = current->Find(e.device);
@@ -1045,8 +1111,11 @@ class SqliteHubStorage final : public HubStorage {
     return std::string();
   }
 
-  // Stores the valid key grants of a coordinator; others are dropped.
-  Status AcceptKeyGrantsLocked(const DeviceRecord& by, const std::vector<Bytes>& grants) {
+  // Stores the valid key grants a coordinator signed, and those a member
+  // sends again that were made for it (to a hub restored from a backup);
+  // others are dropped.
+  Status AcceptKeyGrantsLocked(const DeviceRecord& by, bool coordinator,
+                               const std::vector<Bytes>& grants) {
     ENLACE_ASSIGN_OR_RETURN(auto registry, LatestRegistryLocked(by.team));
     if (!registry) return Status::Ok();
     ENLACE_ASSIGN_OR_RETURN(
@@ -1054,7 +1123,9 @@ class SqliteHubStorage final : public HubStorage {
                                "encoded) VALUES(?, ?, ?, ?)"));
     for (const auto& bytes : grants) {
       auto g = DecodeKeyGrant(bytes);
-      if (!g.ok() || g->issuer != by.member.device || !CheckKeyGrant(*g, *registry).ok()) continue;
+      if (!g.ok() || !CheckKeyGrant(*g, *registry).ok()) continue;
+      const bool own_issue = coordinator && g->issuer == by.member.device;
+      if (!own_issue && g->recipient != by.member.device) continue;
       ENLACE_ASSIGN_OR_RETURN(auto recipient, FindDeviceLocked(g->recipient));
       if (!recipient || recipient->team != by.team || recipient->member.revoked) continue;
       ENLACE_RETURN_IF_ERROR(ins.BindBlob(1, g->recipient.bytes)
@@ -1102,6 +1173,7 @@ class SqliteHubStorage final : public HubStorage {
 
   std::mutex mu_;
   std::unique_ptr<Db> db_;
+  std::array<uint8_t, 16> log_id_{};  // hub_meta "log_id", read at open
   // Group commit of syncs (see Sync).
   std::mutex group_mu_;
   std::condition_variable group_cv_;
@@ -1112,6 +1184,8 @@ class SqliteHubStorage final : public HubStorage {
 };
 
 }  // namespace
+
+Status MigrateHubDatabase(Db& db) { return internal::RunMigrations(db, kMigrations, "hub.db"); }
 
 TokenHash HashToken(std::string_view token) {
   return internal::GenericHash(internal::AsBytes(token));

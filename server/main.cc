@@ -5,6 +5,7 @@
 //   enlace-hub admin bootstrap-token --data DIR
 //   enlace-hub admin viewer-token --data DIR --team TEAMHEX [--label TEXT]
 //   enlace-hub admin backup --data DIR --out FILE
+//   enlace-hub admin restore --data DIR --from FILE
 //   enlace-hub admin pin --tls-cert F
 //   enlace-hub admin verify --data DIR
 #include <malloc.h>
@@ -12,11 +13,14 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "base/bytes.h"
+#include "hub_restore.h"
 #include "hub_storage.h"
 #include "hub_verify.h"
 #include "net/server.h"
@@ -84,6 +88,11 @@ int Serve(const std::string& data, const std::string& listen, const std::string&
   mallopt(M_MMAP_THRESHOLD, 16 << 20);
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
 
+  // One hub per folder, and no restore under a serving hub.
+  std::error_code mk;
+  std::filesystem::create_directories(data, mk);
+  auto folder_lock = enlace::hub::DataFolderLock::Acquire(data);
+  if (!folder_lock.ok()) return Fail("cannot serve " + data, folder_lock.status());
   auto storage = enlace::hub::OpenSqliteHubStorage(data);
   if (!storage.ok()) return Fail("cannot open the data folder " + data, storage.status());
 
@@ -191,6 +200,15 @@ int main(int argc, char** argv) {
       "backup", "Write a consistent copy of the hub database while it serves.");
   backup->add_option("--data", data, "Data folder")->required();
   backup->add_option("--out", out, "New file to write (must not exist)")->required();
+  std::string from;
+  auto* restore = admin->add_subcommand(
+      "restore",
+      "Put a backup in place of the hub database (stop the hub first). The database it "
+      "replaces is kept beside it. The restored log gets a new identity: each device, at its "
+      "next sync, reads it again and sends back what the hub lost, so that once every device "
+      "has synced nothing written before the restore is missing (docs/OPERATIONS.md).");
+  restore->add_option("--data", data, "Data folder")->required();
+  restore->add_option("--from", from, "Backup file (written by admin backup)")->required();
   auto* pin = admin->add_subcommand(
       "pin", "Print the TLS public-key pin of a certificate (what invite codes carry).");
   pin->add_option("--tls-cert", cert, "PEM certificate")->required();
@@ -247,6 +265,23 @@ int main(int argc, char** argv) {
     Status s = (*storage)->Backup(out);
     if (!s.ok()) return Fail("backup failed", s);
     std::cerr << "enlace-hub: backup written to " << out << "\n";
+    return kExitOk;
+  }
+  if (restore->parsed()) {
+    int crash_at = 0;
+#ifdef ENLACE_TEST_HOOKS
+    // Tests kill the restore at each of its steps (hub_restore.h).
+    if (const char* at = std::getenv("ENLACE_TEST_RESTORE_CRASH_AT")) crash_at = std::atoi(at);
+#endif
+    auto r = enlace::hub::RestoreHub(data, from, crash_at);
+    if (!r.ok()) return Fail("restore failed", r.status());
+    std::cerr << "enlace-hub: restored " << r->writes << " writes from " << from << " into " << data
+              << "\n";
+    if (!r->kept.empty()) {
+      std::cerr << "enlace-hub: the database it replaced is kept as " << r->kept << "\n";
+    }
+    std::cerr << "enlace-hub: start the hub; every device sends back what the backup lacks at "
+                 "its next sync (ask every team member to sync once)\n";
     return kExitOk;
   }
   if (verify->parsed()) {

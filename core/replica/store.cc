@@ -415,6 +415,11 @@ Status Store::RemoveRefetch(uint64_t seq) {
   return st.BindU64(1, seq).Exec();
 }
 
+Status Store::ClearRefetch() {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM refetch"));
+  return st.Exec();
+}
+
 Result<std::vector<uint64_t>> Store::RefetchPositions(size_t max) {
   ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT seq FROM refetch ORDER BY seq LIMIT ?"));
   st.BindU64(1, max);
@@ -767,6 +772,19 @@ Result<std::vector<std::pair<uint64_t, Bytes>>> Store::PendingWrites(const Devic
     out.emplace_back(static_cast<uint64_t>(st.ColumnInt(0)), Bytes(blob.begin(), blob.end()));
   }
   return out;
+}
+
+Result<uint64_t> Store::RequeueOwnAbove(const DeviceId& self, uint64_t above) {
+  ENLACE_ASSIGN_OR_RETURN(uint64_t before, PendingCount());
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT OR IGNORE INTO outbox(counter) SELECT "
+                                                "counter FROM writes WHERE device = ? AND "
+                                                "counter > ?"));
+  ENLACE_RETURN_IF_ERROR(
+      st.BindBlob(1, self.bytes)
+          .Bind(2, static_cast<int64_t>(std::min<uint64_t>(above, Write::kMaxCounter)))
+          .Exec());
+  ENLACE_ASSIGN_OR_RETURN(uint64_t after, PendingCount());
+  return after - before;
 }
 
 Status Store::AcknowledgeUpTo(uint64_t up_to) {

@@ -75,6 +75,15 @@ inline constexpr std::string_view kDocRegistry = "registry";      // the newest 
 inline constexpr std::string_view kDocAdmissions = "admissions";  // checked Admissions (list)
 inline constexpr std::string_view kDocOutgoingRegistry =
     "out_registry";  // signed here, not yet stored
+// The newest KeyGrant made to this device, kept to send again to a hub
+// restored from a backup (it proves a coordinator granted that key).
+inline constexpr std::string_view kDocOwnKeyGrant = "own_key_grant";
+// The identity of the hub's log (SyncResponse::log_id) as last seen.
+inline constexpr std::string_view kDocHubLogId = "hub_log_id";
+// The highest own write counter a hub has acknowledged, and 1 while the
+// trust documents are to be sent again to a hub found behind (§9).
+inline constexpr std::string_view kMetaAckedHigh = "acked_high";
+inline constexpr std::string_view kMetaRelayPending = "relay_pending";
 inline constexpr std::string_view kMetaClockOffset =
     "clock_offset_ms";  // int64 as two's complement
 // 1 when this device created the team: its first coordinator (enlace/team.h).
@@ -195,6 +204,7 @@ class Store {
   Status RemoveRefetch(uint64_t seq);
   Result<std::vector<uint64_t>> RefetchPositions(size_t max);
   Result<uint64_t> RefetchCount();
+  Status ClearRefetch();
 
   // The highest write counter of `device` this store has seen (stored
   // writes and every record's context).
@@ -226,6 +236,9 @@ class Store {
   // holds.
   Result<std::vector<std::pair<uint64_t, Bytes>>> PendingWrites(const DeviceId& self,
                                                                 size_t max_bytes);
+  // Puts every stored own write with counter > `above` back in the outbox
+  // (the hub lost them); returns how many entries were added.
+  Result<uint64_t> RequeueOwnAbove(const DeviceId& self, uint64_t above);
   // Removes every outbox entry with counter <= up_to.
   Status AcknowledgeUpTo(uint64_t up_to);
   Result<uint64_t> PendingCount();

@@ -158,6 +158,25 @@ int64_t FollowHubClock(Replica& replica, std::string_view hub_time_header, uint6
 
 // ---- SyncSession ------------------------------------------------------------------------
 
+namespace {
+
+// Whether the hub has lost what it had acknowledged to this device: its log
+// has another identity (`enlace-hub admin restore` gives it a new one), ends
+// before this device's cursor, or holds fewer of this device's writes than
+// it had acknowledged (a database copied back by hand). Records the log's
+// identity.
+Result<bool> NoticeHubBehind(Replica::Impl& impl, const SyncResponse& resp, uint64_t cursor_sent) {
+  auto& store = impl.store();
+  ENLACE_ASSIGN_OR_RETURN(auto known, store.GetDocument(internal::kDocHubLogId));
+  ENLACE_ASSIGN_OR_RETURN(const uint64_t acked_high, store.GetMeta(internal::kMetaAckedHigh));
+  const Bytes id(resp.log_id.begin(), resp.log_id.end());
+  const bool other_log = known.has_value() && *known != id;
+  if (!known || other_log) ENLACE_RETURN_IF_ERROR(store.SetDocument(internal::kDocHubLogId, id));
+  return other_log || resp.log_end < cursor_sent || resp.acked_up_to < acked_high;
+}
+
+}  // namespace
+
 SyncSession::SyncSession(Replica& replica, SyncOptions options)
     : replica_(replica),
       options_(options),
@@ -199,8 +218,20 @@ Result<OutgoingRequest> SyncSession::NextRequest() {
   ENLACE_ASSIGN_OR_RETURN(req.refetch, impl.store().RefetchPositions(kMaxRefetch));
   refetch_sent_ = req.refetch;
   sent_grants_ = req.key_grants;
+  ENLACE_ASSIGN_OR_RETURN(const uint64_t relay, impl.store().GetMeta(internal::kMetaRelayPending));
+  relay_sent_ = relay != 0;
+  if (relay_sent_) {
+    // The hub was found behind: what it may lack of the team's trust goes
+    // with the writes, checked by the hub as if their signers sent them.
+    ENLACE_ASSIGN_OR_RETURN(internal::RelayDocuments docs, internal::DocumentsToRelay(impl));
+    if (req.registry.empty()) req.registry = std::move(docs.registry);
+    req.admissions = std::move(docs.admissions);
+    for (auto& g : docs.key_grants) req.key_grants.push_back(std::move(g));
+  }
+  first_pushed_counter_ = 0;
   last_pushed_counter_ = 0;
   for (auto& [counter, bytes] : pending) {
+    if (first_pushed_counter_ == 0) first_pushed_counter_ = counter;
     last_pushed_counter_ = std::max(last_pushed_counter_, counter);
     req.writes.push_back(std::move(bytes));
   }
@@ -212,8 +243,24 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   ENLACE_ASSIGN_OR_RETURN(SyncResponse resp, DecodeSyncResponse(body));
   ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
   ENLACE_RETURN_IF_ERROR(Follow(impl, resp.hub_time_ms, 5000));
-  ENLACE_RETURN_IF_ERROR(internal::ApplyTrust(impl, resp.trust));
   SyncProgress delta;
+  ENLACE_ASSIGN_OR_RETURN(const bool behind, NoticeHubBehind(impl, resp, cursor_sent_));
+  if (behind) {
+    // The hub lost what it had acknowledged (restored from a backup). Its
+    // trust is older than this device's: not applied. This device reads its
+    // log again from the start, queues again its own writes the hub lacks,
+    // and sends its trust documents with the next request.
+    ENLACE_ASSIGN_OR_RETURN(delta.resent,
+                            impl.store().RequeueOwnAbove(impl.device(), resp.acked_up_to));
+    ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaRelayPending, 1));
+    ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaMembersVersion, 0));
+    ENLACE_RETURN_IF_ERROR(impl.store().ClearRefetch());
+    refetch_sent_.clear();
+  } else {
+    ENLACE_RETURN_IF_ERROR(internal::ApplyTrust(impl, resp.trust));
+    if (relay_sent_) ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaRelayPending, 0));
+  }
+  ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaAckedHigh, resp.acked_up_to));
   if (sent_registry_ && !resp.registry_refused.empty()) {
     ENLACE_ASSIGN_OR_RETURN(bool resigned, internal::ResignRevocations(impl, resp.cutoffs));
     if (!resigned) {
@@ -320,8 +367,9 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
     }
     ENLACE_ASSIGN_OR_RETURN(delta.resealed, impl.RestampFutureWrites(kRestampMarginMs, true));
   }
-  const uint64_t cursor = resp.next_cursor;
-  const bool more = resp.more;
+  // A hub found behind is read again from the start of its log.
+  const uint64_t cursor = behind ? 0 : resp.next_cursor;
+  const bool more = resp.more || behind;
   // Only what this round pushed can be acknowledged by it.
   const uint64_t acked = std::min(resp.acked_up_to, last_pushed_counter_);
   ENLACE_ASSIGN_OR_RETURN(uint64_t pending_before, impl.store().PendingCount());
@@ -349,8 +397,12 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   ENLACE_ASSIGN_OR_RETURN(progress_.refetch_pending, impl.store().RefetchCount());
   if (!delta.registry_refused.empty()) progress_.registry_refused = delta.registry_refused;
   if (sent_registry_ && resp.registry_refused.empty()) progress_.registry_stored = true;
-  if (last_pushed_counter_ > 0 && pending_after == pending_before && pending_after > 0 &&
-      delta.resealed == 0) {
+  progress_.resent += delta.resent;
+  if (behind) progress_.hub_behind = true;
+  // Judged by the hub's counter, not by the outbox: another sync of this
+  // device may have emptied it meanwhile (issue 15 item 4).
+  if (first_pushed_counter_ > 0 && resp.acked_up_to < first_pushed_counter_ &&
+      delta.resealed == 0 && !behind) {
     return Status::Unavailable("the hub did not acknowledge the writes it was sent");
   }
   // More to pull, or more to push (writes, key grants) that this round did

@@ -191,6 +191,7 @@ Bytes Encode(const SyncRequest& m) {
   PutWrites(e, m.writes);
   e.U32(static_cast<uint32_t>(m.refetch.size()));
   for (uint64_t q : m.refetch) e.U64(q);
+  PutDocs(e, m.admissions);
   return e.Finish();
 }
 
@@ -209,6 +210,7 @@ Result<SyncRequest> DecodeSyncRequest(std::span<const uint8_t> body, const WireL
         ENLACE_RETURN_IF_ERROR(d.Count(n, kMaxRefetch, 8, "refetch positions"));
         m.refetch.resize(n);
         for (auto& q : m.refetch) ENLACE_RETURN_IF_ERROR(d.U64(q, "refetch position"));
+        ENLACE_RETURN_IF_ERROR(GetDocs(d, m.admissions, l, "admissions"));
         return Status::Ok();
       });
 }
@@ -236,6 +238,8 @@ Bytes Encode(const SyncResponse& m) {
     e.Raw(c.device.bytes);
     e.U64(c.counter);
   }
+  e.Raw(m.log_id);
+  e.U64(m.log_end);
   return e.Finish();
 }
 
@@ -267,6 +271,8 @@ Result<SyncResponse> DecodeSyncResponse(std::span<const uint8_t> body, const Wir
           ENLACE_RETURN_IF_ERROR(d.Raw(c.device.bytes, "cut-off device"));
           ENLACE_RETURN_IF_ERROR(d.U64(c.counter, "cut-off counter"));
         }
+        ENLACE_RETURN_IF_ERROR(d.Raw(m.log_id, "log id"));
+        ENLACE_RETURN_IF_ERROR(d.U64(m.log_end, "log end"));
         return Status::Ok();
       });
 }

@@ -125,9 +125,28 @@ Result<size_t> AcceptKeyGrants(Replica::Impl& impl, const std::vector<Bytes>& gr
     auto bundle = OpenSealed(impl.vault().secrets().box, g->sealed);
     if (!bundle.ok()) continue;
     if (!AdoptTeamKeyBundle(impl, *bundle).ok()) continue;
-    if (impl.TeamKey(g->version).ok()) ++accepted;
+    if (!impl.TeamKey(g->version).ok()) continue;
+    ++accepted;
+    ENLACE_ASSIGN_OR_RETURN(auto kept, impl.store().GetDocument(kDocOwnKeyGrant));
+    auto before = kept ? DecodeKeyGrant(*kept) : Result<KeyGrant>(Status::NotFound(""));
+    if (!before.ok() || before->version <= g->version) {
+      ENLACE_RETURN_IF_ERROR(impl.store().SetDocument(kDocOwnKeyGrant, bytes));
+    }
   }
   return accepted;
+}
+
+Result<RelayDocuments> DocumentsToRelay(Replica::Impl& impl) {
+  RelayDocuments out;
+  ENLACE_ASSIGN_OR_RETURN(auto registry, impl.store().GetDocument(kDocRegistry));
+  if (registry) out.registry = std::move(*registry);
+  ENLACE_ASSIGN_OR_RETURN(auto admissions, impl.store().GetDocument(kDocAdmissions));
+  if (admissions) {
+    ENLACE_ASSIGN_OR_RETURN(out.admissions, DecodeList(*admissions));
+  }
+  ENLACE_ASSIGN_OR_RETURN(auto grant, impl.store().GetDocument(kDocOwnKeyGrant));
+  if (grant) out.key_grants.push_back(std::move(*grant));
+  return out;
 }
 
 namespace {

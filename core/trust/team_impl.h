@@ -31,6 +31,16 @@ void SignRegistry(const Replica::Impl& impl, Registry& next);
 // Opens the key grants addressed to this device and adds their keys to the
 // vault; grants that fail the checks are skipped (returns how many).
 Result<size_t> AcceptKeyGrants(Replica::Impl& impl, const std::vector<Bytes>& grants);
+
+// The trust documents this device holds that a hub restored from a backup
+// may lack (docs/PROTOCOL.md §9): its newest checked registry, the
+// admissions of its last trust update, and the newest key grant made to it.
+struct RelayDocuments {
+  Bytes registry;
+  std::vector<Bytes> admissions;
+  std::vector<Bytes> key_grants;
+};
+Result<RelayDocuments> DocumentsToRelay(Replica::Impl& impl);
 // Seals every team key this device holds to each of `devices` that is an
 // active member, signs a grant per device and queues it for the hub.
 Status QueueKeyGrantsFor(Replica::Impl& impl, const std::vector<DeviceId>& devices);

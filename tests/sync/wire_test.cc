@@ -192,9 +192,9 @@ Bytes ListOf(const std::vector<Bytes>& writes) {
 // `empty_message` (whose last 4 bytes are its zero write count) with a
 // write list of `count` writes whose encoded list is `raw`.
 // An empty SyncRequest's encoding with its (empty) write list replaced: the
-// list is followed by the refetch count, 4 bytes.
+// list is followed by the refetch and admission counts, 8 bytes.
 Bytes WithWriteList(Bytes empty_message, uint32_t count, const Bytes& raw) {
-  constexpr size_t kAfterList = 4;
+  constexpr size_t kAfterList = 8;
   const Bytes tail(empty_message.end() - kAfterList, empty_message.end());
   empty_message.resize(empty_message.size() - kAfterList - 4);
   AppendU32(empty_message, count);
@@ -342,17 +342,18 @@ TEST_CASE("a sync request's encoding is frozen") {
   m.key_version = 4;
   m.max_response_bytes = 1024;
   m.writes = {Bytes{1, 2, 3}};
-  // endianness marker, "ENLC", version 4 (u32 LE), type 1, cursor (u64 LE),
+  // endianness marker, "ENLC", version 5 (u32 LE), type 1, cursor (u64 LE),
   // members version (u64 LE), registry version (u64 LE), key version (u32
   // LE), max response bytes (u32 LE), registry (u32 LE length + bytes), key
   // grant count (u32 LE), write count (u32 LE), the write list's size (u32
   // LE), then the list as one zstd frame (u32 LE length + bytes), then the
-  // refetch count (u32 LE) and positions.
+  // refetch count (u32 LE) and positions, then the admission count (u32 LE)
+  // and admissions.
   const Bytes b = Encode(m);
   const std::string prefix =
       "01"
       "454e4c43"
-      "04000000"
+      "05000000"
       "01"
       "0700000000000000"
       "0200000000000000"
@@ -366,9 +367,9 @@ TEST_CASE("a sync request's encoding is frozen") {
   REQUIRE(b.size() > prefix.size() / 2 + 4);
   CHECK(Hex(Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2))) ==
         prefix);
-  // After the frame: the refetch count (u32 LE), 0 here.
-  REQUIRE(Hex(Bytes(b.end() - 4, b.end())) == "00000000");
-  const Bytes frame(b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2 + 4), b.end() - 4);
+  // After the frame: the refetch and admission counts (u32 LE), 0 here.
+  REQUIRE(Hex(Bytes(b.end() - 8, b.end())) == "0000000000000000");
+  const Bytes frame(b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2 + 4), b.end() - 8);
   uint32_t frame_len = 0;
   std::memcpy(&frame_len, b.data() + prefix.size() / 2, 4);
   CHECK(frame_len == frame.size());
@@ -465,10 +466,26 @@ TEST_CASE("a bad boolean or role is corruption") {
   }
 }
 
+TEST_CASE("the worked example of docs/PROTOCOL.md section 14 is what the encoder makes") {
+  SyncRequest m;
+  m.cursor = 42;
+  m.members_version = 5;
+  m.registry_version = 2;
+  m.key_version = 1;
+  m.max_response_bytes = 1 << 20;
+  const Bytes b = Encode(m);
+  CHECK(b.size() == 62);
+  CHECK(Hex(b) ==
+        "01454e4c4305000000012a0000000000000005000000000000000200000000000000010000000000"
+        "10000000000000000000000000000000000000000000");
+  CHECK(internal::ToHex(internal::GenericHash(b)) ==
+        "da56d3f91b6034e9a7fc583f6b3ed8ec2fb8b9a9cdefb7e61414044d82e42391");
+}
+
 TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   SUBCASE("write list count 0xFFFFFFFF in a request") {
     Bytes b = Encode(SyncRequest{});
-    PutU32(b, b.size() - 8, 0xFFFFFFFFu);  // the write count, before the refetch count
+    PutU32(b, b.size() - 12, 0xFFFFFFFFu);  // the write count, before refetch and admissions
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -476,7 +493,7 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   }
   SUBCASE("write list count within the limit but beyond the input") {
     Bytes b = Encode(SyncRequest{});
-    PutU32(b, b.size() - 8, 9999);
+    PutU32(b, b.size() - 12, 9999);
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kCorruption);
@@ -484,8 +501,8 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   }
   SUBCASE("write list count 0xFFFFFFFF in a response") {
     Bytes b = Encode(SyncResponse{});
-    // The write count, before reseal_below and the cut-off count.
-    PutU32(b, b.size() - 12, 0xFFFFFFFFu);
+    // The write count, before reseal_below, the cut-off count, log_id and log_end.
+    PutU32(b, b.size() - 36, 0xFFFFFFFFu);
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncResponse(b).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -493,17 +510,17 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   }
   SUBCASE("refetch and cut-off counts over their limits") {
     Bytes req = Encode(SyncRequest{});
-    PutU32(req, req.size() - 4, static_cast<uint32_t>(kMaxRefetch + 1));
+    PutU32(req, req.size() - 8, static_cast<uint32_t>(kMaxRefetch + 1));
     CHECK(DecodeSyncRequest(req).status().code() == StatusCode::kResourceExhausted);
-    PutU32(req, req.size() - 4, static_cast<uint32_t>(kMaxRefetch));  // within, beyond the input
+    PutU32(req, req.size() - 8, static_cast<uint32_t>(kMaxRefetch));  // within, beyond the input
     CHECK(DecodeSyncRequest(req).status().code() == StatusCode::kCorruption);
     Bytes resp = Encode(SyncResponse{});
-    PutU32(resp, resp.size() - 4, 0xFFFFFFFFu);
+    PutU32(resp, resp.size() - 28, 0xFFFFFFFFu);  // the cut-off count, before log_id, log_end
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncResponse(resp).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
     CHECK(largest < 64 * 1024);
-    PutU32(resp, resp.size() - 4, 2);
+    PutU32(resp, resp.size() - 28, 2);
     CHECK(DecodeSyncResponse(resp).status().code() == StatusCode::kCorruption);
   }
   SUBCASE("document count huge") {
@@ -511,8 +528,8 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
       CAPTURE(n);
       Bytes b = Encode(SyncResponse{});
       // ... needs-keys count, log positions count, write count (all empty),
-      // reseal_below, cut-off count
-      PutU32(b, b.size() - 20, n);
+      // reseal_below, cut-off count, log_id, log_end
+      PutU32(b, b.size() - 44, n);
       Status s;
       size_t largest = LargestAllocationDuring([&] { s = DecodeSyncResponse(b).status(); });
       CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -558,7 +575,7 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
     l.max_batch_bytes = raw.size();
     CHECK(DecodeSyncRequest(b, l).ok());
     // A size claimed over the default 16 MiB is refused before decompressing.
-    PutU32(b, Encode(SyncRequest{}).size(), (16u << 20) + 1);
+    PutU32(b, Encode(SyncRequest{}).size() - 4, (16u << 20) + 1);  // the list's size
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -569,11 +586,13 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
     const Bytes bomb = internal::Compress(Bytes(8u << 20, 0), 3);
     REQUIRE(bomb.size() < 4096);
     Bytes b = Encode(SyncRequest{});
-    b.resize(b.size() - 4);
+    b.resize(b.size() - 12);  // the write count, the refetch and admission counts
     AppendU32(b, 1);
     AppendU32(b, 1000);
     AppendU32(b, static_cast<uint32_t>(bomb.size()));
     b.insert(b.end(), bomb.begin(), bomb.end());
+    AppendU32(b, 0);
+    AppendU32(b, 0);
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kCorruption);

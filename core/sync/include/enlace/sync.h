@@ -71,6 +71,10 @@ struct SyncProgress {
   uint64_t refetch_pending = 0;  // refused log positions still to be delivered genuine
   bool registry_stored = false;  // the hub stored the registry change signed here
   std::string registry_refused;  // why the hub refused it ("" when it did not)
+  // The hub had lost writes it had acknowledged (restored from a backup):
+  // this device read its log again and sent back what it lacked.
+  bool hub_behind = false;
+  uint64_t resent = 0;  // own writes queued again for such a hub
 };
 
 class SyncSession {
@@ -99,7 +103,9 @@ class SyncSession {
   SyncProgress progress_;
   size_t push_bytes_ = 0;               // this round's push size
   uint32_t pull_bytes_ = 0;             // this round's pull size
+  uint64_t first_pushed_counter_ = 0;   // lowest counter in the last request
   uint64_t last_pushed_counter_ = 0;    // highest counter in the last request
+  bool relay_sent_ = false;             // the last request carried the trust documents again
   uint64_t cursor_sent_ = 0;            // the pull cursor of the last request
   bool sent_registry_ = false;          // the last request carried a registry change
   std::vector<Bytes> sent_grants_;      // the key grants the last request carried

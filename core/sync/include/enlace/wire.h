@@ -25,7 +25,7 @@
 
 namespace enlace {
 
-inline constexpr uint16_t kProtocolVersion = 4;
+inline constexpr uint16_t kProtocolVersion = 5;
 
 // Endpoints.
 inline constexpr char kPathSync[] = "/v1/sync";
@@ -68,6 +68,10 @@ struct SyncRequest {
   // Log positions to deliver again: writes this device refused (a delivery
   // altered on the way) whose genuine bytes it still wants.
   std::vector<uint64_t> refetch;
+  // Sent after the device found the hub behind what it had acknowledged
+  // (restored from a backup): the admissions of its last trust update, which
+  // the hub stores when it lacks them (§18.3 documents are self-certifying).
+  std::vector<Bytes> admissions;
 };
 
 // At most this many positions in one request's refetch list.
@@ -91,6 +95,11 @@ struct SyncResponse {
   // key (the grant comes in key_grants) and pushes them next round.
   uint32_t reseal_below = 0;
   std::vector<RevocationCutoff> cutoffs;  // with registry_refused: sign the revocation again
+  // The identity of the hub's log: random, new at every `enlace-hub admin
+  // restore`. A device that sees it change, or sees the log end before its
+  // cursor, knows the hub lost writes it had acknowledged (§9).
+  std::array<uint8_t, 16> log_id{};
+  uint64_t log_end = 0;  // the hub's highest log position (any team)
 };
 
 // First coordinator, POST /v1/teams, authorised by a one-time bootstrap token.
