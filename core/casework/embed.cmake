@@ -67,7 +67,7 @@ set(ENLACE_SCHEMA_JSON ${CMAKE_CURRENT_SOURCE_DIR}/casework/schema/enlace-htcds.
 enlace_embed(${CMAKE_CURRENT_BINARY_DIR}/schema_pack.cc enlace::internal
              "Embedding the schema pack and the CTDC mapping" kSchemaPackJson=${ENLACE_SCHEMA_JSON}
              kCtdcMappingJson=${CMAKE_CURRENT_SOURCE_DIR}/casework/schema/ctdc-mapping.json)
-install(FILES ${ENLACE_SCHEMA_JSON} DESTINATION share/enlace/schema)
+install(FILES ${ENLACE_SCHEMA_JSON} DESTINATION ${CMAKE_INSTALL_DATADIR}/enlace/schema COMPONENT cli)
 
 set(ENLACE_PO_DIR ${PROJECT_SOURCE_DIR}/po)
 file(GLOB ENLACE_PO_FILES CONFIGURE_DEPENDS ${ENLACE_PO_DIR}/*.po)
