@@ -183,5 +183,30 @@ TEST_CASE("admin restore refuses a running hub, a missing file and a file that i
   CHECK(o.coord.Sync()["hub_behind"] == false);
 }
 
+TEST_CASE("an older hub refuses a database that a newer one has migrated, and changes nothing") {
+  Office o;
+  const int port = o.hub->port();
+  CHECK(o.hub->Stop() == 0);
+  o.hub.reset();
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(o.hub_db().c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  const RunResult serve =
+      Run({kHubBin, "serve", "--data", o.data, "--listen", "127.0.0.1:" + std::to_string(port)},
+          {}, "", 30);
+  CHECK(serve.exit_code == 2);
+  CHECK(serve.err.find("newer enlace") != std::string::npos);
+  const std::string backup = o.dir.File("b.db");
+  const RunResult restore = Run({kHubBin, "admin", "restore", "--data", o.dir.File("new"),
+                                 "--from", o.hub_db()});
+  CHECK(restore.exit_code == 2);
+  CHECK(restore.err.find("newer enlace") != std::string::npos);
+  ReadOnlyDb db(o.hub_db());
+  CHECK(db.Int("PRAGMA user_version") == 99);
+}
+
 }  // namespace
 }  // namespace enlace::testing
