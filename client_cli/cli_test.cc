@@ -328,12 +328,20 @@ TEST_CASE("ENLACE_KDF picks the passphrase cost; unknown values are refused") {
   CHECK(refused.status().message().find("for tests only") != std::string::npos);
 }
 
+// A file holding a bootstrap token (init never takes one in argv).
+std::string TokenFile(const TempDir& dir) {
+  const std::string path = dir.File("token.txt");
+  std::ofstream(path) << "bt-x\n";
+  return path;
+}
+
 TEST_CASE("a release build refuses ENLACE_KDF=min with exit 1 and makes nothing") {
   TempDir dir;
   const std::string home = dir.File("home");
   const std::string url = "http://127.0.0.1:" + std::to_string(ClosedPort());
-  const std::vector<std::string> init = {"--home", home,      "init", "--hub",  url, "--team",
-                                         "T",      "--token", "bt-x", "--name", "c"};
+  const std::vector<std::string> init = {"--home", home, "init",         "--hub",        url,
+                                         "--team", "T",  "--token-file", TokenFile(dir), "--name",
+                                         "c"};
   std::map<std::string, std::string> env = {
       {"ENLACE_PASSPHRASE", kPassphrase}, {"ENLACE_KDF", "min"}, {"ENLACE_RETRY_BASE_MS", "1"}};
   RunResult r = RunCli(init, env, kReleaseCli);
@@ -406,8 +414,9 @@ TEST_CASE("init refuses a weak passphrase with exit 1, says why, and makes nothi
   TempDir dir;
   const std::string home = dir.File("home");
   const std::string url = "http://127.0.0.1:" + std::to_string(ClosedPort());
-  const std::vector<std::string> init = {"--home", home,      "init", "--hub",  url, "--team",
-                                         "T",      "--token", "bt-x", "--name", "c"};
+  const std::vector<std::string> init = {"--home", home, "init",         "--hub",        url,
+                                         "--team", "T",  "--token-file", TokenFile(dir), "--name",
+                                         "c"};
   for (const std::string weak : {"482915", "password1", "monkey dragon master shadow"}) {
     CAPTURE(weak);
     RunResult r = RunCli(init, {{"ENLACE_PASSPHRASE", weak}, {"ENLACE_KDF", "min"}});
@@ -417,18 +426,18 @@ TEST_CASE("init refuses a weak passphrase with exit 1, says why, and makes nothi
     // From a file too; in Spanish.
     std::ofstream(dir.File("pass")) << weak << "\n";
     r = RunCli({"--home", home, "--passphrase-file", dir.File("pass"), "init", "--hub", url,
-                "--team", "T", "--token", "bt-x"},
+                "--team", "T", "--token-file", TokenFile(dir)},
                {{"ENLACE_KDF", "min"}, {"LANG", "es_MX.UTF-8"}});
     CHECK(r.exit_code == kExitUsage);
     CHECK(r.err.find("cuatro palabras o más") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(home));
   }
   // A duress passphrase is held to the same rule.
-  RunResult r =
-      RunCli({"--home", home, "init", "--duress", "--hub", url, "--team", "T", "--token", "bt-x"},
-             {{"ENLACE_PASSPHRASE", kPassphrase},
-              {"ENLACE_DURESS_PASSPHRASE", "password1"},
-              {"ENLACE_KDF", "min"}});
+  RunResult r = RunCli({"--home", home, "init", "--duress", "--hub", url, "--team", "T",
+                        "--token-file", TokenFile(dir)},
+                       {{"ENLACE_PASSPHRASE", kPassphrase},
+                        {"ENLACE_DURESS_PASSPHRASE", "password1"},
+                        {"ENLACE_KDF", "min"}});
   CHECK(r.exit_code == kExitUsage);
   CHECK(r.err.find("too short") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(home));
@@ -686,10 +695,11 @@ TEST_CASE("bad command lines exit 1 with a message") {
        "true"},
       {{"--home", home, "invite", "--role", "boss"}, "boss"},
       {{"--home", home, "sync", "--max-attempts", "0"}, "max-attempts"},
-      {{"--home", home, "init", "--hub", "hub.example.org", "--team", "T", "--token", "t"},
+      {{"--home", home, "init", "--hub", "hub.example.org", "--team", "T", "--token-file",
+        "/dev/null"},
        "https://"},
-      {{"--home", home, "init", "--hub", "http://h:1", "--team", "T", "--token", "t", "--pin",
-        "sha256//abcdefgh="},
+      {{"--home", home, "init", "--hub", "http://h:1", "--team", "T", "--token-file", "/dev/null",
+        "--pin", "sha256//abcdefgh="},
        "https"},
       {{"--home", home, "join", "not-a-code"}, "invite code"},
   };
@@ -927,7 +937,8 @@ TEST_CASE("init that cannot reach the hub leaves no half-made device behind") {
   const std::string home = dir.File("home");
   const std::string url = "http://127.0.0.1:" + std::to_string(ClosedPort());
   const RunResult r = RunCli(
-      {"--home", home, "init", "--hub", url, "--team", "T", "--token", "bt-x", "--name", "c"},
+      {"--home", home, "init", "--hub", url, "--team", "T", "--token-file", TokenFile(dir),
+       "--name", "c"},
       {{"ENLACE_PASSPHRASE", kPassphrase}, {"ENLACE_KDF", "min"}, {"ENLACE_RETRY_BASE_MS", "1"}});
   CHECK(r.exit_code == kExitUnreachable);
   CHECK_FALSE(std::filesystem::exists(home));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -357,12 +358,42 @@ CliStatus CheckHubAndPin(const std::string& hub, const std::string& pin, std::st
 }
 }  // namespace
 
+namespace {
+// The bootstrap token: from --token-file (FILE, or - for stdin), else asked
+// for. Never from argv, where every user of the machine sees it.
+CliStatus ReadBootstrapToken(Context& ctx, const InitArgs& args, std::string& token) {
+  if (!args.token_in_argv.empty()) {
+    return CliStatus::Usage(
+        _("a token on the command line is visible to every user of this machine and stays in "
+          "the shell history: give it on standard input (--token-file -) or in a file "
+          "(--token-file FILE)"));
+  }
+  if (args.token_file.empty() || args.token_file == "-") {
+    if (args.token_file.empty() && ::isatty(STDIN_FILENO) != 0) {
+      ctx.output->err() << _("Bootstrap token (from the hub's operator): ") << std::flush;
+    }
+    if (!std::getline(std::cin, token)) {
+      return CliStatus::Usage(_("no bootstrap token on standard input"));
+    }
+  } else {
+    std::ifstream in(args.token_file);
+    if (!in || !std::getline(in, token)) {
+      return CliStatus::Usage(
+          Format(_("cannot read the bootstrap token from {0}"), {args.token_file}));
+    }
+  }
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  return CheckText(token, kTokenRule);
+}
+}  // namespace
+
 CliStatus RunInit(Context& ctx, const InitArgs& args) {
   const std::string& home = ctx.global.home;
   std::string url;
   CLI_RETURN_IF_ERROR(CheckHubAndPin(args.hub, args.pin, url));
   CLI_RETURN_IF_ERROR(CheckText(args.team, kTeamNameRule));
-  CLI_RETURN_IF_ERROR(CheckText(args.token, kTokenRule));
+  std::string token;
+  CLI_RETURN_IF_ERROR(ReadBootstrapToken(ctx, args, token));
   std::string name;
   CLI_RETURN_IF_ERROR(NewDeviceName(args.name, name));
 
@@ -375,8 +406,7 @@ CliStatus RunInit(Context& ctx, const InitArgs& args) {
   const HubTarget hub{url, args.pin};
   Exchanged ex;
   CLI_RETURN_IF_ERROR(RequestFromHub(
-      ctx, replica, hub,
-      [&] { return BuildRegisterTeamRequest(replica, args.team, name, args.token); },
+      ctx, replica, hub, [&] { return BuildRegisterTeamRequest(replica, args.team, name, token); },
       ctx.retry.max_attempts, _("the hub refused to register the team: {0}"), ex));
   if (Status s = HandleMembersResponse(replica, ex.response.body); !s.ok()) return Local(s);
   const Config config{url, args.pin, args.team, name, RoleName(Role::kCoordinator)};

@@ -69,7 +69,9 @@ std::string RoleLabel(std::string_view role);
 // ---- the commands --------------------------------------------------------------------------
 
 struct InitArgs {
-  std::string hub, team, token, name, pin;
+  std::string hub, team, name, pin;
+  std::string token_file;              // --token-file: FILE or - (stdin); else asked for
+  std::string token_in_argv;           // --token VALUE: refused
   bool duress = false;                 // --duress: also set a duress passphrase
   std::string duress_passphrase_file;  // --duress-passphrase-file
 };

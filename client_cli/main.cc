@@ -187,11 +187,13 @@ int Main(int argc, char** argv) {
   init_cmd->add_option("--hub", init.hub, _("The hub's URL, https://HOST:PORT"))->required();
   init_cmd->add_option("--team", init.team, _("The team's name, e.g. the organisation"))
       ->required();
-  init_cmd
-      ->add_option("--token", init.token,
-                   _("One-time bootstrap token from the hub operator "
-                     "(enlace-hub admin bootstrap-token)"))
-      ->required();
+  init_cmd->add_option("--token-file", init.token_file,
+                       _("A file whose first line is the one-time bootstrap token from the hub "
+                         "operator (enlace-hub admin bootstrap-token); - reads it from standard "
+                         "input. Without it, the token is asked for."));
+  // Refused with an explanation: a token in argv is visible to every user of
+  // the machine (ps) and stays in the shell history.
+  init_cmd->add_option("--token", init.token_in_argv)->group("");
   AddDeviceNameOption(init_cmd, init.name);
   init_cmd->add_option("--pin", init.pin,
                        _("The hub's TLS key pin, sha256//... (enlace-hub admin pin); it "
@@ -206,7 +208,7 @@ int Main(int argc, char** argv) {
       _("Asks for a new passphrase twice. If the hub refuses, nothing is left behind.\n"
         "Example:\n"
         "  enlace init --hub https://hub.example.org:8443 --team \"Tlaxcala\" \\\n"
-        "      --token bt-XXXX --name coordinadora --pin sha256//AbC...="));
+        "      --token-file token.txt --name coordinadora --pin sha256//AbC...="));
 
   // ---- invite
   InviteArgs invite;

@@ -100,6 +100,10 @@ ALTER TABLE devices ADD COLUMN frozen INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE hub_meta(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 )sql",
      &SetNewLogId},
+    // 7: bootstrap tokens expire (NULL: made before, 72 h after created_ms).
+    {R"sql(
+ALTER TABLE bootstrap_tokens ADD COLUMN expires_ms INTEGER;
+)sql"},
 };
 
 constexpr char kViewerTokenPrefix[] = "vt-";
@@ -142,20 +146,24 @@ class SqliteHubStorage final : public HubStorage {
     return BackfillRecords();
   }
 
-  Status AddBootstrapToken(const TokenHash& token_hash, uint64_t now_ms) override {
+  Status AddBootstrapToken(const TokenHash& token_hash, uint64_t now_ms,
+                           uint64_t expires_ms) override {
     std::lock_guard lock(mu_);
     ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO bootstrap_tokens(token_hash, "
-                                                  "created_ms) VALUES(?, ?)"));
-    return st.BindBlob(1, token_hash).BindU64(2, now_ms).Exec();
+                                                  "created_ms, expires_ms) VALUES(?, ?, ?)"));
+    return st.BindBlob(1, token_hash).BindU64(2, now_ms).BindU64(3, expires_ms).Exec();
   }
 
   Result<MembersResponse> RegisterTeam(const RegisterTeamRequest& req, const DeviceId& device,
                                        const TokenHash& token_hash, uint64_t now_ms) override {
     std::lock_guard lock(mu_);
     ENLACE_ASSIGN_OR_RETURN(auto tx, Transaction::Begin(*db_));
-    ENLACE_ASSIGN_OR_RETURN(Stmt use, db_->Prepare("UPDATE bootstrap_tokens SET used_ms = ? "
-                                                   "WHERE token_hash = ? AND used_ms IS NULL"));
-    ENLACE_RETURN_IF_ERROR(use.BindU64(1, now_ms).BindBlob(2, token_hash).Exec());
+    ENLACE_ASSIGN_OR_RETURN(
+        Stmt use, db_->Prepare("UPDATE bootstrap_tokens SET used_ms = ?1 WHERE token_hash = ?2 "
+                               "AND used_ms IS NULL AND coalesce(expires_ms, created_ms + ?3) "
+                               ">= ?1"));
+    ENLACE_RETURN_IF_ERROR(
+        use.BindU64(1, now_ms).BindBlob(2, token_hash).BindU64(3, kLegacyBootstrapTokenMs).Exec());
     ENLACE_ASSIGN_OR_RETURN(auto existing, FindDeviceLocked(device));
     if (db_->changes() != 1) {
       // A retry after a lost answer: the same device, key and team, with the
@@ -165,7 +173,9 @@ class SqliteHubStorage final : public HubStorage {
         ENLACE_ASSIGN_OR_RETURN(MembersResponse again, MembersLocked(req.team, 0));
         return again;
       }
-      return Status::PermissionDenied("the bootstrap token is unknown or was already used");
+      return Status::PermissionDenied(
+          "the bootstrap token is unknown, expired or was already used; ask the hub's operator "
+          "for a new one (enlace-hub admin bootstrap-token)");
     }
     if (existing) return Status::AlreadyExists("this device is already registered");
     // The team's first registry: the registering device alone, signed by it.

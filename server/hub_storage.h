@@ -25,6 +25,11 @@ namespace enlace::hub {
 
 using TokenHash = std::array<uint8_t, 32>;
 
+// How long a bootstrap token stays usable by default, and the validity of
+// one made before tokens had an expiry.
+inline constexpr uint64_t kBootstrapTokenMs = 72ull * 3600 * 1000;
+inline constexpr uint64_t kLegacyBootstrapTokenMs = kBootstrapTokenMs;
+
 struct DeviceRecord {
   Member member;
   TeamId team;
@@ -78,8 +83,9 @@ class HubStorage {
  public:
   virtual ~HubStorage() = default;
 
-  // Stores the hash of a one-time bootstrap token.
-  virtual Status AddBootstrapToken(const TokenHash& token_hash, uint64_t now_ms) = 0;
+  // Stores the hash of a one-time bootstrap token, usable until `expires_ms`.
+  virtual Status AddBootstrapToken(const TokenHash& token_hash, uint64_t now_ms,
+                                   uint64_t expires_ms) = 0;
 
   // Consumes the token, creates the team and registers `device` as its
   // first coordinator. kPermissionDenied for an unknown or used token,

@@ -188,6 +188,10 @@ int main(int argc, char** argv) {
                                       "Print a one-time token for a new team's first coordinator "
                                       "(enlace init --token ...).");
   token->add_option("--data", data, "Data folder")->required();
+  uint32_t valid_hours = 72;
+  token->add_option("--valid-hours", valid_hours, "Hours the token stays usable")
+      ->check(CLI::Range(1, 720))
+      ->capture_default_str();
   auto* viewer = admin->add_subcommand(
       "viewer-token",
       "Print a read-only token with which a team's published reports can be read without a "
@@ -235,9 +239,13 @@ int main(int argc, char** argv) {
     if (!storage.ok()) return Fail("cannot open the data folder " + data, storage.status());
     const std::string t = NewToken();
     const auto now = enlace::SystemWallClockMs();
-    Status s = (*storage)->AddBootstrapToken(enlace::hub::HashToken(t), now);
+    const uint64_t expires = now + uint64_t{valid_hours} * 3600 * 1000;
+    Status s = (*storage)->AddBootstrapToken(enlace::hub::HashToken(t), now, expires);
     if (!s.ok()) return Fail("cannot store the token", s);
     std::cout << t << std::endl;
+    std::cerr << "enlace-hub: usable once, for " << valid_hours
+              << " hours. The coordinator gives it to enlace init on its standard input or in a "
+                 "file (--token-file), never on the command line.\n";
     return kExitOk;
   }
   if (viewer->parsed()) {

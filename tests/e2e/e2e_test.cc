@@ -108,7 +108,9 @@ TEST_CASE("a device that joins later bootstraps everything; another team sees no
 
   // A second team on the same hub.
   CliDevice other{o.dir.File("other")};
-  other.Ok({"init", "--hub", o.hub->url(), "--team", "Puebla", "--token", BootstrapToken(o.data)});
+  REQUIRE(
+      other.Init({"--hub", o.hub->url(), "--team", "Puebla"}, BootstrapToken(o.data)).exit_code ==
+      0);
   CHECK(other.Sync()["received"] == 0);
   CHECK(other.Json({"list", "encounters"}).empty());
 }
@@ -265,10 +267,51 @@ TEST_CASE("exit codes: usage 1, wrong passphrase 2, hub unreachable 3, rejected 
   CHECK(down.err.find(std::to_string(port)) != std::string::npos);
   o.hub = std::make_unique<HubProcess>(kHubBin, o.data, "127.0.0.1:" + std::to_string(port));
   CliDevice stranger{o.dir.File("stranger")};
-  const RunResult bad_token =
-      stranger.Run({"init", "--hub", o.hub->url(), "--team", "X", "--token", "not-a-token"});
+  const RunResult bad_token = stranger.Init({"--hub", o.hub->url(), "--team", "X"}, "not-a-token");
   CHECK(bad_token.exit_code == 4);
   CHECK_FALSE(std::filesystem::exists(stranger.home + "/vault.bin"));
+  // A token in argv is refused before anything is made: ps shows argv to
+  // every user of the machine.
+  const std::string real = BootstrapToken(o.data);
+  const RunResult in_argv =
+      stranger.Run({"init", "--hub", o.hub->url(), "--team", "X", "--token", real});
+  CHECK(in_argv.exit_code == 1);
+  CHECK(in_argv.err.find("--token-file") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(stranger.home + "/vault.bin"));
+  // From a file it works, once.
+  const std::string token_file = o.dir.File("token.txt");
+  testing::WriteFile(token_file, real + "\n");
+  CHECK(stranger.Run({"init", "--hub", o.hub->url(), "--team", "X", "--token-file", token_file})
+            .exit_code == 0);
+  // A bootstrap token lasts 72 hours unless the operator says otherwise;
+  // an expired one is refused.
+  {
+    testing::ReadOnlyDb db(o.hub_db());
+    CHECK(db.Int("SELECT expires_ms - created_ms FROM bootstrap_tokens ORDER BY created_ms DESC "
+                 "LIMIT 1") == int64_t{72} * 3600 * 1000);
+  }
+  const std::string expired_token = BootstrapToken(o.data);
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(o.hub_db().c_str(), &db) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    REQUIRE(sqlite3_exec(db, "UPDATE bootstrap_tokens SET expires_ms = 1 WHERE used_ms IS NULL",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  CliDevice late{o.dir.File("late-coordinator")};
+  const RunResult expired = late.Init({"--hub", o.hub->url(), "--team", "Y"}, expired_token);
+  CHECK(expired.exit_code == 4);
+  CHECK(expired.err.find("expired") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(late.home + "/vault.bin"));
+  const RunResult custom =
+      Run({kHubBin, "admin", "bootstrap-token", "--data", o.data, "--valid-hours", "2"});
+  REQUIRE(custom.exit_code == 0);
+  {
+    testing::ReadOnlyDb db(o.hub_db());
+    CHECK(db.Int("SELECT expires_ms - created_ms FROM bootstrap_tokens ORDER BY created_ms DESC "
+                 "LIMIT 1") == int64_t{2} * 3600 * 1000);
+  }
 }
 
 TEST_CASE("with TLS, invite codes pin the hub's key and a different key is refused") {
@@ -292,8 +335,10 @@ TEST_CASE("with TLS, invite codes pin the hub's key and a different key is refus
   CHECK(pin.out.find(hub->pin()) == 0);
 
   CliDevice coord{dir.File("coord")};
-  coord.Ok({"init", "--hub", hub->url(), "--team", "Tlaxcala", "--token", BootstrapToken(data),
-            "--pin", hub->pin()});
+  REQUIRE(coord
+              .Init({"--hub", hub->url(), "--team", "Tlaxcala", "--pin", hub->pin()},
+                    BootstrapToken(data))
+              .exit_code == 0);
   CliDevice ana{dir.File("ana")};
   ana.Ok({"join", coord.Json({"invite"})["code"].get<std::string>(), "--name", "ana"});
   ana.Ok({"put", "cases", "cas_Status=Active"});

@@ -195,13 +195,13 @@ TEST_CASE("an older hub refuses a database that a newer one has migrated, and ch
     sqlite3_close(db);
   }
   const RunResult serve =
-      Run({kHubBin, "serve", "--data", o.data, "--listen", "127.0.0.1:" + std::to_string(port)},
-          {}, "", 30);
+      Run({kHubBin, "serve", "--data", o.data, "--listen", "127.0.0.1:" + std::to_string(port)}, {},
+          "", 30);
   CHECK(serve.exit_code == 2);
   CHECK(serve.err.find("newer enlace") != std::string::npos);
   const std::string backup = o.dir.File("b.db");
-  const RunResult restore = Run({kHubBin, "admin", "restore", "--data", o.dir.File("new"),
-                                 "--from", o.hub_db()});
+  const RunResult restore =
+      Run({kHubBin, "admin", "restore", "--data", o.dir.File("new"), "--from", o.hub_db()});
   CHECK(restore.exit_code == 2);
   CHECK(restore.err.find("newer enlace") != std::string::npos);
   ReadOnlyDb db(o.hub_db());

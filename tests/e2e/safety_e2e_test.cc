@@ -253,16 +253,16 @@ TEST_CASE("enlace init --duress sets a duress passphrase at init") {
   HubProcess hub(kHubBin, dir.File("hub"), "127.0.0.1:0", {"--quiet"});
   CliDevice coord{dir.File("coord")};
   {
-    const RunResult same = coord.Run({"init", "--duress", "--hub", hub.url(), "--team", "T",
-                                      "--token", BootstrapToken(dir.File("hub"))},
-                                     {{"ENLACE_DURESS_PASSPHRASE", coord.passphrase}});
+    const RunResult same =
+        coord.Init({"--duress", "--hub", hub.url(), "--team", "T"}, BootstrapToken(dir.File("hub")),
+                   {{"ENLACE_DURESS_PASSPHRASE", coord.passphrase}});
     CHECK(same.exit_code == 1);
     CHECK_FALSE(fs::exists(coord.home + "/vault.bin"));
   }
   {
-    const RunResult r = coord.Run({"init", "--duress", "--hub", hub.url(), "--team", "T", "--token",
-                                   BootstrapToken(dir.File("hub"))},
-                                  {{"ENLACE_DURESS_PASSPHRASE", kDuress}});
+    const RunResult r =
+        coord.Init({"--duress", "--hub", hub.url(), "--team", "T"}, BootstrapToken(dir.File("hub")),
+                   {{"ENLACE_DURESS_PASSPHRASE", kDuress}});
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
   }

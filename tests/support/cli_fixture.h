@@ -62,6 +62,14 @@ struct CliDevice {
     REQUIRE(r.exit_code == 0);
   }
   nlohmann::json Sync() const { return Json({"sync"}); }
+  // `enlace init ARGS --token-file -` with `token` on standard input (a
+  // token is never given in argv).
+  RunResult Init(std::vector<std::string> args, const std::string& token,
+                 const std::map<std::string, std::string>& env = {}) const {
+    args.insert(args.begin(), "init");
+    args.insert(args.end(), {"--token-file", "-"});
+    return testing::Run(Argv(args), Env(env), token + "\n");
+  }
 };
 
 // `enlace put` of an outreach encounter (schema pack collection
@@ -109,8 +117,9 @@ struct Office {
   explicit Office(const std::string& team = "Tlaxcala") {
     hub = std::make_unique<HubProcess>(kHubBin, data, "127.0.0.1:0",
                                        std::vector<std::string>{"--quiet"});
-    coord.Ok({"init", "--hub", hub->url(), "--team", team, "--token", BootstrapToken(data),
-              "--name", "coordinadora"});
+    const RunResult r = coord.Init({"--hub", hub->url(), "--team", team, "--name", "coordinadora"},
+                                   BootstrapToken(data));
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   }
   std::string Invite(const std::string& role = "field") {
     return coord.Json({"invite", "--role", role})["code"].get<std::string>();

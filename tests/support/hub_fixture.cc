@@ -29,7 +29,7 @@ HubReply InProcessHub::Send(const OutgoingRequest& request) {
 
 std::string InProcessHub::NewBootstrapToken() {
   const std::string token = "tok-" + RecordId::Random().ToHex();
-  REQUIRE(storage_->AddBootstrapToken(hub::HashToken(token), 1).ok());
+  REQUIRE(storage_->AddBootstrapToken(hub::HashToken(token), 1, UINT64_MAX / 2).ok());
   return token;
 }
 
