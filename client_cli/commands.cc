@@ -457,6 +457,8 @@ CliStatus RunInvite(Context& ctx, const InviteArgs& args) {
         return prepared->request;
       },
       ctx.retry.max_attempts, _("the hub refused the invite: {0}"), ex));
+  // Kept, to be sent again to a hub restored from a backup that lacks it.
+  if (Status kept = KeepInvite(*dev.replica, *prepared); !kept.ok()) return Local(kept);
 
   if (ctx.output->json()) {
     ctx.output->Json({{"code", prepared->code},
@@ -724,6 +726,15 @@ CliStatus SyncWithHub(Context& ctx, Device& dev, const HubTarget& hub, int max_a
         return WipeRevokedDevice(ctx, dev);
       }
     }
+    if (s.ok() && ex.response.status == 403 &&
+        HubStatus(ex.response).message() == "unknown device") {
+      end_progress_line();
+      out = session.progress();
+      return {kExitRejected,
+              _("the hub does not know this device. If the hub was restored from a backup made "
+                "before this device joined, sync another device of the team first (it gives the "
+                "hub back the team's list of devices), then sync this one again")};
+    }
     if (s.ok() && ex.response.status != 200)
       s = HubRefused(_("the hub refused the sync: {0}"), ex.response);
     if (!s.ok()) {
@@ -779,6 +790,25 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
   }
   SyncProgress p;
   CLI_RETURN_IF_ERROR(SyncWithHub(ctx, dev, hub, args.max_attempts, p));
+  uint64_t invites_resent = 0;
+  if (p.hub_behind && IsVerifiedCoordinator(*dev.replica)) {
+    // A hub restored from a backup lacks the invites made after it: those
+    // still open are sent again, so their codes still work.
+    auto again = InvitesToSendAgain(*dev.replica);
+    if (!again.ok()) return Local(again.status());
+    for (const OutgoingRequest& request : *again) {
+      Exchanged ex;
+      CLI_RETURN_IF_ERROR(ExchangeWithHub(
+          ctx, *dev.replica, hub, [&]() -> Result<OutgoingRequest> { return request; },
+          args.max_attempts, ex));
+      // 409: the hub has it already.
+      if (ex.response.status == 200) {
+        ++invites_resent;
+      } else if (ex.response.status != 409) {
+        return HubRefused(_("the hub refused an open invite sent again: {0}"), ex.response);
+      }
+    }
+  }
   if (p.restamped > 0) {
     ctx.output->Note(Format(
         p.restamped == 1 ? _("{0} write made while this device's clock ran ahead was re-stamped")
@@ -808,6 +838,10 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
           "the team should sync once"),
         {std::to_string(p.resent)}));
   }
+  if (invites_resent > 0) {
+    ctx.output->Note(Format(_("{0} open invites were sent again to the hub; their codes work"),
+                            {std::to_string(invites_resent)}));
+  }
   if (!p.registry_refused.empty()) {
     ctx.output->Warn(Format(_("the hub did not take the device registry change signed here: {0}"),
                             {p.registry_refused}));
@@ -825,7 +859,8 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
                       {"waiting_for_key", p.waiting_for_key},
                       {"refetch_pending", p.refetch_pending},
                       {"hub_behind", p.hub_behind},
-                      {"resent", p.resent}});
+                      {"resent", p.resent},
+                      {"invites_resent", invites_resent}});
   } else {
     const char* message = nullptr;
     if (p.refused > 0) {

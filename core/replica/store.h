@@ -78,6 +78,9 @@ inline constexpr std::string_view kDocOutgoingRegistry =
 // The newest KeyGrant made to this device, kept to send again to a hub
 // restored from a backup (it proves a coordinator granted that key).
 inline constexpr std::string_view kDocOwnKeyGrant = "own_key_grant";
+// The invites this coordinator made that the hub stored (encoded
+// CreateInviteRequests), to send again to a hub restored from a backup.
+inline constexpr std::string_view kDocOpenInvites = "open_invites";
 // The identity of the hub's log (SyncResponse::log_id) as last seen.
 inline constexpr std::string_view kDocHubLogId = "hub_log_id";
 // The highest own write counter a hub has acknowledged, and 1 while the

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/codec.h"
 #include "enlace/registry.h"
@@ -533,6 +534,51 @@ Result<PreparedInvite> PrepareInvite(Replica& coordinator, std::string_view hub_
   out.request = SignedRequest(coordinator, kPathCreateInvite, Encode(req));
   out.code = EncodeInviteCode(code);
   out.expires_ms = code.expires_ms;
+  return out;
+}
+
+Status KeepInvite(Replica& coordinator, const PreparedInvite& invite) {
+  auto& store = coordinator.impl().store();
+  ENLACE_ASSIGN_OR_RETURN(auto tx, store.Begin());
+  ENLACE_ASSIGN_OR_RETURN(auto doc, store.GetDocument(internal::kDocOpenInvites));
+  std::vector<Bytes> kept;
+  if (doc) {
+    ENLACE_ASSIGN_OR_RETURN(kept, internal::DecodeList(*doc));
+  }
+  kept.push_back(invite.request.body);
+  ENLACE_RETURN_IF_ERROR(store.SetDocument(internal::kDocOpenInvites, internal::EncodeList(kept)));
+  return tx->Commit();
+}
+
+Result<std::vector<OutgoingRequest>> InvitesToSendAgain(Replica& coordinator) {
+  auto& impl = coordinator.impl();
+  auto& store = impl.store();
+  ENLACE_ASSIGN_OR_RETURN(auto tx, store.Begin());
+  ENLACE_ASSIGN_OR_RETURN(auto doc, store.GetDocument(internal::kDocOpenInvites));
+  std::vector<OutgoingRequest> out;
+  if (!doc) return out;
+  ENLACE_ASSIGN_OR_RETURN(std::vector<Bytes> kept, internal::DecodeList(*doc));
+  // Invites a member joined with: the registry's entries and the admissions.
+  std::set<InviteId> used;
+  ENLACE_ASSIGN_OR_RETURN(auto registry, internal::LoadRegistry(impl));
+  if (registry) {
+    for (const auto& e : registry->entries) used.insert(e.invite);
+  }
+  ENLACE_ASSIGN_OR_RETURN(internal::RelayDocuments docs, internal::DocumentsToRelay(impl));
+  for (const auto& bytes : docs.admissions) {
+    auto a = DecodeAdmission(bytes);
+    if (a.ok()) used.insert(a->grant.invite);
+  }
+  const uint64_t now = impl.clock().WallMs();
+  std::vector<Bytes> still;
+  for (auto& body : kept) {
+    auto req = DecodeCreateInviteRequest(body);
+    if (!req.ok() || req->expires_ms < now || used.contains(req->invite_id)) continue;
+    out.push_back(SignedRequest(coordinator, kPathCreateInvite, body));
+    still.push_back(std::move(body));
+  }
+  ENLACE_RETURN_IF_ERROR(store.SetDocument(internal::kDocOpenInvites, internal::EncodeList(still)));
+  ENLACE_RETURN_IF_ERROR(tx->Commit());
   return out;
 }
 

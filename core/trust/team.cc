@@ -10,8 +10,6 @@
 
 namespace enlace::internal {
 
-namespace {
-
 Bytes EncodeList(const std::vector<Bytes>& docs) {
   Encoder e;
   e.U32(static_cast<uint32_t>(docs.size()));
@@ -29,6 +27,8 @@ Result<std::vector<Bytes>> DecodeList(internal::ByteView bytes) {
   ENLACE_RETURN_IF_ERROR(d.ExpectEnd("document list"));
   return out;
 }
+
+namespace {
 
 Result<std::vector<Admission>> LoadAdmissions(internal::Store& store) {
   ENLACE_ASSIGN_OR_RETURN(auto doc, store.GetDocument(internal::kDocAdmissions));

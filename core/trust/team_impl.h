@@ -41,6 +41,10 @@ struct RelayDocuments {
   std::vector<Bytes> key_grants;
 };
 Result<RelayDocuments> DocumentsToRelay(Replica::Impl& impl);
+
+// A list of documents as one document (u32 count, then each as a blob).
+Bytes EncodeList(const std::vector<Bytes>& docs);
+Result<std::vector<Bytes>> DecodeList(internal::ByteView bytes);
 // Seals every team key this device holds to each of `devices` that is an
 // active member, signs a grant per device and queues it for the hub.
 Status QueueKeyGrantsFor(Replica::Impl& impl, const std::vector<DeviceId>& devices);

@@ -161,6 +161,14 @@ struct PreparedInvite {
 Result<PreparedInvite> PrepareInvite(Replica& coordinator, std::string_view hub_url,
                                      std::string_view tls_pin, Role role, uint64_t valid_for_ms);
 
+// After the hub stored `invite`: keeps it, so that it can be sent again to
+// a hub restored from a backup that lacks it.
+Status KeepInvite(Replica& coordinator, const PreparedInvite& invite);
+// The kept invites a hub found behind may lack (SyncProgress::hub_behind):
+// those not expired and not used by a member, each as a freshly signed
+// request. Forgets the others.
+Result<std::vector<OutgoingRequest>> InvitesToSendAgain(Replica& coordinator);
+
 // A new device (fresh Replica, no team) redeems `code`.
 Result<OutgoingRequest> BuildJoinRequest(Replica& replica, std::string_view code,
                                          std::string_view device_name);
