@@ -84,6 +84,19 @@ HubHandler::HubHandler(HubStorage& storage, HubOptions options)
 
 uint64_t HubHandler::Now() const { return options_.clock(); }
 
+bool HubHandler::AdmitBody(const HttpRequest& head) {
+  const std::string_view path = PathOf(head.target);
+  if (head.method != "POST") return false;
+  if (path != kPathSync && path != kPathCreateInvite && path != kPathHistory &&
+      path != kReportsPath) {
+    return false;
+  }
+  auto sig = ParseRequestSignature([&](std::string_view name) { return head.Header(name); });
+  if (!sig.ok()) return false;
+  auto device = storage_.FindDevice(sig->device);
+  return device.ok() && device->has_value();
+}
+
 size_t HubHandler::MaxBodyBytes(std::string_view target) const {
   const std::string_view path = PathOf(target);
   if (path == kPathSync) return options_.max_sync_body_bytes;

@@ -38,6 +38,17 @@ class HubHandler final : public Handler {
 
   HttpResponse Handle(const HttpRequest& request) override;
   size_t MaxBodyBytes(std::string_view target) const override;
+  // True for a request to an endpoint that takes a registered device's
+  // signature (sync, invites, history, POST /v1/reports) whose four
+  // signature headers are well-formed and name a device registered on this
+  // hub, active or not (a revoked device's big push must still reach the
+  // answer that makes it wipe itself). The signature itself covers the body
+  // and is checked in Handle. The request's time is not checked here: a
+  // device whose clock is off gets 401 with the hub's time from Handle, and
+  // retries, where a 413 would end its sync. Registration and join (64 KiB
+  // bodies, signed by a key in the body) are never admitted; their limit is
+  // the unverified budget anyway.
+  bool AdmitBody(const HttpRequest& head) override;
 
  private:
   // Who made a request and what it touched, for the log line. Never a

@@ -23,19 +23,18 @@ void SetError(std::string* error, std::string message) {
 
 }  // namespace
 
-Listener::Listener(asio::io_context& ioc, asio::ssl::context* tls, NetState& state)
+Listener::Listener(asio::io_context& ioc, NetState& state)
     : ioc_(ioc),
       strand_(asio::make_strand(ioc)),
       acceptor_(strand_),
       retry_(strand_),
-      tls_(tls),
       state_(state) {}
 
 std::shared_ptr<Listener> Listener::Create(asio::io_context& ioc, const std::string& host,
-                                           uint16_t port, asio::ssl::context* tls, NetState& state,
+                                           uint16_t port, NetState& state,
                                            std::string* error) noexcept {
   try {
-    std::shared_ptr<Listener> listener(new Listener(ioc, tls, state));
+    std::shared_ptr<Listener> listener(new Listener(ioc, state));
     const std::string where = host + ":" + std::to_string(port);
     error_code ec;
     tcp::resolver resolver(ioc);
@@ -69,6 +68,7 @@ std::shared_ptr<Listener> Listener::Create(asio::io_context& ioc, const std::str
       return nullptr;
     }
     listener->port_ = bound.port();
+    listener->address_ = bound.address();
     return listener;
   } catch (const std::exception& e) {
     SetError(error, std::string("cannot listen: ") + e.what());
@@ -108,13 +108,8 @@ void Listener::OnAccept(error_code ec, tcp::socket socket) {
     });
     return;
   }
-  if (state_.connections() >= state_.options().max_connections) {
-    state_.Log("connection_limit", "", "closed a new connection");
-    error_code ignored;
-    socket.close(ignored);
-  } else {
-    StartSession(std::move(socket), tls_, state_);
-  }
+  // The connection limits are applied as the session registers.
+  StartSession(std::move(socket), state_);
   DoAccept();
 }
 
