@@ -36,8 +36,11 @@ constexpr char kServerName[] = "enlace-hub";
 // A connection we close after an unfinished request drains what the client
 // still sends for at most this long (bounded by header_timeout too), so that
 // our answer is not lost to a TCP reset.
+// It reads at most kMaxDrain bytes so: enough for what a client's buffers
+// hold in flight, and a sender of junk cannot make the hub read its 8 MiB.
 constexpr std::chrono::milliseconds kMaxLinger{5000};
 constexpr size_t kDrainChunk = 16 * 1024;
+constexpr size_t kMaxDrain = 1024 * 1024;
 // What the first read of an idle keep-alive connection asks for.
 constexpr size_t kFirstRead = 4 * 1024;
 
@@ -501,9 +504,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         buffer_.prepare(kDrainChunk), beast::bind_front_handler(&Session::OnDrain, self()));
   }
 
-  void OnDrain(error_code ec, size_t) {
-    if (ec) return;  // EOF, deadline or stop: the session ends
-    Drain();         // the bytes were never committed: discarded
+  void OnDrain(error_code ec, size_t n) {
+    if (ec) return;                     // EOF, deadline or stop: the session ends
+    drained_ += n;                      // the bytes were never committed: discarded
+    if (drained_ >= kMaxDrain) return;  // the session ends; its socket closes
+    Drain();
   }
 
   // Declared before stream_: built first, destroyed after it.
@@ -520,6 +525,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   HttpRequest head_;  // the request being read or handled, without its body until Handle
   std::optional<BodyReservation> body_reservation_;
   std::chrono::steady_clock::time_point body_start_;
+  size_t drained_ = 0;  // bytes discarded after the answer (Close)
   http::response<http::empty_body> continue_;
   Response response_;
 };
