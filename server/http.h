@@ -45,12 +45,13 @@ class Handler {
   // The largest body accepted for `target`; bigger requests get 413 before
   // their body is read.
   virtual size_t MaxBodyBytes(std::string_view target) const = 0;
-  // Asked before reading a body that may be larger than the network layer's
-  // unverified-body budget (ServerOptions::unverified_body_bytes), with the
-  // request's head (`head.body` is empty): whether what can be checked before
-  // the body arrives names a sender trusted with up to MaxBodyBytes (for the
-  // hub: well-formed signature headers of a device registered on this hub).
-  // false: the body limit is the unverified budget. Must not block for long.
+  // Asked before any request body is read, with the request's head
+  // (`head.body` is empty): whether what can be checked before the body
+  // arrives names a sender trusted with bodies up to MaxBodyBytes (for the
+  // hub: well-formed signature headers of a device registered on it). false:
+  // the body limit is the network layer's unverified budget
+  // (ServerOptions::unverified_body_bytes), and the connection may be closed
+  // for a new one while its body arrives (server.h). Must not block long.
   virtual bool AdmitBody(const HttpRequest& head) = 0;
 };
 

@@ -122,7 +122,6 @@ class TestServer {
     options.log = [this](const std::string& line) {
       std::lock_guard<std::mutex> lock(log_mu_);
       log_.push_back(line);
-      if (std::getenv("NET_TEST_LOG")) std::fprintf(stderr, "%s\n", line.c_str());
     };
     std::string error;
     server_ = Server::Create(std::move(options), handler, &error);
