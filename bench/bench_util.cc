@@ -170,7 +170,8 @@ int OnDebug(CURL*, curl_infotype type, char*, size_t size, void* user) {
 
 }  // namespace
 
-HttpClient::HttpClient(bool count_bytes) : count_bytes_(count_bytes) {
+HttpClient::HttpClient(bool count_bytes, std::string local_address)
+    : count_bytes_(count_bytes), interface_(local_address.empty() ? "" : "host!" + local_address) {
   curl_ = curl_easy_init();
   if (curl_ == nullptr) Die("curl_easy_init");
 }
@@ -197,6 +198,7 @@ Result<Response> HttpClient::Send(const std::string& base_url, const OutgoingReq
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
   }
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  if (!interface_.empty()) curl_easy_setopt(c, CURLOPT_INTERFACE, interface_.c_str());
   curl_easy_setopt(c, CURLOPT_USERAGENT, "enlace-bench");
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120000L);
@@ -218,6 +220,7 @@ Result<Response> HttpClient::Send(const std::string& base_url, const OutgoingReq
   if (rc != CURLE_OK) return Status::Unavailable(curl_easy_strerror(rc));
   Response r;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+  curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &r.new_connections);
   r.body = std::move(sink.body);
   r.hub_time = std::move(sink.hub_time);
   r.seconds = seconds;
