@@ -25,6 +25,7 @@
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "base/bytes.h"
 #include "hub_storage.h"
@@ -208,6 +209,14 @@ std::string NetMetrics(const enlace::hub::NetStats& n) {
   return out;
 }
 
+std::string RefusePlainHttp(const std::string& listen) {
+  return "enlace-hub: refusing plain HTTP on " + listen +
+         ", which is not a loopback address: request signatures, team and device ids and every "
+         "ciphertext would cross the network unprotected. Give --tls-cert and --tls-key, listen "
+         "on 127.0.0.1 behind a TLS-terminating proxy, or, only when such a proxy on this "
+         "machine or a trusted network stands in front, --insecure-plain-http\n";
+}
+
 int Serve(const ServeArgs& args) {
   enlace::hub::ServerOptions net;
   if (!ParseListen(args.listen, net.host, net.port)) {
@@ -217,6 +226,15 @@ int Serve(const ServeArgs& args) {
   if (args.cert.empty() != args.key.empty()) {
     std::cerr << "enlace-hub: --tls-cert and --tls-key go together\n";
     return kExitUsage;
+  }
+  // Before anything is created on disk. (A host that does not resolve is
+  // left to Server::Create, which says so.)
+  if (args.cert.empty() && !args.insecure_plain_http) {
+    const std::optional<bool> loopback = enlace::hub::ListensOnLoopback(net.host);
+    if (loopback.has_value() && !*loopback) {
+      std::cerr << RefusePlainHttp(args.listen);
+      return kExitUsage;
+    }
   }
   enlace::hub::HubOptions options;
   if (!args.metrics_token_file.empty()) {
@@ -275,13 +293,9 @@ int Serve(const ServeArgs& args) {
     std::cerr << "enlace-hub: cannot listen on " << args.listen << ": " << error << "\n";
     return kExitFailure;
   }
+  // Checked again on the bound address: a name may resolve differently.
   if (!server->tls() && !server->loopback() && !args.insecure_plain_http) {
-    std::cerr << "enlace-hub: refusing plain HTTP on " << args.listen
-              << ", which is not a loopback address: request signatures, team and device ids "
-                 "and every ciphertext would cross the network unprotected. Give --tls-cert and "
-                 "--tls-key, listen on 127.0.0.1 behind a TLS-terminating proxy, or, only when "
-                 "such a proxy on this machine or a trusted network stands in front, "
-                 "--insecure-plain-http\n";
+    std::cerr << RefusePlainHttp(args.listen);
     return kExitUsage;
   }
   running = server.get();

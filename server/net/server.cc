@@ -12,6 +12,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -142,6 +143,20 @@ struct Server::Impl {
   std::function<void()> reopen;                          // on SIGHUP, before the TLS reload
   std::shared_ptr<internal::Listener> listener;
 };
+
+std::optional<bool> ListensOnLoopback(const std::string& host) noexcept {
+  try {
+    asio::io_context ioc;
+    asio::ip::tcp::resolver resolver(ioc);
+    error_code ec;
+    const auto endpoints = resolver.resolve(
+        host, "0", asio::ip::tcp::resolver::passive | asio::ip::tcp::resolver::numeric_service, ec);
+    if (ec || endpoints.empty()) return std::nullopt;
+    return internal::IsLoopback(endpoints.begin()->endpoint().address());
+  } catch (...) {
+    return std::nullopt;
+  }
+}
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "http.h"
@@ -79,6 +80,11 @@ struct NetStats {
   uint64_t body_budget_refusals = 0;       // 503: max_body_bytes_in_flight reached
   uint64_t tls_reloads = 0, tls_reload_failures = 0;
 };
+
+// Whether a Server with options.host = `host` would listen on a loopback
+// address (it binds the first address `host` resolves to): 127.0.0.0/8,
+// ::1, "localhost". nullopt when `host` does not resolve. Never throws.
+std::optional<bool> ListensOnLoopback(const std::string& host) noexcept;
 
 // One listening socket and its pool. Per request: the header is read first
 // (limit max_header_bytes), then Handler::MaxBodyBytes(target) decides the

@@ -294,6 +294,7 @@ TEST_CASE("plain HTTP on a non-loopback address is refused unless --insecure-pla
     CHECK(r.err.find("refusing plain HTTP") != std::string::npos);
     CHECK(r.err.find("--insecure-plain-http") != std::string::npos);
     CHECK(r.out.find("listening") == std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir.File("hub")));  // nothing made on disk
   }
   // Asked for explicitly, it serves.
   {
