@@ -178,7 +178,8 @@ HttpClient::HttpClient(bool count_bytes, std::string local_address)
 
 HttpClient::~HttpClient() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
 
-Result<Response> HttpClient::Send(const std::string& base_url, const OutgoingRequest& request) {
+Result<Response> HttpClient::Send(const std::string& base_url, const OutgoingRequest& request,
+                                  bool new_connection) {
   CURL* c = static_cast<CURL*>(curl_);
   curl_easy_reset(c);  // keeps the live connection
   curl_slist* headers = nullptr;
@@ -199,6 +200,10 @@ Result<Response> HttpClient::Send(const std::string& base_url, const OutgoingReq
   }
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   if (!interface_.empty()) curl_easy_setopt(c, CURLOPT_INTERFACE, interface_.c_str());
+  if (new_connection) {
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 1L);  // the previous connection closes
+  }
   curl_easy_setopt(c, CURLOPT_USERAGENT, "enlace-bench");
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120000L);

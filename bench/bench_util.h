@@ -102,8 +102,11 @@ class HttpClient {
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
-  // Transport errors come back as kUnavailable.
-  Result<Response> Send(const std::string& base_url, const OutgoingRequest& request);
+  // Transport errors come back as kUnavailable. With `new_connection`, on a
+  // connection of its own (as a device's `enlace sync`, a new process,
+  // has), which later requests reuse; the previous one is closed.
+  Result<Response> Send(const std::string& base_url, const OutgoingRequest& request,
+                        bool new_connection = false);
   const WireCounters& counters() const { return counters_; }
   void ResetCounters() { counters_ = {}; }
 

@@ -10,6 +10,7 @@
 // Usage: hub_load [--devices 1000] [--teams 50] [--rounds 3] [--batch 2]
 //                 [--connections 100] [--mode both|closed|open] [--rate 100]
 //                 [--arrivals poisson|even] [--merge] [--hub-threads N]
+//                 [--new-connection-per-sync]
 //                 [--attack] [--attack-idle 300] [--attack-slow 50]
 //                 [--attack-junk-rate 10] [--attack-reconnect-ms 1000]
 //                 [--json out.json] [--hub BIN]
@@ -17,6 +18,9 @@
 // Each of the C connections comes from its own loopback address
 // (127.1.x.y; Linux routes 127.0.0.0/8 to lo), as devices come from many
 // addresses: the hub's per-address connection cap sees one device each.
+// With --new-connection-per-sync each device's sync opens a connection of
+// its own, as `enlace sync` (a new process) does; by default the C
+// connections are kept alive from device to device.
 //
 // --attack (issue 15, part 3): every loop runs twice, first as above, then
 // with an attacker mix in this process beside the devices, and the report
@@ -186,7 +190,7 @@ Result<Bytes> WithoutWrites(SyncResponse resp) {
 // `scheduled` (steady seconds, 0: none) is when the open loop meant the
 // first exchange to start: its latency counts from then.
 void SyncDevice(Device& d, HttpClient& http, const std::string& url, const KeyMap& keys,
-                Stats& stats, double scheduled = 0) {
+                Stats& stats, double scheduled = 0, bool new_connection = false) {
   SyncSession session(*d.replica);
   uint64_t pulled = 0;
   for (int guard = 0; guard < 1000; ++guard) {
@@ -196,7 +200,7 @@ void SyncDevice(Device& d, HttpClient& http, const std::string& url, const KeyMa
       stats.last_error = req.status().ToString();
       return;
     }
-    auto resp = http.Send(url, *req);
+    auto resp = http.Send(url, *req, new_connection && guard == 0);
     const double done = NowSeconds();
     ++stats.requests;
     if (resp.ok()) stats.new_connections += static_cast<uint64_t>(resp->new_connections);
@@ -604,13 +608,14 @@ int Main(int argc, char** argv) {
   size_t devices = 1000, teams = 50, rounds = 3, batch = 2, connections = 100;
   double rate = 100;
   std::string mode = "both", arrivals = "poisson";
-  bool merge_all = false, attack = false;
+  bool merge_all = false, attack = false, new_connections = false;
   AttackOptions attack_options;
   std::string json_path, hub_bin = ENLACE_HUB_BIN, hub_threads;
   const char* kUsage =
       "usage: hub_load [--devices 1000] [--teams 50] [--rounds 3] [--batch 2] "
       "[--connections 100] [--mode both|closed|open] [--rate 100] [--arrivals poisson|even] "
-      "[--merge] [--hub-threads N] [--attack] [--attack-idle 300] [--attack-slow 50] "
+      "[--merge] [--hub-threads N] [--new-connection-per-sync] [--attack] [--attack-idle 300] "
+      "[--attack-slow 50] "
       "[--attack-junk-rate 10] [--attack-reconnect-ms 1000] [--json out.json] [--hub BIN]";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -644,6 +649,8 @@ int Main(int argc, char** argv) {
       if (arrivals != "poisson" && arrivals != "even") Die(kUsage);
     } else if (a == "--merge") {
       merge_all = true;
+    } else if (a == "--new-connection-per-sync") {
+      new_connections = true;
     } else if (a == "--attack") {
       attack = true;
     } else if (a == "--attack-idle") {
@@ -675,6 +682,7 @@ int Main(int argc, char** argv) {
       "connections, mode %s, open loop %.0f syncs/s (%s), %s\n",
       devices, teams, rounds, batch, connections, mode.c_str(), rate, arrivals.c_str(),
       merge_all ? "every device merges" : "light devices (2 full clients in team 0)");
+  if (new_connections) std::printf("a new connection for every device sync\n");
   if (attack) {
     std::printf(
         "attack: each loop again beside %zu idle connections, %zu slow header senders (1 byte/s), "
@@ -816,7 +824,7 @@ int Main(int argc, char** argv) {
       const double start = NowSeconds();
       if (which == "closed") {
         ParallelFor(devices, connections, clients, [&](size_t i, HttpClient& http, size_t t) {
-          SyncDevice(dev[i], http, url, keys, stats[t]);
+          SyncDevice(dev[i], http, url, keys, stats[t], 0, new_connections);
         });
       } else {
         // Start times, from the round's start, and a shuffled device order.
@@ -834,7 +842,7 @@ int Main(int argc, char** argv) {
           const double when = start + at[k];
           const double wait = when - NowSeconds();
           if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
-          SyncDevice(dev[order[k]], http, url, keys, stats[t], when);
+          SyncDevice(dev[order[k]], http, url, keys, stats[t], when, new_connections);
         });
       }
       const double rs = NowSeconds() - start;
@@ -981,6 +989,7 @@ int Main(int argc, char** argv) {
                 {"connections", connections},
                 {"arrivals", arrivals},
                 {"merge_all", merge_all},
+                {"new_connection_per_sync", new_connections},
                 {"hub_threads", hub_threads.empty() ? "default" : hub_threads},
                 {"setup_s", setup_s},
                 {"loops", loops_json},
