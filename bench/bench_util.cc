@@ -170,14 +170,16 @@ int OnDebug(CURL*, curl_infotype type, char*, size_t size, void* user) {
 
 }  // namespace
 
-HttpClient::HttpClient(bool count_bytes) : count_bytes_(count_bytes) {
+HttpClient::HttpClient(bool count_bytes, std::string local_address)
+    : count_bytes_(count_bytes), interface_(local_address.empty() ? "" : "host!" + local_address) {
   curl_ = curl_easy_init();
   if (curl_ == nullptr) Die("curl_easy_init");
 }
 
 HttpClient::~HttpClient() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
 
-Result<Response> HttpClient::Send(const std::string& base_url, const OutgoingRequest& request) {
+Result<Response> HttpClient::Send(const std::string& base_url, const OutgoingRequest& request,
+                                  bool new_connection) {
   CURL* c = static_cast<CURL*>(curl_);
   curl_easy_reset(c);  // keeps the live connection
   curl_slist* headers = nullptr;
@@ -197,6 +199,11 @@ Result<Response> HttpClient::Send(const std::string& base_url, const OutgoingReq
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
   }
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  if (!interface_.empty()) curl_easy_setopt(c, CURLOPT_INTERFACE, interface_.c_str());
+  if (new_connection) {
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 1L);  // the previous connection closes
+  }
   curl_easy_setopt(c, CURLOPT_USERAGENT, "enlace-bench");
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 120000L);
@@ -218,6 +225,7 @@ Result<Response> HttpClient::Send(const std::string& base_url, const OutgoingReq
   if (rc != CURLE_OK) return Status::Unavailable(curl_easy_strerror(rc));
   Response r;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+  curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &r.new_connections);
   r.body = std::move(sink.body);
   r.hub_time = std::move(sink.hub_time);
   r.seconds = seconds;

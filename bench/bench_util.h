@@ -85,27 +85,35 @@ struct WireCounters {
 struct Response {
   long status = 0;
   Bytes body;
-  std::string hub_time;  // x-enlace-hub-time
-  double seconds = 0;    // wall time of the exchange
+  std::string hub_time;      // x-enlace-hub-time
+  double seconds = 0;        // wall time of the exchange
+  long new_connections = 0;  // connections libcurl opened for it (0: one was reused)
 };
 
 // One libcurl easy handle (keep-alive), plain HTTP. Not thread-safe: one per
 // thread. With `count_bytes`, a debug callback adds every header and body
-// byte sent and received to counters().
+// byte sent and received to counters(). With `local_address` (an IPv4
+// address, e.g. "127.0.1.7": Linux routes all of 127.0.0.0/8 to loopback),
+// connections come from that address, so that many clients on one machine
+// look like many devices to the hub's per-address limits.
 class HttpClient {
  public:
-  explicit HttpClient(bool count_bytes);
+  explicit HttpClient(bool count_bytes, std::string local_address = "");
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
-  // Transport errors come back as kUnavailable.
-  Result<Response> Send(const std::string& base_url, const OutgoingRequest& request);
+  // Transport errors come back as kUnavailable. With `new_connection`, on a
+  // connection of its own (as a device's `enlace sync`, a new process,
+  // has), which later requests reuse; the previous one is closed.
+  Result<Response> Send(const std::string& base_url, const OutgoingRequest& request,
+                        bool new_connection = false);
   const WireCounters& counters() const { return counters_; }
   void ResetCounters() { counters_ = {}; }
 
  private:
   void* curl_ = nullptr;
   bool count_bytes_;
+  std::string interface_;  // CURLOPT_INTERFACE, "" for any
   WireCounters counters_;
 };
 

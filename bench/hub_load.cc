@@ -10,7 +10,29 @@
 // Usage: hub_load [--devices 1000] [--teams 50] [--rounds 3] [--batch 2]
 //                 [--connections 100] [--mode both|closed|open] [--rate 100]
 //                 [--arrivals poisson|even] [--merge] [--hub-threads N]
+//                 [--new-connection-per-sync]
+//                 [--attack] [--attack-idle 300] [--attack-slow 50]
+//                 [--attack-junk-rate 10] [--attack-reconnect-ms 1000]
 //                 [--json out.json] [--hub BIN]
+//
+// Each of the C connections comes from its own loopback address
+// (127.1.x.y; Linux routes 127.0.0.0/8 to lo), as devices come from many
+// addresses: the hub's per-address connection cap sees one device each.
+// With --new-connection-per-sync each device's sync opens a connection of
+// its own, as `enlace sync` (a new process) does; by default the C
+// connections are kept alive from device to device.
+//
+// --attack (issue 15, part 3): every loop runs twice, first as above, then
+// with an attacker mix in this process beside the devices, and the report
+// gives both and their ratios: `--attack-idle` connections that never send
+// a byte (from 150 addresses, 127.2.0.x), each opened again
+// `--attack-reconnect-ms` after the hub closes it; `--attack-slow`
+// connections sending a request header at 1 byte per second (127.3.0.x,
+// opened again the same way); unsigned 8 MiB bodies to /v1/sync at
+// `--attack-junk-rate` per second in all, from 4 threads (127.4.0.x). The
+// hub's peak RSS is measured per loop (VmHWM, reset through
+// /proc/PID/clear_refs before each), and its enlace_net_* counters
+// (/metrics) are reported per loop.
 //
 // Setup (not measured): a coordinator per team registers it with a bootstrap
 // token and makes one invite per device; every device is a core Replica with
@@ -37,7 +59,12 @@
 // must have pulled every write of its team's other devices exactly once, and
 // team 0's full clients must hold identical state with every record of the
 // team.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sodium.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -51,6 +78,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -129,10 +157,14 @@ struct Stats {
   std::vector<double> latencies;  // seconds, one per HTTP exchange
   uint64_t requests = 0, errors = 0, sent = 0, received = 0, refused = 0;
   uint64_t verified = 0, bad_signatures = 0;
+  uint64_t new_connections = 0;     // opened by libcurl: the first, and after the hub closed one
+  std::vector<double> reconnected;  // latencies of the exchanges that opened one
   std::string last_error;
   void Add(const Stats& o) {
     latencies.insert(latencies.end(), o.latencies.begin(), o.latencies.end());
+    reconnected.insert(reconnected.end(), o.reconnected.begin(), o.reconnected.end());
     requests += o.requests;
+    new_connections += o.new_connections;
     errors += o.errors;
     sent += o.sent;
     received += o.received;
@@ -158,7 +190,7 @@ Result<Bytes> WithoutWrites(SyncResponse resp) {
 // `scheduled` (steady seconds, 0: none) is when the open loop meant the
 // first exchange to start: its latency counts from then.
 void SyncDevice(Device& d, HttpClient& http, const std::string& url, const KeyMap& keys,
-                Stats& stats, double scheduled = 0) {
+                Stats& stats, double scheduled = 0, bool new_connection = false) {
   SyncSession session(*d.replica);
   uint64_t pulled = 0;
   for (int guard = 0; guard < 1000; ++guard) {
@@ -168,9 +200,10 @@ void SyncDevice(Device& d, HttpClient& http, const std::string& url, const KeyMa
       stats.last_error = req.status().ToString();
       return;
     }
-    auto resp = http.Send(url, *req);
+    auto resp = http.Send(url, *req, new_connection && guard == 0);
     const double done = NowSeconds();
     ++stats.requests;
+    if (resp.ok()) stats.new_connections += static_cast<uint64_t>(resp->new_connections);
     if (!resp.ok() || resp->status != 200) {
       ++stats.errors;
       stats.last_error = resp.ok() ? "HTTP " + std::to_string(resp->status) +
@@ -179,6 +212,7 @@ void SyncDevice(Device& d, HttpClient& http, const std::string& url, const KeyMa
       return;
     }
     stats.latencies.push_back(guard == 0 && scheduled > 0 ? done - scheduled : resp->seconds);
+    if (resp->new_connections > 0) stats.reconnected.push_back(stats.latencies.back());
     FollowHubClock(*d.replica, resp->hub_time);
     Result<bool> more = false;
     if (d.full) {
@@ -221,6 +255,241 @@ void SyncDevice(Device& d, HttpClient& http, const std::string& url, const KeyMa
   if (session.progress().refused > 0) stats.last_error = session.progress().last_refusal;
 }
 
+// ---- the attacker mix (--attack) ------------------------------------------------------------
+
+struct AttackOptions {
+  size_t idle = 300;        // connections that never send a byte
+  size_t slow = 50;         // connections sending a header at 1 byte per second
+  double junk_rate = 10;    // unsigned 8 MiB bodies per second, in all
+  size_t junk_threads = 4;  // that send them
+  int reconnect_ms = 1000;  // a connection the hub closed is opened again after this
+};
+
+struct AttackCounts {
+  std::atomic<uint64_t> idle_opened{0}, idle_closed{0};
+  std::atomic<uint64_t> slow_opened{0}, slow_closed{0}, slow_bytes{0};
+  std::atomic<uint64_t> junk_sent{0}, junk_413{0}, junk_other{0}, junk_unanswered{0};
+  std::atomic<uint64_t> junk_bytes{0};  // of the bodies, accepted by the kernel
+  std::atomic<uint64_t> connect_failed{0};
+};
+
+// A TCP connection from `from` to 127.0.0.1:port, or -1.
+int ConnectFrom(const std::string& from, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  timeval timeout{2, 0};  // connect and send give up after 2 s
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  sockaddr_in hub{};
+  hub.sin_family = AF_INET;
+  hub.sin_port = htons(static_cast<uint16_t>(port));
+  if (::inet_pton(AF_INET, from.c_str(), &local.sin_addr) != 1 ||
+      ::inet_pton(AF_INET, "127.0.0.1", &hub.sin_addr) != 1 ||
+      ::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&hub), sizeof(hub)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// "127.<net>.<i / 250>.<1 + i % 250>".
+std::string Address(int net, size_t i) {
+  return "127." + std::to_string(net) + "." + std::to_string(i / 250) + "." +
+         std::to_string(1 + i % 250);
+}
+
+// Runs the attacker mix against 127.0.0.1:port until Stop() or destruction.
+class Attack {
+ public:
+  Attack(int port, AttackOptions options) : port_(port), options_(options) {
+    threads_.emplace_back([this] { Holders(/*slow=*/false); });
+    threads_.emplace_back([this] { Holders(/*slow=*/true); });
+    for (size_t t = 0; t < options_.junk_threads; ++t)
+      threads_.emplace_back([this, t] { Junk(t); });
+  }
+  ~Attack() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  const AttackCounts& counts() const { return counts_; }
+
+  json Json() const {
+    auto v = [](const std::atomic<uint64_t>& a) { return a.load(); };
+    return {{"idle", options_.idle},
+            {"slow", options_.slow},
+            {"junk_rate", options_.junk_rate},
+            {"reconnect_ms", options_.reconnect_ms},
+            {"idle_opened", v(counts_.idle_opened)},
+            {"idle_closed_by_hub", v(counts_.idle_closed)},
+            {"slow_opened", v(counts_.slow_opened)},
+            {"slow_closed_by_hub", v(counts_.slow_closed)},
+            {"slow_header_bytes_sent", v(counts_.slow_bytes)},
+            {"junk_bodies", v(counts_.junk_sent)},
+            {"junk_413", v(counts_.junk_413)},
+            {"junk_other_status", v(counts_.junk_other)},
+            {"junk_unanswered", v(counts_.junk_unanswered)},
+            {"junk_body_bytes_sent", v(counts_.junk_bytes)},
+            {"connect_failed", v(counts_.connect_failed)}};
+  }
+
+ private:
+  // Idle or slow connections: kept open, opened again after the hub closes one.
+  void Holders(bool slow) {
+    const size_t count = slow ? options_.slow : options_.idle;
+    struct Slot {
+      int fd = -1;
+      double reopen_at = 0;
+      size_t sent = 0;  // slow: header bytes sent so far
+    };
+    std::vector<Slot> slots(count);
+    const std::string header =
+        "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(4096, 'a') + "\r\n\r\n";
+    double next_drip = NowSeconds() + 1;
+    std::vector<pollfd> polled;
+    std::vector<size_t> which;
+    while (!stop_) {
+      const double now = NowSeconds();
+      for (size_t i = 0; i < count && !stop_; ++i) {
+        Slot& slot = slots[i];
+        if (slot.fd >= 0 || now < slot.reopen_at) continue;
+        // Idle from 150 addresses, slow from 50.
+        slot.fd = ConnectFrom(Address(slow ? 3 : 2, i % (slow ? 50 : 150)), port_);
+        slot.sent = 0;
+        if (slot.fd < 0) {
+          ++counts_.connect_failed;
+          slot.reopen_at = now + options_.reconnect_ms / 1000.0;
+        } else {
+          ++(slow ? counts_.slow_opened : counts_.idle_opened);
+        }
+      }
+      if (slow && now >= next_drip) {
+        next_drip += 1;
+        for (Slot& slot : slots) {
+          if (slot.fd < 0) continue;
+          const char byte = header[slot.sent % header.size()];
+          if (::send(slot.fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) {
+            ++slot.sent;
+            ++counts_.slow_bytes;
+          }
+        }
+      }
+      polled.clear();
+      which.clear();
+      for (size_t i = 0; i < count; ++i) {
+        if (slots[i].fd < 0) continue;
+        polled.push_back({slots[i].fd, POLLIN, 0});
+        which.push_back(i);
+      }
+      if (::poll(polled.data(), polled.size(), 50) <= 0) continue;
+      for (size_t k = 0; k < polled.size(); ++k) {
+        if (polled[k].revents == 0) continue;
+        Slot& slot = slots[which[k]];
+        char buffer[4096];
+        const ssize_t n = ::recv(slot.fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+        if (n > 0) continue;  // an answer (none expected): read on
+        ::close(slot.fd);
+        slot.fd = -1;
+        slot.reopen_at = NowSeconds() + options_.reconnect_ms / 1000.0;
+        ++(slow ? counts_.slow_closed : counts_.idle_closed);
+      }
+    }
+    for (Slot& slot : slots) {
+      if (slot.fd >= 0) ::close(slot.fd);
+    }
+  }
+
+  // Unsigned 8 MiB bodies to /v1/sync, each on a new connection, paced.
+  void Junk(size_t thread) {
+    const std::string body(8u << 20, 'j');
+    const std::string head =
+        "POST /v1/sync HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n";
+    const double gap = static_cast<double>(options_.junk_threads) / options_.junk_rate;
+    double next = NowSeconds() +
+                  gap * static_cast<double>(thread) / static_cast<double>(options_.junk_threads);
+    for (size_t k = 0; !stop_; ++k) {
+      while (!stop_ && NowSeconds() < next)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (stop_) break;
+      next += gap;
+      const int fd = ConnectFrom(Address(4, (thread * 1000 + k) % 200), port_);
+      if (fd < 0) {
+        ++counts_.connect_failed;
+        continue;
+      }
+      ++counts_.junk_sent;
+      std::string out = head + body;
+      size_t done = 0;
+      while (done < out.size()) {
+        const ssize_t n = ::send(fd, out.data() + done, out.size() - done, MSG_NOSIGNAL);
+        if (n <= 0) break;  // the hub refused and closed
+        done += static_cast<size_t>(n);
+      }
+      counts_.junk_bytes += done > head.size() ? done - head.size() : 0;
+      ::shutdown(fd, SHUT_WR);
+      std::string reply;
+      const double until = NowSeconds() + 5;
+      while (NowSeconds() < until && reply.find("\r\n") == std::string::npos) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        char buffer[1024];
+        const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+        if (n <= 0) break;
+        reply.append(buffer, static_cast<size_t>(n));
+      }
+      ::close(fd);
+      if (reply.rfind("HTTP/1.1 413", 0) == 0) {
+        ++counts_.junk_413;
+      } else if (reply.rfind("HTTP/1.1 ", 0) == 0) {
+        ++counts_.junk_other;
+      } else {
+        ++counts_.junk_unanswered;
+      }
+    }
+  }
+
+  const int port_;
+  const AttackOptions options_;
+  std::atomic<bool> stop_{false};
+  AttackCounts counts_;
+  std::vector<std::thread> threads_;
+};
+
+// The hub's enlace_net_* values, from GET /metrics (this process is on
+// loopback, so it may read them).
+std::map<std::string, double> NetMetrics(HttpClient& http, const std::string& url) {
+  OutgoingRequest request;
+  request.method = "GET";
+  request.path = "/metrics";
+  std::map<std::string, double> out;
+  auto r = http.Send(url, request);
+  if (!r.ok() || r->status != 200) return out;
+  std::istringstream lines(std::string(r->body.begin(), r->body.end()));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("enlace_net_", 0) != 0) continue;
+    const auto space = line.find(' ');
+    if (space == std::string::npos) continue;
+    out[line.substr(0, space)] = std::strtod(line.c_str() + space + 1, nullptr);
+  }
+  return out;
+}
+
+// Resets the hub's VmHWM to its current RSS (Linux 4.0+), so that the next
+// reading is the peak since now. False when the kernel refuses.
+bool ResetPeakRss(pid_t pid) {
+  std::ofstream f("/proc/" + std::to_string(pid) + "/clear_refs");
+  f << "5";
+  f.flush();
+  return static_cast<bool>(f);
+}
+
 double Percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -231,7 +500,13 @@ double Percentile(std::vector<double>& v, double p) {
 // What one loop (closed or open) measured.
 struct LoopResult {
   std::string mode;
-  double offered_rate = 0;  // open loop: syncs/s offered
+  bool attacked = false;
+  json attack;                      // the attacker's counts
+  json hub_net;                     // enlace_net_* during the loop (counters: the difference)
+  uint64_t hub_peak_rss = 0;        // during the loop
+  uint64_t hub_rss_start = 0;       // when the loop began
+  bool hub_peak_rss_reset = false;  // false: since the hub started
+  double offered_rate = 0;          // open loop: syncs/s offered
   double wall = 0, hub_cpu = 0, client_cpu = 0;
   Stats stats;
   std::string load_start, load_end;
@@ -248,6 +523,17 @@ json LoopJson(LoopResult& r) {
   const double mean =
       r.stats.latencies.empty() ? 0 : sum / static_cast<double>(r.stats.latencies.size());
   return {{"mode", r.mode},
+          {"attacked", r.attacked},
+          {"attack", r.attack},
+          {"hub_net", r.hub_net},
+          {"hub_peak_rss", r.hub_peak_rss},
+          {"hub_rss_start", r.hub_rss_start},
+          {"new_connections", r.stats.new_connections},
+          {"new_connection_latency_ms",
+           {{"p50", Percentile(r.stats.reconnected, 0.5) * 1000},
+            {"p99", Percentile(r.stats.reconnected, 0.99) * 1000},
+            {"max", r.stats.reconnected.empty() ? 0.0 : r.stats.reconnected.back() * 1000}}},
+          {"hub_peak_rss_since_loop_start", r.hub_peak_rss_reset},
           {"offered_syncs_per_s", r.offered_rate},
           {"wall_s", r.wall},
           {"requests", r.stats.requests},
@@ -272,12 +558,13 @@ json LoopJson(LoopResult& r) {
 
 void PrintLoop(const json& j) {
   auto num = [](const json& v) { return v.get<double>(); };
-  std::printf("\n  %s loop%s\n", j["mode"].get<std::string>().c_str(),
+  std::printf("\n  %s loop%s%s\n", j["mode"].get<std::string>().c_str(),
               j["mode"] == "open"
                   ? (", " + std::to_string(static_cast<int>(num(j["offered_syncs_per_s"]))) +
                      " syncs/s offered")
                         .c_str()
-                  : "");
+                  : "",
+              j["attacked"].get<bool>() ? ", UNDER ATTACK" : "");
   std::printf("  %-34s %14.1f\n", "wall time of the rounds, s", num(j["wall_s"]));
   std::printf("  %-34s %14llu\n", "HTTP requests", j["requests"].get<unsigned long long>());
   std::printf("  %-34s %14.0f\n", "requests/s", num(j["requests_per_s"]));
@@ -293,6 +580,21 @@ void PrintLoop(const json& j) {
               j["signatures_verified"].get<unsigned long long>(),
               j["bad_signatures"].get<unsigned long long>());
   std::printf("  %-34s %14.1f\n", "hub CPU time, s", num(j["hub_cpu_s"]));
+  std::printf("  %-34s %14llu (their latency p50 %.1f, p99 %.1f, max %.1f ms)\n",
+              "new connections (devices)", j["new_connections"].get<unsigned long long>(),
+              num(j["new_connection_latency_ms"]["p50"]),
+              num(j["new_connection_latency_ms"]["p99"]),
+              num(j["new_connection_latency_ms"]["max"]));
+  std::printf("  %-34s %14s%s, %s at the start\n", "hub peak RSS",
+              Mb(j["hub_peak_rss"].get<uint64_t>()).c_str(),
+              j["hub_peak_rss_since_loop_start"].get<bool>() ? "" : " (since the hub started)",
+              Mb(j["hub_rss_start"].get<uint64_t>()).c_str());
+  for (const auto& [name, value] : j["hub_net"].items()) {
+    std::printf("  %-34s %14.0f\n", name.c_str(), value.get<double>());
+  }
+  if (j["attacked"].get<bool>()) {
+    std::printf("  attacker: %s\n", j["attack"].dump().c_str());
+  }
   std::printf("  %-34s %14.1f\n", "client CPU time, s", num(j["client_cpu_s"]));
   std::printf("  %-34s %s -> %s\n", "load average",
               j["load_average_start"].get<std::string>().c_str(),
@@ -306,12 +608,15 @@ int Main(int argc, char** argv) {
   size_t devices = 1000, teams = 50, rounds = 3, batch = 2, connections = 100;
   double rate = 100;
   std::string mode = "both", arrivals = "poisson";
-  bool merge_all = false;
+  bool merge_all = false, attack = false, new_connections = false;
+  AttackOptions attack_options;
   std::string json_path, hub_bin = ENLACE_HUB_BIN, hub_threads;
   const char* kUsage =
       "usage: hub_load [--devices 1000] [--teams 50] [--rounds 3] [--batch 2] "
       "[--connections 100] [--mode both|closed|open] [--rate 100] [--arrivals poisson|even] "
-      "[--merge] [--hub-threads N] [--json out.json] [--hub BIN]";
+      "[--merge] [--hub-threads N] [--new-connection-per-sync] [--attack] [--attack-idle 300] "
+      "[--attack-slow 50] "
+      "[--attack-junk-rate 10] [--attack-reconnect-ms 1000] [--json out.json] [--hub BIN]";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -344,6 +649,19 @@ int Main(int argc, char** argv) {
       if (arrivals != "poisson" && arrivals != "even") Die(kUsage);
     } else if (a == "--merge") {
       merge_all = true;
+    } else if (a == "--new-connection-per-sync") {
+      new_connections = true;
+    } else if (a == "--attack") {
+      attack = true;
+    } else if (a == "--attack-idle") {
+      attack_options.idle = number();
+    } else if (a == "--attack-slow") {
+      attack_options.slow = number();
+    } else if (a == "--attack-junk-rate") {
+      attack_options.junk_rate = std::strtod(next().c_str(), nullptr);
+      if (!(attack_options.junk_rate > 0)) Die("--attack-junk-rate takes a positive number");
+    } else if (a == "--attack-reconnect-ms") {
+      attack_options.reconnect_ms = static_cast<int>(number());
     } else if (a == "--hub-threads") {
       hub_threads = std::to_string(number());
     } else if (a == "--json") {
@@ -364,6 +682,14 @@ int Main(int argc, char** argv) {
       "connections, mode %s, open loop %.0f syncs/s (%s), %s\n",
       devices, teams, rounds, batch, connections, mode.c_str(), rate, arrivals.c_str(),
       merge_all ? "every device merges" : "light devices (2 full clients in team 0)");
+  if (new_connections) std::printf("a new connection for every device sync\n");
+  if (attack) {
+    std::printf(
+        "attack: each loop again beside %zu idle connections, %zu slow header senders (1 byte/s), "
+        "%.1f unsigned 8 MiB bodies/s; closed connections reopened after %d ms\n",
+        attack_options.idle, attack_options.slow, attack_options.junk_rate,
+        attack_options.reconnect_ms);
+  }
   std::printf("machine: %u CPUs, %s, %s RAM, %s, load average at start %s\n", m.cpus,
               m.cpu_model.c_str(), Mb(m.ram_bytes).c_str(), m.kernel.c_str(),
               m.load_average.c_str());
@@ -377,7 +703,12 @@ int Main(int argc, char** argv) {
   const std::string url = hub.url();
 
   std::vector<std::unique_ptr<HttpClient>> clients;
-  for (size_t t = 0; t < connections; ++t) clients.push_back(std::make_unique<HttpClient>(false));
+  // One loopback address per connection, as devices have their own.
+  for (size_t t = 0; t < connections; ++t) {
+    clients.push_back(std::make_unique<HttpClient>(false, Address(1, t)));
+  }
+  const int port = std::stoi(url.substr(url.rfind(':') + 1));
+  HttpClient metrics_client(false);
 
   // ---- setup -----------------------------------------------------------------------------
   const double setup_start = NowSeconds();
@@ -468,10 +799,20 @@ int Main(int argc, char** argv) {
 
   // ---- measured loops ----------------------------------------------------------------------
   std::vector<LoopResult> loops;
-  auto run_loop = [&](const std::string& which) {
+  const uint64_t setup_peak = hub.PeakRss();
+  auto run_loop = [&](const std::string& which, bool attacked) {
     LoopResult r;
     r.mode = which;
+    r.attacked = attacked;
     r.offered_rate = which == "open" ? rate : 0;
+    const auto net_before = NetMetrics(metrics_client, url);
+    std::unique_ptr<Attack> attacker;
+    if (attacked) {
+      attacker = std::make_unique<Attack>(port, attack_options);
+      std::this_thread::sleep_for(std::chrono::seconds(2));  // the flood is in place
+    }
+    r.hub_rss_start = hub.Rss();
+    r.hub_peak_rss_reset = ResetPeakRss(hub.pid());
     r.load_start = ReadMachineInfo().load_average;
     std::vector<Stats> stats(connections);
     std::mt19937_64 rng(42);
@@ -483,7 +824,7 @@ int Main(int argc, char** argv) {
       const double start = NowSeconds();
       if (which == "closed") {
         ParallelFor(devices, connections, clients, [&](size_t i, HttpClient& http, size_t t) {
-          SyncDevice(dev[i], http, url, keys, stats[t]);
+          SyncDevice(dev[i], http, url, keys, stats[t], 0, new_connections);
         });
       } else {
         // Start times, from the round's start, and a shuffled device order.
@@ -501,7 +842,7 @@ int Main(int argc, char** argv) {
           const double when = start + at[k];
           const double wait = when - NowSeconds();
           if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
-          SyncDevice(dev[order[k]], http, url, keys, stats[t], when);
+          SyncDevice(dev[order[k]], http, url, keys, stats[t], when, new_connections);
         });
       }
       const double rs = NowSeconds() - start;
@@ -518,11 +859,30 @@ int Main(int argc, char** argv) {
     }
     for (const auto& s : stats) r.stats.Add(s);
     r.load_end = ReadMachineInfo().load_average;
+    r.hub_peak_rss = hub.PeakRss();
+    if (attacker != nullptr) {
+      attacker->Stop();
+      r.attack = attacker->Json();
+      attacker.reset();
+    }
+    r.hub_net = json::object();
+    for (const auto& [name, value] : NetMetrics(metrics_client, url)) {
+      const bool gauge =
+          name == "enlace_net_connections" || name == "enlace_net_body_bytes_in_flight";
+      const auto before = net_before.find(name);
+      r.hub_net[name] = gauge || before == net_before.end() ? value : value - before->second;
+    }
     loops.push_back(std::move(r));
   };
-  if (mode != "open") run_loop("closed");
-  if (mode != "closed") run_loop("open");
-  const uint64_t hub_peak = hub.PeakRss();
+  // Each loop, then (--attack) the same loop under attack, so that the two
+  // compared run next to each other.
+  for (const std::string which : {"closed", "open"}) {
+    if (mode != "both" && mode != which) continue;
+    run_loop(which, false);
+    if (attack) run_loop(which, true);
+  }
+  uint64_t hub_peak = std::max(setup_peak, hub.PeakRss());
+  for (const LoopResult& l : loops) hub_peak = std::max(hub_peak, l.hub_peak_rss);
 
   // ---- catch-up and end checks (not measured) ------------------------------------------------
   std::vector<Stats> final_stats(connections);
@@ -567,6 +927,47 @@ int Main(int argc, char** argv) {
     errors += r.stats.errors + r.stats.refused;
     bad += r.stats.bad_signatures;
   }
+  json comparison = json::array();
+  if (attack) {
+    std::printf("\n  under attack / without, same run:\n");
+    for (const std::string which : {"closed", "open"}) {
+      const json* calm = nullptr;
+      const json* attacked = nullptr;
+      for (const json& l : loops_json) {
+        if (l["mode"] != which) continue;
+        (l["attacked"].get<bool>() ? attacked : calm) = &l;
+      }
+      if (calm == nullptr || attacked == nullptr) continue;
+      auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+      const double p50 = ratio((*attacked)["latency_ms"]["p50"].get<double>(),
+                               (*calm)["latency_ms"]["p50"].get<double>());
+      const double p99 = ratio((*attacked)["latency_ms"]["p99"].get<double>(),
+                               (*calm)["latency_ms"]["p99"].get<double>());
+      const double rss = ratio(static_cast<double>((*attacked)["hub_peak_rss"].get<uint64_t>()),
+                               static_cast<double>((*calm)["hub_peak_rss"].get<uint64_t>()));
+      std::printf(
+          "  %-6s p50 %.1f -> %.1f ms (%.2fx), p99 %.1f -> %.1f ms (%.2fx), errors %llu -> %llu, "
+          "hub peak RSS %s -> %s (%.2fx), device connections opened %llu -> %llu\n",
+          which.c_str(), (*calm)["latency_ms"]["p50"].get<double>(),
+          (*attacked)["latency_ms"]["p50"].get<double>(), p50,
+          (*calm)["latency_ms"]["p99"].get<double>(),
+          (*attacked)["latency_ms"]["p99"].get<double>(), p99,
+          (*calm)["errors"].get<unsigned long long>(),
+          (*attacked)["errors"].get<unsigned long long>(),
+          Mb((*calm)["hub_peak_rss"].get<uint64_t>()).c_str(),
+          Mb((*attacked)["hub_peak_rss"].get<uint64_t>()).c_str(), rss,
+          (*calm)["new_connections"].get<unsigned long long>(),
+          (*attacked)["new_connections"].get<unsigned long long>());
+      comparison.push_back({{"mode", which},
+                            {"p50_ratio", p50},
+                            {"p99_ratio", p99},
+                            {"hub_peak_rss_ratio", rss},
+                            {"errors_without", (*calm)["errors"]},
+                            {"errors_with", (*attacked)["errors"]},
+                            {"new_connections_without", (*calm)["new_connections"]},
+                            {"new_connections_with", (*attacked)["new_connections"]}});
+    }
+  }
   std::printf(
       "\n  end check: team 0: %llu records (expected %llu), %zu full clients %s; devices that did "
       "not pull exactly their team's writes: %llu; catch-up errors %llu; bad signatures %llu\n",
@@ -588,9 +989,11 @@ int Main(int argc, char** argv) {
                 {"connections", connections},
                 {"arrivals", arrivals},
                 {"merge_all", merge_all},
+                {"new_connection_per_sync", new_connections},
                 {"hub_threads", hub_threads.empty() ? "default" : hub_threads},
                 {"setup_s", setup_s},
                 {"loops", loops_json},
+                {"attack_comparison", comparison},
                 {"hub_peak_rss", hub_peak},
                 {"client_peak_rss", SelfPeakRss()},
                 {"team0_records", team0_records},

@@ -270,6 +270,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int spoil = (mode_byte / 5) % 4;
   hub::HttpRequest r;
   r.remote = "fuzz";
+  r.from_loopback = (mode_byte & 0x80) != 0;  // /metrics: served, or refused
 
   if (mode == 4) {
     SyncRequest sync;

@@ -1,5 +1,7 @@
 #include "routes.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -84,6 +86,19 @@ HubHandler::HubHandler(HubStorage& storage, HubOptions options)
 
 uint64_t HubHandler::Now() const { return options_.clock(); }
 
+bool HubHandler::AdmitBody(const HttpRequest& head) {
+  const std::string_view path = PathOf(head.target);
+  if (head.method != "POST") return false;
+  if (path != kPathSync && path != kPathCreateInvite && path != kPathHistory &&
+      path != kReportsPath) {
+    return false;
+  }
+  auto sig = ParseRequestSignature([&](std::string_view name) { return head.Header(name); });
+  if (!sig.ok()) return false;
+  auto device = storage_.FindDevice(sig->device);
+  return device.ok() && device->has_value();
+}
+
 size_t HubHandler::MaxBodyBytes(std::string_view target) const {
   const std::string_view path = PathOf(target);
   if (path == kPathSync) return options_.max_sync_body_bytes;
@@ -144,7 +159,7 @@ HttpResponse HubHandler::Route(const HttpRequest& request, LogContext& log) {
   const bool get = request.method == "GET";
   const bool post = request.method == "POST";
   if (path == kPathHealth && get) return Health();
-  if (path == kPathMetrics && get) return Metrics();
+  if (path == kPathMetrics && get) return Metrics(request);
   if (path == kPathSync && post) return Sync(request, log);
   if (path == kPathJoin && post) return Join(request, log);
   if (path == kPathCreateInvite && post) return CreateInvite(request, log);
@@ -174,7 +189,26 @@ HttpResponse HubHandler::Health() {
   return Json(200, {{"status", "ok"}, {"protocol", kProtocolVersion}});
 }
 
-HttpResponse HubHandler::Metrics() {
+HttpResponse HubHandler::Metrics(const HttpRequest& request) {
+  const std::string authorization = request.Header(kHeaderAuthorization);
+  if (!authorization.empty() || !request.from_loopback || !options_.metrics_from_loopback) {
+    const std::string token = BearerToken(authorization);
+    if (token.empty()) {
+      if (!options_.metrics_token_hash) {
+        return Json(403, {{"error",
+                           "metrics are served on a loopback address only (serve "
+                           "--metrics-token-file allows a token)"}});
+      }
+      HttpResponse r = Json(401, {{"error", "metrics need authorization: Bearer <token>"}});
+      r.headers["www-authenticate"] = "Bearer realm=\"enlace metrics\"";
+      return r;
+    }
+    const TokenHash given = HashToken(token);
+    if (!options_.metrics_token_hash ||
+        sodium_memcmp(given.data(), options_.metrics_token_hash->data(), given.size()) != 0) {
+      return Json(403, {{"error", "wrong metrics token"}});
+    }
+  }
   std::string out;
   auto line = [&out](const std::string& s) { out += s + "\n"; };
   line("# HELP enlace_requests_total HTTP requests by endpoint and status.");
@@ -214,6 +248,7 @@ HttpResponse HubHandler::Metrics() {
   line("enlace_reports_refused_total " + std::to_string(reports_refused_.load()));
   line("# TYPE enlace_reports_served_total counter");
   line("enlace_reports_served_total " + std::to_string(reports_served_.load()));
+  if (options_.extra_metrics) out += options_.extra_metrics();
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4";
   r.body = std::move(out);

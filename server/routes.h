@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,17 @@ struct HubOptions {
   size_t max_report_body_bytes = 2 * kMaxReportBytes;
   // Receives one JSON object per line (no secrets, no values). Empty: none.
   std::function<void(const std::string&)> log;
+  // GET /metrics (the teams, devices and traffic of the hub) is answered to
+  // a peer on a loopback address, unless metrics_from_loopback is false (a
+  // proxy on the same machine makes every request look local), and to a
+  // request with `authorization: Bearer <token>` whose HashToken is
+  // metrics_token_hash (serve --metrics-token-file). A request that carries
+  // an authorization header must carry the right token, loopback or not.
+  // Otherwise 401 (no or not a Bearer token, one is configured) or 403.
+  bool metrics_from_loopback = true;
+  std::optional<TokenHash> metrics_token_hash;
+  // More Prometheus text for /metrics (the network layer's counters).
+  std::function<std::string()> extra_metrics;
 };
 
 class HubHandler final : public Handler {
@@ -38,6 +50,17 @@ class HubHandler final : public Handler {
 
   HttpResponse Handle(const HttpRequest& request) override;
   size_t MaxBodyBytes(std::string_view target) const override;
+  // True for a request to an endpoint that takes a registered device's
+  // signature (sync, invites, history, POST /v1/reports) whose four
+  // signature headers are well-formed and name a device registered on this
+  // hub, active or not (a revoked device's big push must still reach the
+  // answer that makes it wipe itself). The signature itself covers the body
+  // and is checked in Handle. The request's time is not checked here: a
+  // device whose clock is off gets 401 with the hub's time from Handle, and
+  // retries, where a 413 would end its sync. Registration and join (64 KiB
+  // bodies, signed by a key in the body) are never admitted; their limit is
+  // the unverified budget anyway.
+  bool AdmitBody(const HttpRequest& head) override;
 
  private:
   // Who made a request and what it touched, for the log line. Never a
@@ -49,7 +72,7 @@ class HubHandler final : public Handler {
   };
   HttpResponse Route(const HttpRequest& request, LogContext& log);
   HttpResponse Health();
-  HttpResponse Metrics();
+  HttpResponse Metrics(const HttpRequest& request);
   HttpResponse RegisterTeam(const HttpRequest& request, LogContext& log);
   HttpResponse CreateInvite(const HttpRequest& request, LogContext& log);
   HttpResponse Join(const HttpRequest& request, LogContext& log);

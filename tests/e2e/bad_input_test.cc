@@ -362,8 +362,8 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   TeamId team_a = *TeamId::FromHex(coord_status["team"].get<std::string>());
   DeviceId coord_id = *DeviceId::FromHex(coord_status["device"].get<std::string>());
 
-  // The slow clients take the hub's whole read timeout (15 s): they run
-  // beside everything else.
+  // The slow clients take the hub's header timeout (5 s) or its body
+  // timeout (10 s, then a minimum rate): they run beside everything else.
   const std::string partial_header = "POST /v1/sync HTTP/1.1\r\nHost: x\r\n";
   std::vector<std::string> drip;
   for (char c : std::string("POST /v1/sync HTTP/1.1\r\nHost: x\r\nX-Slow: ")) drip.push_back({c});

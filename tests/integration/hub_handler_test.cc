@@ -385,6 +385,7 @@ TEST_CASE("metrics count requests and received writes") {
   hub::HttpRequest req;
   req.method = "GET";
   req.target = kPathMetrics;
+  req.from_loopback = true;
   const auto r = f.Call(req);
   CHECK(r.status == 200);
   CHECK(r.content_type.rfind("text/plain", 0) == 0);

@@ -34,6 +34,8 @@ class HubProcess {
   const std::string& url() const { return url_; }
   int port() const { return port_; }
   const std::string& pin() const { return pin_; }
+  // The process id (-1 once stopped).
+  pid_t pid() const { return pid_; }
   // Sends SIGTERM and waits; returns the exit code.
   int Stop();
   // Sends SIGKILL and waits.
