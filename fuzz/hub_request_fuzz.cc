@@ -136,7 +136,9 @@ class Fixture {
     handler_ = std::make_unique<hub::HubHandler>(*storage_, options);
 
     const std::string token = "tok-bootstrap-fuzz";
-    Must(storage_->AddBootstrapToken(hub::HashToken(token), kClockMs), "bootstrap token");
+    Must(storage_->AddBootstrapToken(hub::HashToken(token), kClockMs,
+                                     kClockMs + hub::kBootstrapTokenMs),
+         "bootstrap token");
     coord_ = Must(Replica::Create(FuzzOptions(dir_.File("coord")), kPassphrase), "create");
     Must(CreateTeam(*coord_).status(), "create team");
     auto reg = Send(Must(BuildRegisterTeamRequest(*coord_, "Fuzz", "coord", token), "register"));
