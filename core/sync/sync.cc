@@ -537,16 +537,39 @@ Result<PreparedInvite> PrepareInvite(Replica& coordinator, std::string_view hub_
   return out;
 }
 
-Status KeepInvite(Replica& coordinator, const PreparedInvite& invite) {
-  auto& store = coordinator.impl().store();
-  ENLACE_ASSIGN_OR_RETURN(auto tx, store.Begin());
+namespace {
+
+// The kept invites (KeepInvite) that have not expired at `now`, decoded,
+// each with its encoded request.
+Result<std::vector<std::pair<CreateInviteRequest, Bytes>>> UnexpiredInvites(internal::Store& store,
+                                                                            uint64_t now) {
+  std::vector<std::pair<CreateInviteRequest, Bytes>> out;
   ENLACE_ASSIGN_OR_RETURN(auto doc, store.GetDocument(internal::kDocOpenInvites));
-  std::vector<Bytes> kept;
-  if (doc) {
-    ENLACE_ASSIGN_OR_RETURN(kept, internal::DecodeList(*doc));
+  if (!doc) return out;
+  ENLACE_ASSIGN_OR_RETURN(std::vector<Bytes> kept, internal::DecodeList(*doc));
+  for (auto& body : kept) {
+    auto req = DecodeCreateInviteRequest(body);
+    if (req.ok() && req->expires_ms >= now) out.emplace_back(std::move(*req), std::move(body));
   }
+  return out;
+}
+
+Status SetKeptInvites(internal::Store& store, std::vector<Bytes> bodies) {
+  return store.SetDocument(internal::kDocOpenInvites, internal::EncodeList(bodies));
+}
+
+}  // namespace
+
+Status KeepInvite(Replica& coordinator, const PreparedInvite& invite) {
+  auto& impl = coordinator.impl();
+  auto& store = impl.store();
+  ENLACE_ASSIGN_OR_RETURN(auto tx, store.Begin());
+  // Expired ones go: the list stays as long as the invites still open.
+  ENLACE_ASSIGN_OR_RETURN(auto open, UnexpiredInvites(store, impl.clock().WallMs()));
+  std::vector<Bytes> kept;
+  for (auto& [req, body] : open) kept.push_back(std::move(body));
   kept.push_back(invite.request.body);
-  ENLACE_RETURN_IF_ERROR(store.SetDocument(internal::kDocOpenInvites, internal::EncodeList(kept)));
+  ENLACE_RETURN_IF_ERROR(SetKeptInvites(store, std::move(kept)));
   return tx->Commit();
 }
 
@@ -554,10 +577,7 @@ Result<std::vector<OutgoingRequest>> InvitesToSendAgain(Replica& coordinator) {
   auto& impl = coordinator.impl();
   auto& store = impl.store();
   ENLACE_ASSIGN_OR_RETURN(auto tx, store.Begin());
-  ENLACE_ASSIGN_OR_RETURN(auto doc, store.GetDocument(internal::kDocOpenInvites));
-  std::vector<OutgoingRequest> out;
-  if (!doc) return out;
-  ENLACE_ASSIGN_OR_RETURN(std::vector<Bytes> kept, internal::DecodeList(*doc));
+  ENLACE_ASSIGN_OR_RETURN(auto open, UnexpiredInvites(store, impl.clock().WallMs()));
   // Invites a member joined with: the registry's entries and the admissions.
   std::set<InviteId> used;
   ENLACE_ASSIGN_OR_RETURN(auto registry, internal::LoadRegistry(impl));
@@ -569,15 +589,14 @@ Result<std::vector<OutgoingRequest>> InvitesToSendAgain(Replica& coordinator) {
     auto a = DecodeAdmission(bytes);
     if (a.ok()) used.insert(a->grant.invite);
   }
-  const uint64_t now = impl.clock().WallMs();
+  std::vector<OutgoingRequest> out;
   std::vector<Bytes> still;
-  for (auto& body : kept) {
-    auto req = DecodeCreateInviteRequest(body);
-    if (!req.ok() || req->expires_ms < now || used.contains(req->invite_id)) continue;
+  for (auto& [req, body] : open) {
+    if (used.contains(req.invite_id)) continue;
     out.push_back(SignedRequest(coordinator, kPathCreateInvite, body));
     still.push_back(std::move(body));
   }
-  ENLACE_RETURN_IF_ERROR(store.SetDocument(internal::kDocOpenInvites, internal::EncodeList(still)));
+  ENLACE_RETURN_IF_ERROR(SetKeptInvites(store, std::move(still)));
   ENLACE_RETURN_IF_ERROR(tx->Commit());
   return out;
 }

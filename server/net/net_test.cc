@@ -3,7 +3,6 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -32,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "local_address.h"
 #include "net/server.h"
 #include "net/tls_pin.h"
 
@@ -940,21 +940,7 @@ TEST_CASE("bodies in memory stay within max_body_bytes_in_flight; beyond it 503 
   CHECK(server.StatsWithin([](const NetStats& s) { return s.body_bytes_in_flight == 0; }));
 }
 
-// A local IPv4 address that is not a loopback one, or "".
-std::string NonLoopbackAddress() {
-  ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) return "";
-  std::string found;
-  for (ifaddrs* a = list; a != nullptr && found.empty(); a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
-    const auto* in = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
-    if ((ntohl(in->sin_addr.s_addr) >> 24) == 127) continue;
-    char text[INET_ADDRSTRLEN] = {};
-    if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text)) != nullptr) found = text;
-  }
-  ::freeifaddrs(list);
-  return found;
-}
+using testing::NonLoopbackAddress;
 
 TEST_CASE("the handler learns whether the peer's address is a loopback one") {
   ServerOptions options = TestOptions();

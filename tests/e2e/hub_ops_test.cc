@@ -4,7 +4,6 @@
 // for loopback or a token, and the limits on what an unknown sender may
 // make the hub hold (big bodies, memory, connections).
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,6 +22,7 @@
 #include "cli_fixture.h"
 #include "enlace/team.h"
 #include "hub_fixture.h"
+#include "local_address.h"
 #include "raw_http.h"
 
 namespace enlace {
@@ -37,21 +37,7 @@ using testing::Run;
 using testing::RunResult;
 using testing::TempDir;
 
-// A local IPv4 address that is not a loopback one, or "".
-std::string NonLoopbackAddress() {
-  ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) return "";
-  std::string found;
-  for (ifaddrs* a = list; a != nullptr && found.empty(); a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
-    const auto* in = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
-    if ((ntohl(in->sin_addr.s_addr) >> 24) == 127) continue;
-    char text[INET_ADDRSTRLEN] = {};
-    if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text)) != nullptr) found = text;
-  }
-  ::freeifaddrs(list);
-  return found;
-}
+using testing::NonLoopbackAddress;
 
 // A blocking IPv4 connection to `to`:port from `from` (any when empty);
 // closed on destruction.

@@ -17,6 +17,7 @@
 #include "enlace/team.h"
 #include "hub_fixture.h"
 #include "replica/replica_impl.h"
+#include "trust/team_impl.h"
 
 namespace enlace {
 namespace {
@@ -591,6 +592,42 @@ TEST_CASE("an expired invite is refused by the hub") {
     CHECK(reply.status == 200);
     CHECK(HandleJoinResponse(*r, invite->code, reply.bytes()).ok());
   }
+}
+
+TEST_CASE("a coordinator keeps only the invites still open, and sends again those nobody used") {
+  Team t;
+  const auto kept_count = [&] {
+    auto doc = t.coord->impl().store().GetDocument(internal::kDocOpenInvites);
+    REQUIRE(doc.ok());
+    REQUIRE(doc->has_value());
+    auto list = internal::DecodeList(**doc);
+    REQUIRE(list.ok());
+    return list->size();
+  };
+  auto hour = Invite(*t.coord, kHourMs);
+  auto day = Invite(*t.coord, 24 * kHourMs);
+  REQUIRE(hour.ok());
+  REQUIRE(day.ok());
+  REQUIRE(t.hub.Send(day->request).status == 200);
+  REQUIRE(KeepInvite(*t.coord, *hour).ok());
+  REQUIRE(KeepInvite(*t.coord, *day).ok());
+  CHECK(kept_count() == 2);
+  // Two hours later the first has expired: keeping a third drops it, so the
+  // list is never longer than the invites still open.
+  t.clock.now_ms += 2 * kHourMs;
+  auto third = Invite(*t.coord, kHourMs);
+  REQUIRE(third.ok());
+  REQUIRE(KeepInvite(*t.coord, *third).ok());
+  CHECK(kept_count() == 2);
+  // One is used: the other is sent again to a hub that lost it.
+  std::unique_ptr<Replica> joined;
+  REQUIRE(TryJoin(t, "joined", day->code, &t.clock, &joined).status == 200);
+  testing::SyncAll(t.hub, *t.coord);
+  auto again = InvitesToSendAgain(*t.coord);
+  REQUIRE(again.ok());
+  REQUIRE(again->size() == 1);
+  CHECK(again->front().body == third->request.body);
+  CHECK(kept_count() == 1);
 }
 
 TEST_CASE("an invite code with a damaged secret is refused and the genuine code still works") {
