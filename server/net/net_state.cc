@@ -179,6 +179,13 @@ size_t NetState::connections() const {
   return sessions_.size();
 }
 
+size_t NetState::connections_waiting() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [session, entry] : sessions_) n += entry.waiting && !entry.evicting ? 1 : 0;
+  return n;
+}
+
 bool NetState::ReserveBody(uint64_t bytes) {
   const uint64_t budget = options_.max_body_bytes_in_flight;
   uint64_t current = body_bytes_.load(std::memory_order_relaxed);
@@ -208,6 +215,7 @@ void NetState::SetTls(std::shared_ptr<boost::asio::ssl::context> tls) {
 NetStats NetState::Stats() const {
   NetStats s;
   s.connections = connections();
+  s.connections_waiting = connections_waiting();
   s.body_bytes_in_flight = body_bytes_in_flight();
   auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   s.connections_refused = get(counters_.connections_refused);

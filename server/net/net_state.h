@@ -102,6 +102,8 @@ class NetState {
   void SetWaiting(const SessionBase* session, bool waiting);
   // Open connections, evicted ones still closing included.
   size_t connections() const;
+  // How many of them wait (could be evicted for a new one).
+  size_t connections_waiting() const;
 
   // Reserves `bytes` of the body budget (max_body_bytes_in_flight); false
   // when they do not fit. A body larger than the whole budget fits only

@@ -736,6 +736,7 @@ TEST_CASE("a connection whose request is being handled is not closed for a new o
 
   server.handler.release_holds = true;
   for (auto& connection : busy) CHECK(connection->Read().status == 200);
+  REQUIRE(server.StatsWithin([](const NetStats& s) { return s.connections_waiting == 2; }));
   // Both are idle now: a new connection takes a slot from one of them.
   CHECK(Serves(server.port()));
 }
@@ -766,6 +767,9 @@ TEST_CASE("one address cannot take more than max_connections_per_address; others
 
   server.handler.release_holds = true;
   for (auto& connection : first) REQUIRE(connection->Read().status == 200);
+  // A session waits again once its write has completed, which can come after
+  // the client has read the reply: wait for all five to be waiting.
+  REQUIRE(server.StatsWithin([](const NetStats& s) { return s.connections_waiting == 5; }));
   // Now 127.0.0.1's four are idle: a fifth closes one of them, not `other`.
   Connection again(server.port(), "127.0.0.1");
   REQUIRE(again.Send(Get("/again")));

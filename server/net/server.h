@@ -70,6 +70,7 @@ struct ServerOptions {
 // Counters of the network layer since the server was created (gauges: now).
 struct NetStats {
   size_t connections = 0;                  // gauge
+  size_t connections_waiting = 0;          // gauge: idle or reading a header, may be evicted
   uint64_t body_bytes_in_flight = 0;       // gauge: reserved by bodies being read or handled
   uint64_t connections_refused = 0;        // closed at accept: a limit, nothing to evict
   uint64_t connections_evicted = 0;        // closed to make room for a new one
