@@ -860,6 +860,7 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
                       {"refetch_pending", p.refetch_pending},
                       {"hub_behind", p.hub_behind},
                       {"resent", p.resent},
+                      {"missing", p.missing},
                       {"invites_resent", invites_resent}});
   } else {
     const char* message = nullptr;
@@ -886,6 +887,21 @@ CliStatus RunSync(Context& ctx, const SyncArgs& args) {
                            "(altered, forged, or from a revoked or unknown device; altered ones "
                            "are asked for again on the next sync); last: {1}"),
                    {std::to_string(p.refused), p.last_refusal})};
+  }
+  if (p.missing > 0) {
+    // Writes that other writes prove exist, which the hub did not deliver
+    // when asked: it lost or withholds them (docs/PROTOCOL.md §6.11).
+    return {kExitData,
+            Format(p.missing == 1
+                       ? _("{0} write of another device is missing: the team's later writes "
+                           "show it exists, and the hub did not deliver it when asked (lost, or "
+                           "held back). It is asked for again at every sync; if this goes on, "
+                           "tell a coordinator")
+                       : _("{0} writes of other devices are missing: the team's later writes "
+                           "show they exist, and the hub did not deliver them when asked (lost, "
+                           "or held back). They are asked for again at every sync; if this goes "
+                           "on, tell a coordinator"),
+                   {std::to_string(p.missing)})};
   }
   return CliStatus::Ok();
 }

@@ -470,6 +470,15 @@ class SqliteHubStorage final : public HubStorage {
                                "writes WHERE device = ?2 AND counter = ?3)"));
     ENLACE_ASSIGN_OR_RETURN(Stmt existing, db_->Prepare("SELECT encoded FROM writes "
                                                         "WHERE device = ? AND counter = ?"));
+    ENLACE_ASSIGN_OR_RETURN(Stmt highest, db_->Prepare("SELECT coalesce(max(counter), 0) FROM "
+                                                       "writes WHERE device = ?"));
+    uint64_t next_counter = 1;  // the one number above those stored this device may push
+    if (!writes.empty()) {
+      highest.BindBlob(1, device.member.device.bytes);
+      ENLACE_ASSIGN_OR_RETURN(bool hrow, highest.Step());
+      next_counter = (hrow ? static_cast<uint64_t>(highest.ColumnInt(0)) : 0) + 1;
+      highest.Reset();
+    }
     for (const auto& w : writes) {
       if (w.key_version < newest_own) {
         // Sealed under a key older than one granted to this device (made
@@ -491,6 +500,15 @@ class SqliteHubStorage final : public HubStorage {
             " of this device was already used for other content; the device was probably "
             "restored from an old backup and must rejoin the team");
       }
+      if (found) continue;
+      if (w.dot.counter > next_counter) {
+        // A number above one this device never sent: neither it nor what
+        // follows is stored, so that this device's numbers on the hub have
+        // no gap a reader could not tell from a withheld write (§6.11). The
+        // answer's acked_up_to tells the device where to resume.
+        break;
+      }
+      if (w.dot.counter == next_counter) ++next_counter;
       ENLACE_ASSIGN_OR_RETURN(auto row_key, RecordOf(w));
       ENLACE_RETURN_IF_ERROR(ins.BindBlob(1, device.team.bytes)
                                  .BindBlob(2, w.dot.device.bytes)
@@ -540,7 +558,34 @@ class SqliteHubStorage final : public HubStorage {
         again.Reset();
       }
     }
+    // Then write numbers the device lacks although later writes promised
+    // them (§6.11), as stored, while they fit.
+    if (!req.wanted.empty()) {
+      ENLACE_ASSIGN_OR_RETURN(Stmt range, db_->Prepare("SELECT seq, encoded FROM writes WHERE "
+                                                       "device = ? AND counter >= ? AND "
+                                                       "counter <= ? AND team = ? ORDER BY counter"));
+      for (const auto& w : req.wanted) {
+        if (w.device == device.member.device || resp.more) continue;
+        range.BindBlob(1, w.device.bytes).BindU64(2, w.lo).BindU64(3, w.hi);
+        range.BindBlob(4, device.team.bytes);
+        for (;;) {
+          ENLACE_ASSIGN_OR_RETURN(bool row, range.Step());
+          if (!row) break;
+          const auto blob = range.ColumnBlob(1);
+          if (!resp.writes.empty() &&
+              (total + blob.size() > max_bytes || resp.writes.size() >= WireLimits{}.max_writes)) {
+            resp.more = true;
+            break;
+          }
+          total += blob.size();
+          resp.writes.emplace_back(blob.begin(), blob.end());
+          resp.seqs.push_back(static_cast<uint64_t>(range.ColumnInt(0)));
+        }
+        range.Reset();
+      }
+    }
     for (;;) {
+      if (resp.more) break;
       ENLACE_ASSIGN_OR_RETURN(bool more, pull.Step());
       if (!more) break;
       const bool own =

@@ -157,6 +157,7 @@ Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
   w.fields = fields;
   w.kind = kind;
   w.key_version = CurrentKeyVersion();
+  ENLACE_ASSIGN_OR_RETURN(w.accounted_from, AccountedFrom());
   ENLACE_ASSIGN_OR_RETURN(const SecretBytes* team_key, TeamKey(w.key_version));
   ENLACE_RETURN_IF_ERROR(internal::SealWrite(w, values, *team_key, secrets.signing.secret_key));
   const Bytes encoded = w.Encode();
@@ -167,6 +168,40 @@ Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
   if (outcome != ApplyOutcome::kApplied) return Status::Internal("own write was not applied");
   if (written != nullptr) *written = w.dot;
   return store_->AddToOutbox(counter);
+}
+
+Result<uint64_t> Replica::Impl::AccountedFrom() const {
+  if (accounted_from_ == 0) {
+    ENLACE_ASSIGN_OR_RETURN(accounted_from_, store_->GetMeta(internal::kMetaAccountedFrom));
+    if (accounted_from_ == 0) return Status::Corruption("the local store has no accounted-from number");
+  }
+  return accounted_from_;
+}
+
+Status Replica::Impl::VoidOwn(uint64_t counter) {
+  const auto& secrets = vault_->secrets();
+  Write w;
+  w.team = secrets.team;
+  w.collection = kVoidCollection;
+  w.dot = Dot{secrets.device, counter};
+  w.hlc = clock_.Now();
+  w.kind = WriteKind::kVoid;
+  w.key_version = CurrentKeyVersion();
+  ENLACE_ASSIGN_OR_RETURN(w.accounted_from, AccountedFrom());
+  ENLACE_ASSIGN_OR_RETURN(const SecretBytes* team_key, TeamKey(w.key_version));
+  ENLACE_RETURN_IF_ERROR(internal::SealWrite(w, {}, *team_key, secrets.signing.secret_key));
+  ENLACE_RETURN_IF_ERROR(PersistClock());
+  ENLACE_RETURN_IF_ERROR(store_->PutVoid(counter, w.Encode()));
+  return store_->AddToOutbox(counter);
+}
+
+Result<uint64_t> Replica::Impl::RequeueOwnAbove(uint64_t above) {
+  ENLACE_ASSIGN_OR_RETURN(const uint64_t issued, store_->GetMeta(kMetaCounter));
+  uint64_t requeued = 0;
+  ENLACE_ASSIGN_OR_RETURN(auto missing,
+                          store_->RequeueOwnAbove(device(), above, issued, &requeued));
+  for (uint64_t counter : missing) ENLACE_RETURN_IF_ERROR(VoidOwn(counter));
+  return requeued + missing.size();
 }
 
 Result<size_t> Replica::Impl::RestampFutureWrites(uint64_t margin_ms, bool stale_keys) {
@@ -184,19 +219,25 @@ Result<size_t> Replica::Impl::RestampFutureWrites(uint64_t margin_ms, bool stale
     VersionVector last_context;
   };
   std::map<RecordKey, Stamped> future;
+  std::vector<uint64_t> voids;
   ENLACE_ASSIGN_OR_RETURN(auto pending, store_->PendingWrites(device(), SIZE_MAX));
   for (const auto& [counter, bytes] : pending) {
     ENLACE_ASSIGN_OR_RETURN(Write w, Write::Decode(bytes, options_.limits));
     if (w.hlc.physical_ms() <= limit && !(stale_keys && w.key_version < newest_key)) continue;
+    if (w.kind == WriteKind::kVoid) {
+      voids.push_back(counter);  // made again under its own number
+      continue;
+    }
     Stamped& st = future[RecordKey{w.collection, w.record}];
     st.dots.insert(w.dot);
     st.last_dot = w.dot;
     st.last_context = std::move(w.context);
   }
-  if (future.empty()) return size_t{0};
+  if (future.empty() && voids.empty()) return size_t{0};
   if (clock_.last().physical_ms() > limit) clock_.RewindTo(HlcTimestamp::From(wall, 0));
 
-  size_t written = 0;
+  size_t written = voids.size();
+  for (uint64_t counter : voids) ENLACE_RETURN_IF_ERROR(VoidOwn(counter));
   for (const auto& [key, st] : future) {
     ENLACE_ASSIGN_OR_RETURN(auto state, store_->LoadRecord(key));
     if (!state) continue;
@@ -331,6 +372,9 @@ Result<ApplyOutcome> Replica::Impl::ApplyChecked(const Write& w, const Bytes& en
   if (w.dot.device != device() && w.context.Get(device()) > issued) {
     return Status::Corruption("write claims to have seen writes this device never made");
   }
+  // A void changes no record: its number is accounted for (the caller
+  // notes it), whatever this device holds under that number.
+  if (w.kind == WriteKind::kVoid) return ApplyOutcome::kAlreadySeen;
   // One dot, one write: a device restored from an old backup may reuse a
   // counter for different content, which must not be merged.
   ENLACE_ASSIGN_OR_RETURN(auto stored, store_->GetWrite(w.dot));
@@ -402,7 +446,11 @@ Result<ApplyOutcome> Replica::Impl::Merge(const Write& w, const Bytes& encoded,
   for (const Dot& dot : live_before) {
     if (live_after.contains(dot)) continue;
     ENLACE_RETURN_IF_ERROR(store_->DeleteWrite(dot));
-    if (dot.device == device()) ENLACE_RETURN_IF_ERROR(store_->RemoveFromOutbox(dot.counter));
+    if (dot.device != device()) continue;
+    // An own write never sent: its number goes to the hub as a void, so
+    // that every number this device used reaches the hub (§6.11).
+    ENLACE_ASSIGN_OR_RETURN(const bool unsent, store_->InOutbox(dot.counter));
+    if (unsent) ENLACE_RETURN_IF_ERROR(VoidOwn(dot.counter));
   }
   if (hook_ && IsReservedCollection(w.collection)) hook_->OnReservedWrite(*owner_, w, encoded);
   return ApplyOutcome::kApplied;

@@ -63,6 +63,18 @@ class Replica::Impl {
   // Must run inside a transaction. Returns writes made.
   Result<size_t> RestampFutureWrites(uint64_t margin_ms, bool stale_keys = false);
 
+  // The first own write number this device accounts for (kMetaAccountedFrom).
+  Result<uint64_t> AccountedFrom() const;
+  // Makes, stores and queues the void write of own number `counter` (an own
+  // write never sent, or one the hub lacks and this device no longer
+  // holds). Must run inside a transaction.
+  Status VoidOwn(uint64_t counter);
+  // The hub holds only this device's numbers up to `above`: queues again
+  // every own write and void above it, and voids the numbers this device
+  // no longer holds. Must run inside a transaction. Returns the entries
+  // queued.
+  Result<uint64_t> RequeueOwnAbove(uint64_t above);
+
   // Checks and merges a decoded remote write. Must run inside a transaction.
   Result<ApplyOutcome> ApplyChecked(const Write& write, const Bytes& encoded);
 
@@ -95,6 +107,7 @@ class Replica::Impl {
 
   ReplicaOptions options_;
   mutable std::optional<internal::SecretBytes> record_id_key_;
+  mutable uint64_t accounted_from_ = 0;  // cached kMetaAccountedFrom
   std::unique_ptr<internal::Vault> vault_;
   std::unique_ptr<internal::Store> store_;
   HybridClock clock_;

@@ -95,6 +95,22 @@ CREATE TABLE trust_seal(
 CREATE TABLE sealed_settings(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 )sql";
 
+// 8: gap detection (docs/PROTOCOL.md §6.11). `voids`: own write numbers
+// sent as void writes (superseded or erased before a sync), until the hub
+// acknowledges them. `writers_seen` and `write_gaps`: per other device, the
+// numbers its format-3 writes account for and those not seen. Own numbers
+// from the next one on are accounted for ("write_counter" is Replica's).
+constexpr char kMigration8[] = R"sql(
+CREATE TABLE voids(counter INTEGER PRIMARY KEY, encoded BLOB NOT NULL);
+CREATE TABLE writers_seen(
+  device BLOB PRIMARY KEY, low INTEGER NOT NULL, high INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE write_gaps(
+  device BLOB NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
+  PRIMARY KEY(device, lo)) WITHOUT ROWID;
+INSERT INTO meta(key, value) SELECT 'accounted_from',
+  coalesce((SELECT value FROM meta WHERE key = 'write_counter'), 0) + 1;
+)sql";
+
 Status ConvertSiblingRows(Db& db);
 
 }  // namespace
@@ -178,6 +194,7 @@ Status Store::Migrate() {
   steps.push_back(Migration{kMigration5, nullptr});
   steps.push_back(Migration{kMigration6, nullptr});
   steps.push_back(Migration{kMigrationTrustSeal, nullptr});
+  steps.push_back(Migration{kMigration8, nullptr});
   return RunMigrations(*db_, steps, "the local store");
 }
 
@@ -767,6 +784,7 @@ Result<std::vector<std::pair<uint64_t, Bytes>>> Store::PendingWrites(const Devic
     ENLACE_ASSIGN_OR_RETURN(bool more, st.Step());
     if (!more) break;
     const auto blob = st.ColumnBlob(1);
+    if (blob.empty()) continue;  // neither a write nor a void (another device's view)
     if (!out.empty() && total + blob.size() > max_bytes) break;
     total += blob.size();
     out.emplace_back(static_cast<uint64_t>(st.ColumnInt(0)), Bytes(blob.begin(), blob.end()));
@@ -774,20 +792,160 @@ Result<std::vector<std::pair<uint64_t, Bytes>>> Store::PendingWrites(const Devic
   return out;
 }
 
-Result<uint64_t> Store::RequeueOwnAbove(const DeviceId& self, uint64_t above) {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT OR IGNORE INTO outbox(counter) SELECT "
-                                                "counter FROM writes WHERE device = ? AND "
-                                                "counter > ?"));
-  ENLACE_RETURN_IF_ERROR(
-      st.BindBlob(1, self.bytes)
-          .Bind(2, static_cast<int64_t>(std::min<uint64_t>(above, Write::kMaxCounter)))
-          .Exec());
-  return static_cast<uint64_t>(db_->changes());  // the rows the INSERT added
+Result<std::vector<uint64_t>> Store::RequeueOwnAbove(const DeviceId& self, uint64_t above,
+                                                     uint64_t up_to, uint64_t* requeued) {
+  above = std::min<uint64_t>(above, Write::kMaxCounter);
+  up_to = std::min<uint64_t>(up_to, Write::kMaxCounter);
+  std::vector<uint64_t> missing;
+  if (up_to <= above) return missing;
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt held, db_->Prepare("SELECT counter FROM writes WHERE device = ?1 AND counter > ?2 AND "
+                              "counter <= ?3 UNION SELECT counter FROM voids WHERE counter > ?2 "
+                              "AND counter <= ?3 ORDER BY 1"));
+  held.BindBlob(1, self.bytes).BindU64(2, above).BindU64(3, up_to);
+  ENLACE_ASSIGN_OR_RETURN(Stmt add, db_->Prepare("INSERT OR IGNORE INTO outbox(counter) VALUES(?)"));
+  uint64_t next = above + 1;
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool row, held.Step());
+    const uint64_t counter = row ? static_cast<uint64_t>(held.ColumnInt(0)) : up_to + 1;
+    for (; next < counter; ++next) missing.push_back(next);
+    if (!row) break;
+    next = counter + 1;
+    ENLACE_RETURN_IF_ERROR(add.BindU64(1, counter).Exec());
+    add.Reset();
+    *requeued += static_cast<uint64_t>(db_->changes());
+  }
+  return missing;
 }
 
 Status Store::AcknowledgeUpTo(uint64_t up_to) {
+  const auto bound = static_cast<int64_t>(std::min<uint64_t>(up_to, Write::kMaxCounter));
   ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("DELETE FROM outbox WHERE counter <= ?"));
-  return st.Bind(1, static_cast<int64_t>(std::min<uint64_t>(up_to, Write::kMaxCounter))).Exec();
+  ENLACE_RETURN_IF_ERROR(st.Bind(1, bound).Exec());
+  ENLACE_ASSIGN_OR_RETURN(Stmt voids, db_->Prepare("DELETE FROM voids WHERE counter <= ?"));
+  return voids.Bind(1, bound).Exec();
+}
+
+Result<bool> Store::InOutbox(uint64_t counter) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT 1 FROM outbox WHERE counter = ?"));
+  st.BindU64(1, counter);
+  return st.Step();
+}
+
+Status Store::PutVoid(uint64_t counter, const Bytes& encoded) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT INTO voids(counter, encoded) VALUES(?, ?) "
+                                                "ON CONFLICT(counter) DO UPDATE SET encoded = "
+                                                "excluded.encoded"));
+  return st.BindU64(1, counter).BindBlob(2, encoded).Exec();
+}
+
+Status Store::NoteSeen(const std::vector<WriterSeen>& seen) {
+  if (seen.empty()) return Status::Ok();
+  // Per writer: its numbers in order, and the lowest promise among them.
+  std::map<DeviceId, std::pair<uint64_t, std::vector<uint64_t>>> by_writer;
+  for (const WriterSeen& w : seen) {
+    auto& [from, counters] = by_writer[w.device];
+    if (w.accounted_from != 0 && (from == 0 || w.accounted_from < from)) from = w.accounted_from;
+    counters.push_back(w.counter);
+  }
+  ENLACE_ASSIGN_OR_RETURN(Stmt get,
+                          db_->Prepare("SELECT low, high FROM writers_seen WHERE device = ?"));
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt put, db_->Prepare("INSERT INTO writers_seen(device, low, high) VALUES(?, ?, ?) ON "
+                             "CONFLICT(device) DO UPDATE SET low = excluded.low, high = "
+                             "excluded.high"));
+  ENLACE_ASSIGN_OR_RETURN(Stmt gaps,
+                          db_->Prepare("SELECT lo, hi FROM write_gaps WHERE device = ?"));
+  ENLACE_ASSIGN_OR_RETURN(Stmt drop, db_->Prepare("DELETE FROM write_gaps WHERE device = ?"));
+  ENLACE_ASSIGN_OR_RETURN(Stmt add,
+                          db_->Prepare("INSERT INTO write_gaps(device, lo, hi) VALUES(?, ?, ?)"));
+  for (auto& [device, entry] : by_writer) {
+    auto& [from, counters] = entry;
+    std::sort(counters.begin(), counters.end());
+    get.BindBlob(1, device.bytes);
+    ENLACE_ASSIGN_OR_RETURN(bool known, get.Step());
+    bool tracked = known;
+    uint64_t low = known ? static_cast<uint64_t>(get.ColumnInt(0)) : 0;
+    uint64_t high = known ? static_cast<uint64_t>(get.ColumnInt(1)) : 0;
+    get.Reset();
+    // The gaps as a map lo -> hi, changed in memory, written back whole.
+    std::map<uint64_t, uint64_t> holes;
+    gaps.BindBlob(1, device.bytes);
+    for (;;) {
+      ENLACE_ASSIGN_OR_RETURN(bool row, gaps.Step());
+      if (!row) break;
+      holes[static_cast<uint64_t>(gaps.ColumnInt(0))] = static_cast<uint64_t>(gaps.ColumnInt(1));
+    }
+    gaps.Reset();
+    bool changed = false;
+    if (from != 0 && !tracked) {
+      // The first promise of this writer: owed from `from` on, none seen yet.
+      tracked = true;
+      low = from;
+      high = from - 1;
+      changed = true;
+    } else if (from != 0 && from < low) {
+      // A promise reaching lower: the numbers in between are owed too.
+      holes[from] = low - 1;
+      low = from;
+      changed = true;
+    }
+    if (!tracked) continue;  // no promise from this writer (formats 1 and 2)
+    for (uint64_t c : counters) {
+      if (c > high) {
+        if (c > high + 1) holes[high + 1] = c - 1;
+        high = c;
+        changed = true;
+        continue;
+      }
+      // Inside what is owed: fills a gap if it is one.
+      auto it = holes.upper_bound(c);
+      if (it == holes.begin()) continue;
+      --it;
+      const uint64_t lo = it->first, hi = it->second;
+      if (c > hi) continue;
+      holes.erase(it);
+      if (lo < c) holes[lo] = c - 1;
+      if (c < hi) holes[c + 1] = hi;
+      changed = true;
+    }
+    if (!changed) continue;
+    ENLACE_RETURN_IF_ERROR(put.BindBlob(1, device.bytes).BindU64(2, low).BindU64(3, high).Exec());
+    put.Reset();
+    ENLACE_RETURN_IF_ERROR(drop.BindBlob(1, device.bytes).Exec());
+    drop.Reset();
+    for (const auto& [lo, hi] : holes) {
+      ENLACE_RETURN_IF_ERROR(add.BindBlob(1, device.bytes).BindU64(2, lo).BindU64(3, hi).Exec());
+      add.Reset();
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<Store::Gap>> Store::Gaps(size_t max) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT device, lo, hi FROM write_gaps "
+                                                "ORDER BY device, lo LIMIT ?"));
+  st.Bind(1, static_cast<int64_t>(std::min<size_t>(max, INT64_MAX)));
+  std::vector<Gap> out;
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    Gap g;
+    g.device = DeviceId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(0))};
+    g.lo = static_cast<uint64_t>(st.ColumnInt(1));
+    g.hi = static_cast<uint64_t>(st.ColumnInt(2));
+    out.push_back(g);
+  }
+  return out;
+}
+
+Result<uint64_t> Store::MissingCount() {
+  // Each gap counted up to a billion: a hostile writer's numbers cannot
+  // overflow the sum.
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT coalesce(sum(min(hi - lo + 1, "
+                                                "1000000000)), 0) FROM write_gaps"));
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? static_cast<uint64_t>(st.ColumnInt(0)) : uint64_t{0};
 }
 
 Result<uint64_t> Store::PendingCount() {

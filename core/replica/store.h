@@ -91,6 +91,9 @@ inline constexpr std::string_view kMetaClockOffset =
     "clock_offset_ms";  // int64 as two's complement
 // 1 when this device created the team: its first coordinator (enlace/team.h).
 inline constexpr std::string_view kMetaTeamFounder = "team_founder";
+// The first own write number of format 3 (Write::accounted_from): every own
+// number from it on is a write or a void the hub gets (migration 8).
+inline constexpr std::string_view kMetaAccountedFrom = "accounted_from";
 // Whether a meta counter is trust state, covered by the trust seal.
 bool IsTrustMeta(std::string_view key);
 
@@ -108,8 +111,9 @@ inline constexpr size_t kSealKeyBytes = 32;
 
 // The query behind PendingWrites (for tests of its plan): ?1 is this device.
 inline constexpr char kPendingWritesQuery[] =
-    "SELECT o.counter, w.encoded FROM outbox o CROSS JOIN writes w "
-    "ON w.device = ?1 AND w.counter = o.counter ORDER BY o.counter";
+    "SELECT o.counter, coalesce(w.encoded, v.encoded) FROM outbox o "
+    "LEFT JOIN writes w ON w.device = ?1 AND w.counter = o.counter "
+    "LEFT JOIN voids v ON v.counter = o.counter ORDER BY o.counter";
 
 struct StoredWrite {
   WriteKind kind = WriteKind::kPut;
@@ -239,12 +243,40 @@ class Store {
   // holds.
   Result<std::vector<std::pair<uint64_t, Bytes>>> PendingWrites(const DeviceId& self,
                                                                 size_t max_bytes);
-  // Puts every stored own write with counter > `above` back in the outbox
-  // (the hub lost them); returns how many entries were added.
-  Result<uint64_t> RequeueOwnAbove(const DeviceId& self, uint64_t above);
-  // Removes every outbox entry with counter <= up_to.
+  // Puts every stored own write or void with counter in (above, up_to] back
+  // in the outbox (the hub lacks them); returns the counters in that range
+  // it holds neither of (to be voided), and adds to *requeued the entries
+  // added.
+  Result<std::vector<uint64_t>> RequeueOwnAbove(const DeviceId& self, uint64_t above,
+                                                uint64_t up_to, uint64_t* requeued);
+  // Removes every outbox entry and void with counter <= up_to.
   Status AcknowledgeUpTo(uint64_t up_to);
   Result<uint64_t> PendingCount();
+  // Whether `counter` is in the outbox (an own write not yet acknowledged).
+  Result<bool> InOutbox(uint64_t counter);
+  // ---- voids (migration 8): own write numbers sent as kVoid writes
+  Status PutVoid(uint64_t counter, const Bytes& encoded);
+
+  // ---- write numbers seen of other devices (migration 8)
+  // For each writer, the range [low, high] of write numbers its format-3
+  // writes promised to account for, and the numbers in it not seen yet
+  // (gaps: a hub withholding or losing writes, docs/PROTOCOL.md §6.11).
+  struct WriterSeen {
+    DeviceId device;
+    uint64_t counter = 0;         // a write number seen
+    uint64_t accounted_from = 0;  // its write's promise, 0 for none
+  };
+  // Records write numbers seen (any order, repeats allowed).
+  Status NoteSeen(const std::vector<WriterSeen>& seen);
+  struct Gap {
+    DeviceId device;
+    uint64_t lo = 0, hi = 0;  // inclusive
+    friend bool operator==(const Gap&, const Gap&) = default;
+  };
+  // The first `max` gaps, by device and number; and the write numbers in
+  // all of them.
+  Result<std::vector<Gap>> Gaps(size_t max);
+  Result<uint64_t> MissingCount();
 
  private:
   // The seal as this store last checked or committed it.

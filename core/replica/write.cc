@@ -46,6 +46,7 @@ void EncodeMeta(Encoder& e, const Write& w) {
   for (const auto& f : w.fields) e.String(f);
   e.U8(static_cast<uint8_t>(w.kind));
   e.U32(w.key_version);
+  if (w.format >= 3) e.U64(w.accounted_from);
 }
 
 // A bad name in received bytes is malformed input (kCorruption), not a bad
@@ -132,12 +133,25 @@ Result<Write> Write::Decode(std::span<const uint8_t> bytes, const WriteLimits& l
   }
   uint8_t kind = 0;
   ENLACE_RETURN_IF_ERROR(d.U8(kind, "kind"));
-  if (kind < 1 || kind > 3) return Status::Corruption("bad write: unknown kind");
+  const uint8_t last_kind = version >= 3 ? 4 : 3;
+  if (kind < 1 || kind > last_kind) return Status::Corruption("bad write: unknown kind");
   w.kind = static_cast<WriteKind>(kind);
   if (w.kind == WriteKind::kDelete && !w.fields.empty()) {
     return Status::Corruption("bad write: a delete sets no fields");
   }
+  if (w.kind == WriteKind::kVoid &&
+      (!w.fields.empty() || !w.context.empty() || w.collection != kVoidCollection ||
+       !w.record.IsZero())) {
+    return Status::Corruption(
+        "bad write: a void names no field, no context and no record but its own");
+  }
   ENLACE_RETURN_IF_ERROR(d.U32(w.key_version, "key version"));
+  if (version >= 3) {
+    ENLACE_RETURN_IF_ERROR(d.U64(w.accounted_from, "accounted from"));
+    if (w.accounted_from == 0 || w.accounted_from > kMaxCounter) {
+      return Status::Corruption("bad write: accounted-from number out of range");
+    }
+  }
   ENLACE_RETURN_IF_ERROR(d.Raw(w.nonce, "nonce"));
   ENLACE_RETURN_IF_ERROR(d.Blob(w.ciphertext, limits.max_ciphertext_bytes, "ciphertext"));
   ENLACE_RETURN_IF_ERROR(d.Raw(w.signature, "signature"));
@@ -230,6 +244,9 @@ Status SealWrite(Write& write, const std::vector<std::string>& values, const Sec
                  const SecretBytes& signing_secret_key) {
   if (values.size() != write.fields.size()) {
     return Status::Internal("SealWrite: one value per field expected");
+  }
+  if (write.format >= 3 && (write.accounted_from == 0 || write.accounted_from > Write::kMaxCounter)) {
+    return Status::Internal("SealWrite: a format 3 write needs its accounted-from number");
   }
   Bytes plain = EncodePayload(write.format, values);
   write.nonce = RandomNonce();

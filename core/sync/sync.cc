@@ -229,6 +229,15 @@ Result<OutgoingRequest> SyncSession::NextRequest() {
     req.admissions = std::move(docs.admissions);
     for (auto& g : docs.key_grants) req.key_grants.push_back(std::move(g));
   }
+  // Write numbers of others this device lacks: each asked for once a session.
+  ENLACE_ASSIGN_OR_RETURN(auto gaps, impl.store().Gaps(kMaxWanted + asked_.size()));
+  for (const auto& g : gaps) {
+    const SyncRequest::Wanted wanted{g.device, g.lo, g.hi};
+    if (req.wanted.size() == kMaxWanted) break;
+    if (std::find(asked_.begin(), asked_.end(), wanted) != asked_.end()) continue;
+    req.wanted.push_back(wanted);
+  }
+  wanted_sent_ = req.wanted;
   first_pushed_counter_ = 0;
   last_pushed_counter_ = 0;
   for (auto& [counter, bytes] : pending) {
@@ -251,8 +260,7 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
     // trust is older than this device's: not applied. This device reads its
     // log again from the start, queues again its own writes the hub lacks,
     // and sends its trust documents with the next request.
-    ENLACE_ASSIGN_OR_RETURN(delta.resent,
-                            impl.store().RequeueOwnAbove(impl.device(), resp.acked_up_to));
+    ENLACE_ASSIGN_OR_RETURN(delta.resent, impl.RequeueOwnAbove(resp.acked_up_to));
     ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaRelayPending, 1));
     ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaMembersVersion, 0));
     ENLACE_RETURN_IF_ERROR(impl.store().ClearRefetch());
@@ -260,6 +268,13 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   } else {
     ENLACE_RETURN_IF_ERROR(internal::ApplyTrust(impl, resp.trust));
     if (relay_sent_) ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaRelayPending, 0));
+  }
+  uint64_t requeued = 0;
+  if (!behind && first_pushed_counter_ > 0 && resp.acked_up_to + 1 < first_pushed_counter_) {
+    // The hub stores this device's numbers only up to acked_up_to and takes
+    // none after a number it lacks (§6.11): what it lacks goes first, as
+    // writes or voids.
+    ENLACE_ASSIGN_OR_RETURN(requeued, impl.RequeueOwnAbove(resp.acked_up_to));
   }
   ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaAckedHigh, resp.acked_up_to));
   if (sent_registry_ && !resp.registry_refused.empty()) {
@@ -308,12 +323,19 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
     incoming.push_back(std::move(resp.writes[i]));
   }
   std::vector<Result<Write>> verified = impl.DecodeAndVerifyAll(incoming);
+  // The write numbers of others whose signature verified, for gap detection.
+  std::vector<internal::Store::WriterSeen> seen;
+  const auto note = [&](const Write& w) {
+    if (w.dot.device != impl.device())
+      seen.push_back({w.dot.device, w.dot.counter, w.accounted_from});
+  };
   for (size_t i = 0; i < incoming.size(); ++i) {
     const Bytes& bytes = incoming[i];
     Result<Write>& w = verified[i];
     if (!w.ok() && w.status().code() == StatusCode::kDecryptFailed) {
       auto header = Write::Decode(bytes, impl.options().limits);
       if (header.ok() && header->key_version > impl.CurrentKeyVersion()) {
+        note(*header);  // the signature is checked before the key
         // Sealed under a team key this device does not hold (yet): kept
         // aside, and the pull goes on. A grant applies it later; writes
         // merged meanwhile that had seen it do not hide it (ApplyLate).
@@ -328,13 +350,16 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
       // its writer (revoked, unknown, waiting for approval), the hub
       // checked it when it stored it, so the delivery was altered: its
       // position is asked for again until the genuine bytes arrive.
-      ++delta.refused;
+      // Counted once a session: the same position may come back asked for
+      // again (refetch, or as a missing write number).
+      if (refused_seqs_.insert(seqs[i]).second) ++delta.refused;
       delta.last_refusal = w.status().ToString();
       if (w.status().code() != StatusCode::kPermissionDenied) {
         ENLACE_RETURN_IF_ERROR(impl.store().AddRefetch(seqs[i]));
       }
       continue;
     }
+    note(*w);
     auto applied = impl.ApplyChecked(*w, bytes);
     if (!applied.ok()) {
       // Refused before anything changed (a reused or impossible write number).
@@ -351,6 +376,7 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
       ++delta.ignored;
     }
   }
+  ENLACE_RETURN_IF_ERROR(impl.store().NoteSeen(seen));
   // A refetched position the hub did not send back is not in its log.
   for (uint64_t seq : refetch_sent_) {
     if (std::find(resp.seqs.begin(), resp.seqs.end(), seq) == resp.seqs.end()) {
@@ -378,6 +404,16 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   ENLACE_ASSIGN_OR_RETURN(uint64_t pending_after, impl.store().PendingCount());
   ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaPullCursor, cursor));
   ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaLastSyncMs, impl.clock().WallMs()));
+  // A gap is asked for once a session, in a round whose answer had room
+  // for everything (a full answer may have left some out). Gaps not asked
+  // for yet (new this round, or left out) take another round.
+  if (!resp.more) asked_.insert(asked_.end(), wanted_sent_.begin(), wanted_sent_.end());
+  ENLACE_ASSIGN_OR_RETURN(auto gaps, impl.store().Gaps(kMaxWanted + asked_.size()));
+  const bool ask = std::any_of(gaps.begin(), gaps.end(), [&](const internal::Store::Gap& g) {
+    const SyncRequest::Wanted wanted{g.device, g.lo, g.hi};
+    return std::find(asked_.begin(), asked_.end(), wanted) == asked_.end();
+  });
+  ENLACE_ASSIGN_OR_RETURN(progress_.missing, impl.store().MissingCount());
   ENLACE_RETURN_IF_ERROR(tx->Commit());
 
   ++progress_.rounds;
@@ -398,12 +434,12 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   ENLACE_ASSIGN_OR_RETURN(progress_.refetch_pending, impl.store().RefetchCount());
   if (!delta.registry_refused.empty()) progress_.registry_refused = delta.registry_refused;
   if (sent_registry_ && resp.registry_refused.empty()) progress_.registry_stored = true;
-  progress_.resent += delta.resent;
+  progress_.resent += delta.resent + requeued;
   if (behind) progress_.hub_behind = true;
   // Judged by the hub's counter, not by the outbox: another sync of this
   // device may have emptied it meanwhile (issue 15 item 4).
   if (first_pushed_counter_ > 0 && resp.acked_up_to < first_pushed_counter_ &&
-      delta.resealed == 0 && !behind) {
+      delta.resealed == 0 && !behind && requeued == 0) {
     return Status::Unavailable("the hub did not acknowledge the writes it was sent");
   }
   // More to pull, or more to push (writes, key grants) that this round did
@@ -411,7 +447,7 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   ENLACE_ASSIGN_OR_RETURN(auto grants_left, impl.store().QueuedKeyGrants());
   ENLACE_ASSIGN_OR_RETURN(auto registry_left,
                           impl.store().GetDocument(internal::kDocOutgoingRegistry));
-  return more || pending_after > 0 || !grants_left.empty() || registry_left.has_value();
+  return more || ask || pending_after > 0 || !grants_left.empty() || registry_left.has_value();
 }
 
 Status RereadLog(Replica& replica) {

@@ -192,6 +192,12 @@ Bytes Encode(const SyncRequest& m) {
   e.U32(static_cast<uint32_t>(m.refetch.size()));
   for (uint64_t q : m.refetch) e.U64(q);
   PutDocs(e, m.admissions);
+  e.U32(static_cast<uint32_t>(m.wanted.size()));
+  for (const auto& w : m.wanted) {
+    e.Raw(w.device.bytes);
+    e.U64(w.lo);
+    e.U64(w.hi);
+  }
   return e.Finish();
 }
 
@@ -211,6 +217,16 @@ Result<SyncRequest> DecodeSyncRequest(std::span<const uint8_t> body, const WireL
         m.refetch.resize(n);
         for (auto& q : m.refetch) ENLACE_RETURN_IF_ERROR(d.U64(q, "refetch position"));
         ENLACE_RETURN_IF_ERROR(GetDocs(d, m.admissions, l, "admissions"));
+        ENLACE_RETURN_IF_ERROR(d.Count(n, kMaxWanted, 32, "wanted ranges"));
+        m.wanted.resize(n);
+        for (auto& w : m.wanted) {
+          ENLACE_RETURN_IF_ERROR(d.Raw(w.device.bytes, "wanted device"));
+          ENLACE_RETURN_IF_ERROR(d.U64(w.lo, "wanted from"));
+          ENLACE_RETURN_IF_ERROR(d.U64(w.hi, "wanted to"));
+          if (w.lo == 0 || w.lo > w.hi || w.hi > Write::kMaxCounter) {
+            return Status::Corruption("bad sync request: a wanted range is empty or out of range");
+          }
+        }
         return Status::Ok();
       });
 }

@@ -26,6 +26,7 @@ AuditKind KindOf(const Write& w) {
     case WriteKind::kErase:
       return AuditKind::kErase;
     case WriteKind::kPut:
+    case WriteKind::kVoid:  // names no record: never in a record's history
       break;
   }
   // Replica::Restore writes a put of no field: only the existence register.

@@ -271,6 +271,7 @@ Write MakeWrite(const RawDevice& d, uint64_t counter,
   w.fields = {"enc_Notes"};
   w.kind = WriteKind::kPut;
   w.key_version = 1;
+  w.accounted_from = 1;
   if (edit) edit(w);
   std::vector<std::string> values(w.fields.size(), "\"x\"");
   REQUIRE(internal::SealWrite(w, values, d.team_key, d.keys.secret_key).ok());
@@ -737,7 +738,9 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   req("archive marker 0", sync_from(field_a, Patched(pull, 0, {0})), 400);
   req("archive marker 2 (big-endian)", sync_from(field_a, Patched(pull, 0, {2})), 400);
   req("wrong magic", sync_from(field_a, Patched(pull, 1, {'X'})), 400);
-  req("protocol version 6", sync_from(field_a, Patched(pull, 5, {6})), 409);
+  req("protocol version 7", sync_from(field_a, Patched(pull, 5, {7})), 409);
+  req("protocol version 5 (before write-number gaps were detected)",
+      sync_from(field_a, Patched(pull, 5, {5})), 409);
   req("protocol version 4 (before restored-hub recovery)",
       sync_from(field_a, Patched(pull, 5, {4})), 409);
   req("protocol version 2 (before compressed write lists)",
@@ -787,7 +790,7 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   const Bytes valid = WriteBytes(field_a, 1);
   req("write that is not a write", push(field_a, {B("not a write at all")}), 400);
   req("empty write", push(field_a, {Bytes{}}), 400);
-  req("write format version 3", push(field_a, {Patched(valid, 1, {3})}), 400);
+  req("write format version 4", push(field_a, {Patched(valid, 1, {4})}), 400);
   req("write format version 0", push(field_a, {Patched(valid, 1, {0})}), 400);
   req("write archive marker 0", push(field_a, {Patched(valid, 0, {0})}), 400);
   req("write cut in half", push(field_a, {Bytes(valid.begin(), valid.begin() + valid.size() / 2)}),
@@ -1156,8 +1159,8 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     Bytes trailing = join_body(open_invite.invite_id, open_invite.verifier);
     trailing.push_back(0);
     req("join with a trailing byte", join_from(joiner, trailing), 400);
-    req("join in protocol version 6",
-        join_from(joiner, Patched(join_body(open_invite.invite_id, open_invite.verifier), 5, {6})),
+    req("join in protocol version 7",
+        join_from(joiner, Patched(join_body(open_invite.invite_id, open_invite.verifier), 5, {7})),
         409);
     OutgoingRequest unsigned_join;
     unsigned_join.method = "POST";
@@ -1198,8 +1201,8 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
       413);
   req("registration with a token of 300 bytes",
       register_from(founder, team_body(TeamId::Random(), std::string(300, 'k'), founder)), 413);
-  req("registration in protocol version 6",
-      register_from(founder, Patched(team_body(TeamId::Random(), fresh_token_3, founder), 5, {6})),
+  req("registration in protocol version 7",
+      register_from(founder, Patched(team_body(TeamId::Random(), fresh_token_3, founder), 5, {7})),
       409);
   // The team's first registry: version 1, the registering device alone, as
   // coordinator, signed by it.
@@ -1302,7 +1305,7 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     req("history with a trailing byte", history_from(field_a, trailing), 400);
     req("history cut inside the record id",
         history_from(field_a, Bytes(history.begin(), history.end() - 3)), 400);
-    req("history in protocol version 6", history_from(field_a, Patched(history, 5, {6})), 409);
+    req("history in protocol version 7", history_from(field_a, Patched(history, 5, {7})), 409);
     req("history of a collection name of 65 bytes",
         history_from(field_a, Encode(HistoryRequest{std::string(65, 'c'), RecordId::Random()})),
         413);

@@ -241,6 +241,169 @@ TEST_CASE("a full re-read repairs a device that gave up on a position") {
   CHECK(t.b->Get("cases", *id).ok());
 }
 
+// ---- 6b. write numbers: a withheld write is noticed and asked for ---------------------------
+
+// The (counter, kind) of each write of `device` the hub stores, by counter.
+std::vector<std::pair<uint64_t, WriteKind>> HubWritesOf(HubTeam& t, const DeviceId& device) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((t.hub.data_dir() + "/hub.db").c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT encoded FROM writes WHERE device = ? ORDER BY counter", -1,
+                             &st, nullptr) == SQLITE_OK);
+  sqlite3_bind_blob(st, 1, device.bytes.data(), 16, SQLITE_TRANSIENT);
+  std::vector<std::pair<uint64_t, WriteKind>> out;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(st, 0));
+    auto w = Write::Decode(Bytes(p, p + sqlite3_column_bytes(st, 0)));
+    REQUIRE(w.ok());
+    out.emplace_back(w->dot.counter, w->kind);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+TEST_CASE("a write a breached hub withholds is noticed: the device says how many are missing") {
+  HubTeam t;
+  std::vector<RecordId> ids;
+  for (const char* status : {"\"Active\"", "\"FollowUp\"", "\"Closed\""}) {
+    auto id = t.a->Put("cases", std::nullopt, {{"status", status}});
+    REQUIRE(id.ok());
+    ids.push_back(*id);
+  }
+  SyncAll(t.hub, *t.a);
+  // The hub drops a's second write from its log (or never stored it).
+  testing::ExecSql(t.hub.data_dir() + "/hub.db",
+                   "DELETE FROM writes WHERE counter = 2 AND device = x'" +
+                       t.a->device_id().ToHex() + "'");
+  SyncProgress p = SyncAll(t.hub, *t.b);
+  CHECK(p.received == 2);
+  CHECK(p.missing == 1);
+  CHECK_FALSE(t.b->Get("cases", ids[1]).ok());
+  // Asked for at every sync, and still missing while the hub holds it back.
+  p = SyncAll(t.hub, *t.b);
+  CHECK(p.missing == 1);
+  // The next write of a does not hide the gap either.
+  REQUIRE(t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
+  SyncAll(t.hub, *t.a);
+  p = SyncAll(t.hub, *t.b);
+  CHECK(p.received == 1);
+  CHECK(p.missing == 1);
+}
+
+TEST_CASE("a write left out of a delivery is asked for by its number and arrives") {
+  HubTeam t;
+  std::vector<RecordId> ids;
+  for (const char* status : {"\"Active\"", "\"FollowUp\"", "\"Closed\""}) {
+    auto id = t.a->Put("cases", std::nullopt, {{"status", status}});
+    REQUIRE(id.ok());
+    ids.push_back(*id);
+  }
+  SyncAll(t.hub, *t.a);
+  SyncSession session(*t.b);
+  auto req = session.NextRequest();
+  REQUIRE(req.ok());
+  auto resp = DecodeSyncResponse(t.hub.Send(*req).bytes());
+  REQUIRE(resp.ok());
+  // The hub (or the path) leaves a's second write out of the answer.
+  size_t dropped = 0;
+  for (size_t i = 0; i < resp->writes.size(); ++i) {
+    auto w = Write::Decode(resp->writes[i]);
+    REQUIRE(w.ok());
+    if (w->dot.device == t.a->device_id() && w->dot.counter == 2) {
+      resp->writes.erase(resp->writes.begin() + static_cast<std::ptrdiff_t>(i));
+      resp->seqs.erase(resp->seqs.begin() + static_cast<std::ptrdiff_t>(i));
+      ++dropped;
+      break;
+    }
+  }
+  REQUIRE(dropped == 1);
+  auto more = session.HandleResponse(Encode(*resp));
+  REQUIRE(more.ok());
+  CHECK(*more);  // a gap was seen: another round asks for it
+  CHECK(session.progress().missing == 1);
+  CHECK_FALSE(t.b->Get("cases", ids[1]).ok());
+  auto again = session.NextRequest();
+  REQUIRE(again.ok());
+  auto decoded = DecodeSyncRequest(again->body);
+  REQUIRE(decoded.ok());
+  REQUIRE(decoded->wanted.size() == 1);
+  CHECK(decoded->wanted[0] == SyncRequest::Wanted{t.a->device_id(), 2, 2});
+  auto answer = t.hub.Send(*again);
+  REQUIRE(answer.status == 200);
+  more = session.HandleResponse(answer.bytes());
+  REQUIRE(more.ok());
+  CHECK_FALSE(*more);
+  CHECK(session.progress().missing == 0);
+  CHECK(t.b->Get("cases", ids[1])->fields.at("status").value == "\"FollowUp\"");
+  SyncAll(t.hub, *t.a);
+  CHECK(*t.b->DumpState() == *t.a->DumpState());
+}
+
+TEST_CASE("the hub stores no write number above one its writer never sent") {
+  HubTeam t;
+  SyncAll(t.hub, *t.a);
+  REQUIRE(t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}}).ok());
+  REQUIRE(t.a->Put("cases", std::nullopt, {{"status", "\"Closed\""}}).ok());
+  auto pending = t.a->PendingWrites(SIZE_MAX);
+  REQUIRE(pending.ok());
+  REQUIRE(pending->size() == 2);
+  // A member pushes its second write without the first: a gap it could
+  // later blame on the hub, or a write it hides from the team.
+  const hub::HttpResponse skipped = t.hub.Raw(PushOf(t, *t.a, {pending->back().second}));
+  REQUIRE(skipped.status == 200);
+  auto answer = DecodeSyncResponse(
+      std::span(reinterpret_cast<const uint8_t*>(skipped.body.data()), skipped.body.size()));
+  REQUIRE(answer.ok());
+  CHECK(answer->acked_up_to == 0);
+  CHECK(HubWritesOf(t, t.a->device_id()).empty());
+  // The device's own sync sends both, in order.
+  const SyncProgress p = SyncAll(t.hub, *t.a);
+  CHECK(p.sent == 2);
+  CHECK(HubWritesOf(t, t.a->device_id()) ==
+        std::vector<std::pair<uint64_t, WriteKind>>{{1, WriteKind::kPut}, {2, WriteKind::kPut}});
+}
+
+TEST_CASE("a value overwritten or erased before a sync never reaches the hub; its number does") {
+  HubTeam t;
+  auto id = t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}, {"name", "\"Lupita\""}});
+  REQUIRE(id.ok());
+  REQUIRE(t.a->Put("cases", *id, {{"status", "\"FollowUp\""}}).ok());
+  REQUIRE(t.a->Erase("cases", *id).ok());
+  SyncProgress p = SyncAll(t.hub, *t.a);
+  CHECK(p.sent == 3);
+  // Numbers 1 and 2 reach the hub as voids, the erase as itself: no gap, no value.
+  CHECK(HubWritesOf(t, t.a->device_id()) ==
+        std::vector<std::pair<uint64_t, WriteKind>>{
+            {1, WriteKind::kVoid}, {2, WriteKind::kVoid}, {3, WriteKind::kErase}});
+  p = SyncAll(t.hub, *t.b);
+  CHECK(p.missing == 0);
+  CHECK(*t.b->DumpState() == *t.a->DumpState());
+}
+
+TEST_CASE("a hub that lost writes gets back the numbers a device no longer holds, as voids") {
+  HubTeam t;
+  auto id = t.a->Put("cases", std::nullopt, {{"status", "\"Active\""}});
+  REQUIRE(id.ok());
+  SyncAll(t.hub, *t.a);
+  REQUIRE(t.a->Put("cases", *id, {{"status", "\"FollowUp\""}}).ok());
+  SyncAll(t.hub, *t.a);  // a no longer holds its first write: superseded
+  SyncAll(t.hub, *t.b);
+  // The hub loses both (a backup from before them put back by hand).
+  testing::ExecSql(t.hub.data_dir() + "/hub.db",
+                   "DELETE FROM writes WHERE device = x'" + t.a->device_id().ToHex() + "'");
+  const SyncProgress p = SyncAll(t.hub, *t.a);
+  CHECK(p.hub_behind);
+  CHECK(HubWritesOf(t, t.a->device_id()) ==
+        std::vector<std::pair<uint64_t, WriteKind>>{{1, WriteKind::kVoid}, {2, WriteKind::kPut}});
+  // A device that joins now reads no gap and the same record.
+  auto c = testing::JoinDevice(t.hub, *t.coord, testing::TestOptions(t.dir.File("c"), &t.clock),
+                               "carla");
+  const SyncProgress pc = SyncAll(t.hub, *c);
+  CHECK(pc.missing == 0);
+  CHECK(c->Get("cases", *id)->fields.at("status").value == "\"FollowUp\"");
+}
+
 // ---- 7. an edit after a rotation is sealed under the new key ------------------------------
 
 TEST_CASE("an unsent write is sealed again under the newest key before the hub takes it") {
@@ -268,9 +431,10 @@ TEST_CASE("an unsent write is sealed again under the newest key before the hub t
 
   const SyncProgress p = SyncAll(t.hub, *t.b);
   CHECK(p.resealed == 1);
-  CHECK(p.sent == 1);
-  // The edit reached the hub once, under key 2 only.
-  CHECK(HubKeyVersionsOf(t, t.b->device_id()) == std::vector<uint32_t>{2});
+  // The edit reached the hub once, under key 2 only, with a new number; its
+  // old number went as a void (no value), also under key 2.
+  CHECK(p.sent == 2);
+  CHECK(HubKeyVersionsOf(t, t.b->device_id()) == std::vector<uint32_t>{2, 2});
   SyncAll(t.hub, *t.coord);
   CHECK(t.coord->Get("cases", *id)->fields.at("status").value == "\"Active\"");
 }

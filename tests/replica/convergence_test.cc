@@ -155,7 +155,11 @@ class Schedule {
 
   // Records the writes a local operation just made on replica r. Writes made
   // while r's clock runs ahead are withheld: the hub would refuse them.
-  std::vector<size_t> LogLocalWrite(int r, const std::set<size_t>* deps = nullptr) {
+  // Voids (numbers of writes superseded before they were sent) change no
+  // record: they are not logged. `allow_none`: the operation may have made
+  // only voids.
+  std::vector<size_t> LogLocalWrite(int r, const std::set<size_t>* deps = nullptr,
+                                    bool allow_none = false) {
     auto pending = replicas_[r]->PendingWrites(SIZE_MAX);
     REQUIRE(pending.ok());
     std::vector<size_t> logged;
@@ -163,6 +167,7 @@ class Schedule {
       if (counter <= last_logged_[r]) continue;
       auto w = Write::Decode(bytes);
       REQUIRE(w.ok());
+      if (w->kind == WriteKind::kVoid) continue;
       // A device pushes in counter order: each write needs its predecessors.
       std::set<size_t> needs = deps != nullptr ? *deps : applied_[r];
       needs.insert(logged.begin(), logged.end());
@@ -179,7 +184,7 @@ class Schedule {
       logged.push_back(index);
       ++totals_.writes;
     }
-    REQUIRE_FALSE(logged.empty());
+    if (!allow_none) REQUIRE_FALSE(logged.empty());
     return logged;
   }
 
@@ -214,7 +219,11 @@ class Schedule {
     std::set<size_t> deps = applied_[r];
     for (size_t i : mine) deps.erase(i);
     Trace("replica %d re-stamps %zu withheld writes", r, mine.size());
-    const std::vector<size_t> batch = LogLocalWrite(r, &deps);
+    const std::vector<size_t> batch = LogLocalWrite(r, &deps, /*allow_none=*/true);
+    if (batch.empty()) {
+      CHECK(mine.empty());  // only voids were made again
+      return;
+    }
     for (size_t i : mine) withheld_[i] = batch;
     totals_.restamped += batch.size();
   }

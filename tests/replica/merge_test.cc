@@ -5,6 +5,7 @@
 
 #include "enlace/replica.h"
 #include "enlace/team.h"
+#include "replica/replica_impl.h"
 #include "test_util.h"
 
 namespace enlace {
@@ -377,17 +378,32 @@ TEST_CASE("the outbox holds own writes in counter order until acknowledged") {
   CHECK(*t.a->PendingCount() == 0);
 }
 
-TEST_CASE("a superseded own write that was never sent leaves the outbox") {
+TEST_CASE("a superseded own write that was never sent goes as a void, without its values") {
   Team t;
   auto id = t.a->Put("cases", std::nullopt, {{"a", "1"}});
   REQUIRE(id.ok());
   REQUIRE(t.a->Put("cases", *id, {{"a", "2"}}).ok());
   auto pending = t.a->PendingWrites(SIZE_MAX);
   REQUIRE(pending.ok());
-  REQUIRE(pending->size() == 1);
-  CHECK(pending->front().first == 2);
+  REQUIRE(pending->size() == 2);
+  CHECK(pending->front().first == 1);
+  CHECK(pending->back().first == 2);
+  // Number 1 is accounted for by a void: no record, no field, no value.
+  auto void_write = Write::Decode(pending->front().second);
+  REQUIRE(void_write.ok());
+  CHECK(void_write->kind == WriteKind::kVoid);
+  CHECK(void_write->collection == kVoidCollection);
+  CHECK(void_write->record.IsZero());
+  CHECK(void_write->fields.empty());
+  CHECK(void_write->context.empty());
+  CHECK(void_write->accounted_from == 1);
+  CHECK(pending->front().second.size() == 217);  // docs/PROTOCOL.md §7
+  // The superseded write itself is gone from the device.
+  CHECK_FALSE(t.a->impl().store().GetWrite(Dot{t.a->device_id(), 1})->has_value());
   Deliver(*t.a, *t.b);
   CHECK(Dump(*t.a) == Dump(*t.b));
+  REQUIRE(t.a->AcknowledgeUpTo(2).ok());
+  CHECK(t.a->PendingWrites(SIZE_MAX)->empty());
 }
 
 }  // namespace

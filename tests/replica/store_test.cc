@@ -27,7 +27,7 @@ using testing::TempDir;
 
 // The number of entries in store.cc's kMigrations. Appending a migration
 // must update this on purpose.
-constexpr int64_t kExpectedSchemaVersion = 7;
+constexpr int64_t kExpectedSchemaVersion = 8;
 
 std::unique_ptr<Store> OpenStore(const std::string& path) {
   auto s = Store::Open(path);
@@ -243,7 +243,7 @@ TEST_CASE("meta counters read 0 when unset and keep the full uint64 range") {
   CHECK(*store->GetMeta(kMetaPullCursor) == 17);
   REQUIRE(store->SetMeta(kMetaPullCursor, 18).ok());  // overwrite, no duplicate key
   CHECK(*store->GetMeta(kMetaPullCursor) == 18);
-  CHECK(QueryInt(store->db(), "SELECT count(*) FROM meta") == 1);
+  CHECK(QueryInt(store->db(), "SELECT count(*) FROM meta WHERE key = 'pull_cursor'") == 1);
   // A negative clock offset is kept as two's complement.
   REQUIRE(store->SetMeta(kMetaClockOffset, UINT64_MAX).ok());
   CHECK(*store->GetMeta(kMetaClockOffset) == UINT64_MAX);
@@ -800,6 +800,99 @@ TEST_CASE("AcknowledgeUpTo with the largest counter acknowledges everything") {
   for (uint64_t c = 1; c <= 3; ++c) StoreWrite(*store, Dot{self, c}, 10);
   REQUIRE(store->AcknowledgeUpTo(UINT64_MAX).ok());
   CHECK(*store->PendingCount() == 0);
+}
+
+TEST_CASE("voids are pending in their number's place and leave when acknowledged") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("store.db"));
+  const DeviceId self = Device(1);
+  StoreWrite(*store, Dot{self, 1}, 10);
+  REQUIRE(store->PutVoid(2, Bytes(7, 2)).ok());
+  REQUIRE(store->AddToOutbox(2).ok());
+  StoreWrite(*store, Dot{self, 3}, 10);
+  CHECK(PendingCounters(*store, self, SIZE_MAX) == std::vector<uint64_t>{1, 2, 3});
+  auto pending = store->PendingWrites(self, SIZE_MAX);
+  REQUIRE(pending.ok());
+  CHECK((*pending)[1].second == Bytes(7, 2));
+  CHECK(*store->InOutbox(2));
+  REQUIRE(store->AcknowledgeUpTo(2).ok());
+  CHECK_FALSE(*store->InOutbox(2));
+  CHECK(QueryInt(store->db(), "SELECT count(*) FROM voids") == 0);
+  CHECK(PendingCounters(*store, self, SIZE_MAX) == std::vector<uint64_t>{3});
+}
+
+TEST_CASE("migration 8 accounts for own numbers from the next one a device will use") {
+  TempDir dir;
+  const std::string path = dir.File("store.db");
+  {
+    auto store = OpenStore(path);
+    CHECK(*store->GetMeta(kMetaAccountedFrom) == 1);  // a new device: from its first write
+    REQUIRE(store->SetMeta("write_counter", 41).ok());
+    // As release 7 left it.
+    REQUIRE(store->db()
+                .ExecScript("DROP TABLE voids; DROP TABLE writers_seen; DROP TABLE write_gaps; "
+                            "DELETE FROM meta WHERE key = 'accounted_from'; "
+                            "PRAGMA user_version = 7")
+                .ok());
+  }
+  auto store = OpenStore(path);
+  CHECK(*store->SchemaVersion() == kExpectedSchemaVersion);
+  CHECK(*store->GetMeta(kMetaAccountedFrom) == 42);
+  CHECK(store->Gaps(10)->empty());
+}
+
+TEST_CASE("RequeueOwnAbove queues what it holds above the hub's number and names the rest") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("store.db"));
+  const DeviceId self = Device(1);
+  // Held: writes 1, 2, 5 (acknowledged), a void 6; 3, 4 and 7 are gone.
+  for (uint64_t c : {1, 2, 5}) StoreWrite(*store, Dot{self, c}, 10, /*queue=*/false);
+  REQUIRE(store->PutVoid(6, Bytes(5, 6)).ok());
+  StoreWrite(*store, Dot{Device(2), 4}, 10, /*queue=*/false);  // another device's number 4
+  uint64_t requeued = 0;
+  auto missing = store->RequeueOwnAbove(self, 1, 8, &requeued);
+  REQUIRE(missing.ok());
+  CHECK(*missing == std::vector<uint64_t>{3, 4, 7, 8});
+  CHECK(requeued == 3);
+  CHECK(PendingCounters(*store, self, SIZE_MAX) == std::vector<uint64_t>{2, 5, 6});
+  // Again: nothing new to queue, the same numbers missing.
+  requeued = 0;
+  CHECK(*store->RequeueOwnAbove(self, 1, 8, &requeued) == std::vector<uint64_t>{3, 4, 7, 8});
+  CHECK(requeued == 0);
+  CHECK(store->RequeueOwnAbove(self, 8, 8, &requeued)->empty());
+}
+
+TEST_CASE("NoteSeen keeps, per writer, the numbers its promises owe and those not seen") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("store.db"));
+  const DeviceId x = Device(7), y = Device(8);
+  using Gap = Store::Gap;
+  // Formats 1 and 2 promise nothing: no gap however far apart.
+  REQUIRE(store->NoteSeen({{x, 3, 0}, {x, 9, 0}}).ok());
+  CHECK(store->Gaps(100)->empty());
+  // x promises from 10 on; 10 and 14 seen: 11..13 owed.
+  REQUIRE(store->NoteSeen({{x, 14, 10}, {x, 10, 10}}).ok());
+  CHECK(*store->Gaps(100) == std::vector<Gap>{{x, 11, 13}});
+  CHECK(*store->MissingCount() == 3);
+  // 12 arrives: the gap splits.
+  REQUIRE(store->NoteSeen({{x, 12, 10}}).ok());
+  CHECK(*store->Gaps(100) == std::vector<Gap>{{x, 11, 11}, {x, 13, 13}});
+  // y's first write seen is 4, promising from 1: 1..3 owed.
+  REQUIRE(store->NoteSeen({{y, 4, 1}}).ok());
+  CHECK(store->Gaps(100)->size() == 3);
+  CHECK(*store->Gaps(1) == std::vector<Gap>{{x, 11, 11}});
+  // Seen again, out of order, repeated: filled exactly.
+  REQUIRE(store->NoteSeen({{y, 3, 1}, {x, 13, 10}, {y, 1, 1}, {y, 3, 1}, {x, 11, 10}}).ok());
+  CHECK(*store->Gaps(100) == std::vector<Gap>{{y, 2, 2}});
+  // A promise reaching lower than before owes the numbers in between.
+  REQUIRE(store->NoteSeen({{x, 15, 8}}).ok());
+  CHECK(*store->Gaps(100) == std::vector<Gap>{{x, 8, 9}, {y, 2, 2}});
+  // A number past the highest seen leaves the numbers between it owed.
+  REQUIRE(store->NoteSeen({{y, 2, 1}, {y, 1000, 1}}).ok());
+  CHECK(*store->Gaps(100) == std::vector<Gap>{{x, 8, 9}, {y, 5, 999}});
+  // A writer's huge numbers cannot overflow the count.
+  REQUIRE(store->NoteSeen({{y, Write::kMaxCounter, 1}}).ok());
+  CHECK(*store->MissingCount() > 1000000000);
 }
 
 // ---- version vectors ------------------------------------------------------------------

@@ -81,6 +81,7 @@ Write GoldenWrite() {
   w.fields = {"age", "status"};
   w.kind = WriteKind::kPut;
   w.key_version = 1;
+  w.accounted_from = 2;
   w.nonce = Filled<std::array<uint8_t, 24>>(0x61);
   w.ciphertext = {0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05,
                   0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f};
@@ -91,6 +92,33 @@ Write GoldenWrite() {
 // The encoding of GoldenWrite(). Changing it is a wire-format change: every
 // stored write and every hub holds bytes in this format.
 constexpr char kGoldenHex[] =
+    "01"                                                                // cereal: little endian
+    "03"                                                                // format version
+    "0102030405060708090a0b0c0d0e0f10"                                  // team
+    "050000006361736573"                                                // "cases"
+    "2122232425262728292a2b2c2d2e2f30"                                  // record
+    "4142434445464748494a4b4c4d4e4f50"                                  // dot.device
+    "0300000000000000"                                                  // dot.counter
+    "0200008844709e01"                                                  // hlc
+    "02000000"                                                          // context size
+    "4142434445464748494a4b4c4d4e4f50"                                  // context[0].device
+    "0200000000000000"                                                  // context[0].counter
+    "5152535455565758595a5b5c5d5e5f60"                                  // context[1].device
+    "0500000000000000"                                                  // context[1].counter
+    "02000000"                                                          // field count
+    "03000000616765"                                                    // "age"
+    "06000000737461747573"                                              // "status"
+    "01"                                                                // kind
+    "01000000"                                                          // key version
+    "0200000000000000"                                                  // accounted from
+    "6162636465666768696a6b6c6d6e6f707172737475767778"                  // nonce
+    "14000000deadbeef000102030405060708090a0b0c0d0e0f"                  // ciphertext
+    "8182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0"  // signature
+    "a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0";
+
+
+// The same write in format 2 (no accounted-from number), as made before.
+constexpr char kGoldenHexFormat2[] =
     "01"                                                                // cereal: little endian
     "02"                                                                // format version
     "0102030405060708090a0b0c0d0e0f10"                                  // team
@@ -166,6 +194,7 @@ struct Crafted {
     for (const auto& f : w.fields) e.String(f);
     e.U8(kind.value_or(static_cast<uint8_t>(w.kind)));
     e.U32(w.key_version);
+    if (version >= 3) e.U64(w.accounted_from);
     e.Raw(w.nonce);
     e.U32(ciphertext_len.value_or(static_cast<uint32_t>(w.ciphertext.size())));
     if (ciphertext_len && stop_after_counts) return e.Finish();
@@ -185,6 +214,7 @@ void CheckSameWrite(const Write& got, const Write& want) {
   CHECK(got.fields == want.fields);
   CHECK(got.kind == want.kind);
   CHECK(got.key_version == want.key_version);
+  CHECK(got.accounted_from == want.accounted_from);
   CHECK(got.nonce == want.nonce);
   CHECK(got.ciphertext == want.ciphertext);
   CHECK(got.signature == want.signature);
@@ -201,6 +231,59 @@ TEST_CASE("the golden vector decodes to the golden write") {
   auto w = Write::Decode(golden);
   REQUIRE_MESSAGE(w.ok(), w.status().ToString());
   CheckSameWrite(*w, GoldenWrite());
+  CHECK(w->accounted_from == 2);
+}
+
+TEST_CASE("a format 2 write (no accounted-from number) still decodes and re-encodes the same") {
+  Write w2 = GoldenWrite();
+  w2.format = 2;
+  w2.accounted_from = 0;
+  CHECK(internal::ToHex(w2.Encode()) == kGoldenHexFormat2);
+  auto w = Write::Decode(FromHex(kGoldenHexFormat2));
+  REQUIRE_MESSAGE(w.ok(), w.status().ToString());
+  CheckSameWrite(*w, w2);
+  CHECK(w->format == 2);
+  CHECK(w->accounted_from == 0);
+  CHECK(w->Encode() == FromHex(kGoldenHexFormat2));
+  // Format 2 knows no void.
+  Crafted c;
+  c.version = 2;
+  c.w = w2;
+  c.kind = static_cast<uint8_t>(WriteKind::kVoid);
+  CHECK(DecodeCode(c.Encode()) == StatusCode::kCorruption);
+}
+
+TEST_CASE("a format 3 write's accounted-from number must be a write number") {
+  for (uint64_t bad : {uint64_t{0}, Write::kMaxCounter + 1, UINT64_MAX}) {
+    Crafted c;
+    c.w.accounted_from = bad;
+    CAPTURE(bad);
+    CHECK(DecodeCode(c.Encode()) == StatusCode::kCorruption);
+  }
+  Crafted ok;
+  ok.w.accounted_from = Write::kMaxCounter;
+  CHECK(DecodeCode(ok.Encode()) == StatusCode::kOk);
+}
+
+TEST_CASE("a void names no field, no context and no record, only its own number") {
+  Write v = GoldenWrite();
+  v.kind = WriteKind::kVoid;
+  v.collection = kVoidCollection;
+  v.record = RecordId{};
+  v.fields.clear();
+  v.context = VersionVector();
+  auto decoded = Write::Decode(v.Encode());
+  REQUIRE_MESSAGE(decoded.ok(), decoded.status().ToString());
+  CHECK(decoded->kind == WriteKind::kVoid);
+  SUBCASE("with a field") { v.fields = {"age"}; }
+  SUBCASE("with a context") { v.context.Add(Dot{DeviceFilled(0x51), 5}); }
+  SUBCASE("naming a record") { v.record = RecordId{Filled<std::array<uint8_t, 16>>(0x21)}; }
+  SUBCASE("in another collection") { v.collection = "cases"; }
+  if (v.fields.empty() && v.context.empty() && v.record.IsZero() &&
+      v.collection == kVoidCollection) {
+    return;  // the valid void, checked above
+  }
+  CHECK(DecodeCode(v.Encode()) == StatusCode::kCorruption);
 }
 
 TEST_CASE("encode then decode returns the same write, and re-encodes to the same bytes") {
@@ -384,13 +467,13 @@ TEST_CASE("field names that are not sorted and unique are kCorruption") {
 }
 
 TEST_CASE("an unknown format version or kind is kCorruption") {
-  for (uint8_t version : {uint8_t{0}, uint8_t{3}, uint8_t{255}}) {
+  for (uint8_t version : {uint8_t{0}, uint8_t{4}, uint8_t{255}}) {
     CAPTURE(static_cast<int>(version));
     Crafted c;
     c.version = version;
     CHECK(DecodeCode(c.Encode()) == StatusCode::kCorruption);
   }
-  for (uint8_t kind : {uint8_t{0}, uint8_t{4}, uint8_t{255}}) {
+  for (uint8_t kind : {uint8_t{0}, uint8_t{5}, uint8_t{255}}) {
     CAPTURE(static_cast<int>(kind));
     Crafted c;
     c.kind = kind;
@@ -465,7 +548,7 @@ struct TamperFixture {
     REQUIRE(b->ApplyRemote(testing::OnlyPendingWrite(*a)).ok());
     clock.now_ms += 10;
     REQUIRE(a->Put("cases", id, {{"status", "\"FollowUp\""}, {"age", "30"}}).ok());
-    target = testing::OnlyPendingWrite(*a);  // the first write was superseded
+    target = testing::NewestWrite(*a);  // the first write was superseded (a void before it)
     auto w = Write::Decode(target);
     REQUIRE(w.ok());
     decoded = std::move(w).value();
@@ -748,6 +831,16 @@ Write SealedPlaintext(const PayloadKeys& keys, const Bytes& plain) {
   return w;
 }
 
+TEST_CASE("sealing refuses a format 3 write without its accounted-from number") {
+  PayloadKeys keys;
+  Write w = GoldenWrite();
+  w.accounted_from = 0;
+  CHECK(internal::SealWrite(w, {"1", "2"}, keys.team, keys.signer.secret_key).code() ==
+        StatusCode::kInternal);
+  w.accounted_from = 1;
+  CHECK(internal::SealWrite(w, {"1", "2"}, keys.team, keys.signer.secret_key).ok());
+}
+
 TEST_CASE("a long payload is compressed before encryption and opens to the same values") {
   PayloadKeys keys;
   std::string narrative = "\"";
@@ -759,7 +852,7 @@ TEST_CASE("a long payload is compressed before encryption and opens to the same 
   CHECK(compressed.ciphertext.size() * 4 < plain.ciphertext.size());
   auto decoded = Write::Decode(compressed.Encode());
   REQUIRE(decoded.ok());
-  CHECK(decoded->format == 2);
+  CHECK(decoded->format == Write::kFormatVersion);
   CHECK(decoded->Encode() == compressed.Encode());
   CHECK(internal::VerifyWriteSignature(*decoded, keys.signer.public_key).ok());
   auto opened = internal::OpenWritePayload(*decoded, keys.team);

@@ -73,6 +73,9 @@ SyncRequest SampleSyncRequest() {
   m.key_grants = {Bytes(70, 0x22), Bytes{}};
   m.writes = {Bytes{1, 2, 3}, Bytes{}, Bytes(300, 0xab)};
   m.refetch = {12, 7000000000ull};
+  DeviceId d;
+  d.bytes.fill(0x31);
+  m.wanted = {{d, 3, 9}, {d, 11, 11}};
   return m;
 }
 
@@ -194,7 +197,7 @@ Bytes ListOf(const std::vector<Bytes>& writes) {
 // An empty SyncRequest's encoding with its (empty) write list replaced: the
 // list is followed by the refetch and admission counts, 8 bytes.
 Bytes WithWriteList(Bytes empty_message, uint32_t count, const Bytes& raw) {
-  constexpr size_t kAfterList = 8;
+  constexpr size_t kAfterList = 12;  // refetch, admission and wanted counts
   const Bytes tail(empty_message.end() - kAfterList, empty_message.end());
   empty_message.resize(empty_message.size() - kAfterList - 4);
   AppendU32(empty_message, count);
@@ -231,6 +234,7 @@ TEST_CASE("every message decodes to what was encoded") {
     CHECK(d->key_grants == m.key_grants);
     CHECK(d->writes == m.writes);
     CHECK(d->refetch == m.refetch);
+    CHECK(d->wanted == m.wanted);
   }
   {
     const SyncResponse m = SampleSyncResponse();
@@ -342,18 +346,18 @@ TEST_CASE("a sync request's encoding is frozen") {
   m.key_version = 4;
   m.max_response_bytes = 1024;
   m.writes = {Bytes{1, 2, 3}};
-  // endianness marker, "ENLC", version 5 (u32 LE), type 1, cursor (u64 LE),
+  // endianness marker, "ENLC", version 6 (u32 LE), type 1, cursor (u64 LE),
   // members version (u64 LE), registry version (u64 LE), key version (u32
   // LE), max response bytes (u32 LE), registry (u32 LE length + bytes), key
   // grant count (u32 LE), write count (u32 LE), the write list's size (u32
   // LE), then the list as one zstd frame (u32 LE length + bytes), then the
   // refetch count (u32 LE) and positions, then the admission count (u32 LE)
-  // and admissions.
+  // and admissions, then the wanted count (u32 LE) and ranges.
   const Bytes b = Encode(m);
   const std::string prefix =
       "01"
       "454e4c43"
-      "05000000"
+      "06000000"
       "01"
       "0700000000000000"
       "0200000000000000"
@@ -367,9 +371,9 @@ TEST_CASE("a sync request's encoding is frozen") {
   REQUIRE(b.size() > prefix.size() / 2 + 4);
   CHECK(Hex(Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2))) ==
         prefix);
-  // After the frame: the refetch and admission counts (u32 LE), 0 here.
-  REQUIRE(Hex(Bytes(b.end() - 8, b.end())) == "0000000000000000");
-  const Bytes frame(b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2 + 4), b.end() - 8);
+  // After the frame: the refetch, admission and wanted counts (u32 LE), 0 here.
+  REQUIRE(Hex(Bytes(b.end() - 12, b.end())) == "000000000000000000000000");
+  const Bytes frame(b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2 + 4), b.end() - 12);
   uint32_t frame_len = 0;
   std::memcpy(&frame_len, b.data() + prefix.size() / 2, 4);
   CHECK(frame_len == frame.size());
@@ -466,6 +470,24 @@ TEST_CASE("a bad boolean or role is corruption") {
   }
 }
 
+TEST_CASE("a wanted range is 1 <= lo <= hi <= 2^63-1, and at most 64 of them") {
+  DeviceId d;
+  d.bytes.fill(0x31);
+  const auto decode = [&](std::vector<SyncRequest::Wanted> wanted) {
+    SyncRequest m;
+    m.wanted = std::move(wanted);
+    return DecodeSyncRequest(Encode(m)).status().code();
+  };
+  CHECK(decode({{d, 1, 1}}) == StatusCode::kOk);
+  CHECK(decode({{d, 1, Write::kMaxCounter}}) == StatusCode::kOk);
+  CHECK(decode({{d, 0, 1}}) == StatusCode::kCorruption);
+  CHECK(decode({{d, 5, 4}}) == StatusCode::kCorruption);
+  CHECK(decode({{d, 1, Write::kMaxCounter + 1}}) == StatusCode::kCorruption);
+  CHECK(decode(std::vector<SyncRequest::Wanted>(kMaxWanted, {d, 1, 2})) == StatusCode::kOk);
+  CHECK(decode(std::vector<SyncRequest::Wanted>(kMaxWanted + 1, {d, 1, 2})) ==
+        StatusCode::kResourceExhausted);
+}
+
 TEST_CASE("the worked example of docs/PROTOCOL.md section 14 is what the encoder makes") {
   SyncRequest m;
   m.cursor = 42;
@@ -474,18 +496,18 @@ TEST_CASE("the worked example of docs/PROTOCOL.md section 14 is what the encoder
   m.key_version = 1;
   m.max_response_bytes = 1 << 20;
   const Bytes b = Encode(m);
-  CHECK(b.size() == 62);
+  CHECK(b.size() == 66);
   CHECK(Hex(b) ==
-        "01454e4c4305000000012a0000000000000005000000000000000200000000000000010000000000"
-        "10000000000000000000000000000000000000000000");
+        "01454e4c4306000000012a0000000000000005000000000000000200000000000000010000000000"
+        "1000000000000000000000000000000000000000000000000000");
   CHECK(internal::ToHex(internal::GenericHash(b)) ==
-        "da56d3f91b6034e9a7fc583f6b3ed8ec2fb8b9a9cdefb7e61414044d82e42391");
+        "069f397b44724db5e569dd30188fbcef4292f83e350c797ce6f815cedd621a26");
 }
 
 TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   SUBCASE("write list count 0xFFFFFFFF in a request") {
     Bytes b = Encode(SyncRequest{});
-    PutU32(b, b.size() - 12, 0xFFFFFFFFu);  // the write count, before refetch and admissions
+    PutU32(b, b.size() - 16, 0xFFFFFFFFu);  // the write count, before refetch, admissions, wanted
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -493,7 +515,7 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   }
   SUBCASE("write list count within the limit but beyond the input") {
     Bytes b = Encode(SyncRequest{});
-    PutU32(b, b.size() - 12, 9999);
+    PutU32(b, b.size() - 16, 9999);
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kCorruption);
@@ -510,9 +532,9 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   }
   SUBCASE("refetch and cut-off counts over their limits") {
     Bytes req = Encode(SyncRequest{});
-    PutU32(req, req.size() - 8, static_cast<uint32_t>(kMaxRefetch + 1));
+    PutU32(req, req.size() - 12, static_cast<uint32_t>(kMaxRefetch + 1));
     CHECK(DecodeSyncRequest(req).status().code() == StatusCode::kResourceExhausted);
-    PutU32(req, req.size() - 8, static_cast<uint32_t>(kMaxRefetch));  // within, beyond the input
+    PutU32(req, req.size() - 12, static_cast<uint32_t>(kMaxRefetch));  // within, beyond the input
     CHECK(DecodeSyncRequest(req).status().code() == StatusCode::kCorruption);
     Bytes resp = Encode(SyncResponse{});
     PutU32(resp, resp.size() - 28, 0xFFFFFFFFu);  // the cut-off count, before log_id, log_end
@@ -575,7 +597,7 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
     l.max_batch_bytes = raw.size();
     CHECK(DecodeSyncRequest(b, l).ok());
     // A size claimed over the default 16 MiB is refused before decompressing.
-    PutU32(b, Encode(SyncRequest{}).size() - 4, (16u << 20) + 1);  // the list's size
+    PutU32(b, Encode(SyncRequest{}).size() - 8, (16u << 20) + 1);  // the list's size
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -586,11 +608,12 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
     const Bytes bomb = internal::Compress(Bytes(8u << 20, 0), 3);
     REQUIRE(bomb.size() < 4096);
     Bytes b = Encode(SyncRequest{});
-    b.resize(b.size() - 12);  // the write count, the refetch and admission counts
+    b.resize(b.size() - 16);  // the write count, the refetch, admission and wanted counts
     AppendU32(b, 1);
     AppendU32(b, 1000);
     AppendU32(b, static_cast<uint32_t>(bomb.size()));
     b.insert(b.end(), bomb.begin(), bomb.end());
+    AppendU32(b, 0);
     AppendU32(b, 0);
     AppendU32(b, 0);
     Status s;

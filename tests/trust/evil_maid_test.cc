@@ -347,7 +347,10 @@ TEST_CASE("a device from before the seal is sealed as it is on its first open, t
   t.a.reset();
   // What an earlier version left: a store at schema 6 (parked writes, no
   // seal) and a vault that never recorded a seal.
-  ExecSql(store, "DROP TABLE trust_seal; DROP TABLE sealed_settings; PRAGMA user_version = 6");
+  ExecSql(store,
+          "DROP TABLE trust_seal; DROP TABLE sealed_settings; DROP TABLE voids; DROP TABLE "
+          "writers_seen; DROP TABLE write_gaps; DELETE FROM meta WHERE key = 'accounted_from'; "
+          "PRAGMA user_version = 6");
   RewriteVault(options, 0);
   {
     auto opened = Replica::Open(options, kPassphrase);

@@ -24,7 +24,15 @@ enum class WriteKind : uint8_t {
   kPut = 1,     // sets the named fields; the record exists
   kDelete = 2,  // tombstone: the record is deleted, values kept for a restore
   kErase = 3,   // tombstone that also overwrites every field it saw with null
+  // Accounts for a write number its writer used for a write it never sent
+  // (superseded or erased before a sync) or no longer holds to send again:
+  // no fields, no values, no effect on any record. Collection
+  // kVoidCollection, record id zero, empty context (format 3 on).
+  kVoid = 4,
 };
+
+// The collection every void write names.
+inline constexpr char kVoidCollection[] = "enlace.void";
 
 // Limits checked while decoding, before anything is allocated.
 struct WriteLimits {
@@ -39,9 +47,10 @@ struct WriteLimits {
 inline constexpr char kDeletedField[] = "$deleted";
 
 struct Write {
-  // 2: the payload may be compressed before it is encrypted. Format 1
-  // writes (made before) still decode and open.
-  static constexpr uint8_t kFormatVersion = 2;
+  // 2: the payload may be compressed before it is encrypted. 3: the
+  // metadata ends with `accounted_from`, and kVoid writes exist. Formats 1
+  // and 2 (made before) still decode and open.
+  static constexpr uint8_t kFormatVersion = 3;
   static constexpr uint8_t kOldestFormatVersion = 1;
   // Counters are stored as SQLite integers: at most 2^63 - 1.
   static constexpr uint64_t kMaxCounter = (uint64_t{1} << 63) - 1;
@@ -56,6 +65,11 @@ struct Write {
   std::vector<std::string> fields;  // user fields whose values the payload holds
   WriteKind kind = WriteKind::kPut;
   uint32_t key_version = 0;  // which team key encrypted the payload
+  // Format 3 on: the writer's promise that every write number of its own
+  // from this one up to dot.counter is a write or a void it sends to the
+  // hub, so a reader that sees dot.counter can tell a number it lacks in
+  // between (docs/PROTOCOL.md §6.11). 0 in formats 1 and 2 (no promise).
+  uint64_t accounted_from = 0;
   std::array<uint8_t, 24> nonce{};
   Bytes ciphertext;
   std::array<uint8_t, 64> signature{};

@@ -12,6 +12,7 @@
 #define ENLACE_SYNC_H_
 
 #include <cstdint>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -75,6 +76,9 @@ struct SyncProgress {
   // this device read its log again and sent back what it lacked.
   bool hub_behind = false;
   uint64_t resent = 0;  // own writes queued again for such a hub
+  // Write numbers of other devices that their later writes promised and
+  // the hub did not deliver when asked (§6.11): it lost or withholds them.
+  uint64_t missing = 0;
 };
 
 class SyncSession {
@@ -110,6 +114,9 @@ class SyncSession {
   bool sent_registry_ = false;          // the last request carried a registry change
   std::vector<Bytes> sent_grants_;      // the key grants the last request carried
   std::vector<uint64_t> refetch_sent_;  // the log positions the last request asked for again
+  std::vector<SyncRequest::Wanted> wanted_sent_;  // the gaps the last request asked for
+  std::vector<SyncRequest::Wanted> asked_;        // the gaps this session asked for (once each)
+  std::set<uint64_t> refused_seqs_;               // log positions refused this session
 };
 
 // Makes the next sync read the hub's whole log again from its start

@@ -25,7 +25,7 @@
 
 namespace enlace {
 
-inline constexpr uint16_t kProtocolVersion = 5;
+inline constexpr uint16_t kProtocolVersion = 6;
 
 // Endpoints.
 inline constexpr char kPathSync[] = "/v1/sync";
@@ -72,10 +72,20 @@ struct SyncRequest {
   // (restored from a backup): the admissions of its last trust update, which
   // the hub stores when it lacks them (§18.3 documents are self-certifying).
   std::vector<Bytes> admissions;
+  // Write numbers of other devices this device lacks although their later
+  // writes promised them (§6.11): the hub delivers those it stores.
+  struct Wanted {
+    DeviceId device;
+    uint64_t lo = 0, hi = 0;  // inclusive, 1 <= lo <= hi
+    friend bool operator==(const Wanted&, const Wanted&) = default;
+  };
+  std::vector<Wanted> wanted;
 };
 
 // At most this many positions in one request's refetch list.
 inline constexpr size_t kMaxRefetch = 64;
+// At most this many ranges in one request's wanted list.
+inline constexpr size_t kMaxWanted = 64;
 
 // Hub -> device.
 struct SyncResponse {
