@@ -558,28 +558,33 @@ class SqliteHubStorage final : public HubStorage {
         again.Reset();
       }
     }
+    // Adds one stored write to the answer; false (and `more`) when it does
+    // not fit (the answer always takes one).
+    const auto take = [&](std::span<const uint8_t> blob, uint64_t seq) {
+      if (!resp.writes.empty() &&
+          (total + blob.size() > max_bytes || resp.writes.size() >= WireLimits{}.max_writes)) {
+        resp.more = true;
+        return false;
+      }
+      total += blob.size();
+      resp.writes.emplace_back(blob.begin(), blob.end());
+      resp.seqs.push_back(seq);
+      return true;
+    };
     // Then write numbers the device lacks although later writes promised
     // them (§6.11), as stored, while they fit.
     if (!req.wanted.empty()) {
-      ENLACE_ASSIGN_OR_RETURN(Stmt range, db_->Prepare("SELECT seq, encoded FROM writes WHERE "
-                                                       "device = ? AND counter >= ? AND "
-                                                       "counter <= ? AND team = ? ORDER BY counter"));
+      ENLACE_ASSIGN_OR_RETURN(Stmt range,
+                              db_->Prepare("SELECT seq, encoded FROM writes WHERE "
+                                           "device = ? AND counter >= ? AND "
+                                           "counter <= ? AND team = ? ORDER BY counter"));
       for (const auto& w : req.wanted) {
         if (w.device == device.member.device || resp.more) continue;
         range.BindBlob(1, w.device.bytes).BindU64(2, w.lo).BindU64(3, w.hi);
         range.BindBlob(4, device.team.bytes);
         for (;;) {
           ENLACE_ASSIGN_OR_RETURN(bool row, range.Step());
-          if (!row) break;
-          const auto blob = range.ColumnBlob(1);
-          if (!resp.writes.empty() &&
-              (total + blob.size() > max_bytes || resp.writes.size() >= WireLimits{}.max_writes)) {
-            resp.more = true;
-            break;
-          }
-          total += blob.size();
-          resp.writes.emplace_back(blob.begin(), blob.end());
-          resp.seqs.push_back(static_cast<uint64_t>(range.ColumnInt(0)));
+          if (!row || !take(range.ColumnBlob(1), static_cast<uint64_t>(range.ColumnInt(0)))) break;
         }
         range.Reset();
       }
@@ -590,17 +595,7 @@ class SqliteHubStorage final : public HubStorage {
       if (!more) break;
       const bool own =
           DeviceId{FromBlob<std::array<uint8_t, 16>>(pull.ColumnBlob(1))} == device.member.device;
-      const auto blob = pull.ColumnBlob(2);
-      if (!own) {
-        if (!resp.writes.empty() &&
-            (total + blob.size() > max_bytes || resp.writes.size() >= WireLimits{}.max_writes)) {
-          resp.more = true;
-          break;
-        }
-        total += blob.size();
-        resp.writes.emplace_back(blob.begin(), blob.end());
-        resp.seqs.push_back(static_cast<uint64_t>(pull.ColumnInt(0)));
-      }
+      if (!own && !take(pull.ColumnBlob(2), static_cast<uint64_t>(pull.ColumnInt(0)))) break;
       resp.next_cursor = static_cast<uint64_t>(pull.ColumnInt(0));
     }
     pull.Reset();

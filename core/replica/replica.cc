@@ -173,7 +173,8 @@ Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
 Result<uint64_t> Replica::Impl::AccountedFrom() const {
   if (accounted_from_ == 0) {
     ENLACE_ASSIGN_OR_RETURN(accounted_from_, store_->GetMeta(internal::kMetaAccountedFrom));
-    if (accounted_from_ == 0) return Status::Corruption("the local store has no accounted-from number");
+    if (accounted_from_ == 0)
+      return Status::Corruption("the local store has no accounted-from number");
   }
   return accounted_from_;
 }

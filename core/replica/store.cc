@@ -803,7 +803,8 @@ Result<std::vector<uint64_t>> Store::RequeueOwnAbove(const DeviceId& self, uint6
                               "counter <= ?3 UNION SELECT counter FROM voids WHERE counter > ?2 "
                               "AND counter <= ?3 ORDER BY 1"));
   held.BindBlob(1, self.bytes).BindU64(2, above).BindU64(3, up_to);
-  ENLACE_ASSIGN_OR_RETURN(Stmt add, db_->Prepare("INSERT OR IGNORE INTO outbox(counter) VALUES(?)"));
+  ENLACE_ASSIGN_OR_RETURN(Stmt add,
+                          db_->Prepare("INSERT OR IGNORE INTO outbox(counter) VALUES(?)"));
   uint64_t next = above + 1;
   for (;;) {
     ENLACE_ASSIGN_OR_RETURN(bool row, held.Step());

@@ -139,9 +139,8 @@ Result<Write> Write::Decode(std::span<const uint8_t> bytes, const WriteLimits& l
   if (w.kind == WriteKind::kDelete && !w.fields.empty()) {
     return Status::Corruption("bad write: a delete sets no fields");
   }
-  if (w.kind == WriteKind::kVoid &&
-      (!w.fields.empty() || !w.context.empty() || w.collection != kVoidCollection ||
-       !w.record.IsZero())) {
+  if (w.kind == WriteKind::kVoid && (!w.fields.empty() || !w.context.empty() ||
+                                     w.collection != kVoidCollection || !w.record.IsZero())) {
     return Status::Corruption(
         "bad write: a void names no field, no context and no record but its own");
   }
@@ -245,7 +244,8 @@ Status SealWrite(Write& write, const std::vector<std::string>& values, const Sec
   if (values.size() != write.fields.size()) {
     return Status::Internal("SealWrite: one value per field expected");
   }
-  if (write.format >= 3 && (write.accounted_from == 0 || write.accounted_from > Write::kMaxCounter)) {
+  if (write.format >= 3 &&
+      (write.accounted_from == 0 || write.accounted_from > Write::kMaxCounter)) {
     return Status::Internal("SealWrite: a format 3 write needs its accounted-from number");
   }
   Bytes plain = EncodePayload(write.format, values);

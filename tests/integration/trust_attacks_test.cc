@@ -263,8 +263,8 @@ std::vector<std::pair<uint64_t, WriteKind>> HubWritesOf(HubTeam& t, const Device
   return out;
 }
 
-TEST_CASE("a write a breached hub withholds is noticed: the device says how many are missing") {
-  HubTeam t;
+// Three new cases by a (its writes 1, 2, 3), synced to the hub.
+std::vector<RecordId> ThreeCasesSynced(HubTeam& t) {
   std::vector<RecordId> ids;
   for (const char* status : {"\"Active\"", "\"FollowUp\"", "\"Closed\""}) {
     auto id = t.a->Put("cases", std::nullopt, {{"status", status}});
@@ -272,10 +272,16 @@ TEST_CASE("a write a breached hub withholds is noticed: the device says how many
     ids.push_back(*id);
   }
   SyncAll(t.hub, *t.a);
+  return ids;
+}
+
+TEST_CASE("a write a breached hub withholds is noticed: the device says how many are missing") {
+  HubTeam t;
+  const std::vector<RecordId> ids = ThreeCasesSynced(t);
   // The hub drops a's second write from its log (or never stored it).
-  testing::ExecSql(t.hub.data_dir() + "/hub.db",
-                   "DELETE FROM writes WHERE counter = 2 AND device = x'" +
-                       t.a->device_id().ToHex() + "'");
+  testing::ExecSql(
+      t.hub.data_dir() + "/hub.db",
+      "DELETE FROM writes WHERE counter = 2 AND device = x'" + t.a->device_id().ToHex() + "'");
   SyncProgress p = SyncAll(t.hub, *t.b);
   CHECK(p.received == 2);
   CHECK(p.missing == 1);
@@ -293,13 +299,7 @@ TEST_CASE("a write a breached hub withholds is noticed: the device says how many
 
 TEST_CASE("a write left out of a delivery is asked for by its number and arrives") {
   HubTeam t;
-  std::vector<RecordId> ids;
-  for (const char* status : {"\"Active\"", "\"FollowUp\"", "\"Closed\""}) {
-    auto id = t.a->Put("cases", std::nullopt, {{"status", status}});
-    REQUIRE(id.ok());
-    ids.push_back(*id);
-  }
-  SyncAll(t.hub, *t.a);
+  const std::vector<RecordId> ids = ThreeCasesSynced(t);
   SyncSession session(*t.b);
   auto req = session.NextRequest();
   REQUIRE(req.ok());

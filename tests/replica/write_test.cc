@@ -116,7 +116,6 @@ constexpr char kGoldenHex[] =
     "8182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0"  // signature
     "a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0";
 
-
 // The same write in format 2 (no accounted-from number), as made before.
 constexpr char kGoldenHexFormat2[] =
     "01"                                                                // cereal: little endian
