@@ -200,7 +200,7 @@ class Solver {
       glp_set_col_kind(lp_, static_cast<int>(c), GLP_IV);
       glp_set_col_bnds(lp_, static_cast<int>(c), GLP_LO, 0.0, 0.0);
     }
-    glp_add_rows(lp_, static_cast<int>(rows.size()));
+    if (!rows.empty()) glp_add_rows(lp_, static_cast<int>(rows.size()));
     std::vector<int> ind;
     std::vector<double> val;
     for (size_t r = 0; r < rows.size(); ++r) {
@@ -333,6 +333,8 @@ class Audit {
     if (active_count_ > limits_.max_cells) return TooManyCells(active_count_);
     EntryVars();
     if (std::optional<AuditFinding> f = Rows()) return *f;
+    // Nobody in any cell: nothing to find (every entry was checked empty).
+    if (active_count_ == 0) return Finding(AuditFinding::Kind::kSafe);
     CollectCounts();
     if (counts_.size() > limits_.max_counts) {
       return Finding(AuditFinding::Kind::kTooLarge,
