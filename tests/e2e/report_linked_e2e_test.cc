@@ -138,7 +138,7 @@ void NoFindings(const std::vector<std::string>& found) {
 
 TEST_CASE("the same people by one dimension and by two") {
   Office o;
-  const Microdata d = People(2021, 1);
+  const Microdata d = People(2021, 7, 70);
   o.Publish(d, {"gender"}, 1, 12);
   o.Publish(d, {"gender", "age_band"}, 1, 12);
   o.Publish(d, {"age_band"}, 1, 12);
