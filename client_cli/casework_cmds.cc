@@ -1072,8 +1072,8 @@ std::string CountText(const disclosure::CountRef& c,
     for (size_t d = 0; d < t.dim_names.size(); ++d) {
       const size_t at = layout.index[c.entry][d];
       if (at == disclosure::kAll) continue;
-      where += (where.empty() ? "" : ", ") + DimensionLabel(t.dim_names[d]) + "=" +
-               t.categories[d][at];
+      where +=
+          (where.empty() ? "" : ", ") + DimensionLabel(t.dim_names[d]) + "=" + t.categories[d][at];
     }
     if (where.empty()) where = _("the total");
     return Format(c.table + 1 == tables.size() ? _("the hidden count {0} of this report")
@@ -1102,8 +1102,7 @@ std::string FindingText(const disclosure::AuditFinding& f,
   if (f.kind == disclosure::AuditFinding::Kind::kPinned) {
     return Format(_("{0} could be worked out exactly"), {what});
   }
-  return Format(_("{0} could be proven to lie between 1 and {1}"),
-                {what, std::to_string(k - 1)});
+  return Format(_("{0} could be proven to lie between 1 and {1}"), {what, std::to_string(k - 1)});
 }
 
 // The team's published reports of `year`, as the audit reads them.
@@ -1115,7 +1114,8 @@ CliStatus FetchPublished(Context& ctx, Replica& replica, const HubTarget& hub, i
   if (listed.response.status != 200) {
     return CliStatus::From(ErrorSource::kHub, HubStatus(listed.response));
   }
-  auto list = DecodeReportList(std::string(listed.response.body.begin(), listed.response.body.end()));
+  auto list =
+      DecodeReportList(std::string(listed.response.body.begin(), listed.response.body.end()));
   if (!list.ok()) return CliStatus::From(ErrorSource::kHub, list.status());
   for (const ReportListing& r : *list) {
     auto period = disclosure::LatticePeriod(r.from, r.to);
@@ -1168,8 +1168,8 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
     }
     const auto today = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::system_clock::now().time_since_epoch());
-    if (!disclosure::PeriodEnded(*period,
-                                 FormatIsoUtc(static_cast<uint64_t>(today.count())).substr(0, 10))) {
+    if (!disclosure::PeriodEnded(
+            *period, FormatIsoUtc(static_cast<uint64_t>(today.count())).substr(0, 10))) {
       return CliStatus::Usage(Format(_("the period ends on {0}; it can be published from the "
                                        "next day on, once it is closed"),
                                      {disclosure::PeriodEnd(*period)}));

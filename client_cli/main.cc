@@ -509,10 +509,11 @@ int Main(int argc, char** argv) {
   export_cmd->add_flag("--include-identifying", exp.include_identifying,
                        _("Also export names, phones, identity numbers and addresses "
                          "(coordinators only)"));
-  export_cmd->add_option("--k", exp.k,
-                         _("ctdc: rows sharing year, gender, age, citizenship and country of "
-                           "exploitation come in groups of at least k (values left blank, or "
-                           "rows withheld)"))
+  export_cmd
+      ->add_option("--k", exp.k,
+                   _("ctdc: rows sharing year, gender, age, citizenship and country of "
+                     "exploitation come in groups of at least k (values left blank, or "
+                     "rows withheld)"))
       ->check(CLI::Range(2, 1000))
       ->capture_default_str();
   export_cmd->add_option("--output", exp.output,

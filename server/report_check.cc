@@ -543,9 +543,10 @@ ReportVerdict AuditAcrossPublications(ReportVerdict checked, std::string_view to
       return Unsafe(with + what + " can be proven to lie between 1 and " + std::to_string(k - 1) +
                     kHideMore);
     case Kind::kTooLarge:
-      return Unsafe("the hub cannot audit the report together with the team's reports published "
-                    "for " + year + ": " + f->detail +
-                    "; publish fewer combinations of dimensions for the year");
+      return Unsafe(
+          "the hub cannot audit the report together with the team's reports published "
+          "for " +
+          year + ": " + f->detail + "; publish fewer combinations of dimensions for the year");
   }
   return Bad("the report could not be audited");
 }

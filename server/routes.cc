@@ -565,7 +565,8 @@ Result<std::optional<std::vector<PublishedReport>>> HubHandler::EarlierReports(
   for (const ReportListing& r : listed) {
     // Only the same year can be linked (docs/REPORTS.md); the audit reads
     // the bodies to check the rest.
-    if (r.from.size() < 4 || meta.from.size() < 4 || r.from.substr(0, 4) != meta.from.substr(0, 4)) {
+    if (r.from.size() < 4 || meta.from.size() < 4 ||
+        r.from.substr(0, 4) != meta.from.substr(0, 4)) {
       continue;
     }
     ENLACE_ASSIGN_OR_RETURN(auto stored, storage_.GetReport(team, r.id));

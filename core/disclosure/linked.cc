@@ -322,9 +322,10 @@ class Audit {
   Result<AuditFinding> Run() {
     ENLACE_RETURN_IF_ERROR(Select());
     if (placed_.size() > limits_.max_tables) {
-      return Finding(AuditFinding::Kind::kTooLarge,
-                     std::to_string(placed_.size()) + " tables of one year and population; the "
-                     "audit takes at most " + std::to_string(limits_.max_tables));
+      return Finding(AuditFinding::Kind::kTooLarge, std::to_string(placed_.size()) +
+                                                        " tables of one year and population; the "
+                                                        "audit takes at most " +
+                                                        std::to_string(limits_.max_tables));
     }
     ENLACE_RETURN_IF_ERROR(MakeSpace());
     if (space_.raw > limits_.max_raw_cells) return TooManyCells(space_.raw);
@@ -338,7 +339,8 @@ class Audit {
     CollectCounts();
     if (counts_.size() > limits_.max_counts) {
       return Finding(AuditFinding::Kind::kTooLarge,
-                     std::to_string(counts_.size()) + " counts to protect; the audit takes at most " +
+                     std::to_string(counts_.size()) +
+                         " counts to protect; the audit takes at most " +
                          std::to_string(limits_.max_counts));
     }
     return Solve();
@@ -346,10 +348,10 @@ class Audit {
 
  private:
   AuditFinding TooManyCells(size_t n) const {
-    return Finding(AuditFinding::Kind::kTooLarge,
-                   "the tables of the year together need " + std::to_string(n) +
-                       " common cells; the audit takes at most " +
-                       std::to_string(limits_.max_cells));
+    return Finding(AuditFinding::Kind::kTooLarge, "the tables of the year together need " +
+                                                      std::to_string(n) +
+                                                      " common cells; the audit takes at most " +
+                                                      std::to_string(limits_.max_cells));
   }
 
   // The tables of the last one's year and population, the last one first
@@ -361,13 +363,14 @@ class Audit {
     for (size_t i = 0; i < input_.size(); ++i) {
       const LinkedTable& t = input_[i];
       if (t.period.year != last.period.year || PopulationOf(t.dim_names) != population) continue;
-      if (t.dim_names.empty() || t.dim_names.size() != t.categories.size() ||
-          t.period.first < 1 || t.period.last > 12 || t.period.first > t.period.last) {
+      if (t.dim_names.empty() || t.dim_names.size() != t.categories.size() || t.period.first < 1 ||
+          t.period.last > 12 || t.period.first > t.period.last) {
         return Status::InvalidArgument("table " + t.label + " is malformed");
       }
       std::vector<size_t> sizes;
       for (const auto& c : t.categories) {
-        if (c.empty()) return Status::InvalidArgument("table " + t.label + " has an empty dimension");
+        if (c.empty())
+          return Status::InvalidArgument("table " + t.label + " has an empty dimension");
         sizes.push_back(c.size());
       }
       Placed p;
@@ -416,7 +419,8 @@ class Audit {
         }
         p.union_of[d] = static_cast<int>(it->second);
         for (const std::string& c : t.categories[d]) {
-          auto [ci, cadded] = cat_at[it->second].try_emplace(c, space_.categories[it->second].size());
+          auto [ci, cadded] =
+              cat_at[it->second].try_emplace(c, space_.categories[it->second].size());
           if (cadded) space_.categories[it->second].push_back(c);
           p.cat[d].push_back(static_cast<int>(ci->second));
         }
@@ -435,7 +439,7 @@ class Audit {
     }
     const size_t segs = space_.seg_first.size();
     space_.raw = space_.combos > limits_.max_raw_cells / segs ? limits_.max_raw_cells + 1
-                                                               : space_.combos * segs;
+                                                              : space_.combos * segs;
     return Status::Ok();
   }
 
@@ -574,7 +578,8 @@ class Audit {
     CountRef ref;
     for (size_t d = 0; d < space_.dims.size(); ++d) {
       if (pat.fixed[d] >= 0) {
-        ref.where.emplace_back(space_.dims[d], space_.categories[d][static_cast<size_t>(pat.fixed[d])]);
+        ref.where.emplace_back(space_.dims[d],
+                               space_.categories[d][static_cast<size_t>(pat.fixed[d])]);
       }
     }
     ref.first = space_.seg_first[static_cast<size_t>(pat.segments.front())];
@@ -597,9 +602,9 @@ class Audit {
         if (p.table->values[e]) continue;
         const Vars& v = entry_vars_[i][e];
         const auto pub = published_by_.find(v);
-        const bool elsewhere = pub != published_by_.end() &&
-                               std::any_of(pub->second.begin(), pub->second.end(),
-                                           [i](size_t by) { return by != i; });
+        const bool elsewhere =
+            pub != published_by_.end() &&
+            std::any_of(pub->second.begin(), pub->second.end(), [i](size_t by) { return by != i; });
         if (elsewhere) continue;
         CountRef ref;
         ref.table = p.input;
@@ -630,8 +635,7 @@ class Audit {
             Pattern pat{std::vector<int>(space_.dims.size(), -1), run};
             for (size_t j = 0; j < dims.size(); ++j) {
               if (sub.index[e][j] == kAll) continue;
-              pat.fixed[static_cast<size_t>(p.union_of[dims[j]])] =
-                  p.cat[dims[j]][sub.index[e][j]];
+              pat.fixed[static_cast<size_t>(p.union_of[dims[j]])] = p.cat[dims[j]][sub.index[e][j]];
             }
             Add(VarsOf(pat), RefOf(pat), false, seen);
           }

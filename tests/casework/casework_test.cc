@@ -5,7 +5,6 @@
 #include <doctest/doctest.h>
 
 #include <map>
-
 #include <nlohmann/json.hpp>
 
 #include "enlace/csv.h"

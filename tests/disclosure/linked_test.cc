@@ -41,15 +41,15 @@ TEST_CASE("the lattice: whole months, quarters and years, published once they ar
   CHECK(*LatticePeriod("2025-04-01", "2025-06-30") == Period{2025, 4, 6});
   CHECK(*LatticePeriod("2025-01-01", "2025-12-31") == Period{2025, 1, 12});
   // Nested windows, one day, a quarter off the calendar, across years, open.
-  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
-           {"2025-01-01", "2025-06-30"},
-           {"2025-01-01", "2025-07-31"},
-           {"2025-03-14", "2025-03-14"},
-           {"2025-02-01", "2025-04-30"},
-           {"2025-01-01", "2025-01-30"},
-           {"2024-12-01", "2025-02-28"},
-           {"", ""},
-           {"2025-02-01", "2025-02-29"}}) {
+  for (const auto& [from, to] :
+       std::vector<std::pair<std::string, std::string>>{{"2025-01-01", "2025-06-30"},
+                                                        {"2025-01-01", "2025-07-31"},
+                                                        {"2025-03-14", "2025-03-14"},
+                                                        {"2025-02-01", "2025-04-30"},
+                                                        {"2025-01-01", "2025-01-30"},
+                                                        {"2024-12-01", "2025-02-28"},
+                                                        {"", ""},
+                                                        {"2025-02-01", "2025-02-29"}}) {
     INFO(from, " .. ", to);
     CHECK(LatticePeriod(from, to).status().code() == StatusCode::kInvalidArgument);
   }
@@ -106,8 +106,8 @@ TEST_CASE("a table published again with one late record contradicts the first an
 TEST_CASE("two hidden counts that add up to less than k are both proven small") {
   // A row of 3 (hidden), 5 (hidden), 40 with the total 48: the pair sums to
   // 8, so each is in 1..7, though each takes several values.
-  const LinkedTable t = Table("t", kQ1, {"age_band"}, {{"a", "b", "c"}},
-                              {kHidden, kHidden, 40, 48});
+  const LinkedTable t =
+      Table("t", kQ1, {"age_band"}, {{"a", "b", "c"}}, {kHidden, kHidden, 40, 48});
   const AuditFinding f = MustAudit({t});
   REQUIRE(f.kind == Kind::kSmall);
   CHECK(f.count.table == 0);

@@ -54,9 +54,9 @@ struct Office {
     const std::string raw = Send(*reg);
     REQUIRE(Status(raw) == 200);
     const std::string body = raw.substr(raw.find("\r\n\r\n") + 4);
-    REQUIRE(HandleMembersResponse(*coord, {reinterpret_cast<const uint8_t*>(body.data()),
-                                           body.size()})
-                .ok());
+    REQUIRE(
+        HandleMembersResponse(*coord, {reinterpret_cast<const uint8_t*>(body.data()), body.size()})
+            .ok());
   }
   std::string Send(const OutgoingRequest& o) {
     std::string req = o.method + " " + o.path + " HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n";
@@ -80,7 +80,8 @@ struct Office {
     p->to = to;
     if (like_cli) {  // the CLI's audit and secondary suppression first
       std::vector<disclosure::LinkedTable> earlier;
-      for (const std::string& b : accepted) earlier.push_back(*report::ToLinked(*report::ParseJson(b), "r"));
+      for (const std::string& b : accepted)
+        earlier.push_back(*report::ToLinked(*report::ParseJson(b), "r"));
       auto across = report::SuppressAcross(*p, earlier);
       REQUIRE(across.ok());
     }

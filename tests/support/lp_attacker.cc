@@ -65,7 +65,7 @@ void Relations(const Space& space, const json& r, std::vector<Relation>& out) {
   const int last = ParseMonthOf(r.at("to").get<std::string>());
   const json& dims = r.at("dims");
   struct Dim {
-    int attr = -1;  // -1: months
+    int attr = -1;            // -1: months
     std::vector<size_t> cat;  // per listed category: attribute category or month
   };
   std::vector<Dim> ds;
@@ -114,7 +114,8 @@ void Relations(const Space& space, const json& r, std::vector<Relation>& out) {
     out.push_back(std::move(rel));
   };
   const std::string title = r.value("title", "") + " " + r.at("from").get<std::string>();
-  for (const json& c : r.at("cells")) add(c.at("index"), c.at("value"), title + " cell " + c.at("index").dump());
+  for (const json& c : r.at("cells"))
+    add(c.at("index"), c.at("value"), title + " cell " + c.at("index").dump());
   for (const json& m : r.value("margins", json::array())) {
     add(m.at("index"), m.at("value"), title + " margin " + m.at("index").dump());
   }
@@ -245,8 +246,7 @@ std::vector<std::string> LpAttack(const Microdata& data, const std::vector<std::
     if (hidden && hi && *hi == *lo) {
       found.push_back(what + " is exactly " + std::to_string(*lo));
     } else if (*lo >= 1 && hi && *hi <= k - 1) {
-      found.push_back(what + " is between " + std::to_string(*lo) + " and " +
-                      std::to_string(*hi));
+      found.push_back(what + " is between " + std::to_string(*lo) + " and " + std::to_string(*hi));
     }
   };
   for (const Relation& r : rels) {
@@ -258,8 +258,7 @@ std::vector<std::string> LpAttack(const Microdata& data, const std::vector<std::
       for (size_t v = 0; v < space.size(); ++v) {
         if (space.MonthOf(v) >= first && space.MonthOf(v) <= last) run.push_back(v);
       }
-      const std::string months =
-          "months " + std::to_string(first) + "-" + std::to_string(last);
+      const std::string months = "months " + std::to_string(first) + "-" + std::to_string(last);
       attack(run, false, "the people of " + months);
       for (size_t a = 0; a < data.attributes.size(); ++a) {
         for (size_t c = 0; c < data.domain[a].size(); ++c) {
@@ -267,9 +266,9 @@ std::vector<std::string> LpAttack(const Microdata& data, const std::vector<std::
           for (size_t v : run) {
             if (space.CategoryOf(v, a) == c) vars.push_back(v);
           }
-          attack(vars, false,
-                 "the people of " + months + " with " + data.attributes[a] + "=" +
-                     data.domain[a][c]);
+          attack(
+              vars, false,
+              "the people of " + months + " with " + data.attributes[a] + "=" + data.domain[a][c]);
         }
       }
     }
