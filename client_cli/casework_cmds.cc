@@ -1156,9 +1156,14 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
   }
   query.from = args.from;
   query.to = args.to;
+  Workbench wb;
+  CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
+  if (args.publish && !IsVerifiedCoordinator(*wb.dev.replica)) {
+    return {kExitData, _("only a coordinator publishes reports to the hub")};
+  }
   int year = 0;
   if (args.publish) {
-    // The publication lattice (docs/REPORTS.md): stated before any work.
+    // The publication lattice (docs/REPORTS.md), before the data is read.
     auto period = disclosure::LatticePeriod(args.from, args.to);
     if (!period.ok()) {
       return CliStatus::Usage(
@@ -1175,11 +1180,6 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
                                      {disclosure::PeriodEnd(*period)}));
     }
     year = period->year;
-  }
-  Workbench wb;
-  CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
-  if (args.publish && !IsVerifiedCoordinator(*wb.dev.replica)) {
-    return {kExitData, _("only a coordinator publishes reports to the hub")};
   }
   query.language = wb.language;
   casework::CaseData data;
