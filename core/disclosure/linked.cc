@@ -14,6 +14,7 @@
 #include <glpk.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -242,6 +243,15 @@ class Solver {
   // The minimum (or maximum) of the sum of `vars` over whole numbers.
   Answer Optimize(const Vars& vars, bool maximize) {
     if (++solves_ > limits_.max_solves) return {};
+    // One audit's programs share a time budget: a publication cannot hold
+    // the hub for longer, whatever its tables.
+    const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - started_)
+                           .count();
+    const int64_t left = int64_t{limits_.total_time_ms} - spent;
+    if (left <= 0) return {};
+    smcp_.tm_lim = static_cast<int>(std::min<int64_t>(limits_.solve_time_ms, left));
+    iocp_.tm_lim = smcp_.tm_lim;
     for (uint32_t v : objective_) glp_set_obj_coef(lp_, static_cast<int>(v) + 1, 0.0);
     objective_ = vars;
     for (uint32_t v : objective_) glp_set_obj_coef(lp_, static_cast<int>(v) + 1, 1.0);
@@ -311,6 +321,7 @@ class Solver {
   Vars objective_;
   bool basis_ok_ = false;
   size_t solves_ = 0;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::vector<std::vector<uint64_t>> pool_;
 };
 
@@ -706,7 +717,7 @@ class Audit {
   AuditFinding GaveUp(const Solver& solver) const {
     return Finding(AuditFinding::Kind::kTooLarge,
                    "the audit stopped after " + std::to_string(solver.solves()) +
-                       " integer programs without a proof either way");
+                       " integer programs (or its time budget) without a proof either way");
   }
 
   // Published nonzero entries of the new table that share a cell with `vars`.

@@ -76,6 +76,7 @@ struct AuditLimits {
   size_t max_counts = 60000;       // counts to protect
   size_t max_solves = 3000;        // integer programs solved
   int solve_time_ms = 20000;       // per program; a program not finished refuses
+  int total_time_ms = 60000;       // all programs of one audit: past it, the audit refuses
 };
 
 // A count the audit protects: an entry of a published table (`table` its
