@@ -17,6 +17,7 @@
 #include "capture.h"
 #include "enlace/casework.h"
 #include "enlace/csv.h"
+#include "enlace/linked.h"
 #include "enlace/report.h"
 #include "enlace/schema.h"
 #include "enlace/sync.h"
@@ -630,7 +631,16 @@ CliStatus RunExport(Context& ctx, const ExportArgs& args) {
     casework::CaseData data;
     CLI_RETURN_IF_ERROR(LoadCaseData(wb, data));
     std::string text = CsvLine(casework::CtdcColumns());
-    const auto rows = casework::CtdcRows(*wb.pack, data);
+    auto rows = casework::CtdcRows(*wb.pack, data);
+    const casework::CtdcProtection protection = casework::ProtectCtdcRows(rows, args.k);
+    if (protection.unsafe > 0) {
+      ctx.output->Note(Format(
+          _("{0} rows shared year, gender, age, citizenship and country of exploitation with "
+            "fewer than {1} rows: {2} of those values were left blank and {3} rows withheld, so "
+            "every such group now has at least {1} rows"),
+          {std::to_string(protection.unsafe), std::to_string(args.k),
+           std::to_string(protection.generalised), std::to_string(protection.withheld)}));
+    }
     for (const auto& row : rows) text += CsvLine(row);
     CLI_RETURN_IF_ERROR(Emit(ctx, args.output, text));
     if (!args.output.empty()) {
@@ -1035,6 +1045,97 @@ std::string DimensionLabel(const std::string& dim) {
   if (dim == "event_type") return _("event type");
   return dim;
 }
+
+// An entry of `p` for people: "gender=Mujer, age band=9--17", "the total".
+std::string EntryText(const report::Published& p, uint32_t id) {
+  const report::Cell& c = report::EntryOf(p, id);
+  std::string out;
+  for (size_t d = 0; d < c.index.size(); ++d) {
+    if (c.index[d] == report::kAll) continue;
+    const report::Dimension& dim = p.table.dims[d];
+    out += (out.empty() ? "" : ", ") + DimensionLabel(dim.name) + "=" + dim.labels[c.index[d]];
+  }
+  return out.empty() ? _("the total") : out;
+}
+
+// A count the audit protects, for people.
+std::string CountText(const disclosure::CountRef& c,
+                      const std::vector<disclosure::LinkedTable>& tables, int year) {
+  if (c.table != disclosure::kDerived && c.table < tables.size()) {
+    const disclosure::LinkedTable& t = tables[c.table];
+    const disclosure::Layout layout = disclosure::MakeLayout([&] {
+      std::vector<size_t> sizes;
+      for (const auto& cats : t.categories) sizes.push_back(cats.size());
+      return sizes;
+    }());
+    std::string where;
+    for (size_t d = 0; d < t.dim_names.size(); ++d) {
+      const size_t at = layout.index[c.entry][d];
+      if (at == disclosure::kAll) continue;
+      where +=
+          (where.empty() ? "" : ", ") + DimensionLabel(t.dim_names[d]) + "=" + t.categories[d][at];
+    }
+    if (where.empty()) where = _("the total");
+    return Format(c.table + 1 == tables.size() ? _("the hidden count {0} of this report")
+                                               : _("the hidden count {0} of report {1}"),
+                  {where, t.label});
+  }
+  std::string where;
+  for (const auto& [dim, category] : c.where) {
+    where += (where.empty() ? "" : ", ") + DimensionLabel(dim) + "=" + category;
+  }
+  char months[32];
+  std::snprintf(months, sizeof months, "%04d-%02d", year, c.first);
+  std::string period = months;
+  if (c.last != c.first) {
+    std::snprintf(months, sizeof months, "%04d-%02d", year, c.last);
+    period = Format(_("{0} to {1}"), {period, months});
+  }
+  return where.empty() ? Format(_("the number of people in {0}"), {period})
+                       : Format(_("the number of people with {0} in {1}"), {where, period});
+}
+
+// Why a count is unsafe, for people.
+std::string FindingText(const disclosure::AuditFinding& f,
+                        const std::vector<disclosure::LinkedTable>& tables, int year, uint32_t k) {
+  const std::string what = CountText(f.count, tables, year);
+  if (f.kind == disclosure::AuditFinding::Kind::kPinned) {
+    return Format(_("{0} could be worked out exactly"), {what});
+  }
+  return Format(_("{0} could be proven to lie between 1 and {1}"), {what, std::to_string(k - 1)});
+}
+
+// The team's published reports of `year`, as the audit reads them.
+CliStatus FetchPublished(Context& ctx, Replica& replica, const HubTarget& hub, int year,
+                         int max_attempts, std::vector<disclosure::LinkedTable>& out) {
+  Exchanged listed;
+  CLI_RETURN_IF_ERROR(ExchangeWithHub(
+      ctx, replica, hub, [&] { return BuildListReportsRequest(replica); }, max_attempts, listed));
+  if (listed.response.status != 200) {
+    return CliStatus::From(ErrorSource::kHub, HubStatus(listed.response));
+  }
+  auto list =
+      DecodeReportList(std::string(listed.response.body.begin(), listed.response.body.end()));
+  if (!list.ok()) return CliStatus::From(ErrorSource::kHub, list.status());
+  for (const ReportListing& r : *list) {
+    auto period = disclosure::LatticePeriod(r.from, r.to);
+    if (!period.ok() || period->year != year) continue;
+    Exchanged got;
+    CLI_RETURN_IF_ERROR(ExchangeWithHub(
+        ctx, replica, hub, [&] { return BuildGetReportRequest(replica, r.id); }, max_attempts,
+        got));
+    if (got.response.status != 200) {
+      return CliStatus::From(ErrorSource::kHub, HubStatus(got.response));
+    }
+    auto parsed =
+        report::ParseJson(std::string(got.response.body.begin(), got.response.body.end()));
+    if (!parsed.ok()) return CliStatus::From(ErrorSource::kHub, parsed.status());
+    auto linked = report::ToLinked(*parsed, r.id);
+    if (!linked.ok()) continue;
+    out.push_back(std::move(*linked));
+  }
+  return CliStatus::Ok();
+}
 }  // namespace
 
 CliStatus RunReport(Context& ctx, const ReportArgs& args) {
@@ -1059,6 +1160,26 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
   CLI_RETURN_IF_ERROR(OpenWorkbench(ctx, wb));
   if (args.publish && !IsVerifiedCoordinator(*wb.dev.replica)) {
     return {kExitData, _("only a coordinator publishes reports to the hub")};
+  }
+  int year = 0;
+  if (args.publish) {
+    // The publication lattice (docs/REPORTS.md), before the data is read.
+    auto period = disclosure::LatticePeriod(args.from, args.to);
+    if (!period.ok()) {
+      return CliStatus::Usage(
+          _("a published report covers one closed calendar period: a whole month, a quarter "
+            "(January-March, April-June, July-September, October-December) or a whole year; "
+            "give its first and last day, e.g. --from 2026-01-01 --to 2026-03-31"));
+    }
+    const auto today = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    if (!disclosure::PeriodEnded(
+            *period, FormatIsoUtc(static_cast<uint64_t>(today.count())).substr(0, 10))) {
+      return CliStatus::Usage(Format(_("the period ends on {0}; it can be published from the "
+                                       "next day on, once it is closed"),
+                                     {disclosure::PeriodEnd(*period)}));
+    }
+    year = period->year;
   }
   query.language = wb.language;
   casework::CaseData data;
@@ -1096,6 +1217,47 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
       std::chrono::system_clock::now().time_since_epoch());
   published->generated_at = FormatIsoUtc(static_cast<uint64_t>(now.count()));
 
+  HubTarget hub{wb.dev.config.hub_url, wb.dev.config.tls_pin};
+  if (args.publish) {
+    // The audit across publications, against what the team has published
+    // for the year; it hides more of this table until the audit passes.
+    std::vector<disclosure::LinkedTable> earlier;
+    CLI_RETURN_IF_ERROR(
+        FetchPublished(ctx, *wb.dev.replica, hub, year, args.max_attempts, earlier));
+    auto across = report::SuppressAcross(*published, earlier);
+    if (!across.ok()) return Local(across.status());
+    std::vector<disclosure::LinkedTable> tables = earlier;
+    tables.push_back(*report::ToLinked(*published, ""));
+    for (const auto& [id, finding] : across->hidden) {
+      ctx.output->Note(Format(_("also hidden: {0}, because together with the reports the team "
+                                "has published for {1}, {2}"),
+                              {EntryText(*published, id), std::to_string(year),
+                               FindingText(finding, tables, year, args.k)}));
+    }
+    using Kind = disclosure::AuditFinding::Kind;
+    const disclosure::AuditFinding& f = across->final;
+    if (f.kind == Kind::kInconsistent) {
+      return {kExitData,
+              Format(_("this report's counts differ from the reports the team has published for "
+                       "{0} for the same months (a record was added or changed since): a "
+                       "published table is final, and publishing a different one would show the "
+                       "difference; publish a later period instead"),
+                     {std::to_string(year)})};
+    }
+    if (f.kind == Kind::kTooLarge) {
+      return {kExitData, Format(_("this report cannot be audited together with the reports the "
+                                  "team has published for {0} ({1}); publish fewer combinations "
+                                  "of dimensions for the year"),
+                                {std::to_string(year), f.detail})};
+    }
+    if (!f.safe()) {
+      return {kExitData,
+              Format(_("this report cannot be published: {0}, and hiding more of this report "
+                       "does not prevent it"),
+                     {FindingText(f, tables, year, args.k)})};
+    }
+  }
+
   std::string text;
   // For people (table, chart) the dimensions carry their names in the
   // reader's language; CSV and JSON keep the machine names.
@@ -1122,7 +1284,6 @@ CliStatus RunReport(Context& ctx, const ReportArgs& args) {
   if (!args.publish) return CliStatus::Ok();
 
   const std::string body = report::RenderJson(*published);
-  HubTarget hub{wb.dev.config.hub_url, wb.dev.config.tls_pin};
   Exchanged exchanged;
   CLI_RETURN_IF_ERROR(ExchangeWithHub(
       ctx, *wb.dev.replica, hub, [&] { return BuildPublishReportRequest(*wb.dev.replica, body); },

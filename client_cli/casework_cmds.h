@@ -29,6 +29,7 @@ struct ExportArgs {
   std::vector<std::string> collections;
   bool include_identifying = false;
   std::string output;  // file (or folder for several CSV collections); "" = stdout
+  uint32_t k = 11;     // ctdc: every group of quasi-identifiers has at least k rows
 };
 struct ImportArgs {
   std::string file;

@@ -509,6 +509,13 @@ int Main(int argc, char** argv) {
   export_cmd->add_flag("--include-identifying", exp.include_identifying,
                        _("Also export names, phones, identity numbers and addresses "
                          "(coordinators only)"));
+  export_cmd
+      ->add_option("--k", exp.k,
+                   _("ctdc: rows sharing year, gender, age, citizenship and country of "
+                     "exploitation come in groups of at least k (values left blank, or "
+                     "rows withheld)"))
+      ->check(CLI::Range(2, 1000))
+      ->capture_default_str();
   export_cmd->add_option("--output", exp.output,
                          _("Write to this file (folder for CSV of several collections) instead "
                            "of stdout; created readable by you only"));
@@ -558,6 +565,9 @@ int Main(int argc, char** argv) {
   report_cmd->footer(
       _("Counts below k are shown as <k, and enough other cells are hidden that none can\n"
         "be worked out from the totals.\n"
+        "--publish: the period is a whole month, quarter or year that has ended, and the\n"
+        "table is audited with every report the team published for that year; cells are\n"
+        "hidden until no combination gives a small count away.\n"
         "Examples:\n  enlace report --by federal_entity,exploitation --from 2026-01-01\n"
         "  enlace report --by gender --format svg --output genero.svg"));
 

@@ -1,5 +1,7 @@
 #include "report_check.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -27,10 +29,10 @@ const std::set<std::string, std::less<>> kTopLevel = {
 const std::set<std::string, std::less<>> kEntryMembers = {"index", "value", "suppressed"};
 const std::set<std::string, std::less<>> kDimMembers = {"name", "categories", "labels"};
 
-ReportVerdict Bad(std::string error) { return {400, std::move(error), {}}; }
+ReportVerdict Bad(std::string error) { return {400, std::move(error), {}, {}}; }
 // 422: publishing it would put a count below k, or one that must stay hidden,
 // on the hub.
-ReportVerdict Unsafe(std::string error) { return {422, std::move(error), {}}; }
+ReportVerdict Unsafe(std::string error) { return {422, std::move(error), {}, {}}; }
 
 // First pass: well-formed, not too deep, no object with a key twice. (A
 // parser keeping the last of two "value" members would check one number
@@ -251,7 +253,8 @@ ReportVerdict CheckEntries(const json& list, bool margins, const std::vector<Dim
 // out from the published ones, exactly (the rank test) or by the bounds
 // (every hidden count is at least 1), and the published counts must add up.
 ReportVerdict CheckTable(const std::vector<Dim>& dims, const std::vector<Listed>& cells,
-                         const std::vector<Listed>& margins, std::optional<uint64_t> total) {
+                         const std::vector<Listed>& margins, std::optional<uint64_t> total,
+                         disclosure::LinkedTable& table) {
   std::vector<size_t> sizes;
   for (const Dim& d : dims) sizes.push_back(d.categories.size());
   const disclosure::Layout layout = disclosure::MakeLayout(sizes);
@@ -273,6 +276,7 @@ ReportVerdict CheckTable(const std::vector<Dim>& dims, const std::vector<Listed>
     }
   }
   values[layout.total_id()] = total;
+  table.values = values;
 
   const Result<disclosure::Finding> finding = disclosure::CheckPublished(layout, values);
   if (!finding.ok()) {
@@ -421,12 +425,130 @@ ReportVerdict CheckReport(std::string_view body, const ReportLimits& limits) {
     std::optional<uint64_t> total_value;
     v = CheckValue(entry, "the total", out.meta.k, total_value);
     if (!v.ok()) return v;
-    v = CheckTable(dims, cell_list, margin_list, total_value);
+    v = CheckTable(dims, cell_list, margin_list, total_value, out.table);
     if (!v.ok()) return v;
+    out.table.k = out.meta.k;
+    for (Dim& d : dims) {
+      out.table.dim_names.push_back(std::move(d.name));
+      out.table.categories.push_back(std::move(d.categories));
+    }
     return out;
   } catch (const std::exception&) {
     return Bad("the report could not be read");
   }
+}
+
+namespace {
+
+// "cell [0,2] (gender=F, age_band=9--17)" of a linked table.
+std::string DescribeEntry(const disclosure::LinkedTable& t, uint32_t entry) {
+  std::vector<size_t> sizes;
+  std::vector<Dim> dims;
+  for (size_t d = 0; d < t.dim_names.size(); ++d) {
+    sizes.push_back(t.categories[d].size());
+    dims.push_back({t.dim_names[d], t.categories[d]});
+  }
+  const disclosure::Layout layout = disclosure::MakeLayout(sizes);
+  return Describe(dims, layout.index[entry]);
+}
+
+std::string MonthText(int year, int month) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02d", year, month);
+  return buf;
+}
+
+}  // namespace
+
+std::string UtcDate(uint64_t ms) {
+  // Days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil inverse).
+  int64_t z = static_cast<int64_t>(ms / 86400000) + 719468;
+  const int64_t era = z / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", static_cast<int>(y), static_cast<int>(m),
+                static_cast<int>(d));
+  return buf;
+}
+
+ReportVerdict AuditAcrossPublications(ReportVerdict checked, std::string_view today,
+                                      const std::vector<PublishedReport>& earlier,
+                                      const disclosure::AuditLimits& limits) {
+  const Result<disclosure::Period> period =
+      disclosure::LatticePeriod(checked.meta.from, checked.meta.to);
+  if (!period.ok()) {
+    return Unsafe(period.status().message() +
+                  ", so that no two publications differ by a few days (docs/REPORTS.md)");
+  }
+  if (!disclosure::PeriodEnded(*period, today)) {
+    return Unsafe("the report's period ends on " + disclosure::PeriodEnd(*period) +
+                  "; a period is published only once it is over, from the next day on");
+  }
+  checked.table.period = *period;
+  checked.table.label = "this report";
+  std::vector<disclosure::LinkedTable> tables;
+  ReportLimits read;
+  read.min_k = 2;
+  for (const PublishedReport& r : earlier) {
+    ReportVerdict v = CheckReport(r.body, read);
+    if (!v.ok()) return Bad("the hub could not read its stored report " + r.id);
+    const Result<disclosure::Period> p = disclosure::LatticePeriod(v.meta.from, v.meta.to);
+    if (!p.ok() || p->year != period->year) continue;  // not linked (docs/REPORTS.md)
+    v.table.period = *p;
+    v.table.label = "report " + r.id;
+    tables.push_back(std::move(v.table));
+  }
+  tables.push_back(checked.table);
+  const Result<disclosure::AuditFinding> f = disclosure::AuditLinked(tables, limits);
+  if (!f.ok()) return Bad("the report cannot be audited: " + f.status().message());
+  uint32_t k = 2;
+  for (const disclosure::LinkedTable& t : tables) k = std::max(k, t.k);
+  const std::string year = std::to_string(period->year);
+  const std::string with = "together with the team's reports published for " + year + ", ";
+  constexpr const char* kHideMore =
+      "; hide more entries (enlace report --publish does this and explains it), or publish "
+      "other dimensions";
+  using Kind = disclosure::AuditFinding::Kind;
+  const disclosure::CountRef& c = f->count;
+  std::string what;
+  if (c.table != disclosure::kDerived) {
+    what = "the suppressed " + DescribeEntry(tables[c.table], c.entry) + " of " +
+           tables[c.table].label;
+  } else {
+    what = "the number of people";
+    for (size_t i = 0; i < c.where.size(); ++i) {
+      what += (i == 0 ? " with " : ", ") + c.where[i].first + "=" + c.where[i].second;
+    }
+    what += " in " + MonthText(period->year, c.first) +
+            (c.last != c.first ? " to " + MonthText(period->year, c.last) : "");
+  }
+  switch (f->kind) {
+    case Kind::kSafe:
+      return checked;
+    case Kind::kInconsistent:
+      return Unsafe(
+          "the report's counts contradict the team's reports published for " + year +
+          " (a record was added or changed after an overlapping period was published); a "
+          "published table is final, and one that differs from it for the same months would "
+          "show the difference: publish later periods instead");
+    case Kind::kPinned:
+      return Unsafe(with + what + " has only one possible value" + kHideMore);
+    case Kind::kSmall:
+      return Unsafe(with + what + " can be proven to lie between 1 and " + std::to_string(k - 1) +
+                    kHideMore);
+    case Kind::kTooLarge:
+      return Unsafe(
+          "the hub cannot audit the report together with the team's reports published "
+          "for " +
+          year + ": " + f->detail + "; publish fewer combinations of dimensions for the year");
+  }
+  return Bad("the report could not be audited");
 }
 
 }  // namespace enlace::hub

@@ -14,7 +14,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "enlace/linked.h"
 #include "enlace/wire.h"
 
 namespace enlace::hub {
@@ -42,6 +44,9 @@ struct ReportVerdict {
   int http_status = 200;
   std::string error;
   ReportMeta meta;
+  // The table as a reader sees it (when ok): for the audit across
+  // publications. Its period is set by AuditAcrossPublications.
+  disclosure::LinkedTable table;
   bool ok() const { return http_status == 200; }
 };
 
@@ -56,6 +61,30 @@ struct ReportVerdict {
 // (disclosure::CheckPublished); no suppressed entry determined by the
 // published ones (the rank test) or pinned to one value by the bounds.
 ReportVerdict CheckReport(std::string_view body, const ReportLimits& limits);
+
+// A report the team published before: its id and body as stored.
+struct PublishedReport {
+  std::string id;
+  std::string body;
+};
+
+// The rules across publications (docs/REPORTS.md, "Publications audited
+// together"), for a report `checked` by CheckReport: its period is a whole
+// month, quarter or year (disclosure::LatticePeriod) that ended before
+// `today` (YYYY-MM-DD, the hub's clock), else 422 stating the rule; then
+// disclosure::AuditLinked over it and every report of `earlier` of the same
+// year and population (reports whose period is not on the lattice, from
+// before the rule, are not linked): 422 when the report contradicts them,
+// pins a hidden count or proves a count in 1..k-1 (naming the count, never
+// a value), or when the audit is too large to finish; 400 when a stored
+// report cannot be read. Returns `checked` with the period set when
+// accepted.
+ReportVerdict AuditAcrossPublications(ReportVerdict checked, std::string_view today,
+                                      const std::vector<PublishedReport>& earlier,
+                                      const disclosure::AuditLimits& limits = {});
+
+// The UTC date (YYYY-MM-DD) of a time in milliseconds since 1970.
+std::string UtcDate(uint64_t ms);
 
 }  // namespace enlace::hub
 

@@ -533,7 +533,16 @@ HttpResponse HubHandler::PublishReport(const HttpRequest& request, LogContext& l
   }
   ReportLimits limits;
   limits.min_k = options_.report_min_k;
-  const ReportVerdict verdict = CheckReport(request.body, limits);
+  ReportVerdict verdict = CheckReport(request.body, limits);
+  std::lock_guard publishing(publish_mu_);
+  if (verdict.ok()) {
+    auto earlier = EarlierReports(device->team, verdict.meta, request.body);
+    if (!earlier.ok()) return Error(earlier.status());
+    // A retry of a stored report is answered as the first time.
+    if (*earlier) {
+      verdict = AuditAcrossPublications(std::move(verdict), UtcDate(Now()), **earlier);
+    }
+  }
   if (!verdict.ok()) {
     ++reports_refused_;
     return Json(verdict.http_status, {{"error", verdict.error}});
@@ -546,6 +555,26 @@ HttpResponse HubHandler::PublishReport(const HttpRequest& request, LogContext& l
   r.content_type = "application/json";
   r.body = EncodePublishReportAnswer(*answer);
   return r;
+}
+
+Result<std::optional<std::vector<PublishedReport>>> HubHandler::EarlierReports(
+    const TeamId& team, const ReportMeta& meta, std::string_view body) {
+  using Out = std::optional<std::vector<PublishedReport>>;
+  ENLACE_ASSIGN_OR_RETURN(const auto listed, storage_.ListReports(team));
+  std::vector<PublishedReport> out;
+  for (const ReportListing& r : listed) {
+    // Only the same year can be linked (docs/REPORTS.md); the audit reads
+    // the bodies to check the rest.
+    if (r.from.size() < 4 || meta.from.size() < 4 ||
+        r.from.substr(0, 4) != meta.from.substr(0, 4)) {
+      continue;
+    }
+    ENLACE_ASSIGN_OR_RETURN(auto stored, storage_.GetReport(team, r.id));
+    if (!stored) continue;
+    if (*stored == body) return Out();
+    out.push_back({r.id, std::move(*stored)});
+  }
+  return Out(std::move(out));
 }
 
 HttpResponse HubHandler::ListReports(const HttpRequest& request, LogContext& log) {

@@ -79,6 +79,12 @@ class HubHandler final : public Handler {
   HttpResponse Sync(const HttpRequest& request, LogContext& log);
   HttpResponse PublishReport(const HttpRequest& request, LogContext& log);
   HttpResponse ListReports(const HttpRequest& request, LogContext& log);
+  // The team's reports of the year of `meta` (their bodies), for the audit
+  // across publications; nullopt when one of them is `body` itself (a
+  // retry, answered as the first time).
+  Result<std::optional<std::vector<PublishedReport>>> EarlierReports(const TeamId& team,
+                                                                     const ReportMeta& meta,
+                                                                     std::string_view body);
   HttpResponse GetReport(const HttpRequest& request, std::string_view id, LogContext& log);
   // POST /v1/history: a record's writes for any member of its team.
   HttpResponse History(const HttpRequest& request, LogContext& log);
@@ -108,6 +114,9 @@ class HubHandler final : public Handler {
   HubStorage& storage_;
   HubOptions options_;
   std::mutex metrics_mu_;
+  // Held from the audit of a publication to its storing, so two reports
+  // published at once are audited with each other.
+  std::mutex publish_mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
   std::atomic<uint64_t> writes_received_{0};
   std::atomic<uint64_t> writes_served_{0};

@@ -305,6 +305,47 @@ std::vector<std::vector<std::string>> CtdcRows(const SchemaPack& pack, const Cas
   return rows;
 }
 
+CtdcProtection ProtectCtdcRows(std::vector<std::vector<std::string>>& rows, uint32_t k) {
+  // Columns of CtdcColumns(): 0 year, 2 gender, 3 ageBroad, 4 majorityStatus,
+  // 5 majorityStatusAtExploit, 6 citizenship, 7 CountryOfExploitation.
+  static const std::vector<size_t> kKey = {0, 2, 3, 4, 5, 6, 7};
+  static const std::vector<std::vector<size_t>> kSteps = {{6}, {7}, {3}, {4, 5}, {2}, {0}};
+  auto key_of = [](const std::vector<std::string>& row) {
+    std::string key;
+    for (size_t c : kKey) key += row[c] + '\x1f';
+    return key;
+  };
+  auto small_rows = [&] {
+    std::map<std::string, size_t> groups;
+    for (const auto& row : rows) ++groups[key_of(row)];
+    std::vector<size_t> out;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      if (groups[key_of(rows[r])] < k) out.push_back(r);
+    }
+    return out;
+  };
+  CtdcProtection out;
+  std::vector<size_t> unsafe = small_rows();
+  out.unsafe = unsafe.size();
+  for (const auto& step : kSteps) {
+    if (unsafe.empty()) break;
+    for (size_t r : unsafe) {
+      for (size_t c : step) {
+        if (!rows[r][c].empty()) {
+          rows[r][c].clear();
+          ++out.generalised;
+        }
+      }
+    }
+    unsafe = small_rows();
+  }
+  out.withheld = unsafe.size();
+  for (size_t i = unsafe.size(); i-- > 0;) {
+    rows.erase(rows.begin() + static_cast<std::ptrdiff_t>(unsafe[i]));
+  }
+  return out;
+}
+
 // ---- report rows --------------------------------------------------------------------------------
 
 std::vector<std::string> ReportDimensions() {
@@ -372,6 +413,8 @@ Result<ReportRows> BuildReportRows(const SchemaPack& pack, const CaseData& data,
       v.push_back(date.size() >= 7 ? date.substr(0, 7) : "");
     }
     if (v.empty()) v.push_back("");
+    // One person, one row: several values are one category.
+    if (v.size() > 1) v = {kSeveralCategory};
     for (std::string& s : v) {
       if (s.empty()) s = kUnknown;
     }
@@ -441,7 +484,10 @@ Result<ReportRows> BuildReportRows(const SchemaPack& pack, const CaseData& data,
     }
     // Months sort as text; codes no longer in the pack are kept as they are.
     for (const std::string& v : values) {
-      if (!placed.contains(v) && v != kUnknown) add(v, v);
+      if (!placed.contains(v) && v != kUnknown && v != kSeveralCategory) add(v, v);
+    }
+    if (values.contains(kSeveralCategory)) {
+      add(kSeveralCategory, query.language == "es" ? "Más de uno" : "More than one");
     }
     if (values.contains(kUnknown)) {
       add(kUnknown, query.language == "es" ? "Desconocido" : "Unknown");

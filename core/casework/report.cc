@@ -580,4 +580,52 @@ Result<Published> Suppress(const Table& table, uint32_t k) {
   return p;
 }
 
+Result<disclosure::LinkedTable> ToLinked(const Published& p, std::string label) {
+  disclosure::LinkedTable t;
+  ENLACE_ASSIGN_OR_RETURN(t.period, disclosure::LatticePeriod(p.from, p.to));
+  t.label = std::move(label);
+  t.k = p.k;
+  for (const Dimension& d : p.table.dims) {
+    t.dim_names.push_back(d.name);
+    t.categories.push_back(d.categories);
+  }
+  const Layout layout = internal::MakeLayout(internal::Sizes(p.table.dims));
+  if (p.cells.size() != layout.num_cells || p.margins.size() != layout.num_margins) {
+    return Status::InvalidArgument("the report's entries do not match its dimensions");
+  }
+  for (uint32_t e = 0; e < layout.num_entries(); ++e) {
+    const Cell& c = EntryOf(p, e);
+    t.values.push_back(c.suppressed ? std::nullopt : std::optional<uint64_t>(c.value));
+  }
+  return t;
+}
+
+namespace {
+template <typename P>
+auto& Entry(P& p, uint32_t id) {
+  if (id < p.cells.size()) return p.cells[id];
+  if (id < p.cells.size() + p.margins.size()) return p.margins[id - p.cells.size()];
+  return p.total;
+}
+}  // namespace
+
+const Cell& EntryOf(const Published& p, uint32_t id) { return Entry(p, id); }
+
+Result<disclosure::SecondaryResult> SuppressAcross(
+    Published& p, const std::vector<disclosure::LinkedTable>& earlier,
+    const disclosure::AuditLimits& limits) {
+  ENLACE_ASSIGN_OR_RETURN(disclosure::LinkedTable mine, ToLinked(p, "this report"));
+  std::vector<disclosure::LinkedTable> tables = earlier;
+  tables.push_back(std::move(mine));
+  ENLACE_ASSIGN_OR_RETURN(disclosure::SecondaryResult r,
+                          disclosure::SuppressUntilSafe(std::move(tables), limits));
+  for (const auto& [id, finding] : r.hidden) {
+    Cell& c = Entry(p, id);
+    c.suppressed = true;
+    c.value = 0;
+    c.why = Cell::Why::kComplementary;
+  }
+  return r;
+}
+
 }  // namespace enlace::report

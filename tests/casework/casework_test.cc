@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "enlace/csv.h"
@@ -309,6 +310,33 @@ TEST_CASE("CTDC columns are derived with known answers on a fixture") {
   CHECK(casework::CtdcAgeBroad(std::nullopt).empty());
 }
 
+TEST_CASE("the CTDC rows' quasi-identifiers come in groups of at least k") {
+  // 12 alike rows, 3 alike but for their citizenship, and 1 unique in
+  // everything: the 3 join the 12 once the citizenship is blank; the unique
+  // one is withheld.
+  auto row = [](std::string year, std::string gender, std::string age, std::string cit) {
+    std::vector<std::string> r = {year, "enlace", gender, age, "Adult", "Adult", cit, "MEX", "x"};
+    return r;
+  };
+  std::vector<std::vector<std::string>> rows;
+  for (int i = 0; i < 12; ++i) rows.push_back(row("2025", "Female", "18--20", ""));
+  for (int i = 0; i < 3; ++i) rows.push_back(row("2025", "Female", "18--20", "GTM"));
+  rows.push_back(row("2019", "Male", "48+", "HND"));
+  const casework::CtdcProtection p = casework::ProtectCtdcRows(rows, 11);
+  CHECK(p.unsafe == 4);
+  CHECK(p.withheld == 1);
+  CHECK(p.generalised >= 4);
+  REQUIRE(rows.size() == 15);
+  std::map<std::string, size_t> groups;
+  for (const auto& r : rows) {
+    ++groups[r[0] + "|" + r[2] + "|" + r[3] + "|" + r[4] + "|" + r[5] + "|" + r[6] + "|" + r[7]];
+  }
+  for (const auto& [key, n] : groups) CHECK_MESSAGE(n >= 11, key);
+  // Safe rows are left alone.
+  std::vector<std::vector<std::string>> safe(rows.begin(), rows.begin() + 12);
+  CHECK(casework::ProtectCtdcRows(safe, 11).unsafe == 0);
+}
+
 TEST_CASE("report rows count victims, or events when a place or event type is asked") {
   const casework::CaseData d = Fixture();
   casework::ReportQuery q;
@@ -316,10 +344,17 @@ TEST_CASE("report rows count victims, or events when a place or event type is as
   auto rows = casework::BuildReportRows(Pack(), d, q);
   REQUIRE(rows.ok());
   CHECK(rows->unit == "persons");
-  // Person 1 counts once per type of exploitation; person 3 is no victim.
-  CHECK(rows->rows.size() == 3);
+  // One row per victim (person 3 is no victim): person 1, with two types of
+  // exploitation, is one person under "Several", never two mentions, so
+  // every total counts people.
+  CHECK(rows->rows.size() == 2);
   REQUIRE(rows->dims.size() == 2);
   CHECK(rows->dims[0].codes == std::vector<std::string>{"Feminine", "Masculine"});
+  CHECK(rows->dims[1].codes.back() == casework::kSeveralCategory);
+  CHECK(rows->dims[1].labels.back() == "More than one");
+  size_t several = 0;
+  for (const auto& r : rows->rows) several += r[1] == casework::kSeveralCategory ? 1 : 0;
+  CHECK(several == 1);
 
   q.dims = {"federal_entity", "event_type"};
   rows = casework::BuildReportRows(Pack(), d, q);

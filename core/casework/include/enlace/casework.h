@@ -105,6 +105,22 @@ struct CaseData {
 };
 std::vector<std::string> CtdcColumns();
 std::vector<std::vector<std::string>> CtdcRows(const SchemaPack& pack, const CaseData& data);
+// k-anonymity of the CTDC rows' quasi-identifiers: yearOfRegistration,
+// gender, ageBroad, majorityStatus, majorityStatusAtExploit (both follow
+// from the age), citizenship and CountryOfExploitation. While a row shares
+// its quasi-identifiers with fewer than k-1 others, they are generalised,
+// in every such row at once, one step at a time: citizenship, then the
+// country of exploitation, then the age band (keeping minor/adult), then
+// the minor/adult status, then gender, then the year, each to "" (CTDC's
+// "not recorded"); rows still in a group under k are withheld (removed).
+// Afterwards every group of equal quasi-identifiers has at least k rows.
+struct CtdcProtection {
+  size_t unsafe = 0;       // rows in groups under k before
+  size_t generalised = 0;  // values set to ""
+  size_t withheld = 0;     // rows removed
+};
+CtdcProtection ProtectCtdcRows(std::vector<std::vector<std::string>>& rows, uint32_t k);
+
 // CTDC's age bands: 0--8, 9--17, 18--20, 21--23, 24--26, 27--29, 30--38,
 // 39--47, 48+ ("" when unknown).
 std::string CtdcAgeBroad(std::optional<int64_t> age);
@@ -114,6 +130,10 @@ std::string CtdcAgeBroad(std::optional<int64_t> age);
 // The report dimensions: federal_entity, exploitation, gender, age_band,
 // citizenship, month, event_type.
 std::vector<std::string> ReportDimensions();
+
+// The category of a person with more than one value of a multi-valued
+// field; labelled "More than one" ("Más de uno").
+inline constexpr const char* kSeveralCategory = "Several";
 
 struct ReportQuery {
   std::vector<std::string> dims;  // 1..3 of ReportDimensions()
@@ -132,8 +152,10 @@ struct ReportRows {
   std::string unit;                            // "persons" or "events"
 };
 // One row per person (or per event when an event dimension is asked: its
-// place, type or month), multi-valued fields (citizenship, exploitation)
-// giving one row per value. Only persons whose status is actual or possible
+// place, type or month). A person with several values of a multi-valued
+// field (citizenship, exploitation) is one row with the category
+// kSeveralCategory ("more than one"), so every total counts people, never
+// mentions. Only persons whose status is actual or possible
 // victim count. kInvalidArgument for an unknown dimension or a bad date.
 Result<ReportRows> BuildReportRows(const SchemaPack& pack, const CaseData& data,
                                    const ReportQuery& query);

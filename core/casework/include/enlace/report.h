@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "enlace/linked.h"
 #include "enlace/status.h"
 
 namespace enlace::report {
@@ -136,6 +137,26 @@ std::string RenderJson(const Published& p);
 // entries, a published value below k other than 0, totals that do not add
 // up, or a suppressed entry that the published entries determine exactly.
 Result<Published> ParseJson(std::string_view json);
+// The table as a reader sees it, for the audit across publications
+// (enlace/linked.h): entries in the order of disclosure::MakeLayout (cells,
+// margins, total), the period from `from` and `to`. kInvalidArgument when
+// the period is not a whole month, quarter or year (the message states the
+// rule).
+Result<disclosure::LinkedTable> ToLinked(const Published& p, std::string label);
+
+// Secondary suppression across publications: audits `p` together with the
+// team's `earlier` publications (disclosure::SuppressUntilSafe) and hides,
+// in `p`, the entries it had to hide (why kComplementary). Returns what it
+// hid and why, entries numbered as in disclosure::MakeLayout; the final
+// finding says whether `p` may be published (kSafe) or why not. Errors as
+// ToLinked's and AuditLinked's.
+Result<disclosure::SecondaryResult> SuppressAcross(
+    Published& p, const std::vector<disclosure::LinkedTable>& earlier,
+    const disclosure::AuditLimits& limits = {});
+
+// The entry `id` of `p` (numbered as in disclosure::MakeLayout).
+const Cell& EntryOf(const Published& p, uint32_t id);
+
 // A standalone SVG bar chart (xmlns, escaped text): 1 dimension -> one bar
 // per category; 2 -> bars grouped by the first dimension, coloured by the
 // second, with a legend; 3 -> one grouped panel per category of the first
