@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -237,6 +238,51 @@ TEST_CASE("a hub that forges the registry is refused by the devices") {
   INFO(r.err);
   CHECK(r.exit_code == 5);
   CHECK(r.err.find("registry") != std::string::npos);
+}
+
+TEST_CASE("a write the hub holds back is reported in Spanish, exit 5, until it arrives") {
+  Office office;
+  CliDevice ana = office.Join("ana");
+  CliDevice beto = office.Join("beto");
+  for (const char* note : {"Primera", "Segunda", "Tercera"}) ana.Ok(PutEncounter(note));
+  ana.Sync();
+  // Runs `sql` on the hub's database while it is stopped.
+  const auto with_hub_stopped = [&](const std::string& sql) {
+    const int port = office.hub->port();
+    office.hub->Stop();
+    office.hub.reset();
+    Execute(office.hub_db(), sql);
+    office.hub =
+        std::make_unique<HubProcess>(kHubBin, office.data, "127.0.0.1:" + std::to_string(port),
+                                     std::vector<std::string>{"--quiet"});
+  };
+  // The hub's operator (or an intruder) moves ana's second write aside.
+  const std::string device = ana.Json({"status"})["device"].get<std::string>();
+  with_hub_stopped(
+      "CREATE TABLE held AS SELECT * FROM writes WHERE counter = 2 AND hex(device) = upper('" +
+      device + "'); DELETE FROM writes WHERE counter = 2 AND hex(device) = upper('" + device +
+      "')");
+  const RunResult r = beto.Run({"sync"}, {{"LANGUAGE", "es"}, {"LANG", "es_MX.UTF-8"}});
+  INFO(r.err);
+  CHECK(r.exit_code == 5);
+  CHECK(r.err.find("Falta 1 cambio de otro dispositivo") != std::string::npos);
+  CHECK(Lists(beto, "Primera"));
+  CHECK_FALSE(Lists(beto, "Segunda"));
+  CHECK(Lists(beto, "Tercera"));
+  const RunResult json = beto.Run({"--json", "sync"});
+  CHECK(json.exit_code == 5);
+  // The sync's document first, then the error's.
+  std::istringstream documents(json.out);
+  nlohmann::json first;
+  documents >> first;
+  CHECK(first["missing"] == 1);
+  // Put back, it is asked for by its number and arrives: exit 0.
+  with_hub_stopped("INSERT INTO writes SELECT * FROM held; DROP TABLE held");
+  const RunResult again = beto.Run({"--json", "sync"});
+  INFO(again.err);
+  CHECK(again.exit_code == 0);
+  CHECK(nlohmann::json::parse(again.out)["missing"] == 0);
+  CHECK(Lists(beto, "Segunda"));
 }
 
 TEST_CASE("devices commands refuse bad command lines") {
