@@ -1,5 +1,6 @@
 #include "hub_verify.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -10,7 +11,9 @@ namespace enlace::hub {
 namespace {
 
 // Why `row` fails, or "" when it checks out.
-std::string Check(const StoredWriteRow& row, const std::optional<DeviceRecord>& writer) {
+// `*decoded` receives the write when it checks out.
+std::string Check(const StoredWriteRow& row, const std::optional<DeviceRecord>& writer,
+                  Write* decoded) {
   auto w = Write::Decode(row.encoded);
   if (!w.ok()) return "does not decode: " + w.status().message();
   if (w->team != row.team) return "the write names another team than its row";
@@ -28,8 +31,16 @@ std::string Check(const StoredWriteRow& row, const std::optional<DeviceRecord>& 
   if (*row.collection != w->collection || *row.record != w->record) {
     return "the write's record is not its row's";
   }
+  *decoded = std::move(*w);
   return "";
 }
+
+// What the writes of one device that check out say of its write numbers.
+struct Numbers {
+  uint64_t promised_from = 0;  // the lowest accounted_from (format 3), 0: none
+  uint64_t highest = 0;        // the highest number of a format 3 write
+  std::vector<uint64_t> counters;
+};
 
 }  // namespace
 
@@ -46,14 +57,46 @@ Result<VerifySummary> VerifyStoredWrites(
     ENLACE_ASSIGN_OR_RETURN(record, storage.FindDevice(device));
   }
   VerifySummary summary;
+  std::map<DeviceId, std::pair<TeamId, Numbers>> numbers;
   ENLACE_RETURN_IF_ERROR(storage.ScanWrites([&](const StoredWriteRow& row) {
     ++summary.checked;
-    std::string reason = Check(row, devices[row.device]);
-    if (reason.empty()) return Status::Ok();
+    Write w;
+    std::string reason = Check(row, devices[row.device], &w);
+    if (reason.empty()) {
+      auto& [team, n] = numbers[row.device];
+      team = row.team;
+      n.counters.push_back(w.dot.counter);
+      if (w.accounted_from != 0) {
+        if (n.promised_from == 0 || w.accounted_from < n.promised_from) {
+          n.promised_from = w.accounted_from;
+        }
+        n.highest = std::max(n.highest, w.dot.counter);
+      }
+      return Status::Ok();
+    }
     ++summary.failed;
     on_failure(VerifyFailure{row.seq, row.team, row.device, std::move(reason)});
     return Status::Ok();
   }));
+  // Every number a device's writes promised must be stored (docs/PROTOCOL.md
+  // §6.11): one missing is a write this hub lost.
+  for (auto& [device, entry] : numbers) {
+    auto& [team, n] = entry;
+    if (n.promised_from == 0 || n.highest < n.promised_from) continue;
+    std::sort(n.counters.begin(), n.counters.end());
+    n.counters.erase(std::unique(n.counters.begin(), n.counters.end()), n.counters.end());
+    const auto held =
+        static_cast<uint64_t>(std::count_if(n.counters.begin(), n.counters.end(), [&](uint64_t c) {
+          return c >= n.promised_from && c <= n.highest;
+        }));
+    const uint64_t missing = n.highest - n.promised_from + 1 - held;
+    if (missing == 0) continue;
+    ++summary.missing_numbers;
+    on_failure(VerifyFailure{
+        0, team, device,
+        std::to_string(missing) + " of its write numbers " + std::to_string(n.promised_from) +
+            ".." + std::to_string(n.highest) + " are not stored (writes this hub lost)"});
+  }
   return summary;
 }
 

@@ -24,13 +24,16 @@ struct VerifyFailure {
 struct VerifySummary {
   uint64_t checked = 0;
   uint64_t failed = 0;
+  uint64_t missing_numbers = 0;  // devices whose promised write numbers are not all stored
 };
 
 // Checks every stored write in log order: it decodes; its team, device and
 // write number are the row's; its writer is a device of that team on this
 // hub; its signature verifies under that device's signing key; its
 // collection and record are the row's (what /v1/history selects by). Calls
-// `on_failure` for each write that fails. Errors only when the storage fails.
+// `on_failure` for each write that fails, then (seq 0) for each device whose
+// writes that check out promised write numbers the hub does not store
+// (docs/PROTOCOL.md §6.11). Errors only when the storage fails.
 Result<VerifySummary> VerifyStoredWrites(
     HubStorage& storage, const std::function<void(const VerifyFailure&)>& on_failure);
 

@@ -538,13 +538,19 @@ int main(int argc, char** argv) {
     if (!storage.ok()) return Fail("cannot open the data folder " + data, storage.status());
     auto summary =
         enlace::hub::VerifyStoredWrites(**storage, [](const enlace::hub::VerifyFailure& f) {
-          std::cout << "FAILED seq " << f.seq << " team " << f.team.ToHex().substr(0, 8)
-                    << " device " << f.device.ToHex().substr(0, 8) << ": " << f.reason << "\n";
+          if (f.seq != 0) std::cout << "FAILED seq " << f.seq;
+          if (f.seq == 0) std::cout << "MISSING";
+          std::cout << " team " << f.team.ToHex().substr(0, 8) << " device "
+                    << f.device.ToHex().substr(0, 8) << ": " << f.reason << "\n";
         });
     if (!summary.ok()) return Fail("cannot read the stored writes", summary.status());
-    std::cout << summary->checked << " writes checked, " << summary->failed << " failed"
-              << std::endl;
-    return summary->failed == 0 ? kExitOk : 1;  // 1: some write failed
+    std::cout << summary->checked << " writes checked, " << summary->failed << " failed";
+    if (summary->missing_numbers > 0) {
+      std::cout << ", " << summary->missing_numbers << " devices with missing write numbers";
+    }
+    std::cout << std::endl;
+    // 1: some write failed or is missing
+    return summary->failed == 0 && summary->missing_numbers == 0 ? kExitOk : 1;
   }
   if (pin->parsed()) {
     std::string error;

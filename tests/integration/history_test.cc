@@ -93,6 +93,28 @@ TEST_CASE("rows stored before the record columns are filled when the hub opens")
   CHECK(verified->failed == 0);
 }
 
+TEST_CASE("admin verify names a device whose promised write numbers the hub lost") {
+  Story s;
+  auto verified = hub::VerifyStoredWrites(s.t.hub.storage(), [](const hub::VerifyFailure& f) {
+    FAIL("unexpected failure at seq ", f.seq, ": ", f.reason);
+  });
+  REQUIRE(verified.ok());
+  CHECK(verified->missing_numbers == 0);
+  // a's first write goes (its second, number 2, promised it).
+  testing::ExecSql(s.t.hub.data_dir() + "/hub.db", "DELETE FROM writes WHERE seq = 1");
+  std::vector<hub::VerifyFailure> failures;
+  verified = hub::VerifyStoredWrites(s.t.hub.storage(),
+                                     [&](const hub::VerifyFailure& f) { failures.push_back(f); });
+  REQUIRE(verified.ok());
+  CHECK(verified->checked == 2);
+  CHECK(verified->failed == 0);
+  CHECK(verified->missing_numbers == 1);
+  REQUIRE(failures.size() == 1);
+  CHECK(failures[0].seq == 0);
+  CHECK(failures[0].device == s.t.a->device_id());
+  CHECK(failures[0].reason == "1 of its write numbers 1..2 are not stored (writes this hub lost)");
+}
+
 TEST_CASE("admin verify names every altered row and only those") {
   Story s;
   const std::string db = s.t.hub.data_dir() + "/hub.db";
