@@ -930,6 +930,7 @@ CliStatus RunStatus(Context& ctx) {
                       {"device_name", c.device_name},
                       {"role", role},
                       {"members", status->members.size()},
+                      {"missing", status->missing_writes},
                       {"clock_offset_ms", status->clock_offset_ms}});
     return CliStatus::Ok();
   }
@@ -945,6 +946,11 @@ CliStatus RunStatus(Context& ctx) {
   };
   if (std::string w = ClockWarning(status->clock_offset_ms); !w.empty()) {
     rows.emplace_back(_("clock"), std::move(w));
+  }
+  if (status->missing_writes > 0) {
+    rows.emplace_back(_("missing"),
+                      Format(_("{0} writes of other devices the hub has not delivered"),
+                             {std::to_string(status->missing_writes)}));
   }
   size_t width = 0;
   for (const auto& row : rows) width = std::max(width, DisplayWidth(row.first));

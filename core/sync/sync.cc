@@ -462,6 +462,7 @@ Result<SyncStatus> GetSyncStatus(Replica& replica) {
   ENLACE_ASSIGN_OR_RETURN(s.cursor, store.GetMeta(internal::kMetaPullCursor));
   s.clock_offset_ms = replica.clock().wall_clock_offset_ms();
   ENLACE_ASSIGN_OR_RETURN(s.members, store.ListMembers());
+  ENLACE_ASSIGN_OR_RETURN(s.missing_writes, store.MissingCount());
   return s;
 }
 

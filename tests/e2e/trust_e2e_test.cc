@@ -276,12 +276,17 @@ TEST_CASE("a write the hub holds back is reported in Spanish, exit 5, until it a
   nlohmann::json first;
   documents >> first;
   CHECK(first["missing"] == 1);
+  CHECK(beto.Json({"status"})["missing"] == 1);
+  const RunResult status = beto.Run({"status"}, {{"LANGUAGE", "es"}, {"LANG", "es_MX.UTF-8"}});
+  CHECK(status.exit_code == 0);
+  CHECK(status.out.find("faltan") != std::string::npos);
   // Put back, it is asked for by its number and arrives: exit 0.
   with_hub_stopped("INSERT INTO writes SELECT * FROM held; DROP TABLE held");
   const RunResult again = beto.Run({"--json", "sync"});
   INFO(again.err);
   CHECK(again.exit_code == 0);
   CHECK(nlohmann::json::parse(again.out)["missing"] == 0);
+  CHECK(beto.Json({"status"})["missing"] == 0);
   CHECK(Lists(beto, "Segunda"));
 }
 

@@ -131,6 +131,8 @@ struct SyncStatus {
   uint64_t cursor = 0;
   int64_t clock_offset_ms = 0;
   std::vector<Member> members;
+  // Write numbers of other devices known to exist and not received (§6.11).
+  uint64_t missing_writes = 0;
 };
 Result<SyncStatus> GetSyncStatus(Replica& replica);
 
