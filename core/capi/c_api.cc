@@ -745,7 +745,8 @@ char* enlace_sync_progress(enlace_sync* sync, enlace_error* err) noexcept {
                               {"ignored", p.ignored},
                               {"refused", p.refused},
                               {"restamped", p.restamped},
-                              {"last_refusal", p.last_refusal}};
+                              {"last_refusal", p.last_refusal},
+                              {"missing", p.missing}};
     return DupOrFail(err, Dump(j));
   });
 }

@@ -271,6 +271,7 @@ static int sync_db(enlace_db* db) {
   CHECK(!more);
   char* progress = enlace_sync_progress(sync, &err);
   CHECK(progress != NULL && strstr(progress, "\"rounds\"") != NULL);
+  CHECK(progress != NULL && strstr(progress, "\"missing\":0") != NULL);
   enlace_free(progress);
   enlace_sync_free(sync);
   return rounds;

@@ -269,8 +269,10 @@ ENLACE_API enlace_request* enlace_sync_next_request(enlace_sync* sync,
 ENLACE_API int enlace_sync_handle_response(enlace_sync* sync, int http_status, const uint8_t* body,
                                            size_t size, const char* hub_time_header, int* more,
                                            enlace_error* err) ENLACE_NOEXCEPT;
-/* {"rounds","sent","received","ignored","refused","restamped","last_refusal"};
- * enlace_free. BUSY if the sync handle is in use. */
+/* {"rounds","sent","received","ignored","refused","restamped","last_refusal",
+ * "missing"}; "missing": writes of other devices known to exist that the hub
+ * did not deliver when asked (an app should tell its user, as `enlace sync`
+ * does with exit 5). enlace_free. BUSY if the sync handle is in use. */
 ENLACE_API char* enlace_sync_progress(enlace_sync* sync, enlace_error* err) ENLACE_NOEXCEPT;
 /* Releases the sync handle. NULL is fine. Must not race with other calls on it. */
 ENLACE_API void enlace_sync_free(enlace_sync* sync) ENLACE_NOEXCEPT;
