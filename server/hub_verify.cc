@@ -81,7 +81,8 @@ Result<VerifySummary> VerifyStoredWrites(
   // Every number a device's writes promised must be stored (docs/PROTOCOL.md
   // §6.11): one missing is a write this hub lost.
   for (auto& [device, entry] : numbers) {
-    auto& [team, n] = entry;
+    const TeamId& team = entry.first;  // no structured binding: a lambda uses `n`
+    Numbers& n = entry.second;
     if (n.promised_from == 0 || n.highest < n.promised_from) continue;
     std::sort(n.counters.begin(), n.counters.end());
     n.counters.erase(std::unique(n.counters.begin(), n.counters.end()), n.counters.end());

@@ -682,7 +682,9 @@ class Audit {
     if (first.outcome == Solver::Outcome::kInfeasible) return Inconsistent();
     if (first.outcome != Solver::Outcome::kValue) return GaveUp(solver);
     for (const Count& c : counts_) {
-      auto [lo, hi] = solver.PoolRange(c.vars);
+      // Plain variables: lambdas may not capture structured bindings (clang 14).
+      const auto range = solver.PoolRange(c.vars);
+      uint64_t lo = range.first, hi = range.second;
       auto small_ok = [&] { return lo == 0 || hi >= k; };
       auto two_ok = [&] { return !c.hidden || hi > lo; };
       if (small_ok() && two_ok()) continue;

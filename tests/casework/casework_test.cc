@@ -331,7 +331,7 @@ TEST_CASE("the CTDC rows' quasi-identifiers come in groups of at least k") {
   for (const auto& r : rows) {
     ++groups[r[0] + "|" + r[2] + "|" + r[3] + "|" + r[4] + "|" + r[5] + "|" + r[6] + "|" + r[7]];
   }
-  for (const auto& [key, n] : groups) CHECK_MESSAGE(n >= 11, key);
+  for (const auto& group : groups) CHECK_MESSAGE(group.second >= 11, group.first);
   // Safe rows are left alone.
   std::vector<std::vector<std::string>> safe(rows.begin(), rows.begin() + 12);
   CHECK(casework::ProtectCtdcRows(safe, 11).unsafe == 0);

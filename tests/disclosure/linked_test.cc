@@ -41,7 +41,7 @@ TEST_CASE("the lattice: whole months, quarters and years, published once they ar
   CHECK(*LatticePeriod("2025-04-01", "2025-06-30") == Period{2025, 4, 6});
   CHECK(*LatticePeriod("2025-01-01", "2025-12-31") == Period{2025, 1, 12});
   // Nested windows, one day, a quarter off the calendar, across years, open.
-  for (const auto& [from, to] :
+  for (const auto& window :
        std::vector<std::pair<std::string, std::string>>{{"2025-01-01", "2025-06-30"},
                                                         {"2025-01-01", "2025-07-31"},
                                                         {"2025-03-14", "2025-03-14"},
@@ -50,6 +50,8 @@ TEST_CASE("the lattice: whole months, quarters and years, published once they ar
                                                         {"2024-12-01", "2025-02-28"},
                                                         {"", ""},
                                                         {"2025-02-01", "2025-02-29"}}) {
+    const std::string& from = window.first;  // INFO captures: no structured binding
+    const std::string& to = window.second;
     INFO(from, " .. ", to);
     CHECK(LatticePeriod(from, to).status().code() == StatusCode::kInvalidArgument);
   }
