@@ -668,6 +668,14 @@ class Audit {
 
   Result<AuditFinding> Solve() {
     std::lock_guard lock(GlpkMutex());
+    Result<AuditFinding> found = SolveLocked();
+    // GLPK keeps an environment per thread (allocated at its first call);
+    // the hub's pool threads would keep it, and leak it at their exit.
+    glp_free_env();
+    return found;
+  }
+
+  Result<AuditFinding> SolveLocked() {
     glp_term_out(GLP_OFF);
     const uint32_t k = [&] {
       uint32_t m = 2;
