@@ -158,6 +158,10 @@ class Fixture {
     auto table = Must(report::Tabulate({{"sex", {}, {}}}, Rows()), "tabulate");
     auto published = Must(report::Suppress(table), "suppress");
     published.title = "fuzz";
+    // A closed calendar year, audited as the CLI does before publishing.
+    published.from = "2025-01-01";
+    published.to = "2025-12-31";
+    Must(report::SuppressAcross(published, {}), "suppress across");
     auto pub =
         Send(Must(BuildPublishReportRequest(*coord_, report::RenderJson(published)), "publish"));
     Expect(pub.status == 200, "publish: " + pub.body);
