@@ -415,6 +415,17 @@ class SqliteHubStorage final : public HubStorage {
     }
     SyncResponse resp;
     const bool coordinator = device.member.role == Role::kCoordinator;
+    for (const Bytes& relayed : req.relay_registries) {
+      // A chain the hub lacks (restored from a backup), checked link by
+      // link as if its signers sent it; the first link it cannot take ends
+      // it, and the device learns from registry_version where the hub stands.
+      auto r = DecodeRegistry(relayed);
+      if (!r.ok() || r->team != device.team) break;
+      std::vector<RevocationCutoff> ignored;
+      ENLACE_ASSIGN_OR_RETURN(std::string refused,
+                              AcceptRegistryLocked(device, relayed, now_ms, &ignored));
+      if (!refused.empty()) break;
+    }
     if (!req.registry.empty()) {
       ENLACE_ASSIGN_OR_RETURN(resp.registry_refused,
                               AcceptRegistryLocked(device, req.registry, now_ms, &resp.cutoffs));
@@ -531,6 +542,13 @@ class SqliteHubStorage final : public HubStorage {
       ENLACE_ASSIGN_OR_RETURN(Stmt end, db_->Prepare("SELECT coalesce(max(seq), 0) FROM writes"));
       ENLACE_ASSIGN_OR_RETURN(bool erow, end.Step());
       resp.log_end = erow ? static_cast<uint64_t>(end.ColumnInt(0)) : 0;
+    }
+    {
+      ENLACE_ASSIGN_OR_RETURN(Stmt rv, db_->Prepare("SELECT coalesce(max(version), 0) FROM "
+                                                    "registries WHERE team = ?"));
+      rv.BindBlob(1, device.team.bytes);
+      ENLACE_ASSIGN_OR_RETURN(bool rrow, rv.Step());
+      resp.registry_version = rrow ? static_cast<uint64_t>(rv.ColumnInt(0)) : 0;
     }
 
     // Pull: the team's log after the cursor, skipping the device's own writes

@@ -73,6 +73,12 @@ inline constexpr std::string_view kMetaLastSyncMs = "last_sync_ms";
 inline constexpr std::string_view kMetaRegistryVersion = "registry_version";
 inline constexpr std::string_view kDocRegistry = "registry";      // the newest checked Registry
 inline constexpr std::string_view kDocAdmissions = "admissions";  // checked Admissions (list)
+// Every registry version this device checked is also kept under this prefix
+// and its version (RegistryLinkName): the chain a hub restored from a
+// backup may lack, relayed to it link by link (§9).
+inline constexpr std::string_view kDocRegistryLinkPrefix = "registry.v";
+// The newest registry version the hub said it stores (SyncResponse).
+inline constexpr std::string_view kMetaHubRegistryVersion = "hub_registry_version";
 inline constexpr std::string_view kDocOutgoingRegistry =
     "out_registry";  // signed here, not yet stored
 // The newest KeyGrant made to this device, kept to send again to a hub

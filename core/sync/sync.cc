@@ -225,10 +225,17 @@ Result<OutgoingRequest> SyncSession::NextRequest() {
     // The hub was found behind: what it may lack of the team's trust goes
     // with the writes, checked by the hub as if their signers sent them.
     ENLACE_ASSIGN_OR_RETURN(internal::RelayDocuments docs, internal::DocumentsToRelay(impl));
-    if (req.registry.empty()) req.registry = std::move(docs.registry);
     req.admissions = std::move(docs.admissions);
     for (auto& g : docs.key_grants) req.key_grants.push_back(std::move(g));
   }
+  // Registry versions the hub said it lacks (restored from a backup), as a
+  // chain it checks link by link.
+  ENLACE_ASSIGN_OR_RETURN(relay_from_, impl.store().GetMeta(internal::kMetaHubRegistryVersion));
+  if (relay_from_ != 0 && relay_from_ < req.registry_version) {
+    ENLACE_ASSIGN_OR_RETURN(req.relay_registries,
+                            internal::RegistryChainAbove(impl, relay_from_, kMaxRelayRegistries));
+  }
+  relayed_chain_ = !req.relay_registries.empty();
   // Write numbers of others this device lacks: each asked for once a session.
   ENLACE_ASSIGN_OR_RETURN(auto gaps, impl.store().Gaps(kMaxWanted + asked_.size()));
   for (const auto& g : gaps) {
@@ -277,6 +284,13 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
     ENLACE_ASSIGN_OR_RETURN(requeued, impl.RequeueOwnAbove(resp.acked_up_to));
   }
   ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaAckedHigh, resp.acked_up_to));
+  ENLACE_RETURN_IF_ERROR(
+      impl.store().SetMeta(internal::kMetaHubRegistryVersion, resp.registry_version));
+  ENLACE_ASSIGN_OR_RETURN(const uint64_t own_registry,
+                          impl.store().GetMeta(internal::kMetaRegistryVersion));
+  // The chain relayed this round moved the hub on and more of it is left.
+  const bool relay_more =
+      relayed_chain_ && resp.registry_version > relay_from_ && resp.registry_version < own_registry;
   if (sent_registry_ && !resp.registry_refused.empty()) {
     ENLACE_ASSIGN_OR_RETURN(bool resigned, internal::ResignRevocations(impl, resp.cutoffs));
     if (!resigned) {
@@ -447,7 +461,8 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   ENLACE_ASSIGN_OR_RETURN(auto grants_left, impl.store().QueuedKeyGrants());
   ENLACE_ASSIGN_OR_RETURN(auto registry_left,
                           impl.store().GetDocument(internal::kDocOutgoingRegistry));
-  return more || ask || pending_after > 0 || !grants_left.empty() || registry_left.has_value();
+  return more || ask || relay_more || pending_after > 0 || !grants_left.empty() ||
+         registry_left.has_value();
 }
 
 Status RereadLog(Replica& replica) {

@@ -198,6 +198,7 @@ Bytes Encode(const SyncRequest& m) {
     e.U64(w.lo);
     e.U64(w.hi);
   }
+  PutDocs(e, m.relay_registries);
   return e.Finish();
 }
 
@@ -226,6 +227,10 @@ Result<SyncRequest> DecodeSyncRequest(std::span<const uint8_t> body, const WireL
           if (w.lo == 0 || w.lo > w.hi || w.hi > Write::kMaxCounter) {
             return Status::Corruption("bad sync request: a wanted range is empty or out of range");
           }
+        }
+        ENLACE_RETURN_IF_ERROR(GetDocs(d, m.relay_registries, l, "relayed registries"));
+        if (m.relay_registries.size() > kMaxRelayRegistries) {
+          return Status::ResourceExhausted("bad sync request: more than 64 relayed registries");
         }
         return Status::Ok();
       });
@@ -256,6 +261,7 @@ Bytes Encode(const SyncResponse& m) {
   }
   e.Raw(m.log_id);
   e.U64(m.log_end);
+  e.U64(m.registry_version);
   return e.Finish();
 }
 
@@ -289,6 +295,7 @@ Result<SyncResponse> DecodeSyncResponse(std::span<const uint8_t> body, const Wir
         }
         ENLACE_RETURN_IF_ERROR(d.Raw(m.log_id, "log id"));
         ENLACE_RETURN_IF_ERROR(d.U64(m.log_end, "log end"));
+        ENLACE_RETURN_IF_ERROR(d.U64(m.registry_version, "registry version"));
         return Status::Ok();
       });
 }

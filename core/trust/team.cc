@@ -49,6 +49,12 @@ void AddEntry(Registry& r, const Admission& a, uint64_t joined_ms) {
             [](const RegistryEntry& x, const RegistryEntry& y) { return x.device < y.device; });
 }
 
+std::string RegistryLinkName(uint64_t version) {
+  std::string digits = std::to_string(version);
+  // Zero-padded, so that the documents sort by version.
+  return std::string(kDocRegistryLinkPrefix) + std::string(20 - digits.size(), '0') + digits;
+}
+
 Status StoreMembers(internal::Store& store, const Registry& registry,
                     const std::vector<Admission>& admissions) {
   ENLACE_RETURN_IF_ERROR(store.ReplaceMembers(EffectiveMembers(registry, admissions)));
@@ -72,7 +78,9 @@ Status AdoptAnchorRegistry(Replica::Impl& impl, const Registry& anchor) {
     return Status::PermissionDenied("the registry belongs to another team");
   }
   ENLACE_RETURN_IF_ERROR(CheckSelfSigned(anchor));
-  ENLACE_RETURN_IF_ERROR(impl.store().SetDocument(kDocRegistry, EncodeRegistry(anchor)));
+  const Bytes encoded = EncodeRegistry(anchor);
+  ENLACE_RETURN_IF_ERROR(impl.store().SetDocument(kDocRegistry, encoded));
+  ENLACE_RETURN_IF_ERROR(impl.store().SetDocument(RegistryLinkName(anchor.version), encoded));
   ENLACE_ASSIGN_OR_RETURN(auto admissions, LoadAdmissions(impl.store()));
   return StoreMembers(impl.store(), anchor, admissions);
 }
@@ -94,6 +102,12 @@ Status ApplyTrust(Replica::Impl& impl, const TrustUpdate& update) {
   }
   if (next.version != current->version) {
     ENLACE_RETURN_IF_ERROR(impl.store().SetDocument(kDocRegistry, EncodeRegistry(next)));
+    // Each link FollowChain checked, kept for a hub that may lose it.
+    for (const auto& bytes : update.registries) {
+      auto link = DecodeRegistry(bytes);
+      if (!link.ok() || link->version <= current->version || link->version > next.version) continue;
+      ENLACE_RETURN_IF_ERROR(impl.store().SetDocument(RegistryLinkName(link->version), bytes));
+    }
   }
   ENLACE_RETURN_IF_ERROR(impl.store().SetDocument(kDocAdmissions, EncodeList(update.admissions)));
   ENLACE_RETURN_IF_ERROR(StoreMembers(impl.store(), next, admissions));
@@ -138,8 +152,6 @@ Result<size_t> AcceptKeyGrants(Replica::Impl& impl, const std::vector<Bytes>& gr
 
 Result<RelayDocuments> DocumentsToRelay(Replica::Impl& impl) {
   RelayDocuments out;
-  ENLACE_ASSIGN_OR_RETURN(auto registry, impl.store().GetDocument(kDocRegistry));
-  if (registry) out.registry = std::move(*registry);
   ENLACE_ASSIGN_OR_RETURN(auto admissions, impl.store().GetDocument(kDocAdmissions));
   if (admissions) {
     ENLACE_ASSIGN_OR_RETURN(out.admissions, DecodeList(*admissions));
@@ -147,6 +159,21 @@ Result<RelayDocuments> DocumentsToRelay(Replica::Impl& impl) {
   ENLACE_ASSIGN_OR_RETURN(auto grant, impl.store().GetDocument(kDocOwnKeyGrant));
   if (grant) out.key_grants.push_back(std::move(*grant));
   return out;
+}
+
+Result<std::vector<Bytes>> RegistryChainAbove(Replica::Impl& impl, uint64_t hub_version,
+                                              size_t max) {
+  std::vector<Bytes> chain;
+  ENLACE_ASSIGN_OR_RETURN(const uint64_t own, impl.store().GetMeta(kMetaRegistryVersion));
+  for (uint64_t v = hub_version + 1; v <= own && chain.size() < max; ++v) {
+    ENLACE_ASSIGN_OR_RETURN(auto link, impl.store().GetDocument(RegistryLinkName(v)));
+    if (!link && v == own) {
+      ENLACE_ASSIGN_OR_RETURN(link, impl.store().GetDocument(kDocRegistry));
+    }
+    if (!link) break;  // a hole: the hub could not check what follows
+    chain.push_back(std::move(*link));
+  }
+  return chain;
 }
 
 namespace {

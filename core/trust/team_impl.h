@@ -33,14 +33,18 @@ void SignRegistry(const Replica::Impl& impl, Registry& next);
 Result<size_t> AcceptKeyGrants(Replica::Impl& impl, const std::vector<Bytes>& grants);
 
 // The trust documents this device holds that a hub restored from a backup
-// may lack (docs/PROTOCOL.md §9): its newest checked registry, the
-// admissions of its last trust update, and the newest key grant made to it.
+// may lack (docs/PROTOCOL.md §9): the admissions of its last trust update
+// and the newest key grant made to it.
 struct RelayDocuments {
-  Bytes registry;
   std::vector<Bytes> admissions;
   std::vector<Bytes> key_grants;
 };
 Result<RelayDocuments> DocumentsToRelay(Replica::Impl& impl);
+// The registry versions above `hub_version` this device holds, ascending
+// and without a hole, at most `max` (the newest alone when the links were
+// not kept: a store from before they were).
+Result<std::vector<Bytes>> RegistryChainAbove(Replica::Impl& impl, uint64_t hub_version,
+                                              size_t max);
 
 // A list of documents as one document (u32 count, then each as a blob).
 Bytes EncodeList(const std::vector<Bytes>& docs);

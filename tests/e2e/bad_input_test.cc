@@ -738,7 +738,9 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   req("archive marker 0", sync_from(field_a, Patched(pull, 0, {0})), 400);
   req("archive marker 2 (big-endian)", sync_from(field_a, Patched(pull, 0, {2})), 400);
   req("wrong magic", sync_from(field_a, Patched(pull, 1, {'X'})), 400);
-  req("protocol version 7", sync_from(field_a, Patched(pull, 5, {7})), 409);
+  req("protocol version 8", sync_from(field_a, Patched(pull, 5, {8})), 409);
+  req("protocol version 6 (before relayed registry chains)",
+      sync_from(field_a, Patched(pull, 5, {6})), 409);
   req("protocol version 5 (before write-number gaps were detected)",
       sync_from(field_a, Patched(pull, 5, {5})), 409);
   req("protocol version 4 (before restored-hub recovery)",
@@ -1159,8 +1161,8 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     Bytes trailing = join_body(open_invite.invite_id, open_invite.verifier);
     trailing.push_back(0);
     req("join with a trailing byte", join_from(joiner, trailing), 400);
-    req("join in protocol version 7",
-        join_from(joiner, Patched(join_body(open_invite.invite_id, open_invite.verifier), 5, {7})),
+    req("join in protocol version 8",
+        join_from(joiner, Patched(join_body(open_invite.invite_id, open_invite.verifier), 5, {8})),
         409);
     OutgoingRequest unsigned_join;
     unsigned_join.method = "POST";
@@ -1201,8 +1203,8 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
       413);
   req("registration with a token of 300 bytes",
       register_from(founder, team_body(TeamId::Random(), std::string(300, 'k'), founder)), 413);
-  req("registration in protocol version 7",
-      register_from(founder, Patched(team_body(TeamId::Random(), fresh_token_3, founder), 5, {7})),
+  req("registration in protocol version 8",
+      register_from(founder, Patched(team_body(TeamId::Random(), fresh_token_3, founder), 5, {8})),
       409);
   // The team's first registry: version 1, the registering device alone, as
   // coordinator, signed by it.
@@ -1305,7 +1307,7 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
     req("history with a trailing byte", history_from(field_a, trailing), 400);
     req("history cut inside the record id",
         history_from(field_a, Bytes(history.begin(), history.end() - 3)), 400);
-    req("history in protocol version 7", history_from(field_a, Patched(history, 5, {7})), 409);
+    req("history in protocol version 8", history_from(field_a, Patched(history, 5, {8})), 409);
     req("history of a collection name of 65 bytes",
         history_from(field_a, Encode(HistoryRequest{std::string(65, 'c'), RecordId::Random()})),
         413);

@@ -162,6 +162,65 @@ TEST_CASE("a restore killed at any step leaves a hub that serves, and running it
   t.RecoverAndCheck();
 }
 
+TEST_CASE(
+    "registry versions signed by a coordinator who joined after the backup reach the "
+    "restored hub, and that coordinator goes on changing the registry") {
+  Office o;
+  CliDevice ana = o.Join("ana");
+  ana.Sync();
+  o.coord.Sync();
+  const std::string backup = o.dir.File("hub-backup.db");
+  REQUIRE(Run({kHubBin, "admin", "backup", "--data", o.data, "--out", backup}).exit_code == 0);
+  // After the backup: a second coordinator joins, the first renames ana
+  // (folding cora into the registry), then cora renames ana again: two
+  // registry versions the backup lacks, the second signed by a coordinator
+  // the backup does not know.
+  CliDevice cora{o.dir.File("cora")};
+  cora.Ok({"join", o.Invite("coordinator"), "--name", "cora"});
+  cora.Sync();
+  o.coord.Sync();
+  const std::string ana_id = ana.Json({"status"})["device"].get<std::string>();
+  o.coord.Ok({"devices", "rename", ana_id.substr(0, 8), "ana-1"});
+  o.coord.Sync();
+  cora.Sync();
+  cora.Ok({"devices", "rename", ana_id.substr(0, 8), "ana-2"});
+  cora.Sync();
+  ana.Sync();
+  o.coord.Sync();
+  const json before = o.coord.Json({"devices", "list"})["devices"];
+
+  REQUIRE(StopAndRestore(o, backup).exit_code == 0);
+  for (int round = 0; round < 2; ++round) {
+    for (const CliDevice* d : {&ana, &o.coord, &cora}) d->Sync();
+  }
+  // cora's next registry change is stored: the hub holds the chain again.
+  const RunResult renamed = cora.Run({"devices", "rename", ana_id.substr(0, 8), "ana-3"});
+  REQUIRE_MESSAGE(renamed.exit_code == 0, renamed.err);
+  const RunResult synced = cora.Run({"--json", "sync"});
+  CHECK_MESSAGE(synced.exit_code == 0, synced.err);
+  ana.Sync();
+  o.coord.Sync();
+  for (const CliDevice* d : {&ana, &o.coord, &cora}) {
+    INFO("device ", d->home);
+    const json listed = d->Json({"devices", "list"})["devices"];
+    REQUIRE(listed.size() == before.size());
+    bool found = false;
+    for (const auto& m : listed) {
+      if (m["id"] == ana_id) found = m["name"] == "ana-3";
+    }
+    CHECK(found);
+  }
+  // A device joining the restored hub checks the whole chain.
+  CliDevice dani = o.Join("dani");
+  dani.Sync();
+  bool dani_sees = false;
+  const json dani_list = dani.Json({"devices", "list"});
+  for (const auto& m : dani_list["devices"]) {
+    if (m["id"] == ana_id) dani_sees = m["name"] == "ana-3";
+  }
+  CHECK_MESSAGE(dani_sees, dani_list.dump());
+}
+
 TEST_CASE("admin restore refuses a running hub, a missing file and a file that is no hub backup") {
   Office o;
   const std::string backup = o.dir.File("b.db");

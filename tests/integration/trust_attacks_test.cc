@@ -466,5 +466,63 @@ TEST_CASE("a device waiting for approval holds no team key until a coordinator a
   CHECK(record->fields.at("status").value == "\"Active\"");
 }
 
+// ---- relayed registry chains (a hub restored from a backup, §9) --------------------------
+
+// The hub's answer to `device` relaying `chain`: its registry version after.
+uint64_t RelayChain(HubTeam& t, Replica& device, std::vector<Bytes> chain) {
+  SyncRequest req;
+  req.key_version = device.current_key_version();
+  req.max_response_bytes = 1 << 20;
+  req.relay_registries = std::move(chain);
+  const hub::HttpResponse r =
+      t.hub.Raw(testing::SignedSyncRequest(device, Encode(req), t.clock.now_ms));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  auto resp = DecodeSyncResponse(internal::AsBytes(r.body));
+  REQUIRE(resp.ok());
+  return resp->registry_version;
+}
+
+TEST_CASE("a member cannot slip a registry version of its own into the hub by relaying it") {
+  HubTeam t;
+  SyncAll(t.hub, *t.coord);
+  SyncAll(t.hub, *t.a);
+  auto current = internal::LoadRegistry(t.a->impl());
+  REQUIRE(current.ok());
+  REQUIRE(current->has_value());
+  const Registry base = **current;
+  REQUIRE(base.Find(t.a->device_id()) != nullptr);
+  // Field device ana makes itself coordinator and signs the next version:
+  // as a relayed link it is checked like any other and refused.
+  Registry forged = base;
+  forged.version = base.version + 1;
+  for (auto& e : forged.entries) {
+    if (e.device == t.a->device_id()) e.role = Role::kCoordinator;
+  }
+  internal::SignRegistry(t.a->impl(), forged);
+  CHECK(RelayChain(t, *t.a, {EncodeRegistry(forged)}) == base.version);
+  // A coordinator's genuine next version, relayed behind the forged one, is
+  // not stored either: a chain ends at its first bad link.
+  Registry honest = base;
+  honest.version = base.version + 1;
+  for (auto& e : honest.entries) {
+    if (e.device == t.b->device_id()) e.name = "beto renombrado";
+  }
+  internal::SignRegistry(t.coord->impl(), honest);
+  CHECK(RelayChain(t, *t.a, {EncodeRegistry(forged), EncodeRegistry(honest)}) == base.version);
+  // A link skipping a version is refused too.
+  Registry skipping = honest;
+  skipping.version = base.version + 2;
+  internal::SignRegistry(t.coord->impl(), skipping);
+  CHECK(RelayChain(t, *t.a, {EncodeRegistry(skipping)}) == base.version);
+  // The genuine one, carried by a field device, is stored: its signer decides.
+  CHECK(RelayChain(t, *t.a, {EncodeRegistry(honest)}) == base.version + 1);
+  SyncAll(t.hub, *t.b);
+  auto seen = internal::LoadRegistry(t.b->impl());
+  REQUIRE(seen.ok());
+  REQUIRE(seen->has_value());
+  CHECK((*seen)->Find(t.b->device_id())->name == "beto renombrado");
+  CHECK((*seen)->Find(t.a->device_id())->role == Role::kField);
+}
+
 }  // namespace
 }  // namespace enlace

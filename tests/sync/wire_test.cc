@@ -76,6 +76,7 @@ SyncRequest SampleSyncRequest() {
   DeviceId d;
   d.bytes.fill(0x31);
   m.wanted = {{d, 3, 9}, {d, 11, 11}};
+  m.relay_registries = {Bytes(50, 0x41), Bytes(60, 0x42)};
   return m;
 }
 
@@ -101,6 +102,8 @@ SyncResponse SampleSyncResponse() {
   m.writes = {Bytes(40, 7), Bytes{9}};
   m.reseal_below = 3;
   m.cutoffs = {RevocationCutoff{DeviceId{Filled<16>(62)}, 4711}};
+  m.log_end = 1003;
+  m.registry_version = 12;
   return m;
 }
 
@@ -195,9 +198,10 @@ Bytes ListOf(const std::vector<Bytes>& writes) {
 // `empty_message` (whose last 4 bytes are its zero write count) with a
 // write list of `count` writes whose encoded list is `raw`.
 // An empty SyncRequest's encoding with its (empty) write list replaced: the
-// list is followed by the refetch and admission counts, 8 bytes.
+// list is followed by the refetch, admission, wanted and relayed registry
+// counts, 16 bytes.
 Bytes WithWriteList(Bytes empty_message, uint32_t count, const Bytes& raw) {
-  constexpr size_t kAfterList = 12;  // refetch, admission and wanted counts
+  constexpr size_t kAfterList = 16;  // refetch, admission, wanted and relay counts
   const Bytes tail(empty_message.end() - kAfterList, empty_message.end());
   empty_message.resize(empty_message.size() - kAfterList - 4);
   AppendU32(empty_message, count);
@@ -235,6 +239,7 @@ TEST_CASE("every message decodes to what was encoded") {
     CHECK(d->writes == m.writes);
     CHECK(d->refetch == m.refetch);
     CHECK(d->wanted == m.wanted);
+    CHECK(d->relay_registries == m.relay_registries);
   }
   {
     const SyncResponse m = SampleSyncResponse();
@@ -252,6 +257,8 @@ TEST_CASE("every message decodes to what was encoded") {
     CHECK(d->writes == m.writes);
     CHECK(d->reseal_below == m.reseal_below);
     CHECK(d->cutoffs == m.cutoffs);
+    CHECK(d->log_end == m.log_end);
+    CHECK(d->registry_version == m.registry_version);
   }
   {
     const RegisterTeamRequest m = SampleRegister();
@@ -346,18 +353,19 @@ TEST_CASE("a sync request's encoding is frozen") {
   m.key_version = 4;
   m.max_response_bytes = 1024;
   m.writes = {Bytes{1, 2, 3}};
-  // endianness marker, "ENLC", version 6 (u32 LE), type 1, cursor (u64 LE),
+  // endianness marker, "ENLC", version 7 (u32 LE), type 1, cursor (u64 LE),
   // members version (u64 LE), registry version (u64 LE), key version (u32
   // LE), max response bytes (u32 LE), registry (u32 LE length + bytes), key
   // grant count (u32 LE), write count (u32 LE), the write list's size (u32
   // LE), then the list as one zstd frame (u32 LE length + bytes), then the
   // refetch count (u32 LE) and positions, then the admission count (u32 LE)
-  // and admissions, then the wanted count (u32 LE) and ranges.
+  // and admissions, then the wanted count (u32 LE) and ranges, then the
+  // relayed registry count (u32 LE) and registries.
   const Bytes b = Encode(m);
   const std::string prefix =
       "01"
       "454e4c43"
-      "06000000"
+      "07000000"
       "01"
       "0700000000000000"
       "0200000000000000"
@@ -371,9 +379,10 @@ TEST_CASE("a sync request's encoding is frozen") {
   REQUIRE(b.size() > prefix.size() / 2 + 4);
   CHECK(Hex(Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2))) ==
         prefix);
-  // After the frame: the refetch, admission and wanted counts (u32 LE), 0 here.
-  REQUIRE(Hex(Bytes(b.end() - 12, b.end())) == "000000000000000000000000");
-  const Bytes frame(b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2 + 4), b.end() - 12);
+  // After the frame: the refetch, admission, wanted and relay counts (u32
+  // LE), 0 here.
+  REQUIRE(Hex(Bytes(b.end() - 16, b.end())) == "00000000000000000000000000000000");
+  const Bytes frame(b.begin() + static_cast<std::ptrdiff_t>(prefix.size() / 2 + 4), b.end() - 16);
   uint32_t frame_len = 0;
   std::memcpy(&frame_len, b.data() + prefix.size() / 2, 4);
   CHECK(frame_len == frame.size());
@@ -488,6 +497,14 @@ TEST_CASE("a wanted range is 1 <= lo <= hi <= 2^63-1, and at most 64 of them") {
         StatusCode::kResourceExhausted);
 }
 
+TEST_CASE("a request relays at most 64 registry versions") {
+  SyncRequest m;
+  m.relay_registries = std::vector<Bytes>(kMaxRelayRegistries, Bytes{1, 2});
+  CHECK(DecodeSyncRequest(Encode(m)).ok());
+  m.relay_registries.push_back(Bytes{3});
+  CHECK(DecodeSyncRequest(Encode(m)).status().code() == StatusCode::kResourceExhausted);
+}
+
 TEST_CASE("the worked example of docs/PROTOCOL.md section 14 is what the encoder makes") {
   SyncRequest m;
   m.cursor = 42;
@@ -496,18 +513,18 @@ TEST_CASE("the worked example of docs/PROTOCOL.md section 14 is what the encoder
   m.key_version = 1;
   m.max_response_bytes = 1 << 20;
   const Bytes b = Encode(m);
-  CHECK(b.size() == 66);
+  CHECK(b.size() == 70);
   CHECK(Hex(b) ==
-        "01454e4c4306000000012a0000000000000005000000000000000200000000000000010000000000"
-        "1000000000000000000000000000000000000000000000000000");
+        "01454e4c4307000000012a0000000000000005000000000000000200000000000000010000000000"
+        "100000000000000000000000000000000000000000000000000000000000");
   CHECK(internal::ToHex(internal::GenericHash(b)) ==
-        "069f397b44724db5e569dd30188fbcef4292f83e350c797ce6f815cedd621a26");
+        "2db59b1eb4ecdc34235490d8075ae32a605b3a3fa54961df88714e34bb6738ad");
 }
 
 TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   SUBCASE("write list count 0xFFFFFFFF in a request") {
     Bytes b = Encode(SyncRequest{});
-    PutU32(b, b.size() - 16, 0xFFFFFFFFu);  // the write count, before refetch, admissions, wanted
+    PutU32(b, b.size() - 20, 0xFFFFFFFFu);  // the write count, before 4 counts
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -515,7 +532,7 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   }
   SUBCASE("write list count within the limit but beyond the input") {
     Bytes b = Encode(SyncRequest{});
-    PutU32(b, b.size() - 16, 9999);
+    PutU32(b, b.size() - 20, 9999);
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kCorruption);
@@ -523,8 +540,9 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   }
   SUBCASE("write list count 0xFFFFFFFF in a response") {
     Bytes b = Encode(SyncResponse{});
-    // The write count, before reseal_below, the cut-off count, log_id and log_end.
-    PutU32(b, b.size() - 36, 0xFFFFFFFFu);
+    // The write count, before reseal_below, the cut-off count, log_id,
+    // log_end and registry_version.
+    PutU32(b, b.size() - 44, 0xFFFFFFFFu);
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncResponse(b).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -532,17 +550,18 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   }
   SUBCASE("refetch and cut-off counts over their limits") {
     Bytes req = Encode(SyncRequest{});
-    PutU32(req, req.size() - 12, static_cast<uint32_t>(kMaxRefetch + 1));
+    PutU32(req, req.size() - 16, static_cast<uint32_t>(kMaxRefetch + 1));
     CHECK(DecodeSyncRequest(req).status().code() == StatusCode::kResourceExhausted);
-    PutU32(req, req.size() - 12, static_cast<uint32_t>(kMaxRefetch));  // within, beyond the input
+    PutU32(req, req.size() - 16, static_cast<uint32_t>(kMaxRefetch));  // within, beyond the input
     CHECK(DecodeSyncRequest(req).status().code() == StatusCode::kCorruption);
     Bytes resp = Encode(SyncResponse{});
-    PutU32(resp, resp.size() - 28, 0xFFFFFFFFu);  // the cut-off count, before log_id, log_end
+    // The cut-off count, before log_id, log_end and registry_version.
+    PutU32(resp, resp.size() - 36, 0xFFFFFFFFu);
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncResponse(resp).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
     CHECK(largest < 64 * 1024);
-    PutU32(resp, resp.size() - 28, 2);
+    PutU32(resp, resp.size() - 36, 2);
     CHECK(DecodeSyncResponse(resp).status().code() == StatusCode::kCorruption);
   }
   SUBCASE("document count huge") {
@@ -550,8 +569,8 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
       CAPTURE(n);
       Bytes b = Encode(SyncResponse{});
       // ... needs-keys count, log positions count, write count (all empty),
-      // reseal_below, cut-off count, log_id, log_end
-      PutU32(b, b.size() - 44, n);
+      // reseal_below, cut-off count, log_id, log_end, registry_version
+      PutU32(b, b.size() - 52, n);
       Status s;
       size_t largest = LargestAllocationDuring([&] { s = DecodeSyncResponse(b).status(); });
       CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -597,7 +616,7 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
     l.max_batch_bytes = raw.size();
     CHECK(DecodeSyncRequest(b, l).ok());
     // A size claimed over the default 16 MiB is refused before decompressing.
-    PutU32(b, Encode(SyncRequest{}).size() - 8, (16u << 20) + 1);  // the list's size
+    PutU32(b, Encode(SyncRequest{}).size() - 12, (16u << 20) + 1);  // the list's size
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncRequest(b).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -608,11 +627,12 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
     const Bytes bomb = internal::Compress(Bytes(8u << 20, 0), 3);
     REQUIRE(bomb.size() < 4096);
     Bytes b = Encode(SyncRequest{});
-    b.resize(b.size() - 16);  // the write count, the refetch, admission and wanted counts
+    b.resize(b.size() - 20);  // the write count, the refetch, admission, wanted and relay counts
     AppendU32(b, 1);
     AppendU32(b, 1000);
     AppendU32(b, static_cast<uint32_t>(bomb.size()));
     b.insert(b.end(), bomb.begin(), bomb.end());
+    AppendU32(b, 0);
     AppendU32(b, 0);
     AppendU32(b, 0);
     AppendU32(b, 0);

@@ -110,6 +110,8 @@ class SyncSession {
   uint64_t first_pushed_counter_ = 0;   // lowest counter in the last request
   uint64_t last_pushed_counter_ = 0;    // highest counter in the last request
   bool relay_sent_ = false;             // the last request carried the trust documents again
+  uint64_t relay_from_ = 0;             // the hub's registry version when it was built
+  bool relayed_chain_ = false;          // it carried registry versions the hub lacked
   uint64_t cursor_sent_ = 0;            // the pull cursor of the last request
   bool sent_registry_ = false;          // the last request carried a registry change
   std::vector<Bytes> sent_grants_;      // the key grants the last request carried

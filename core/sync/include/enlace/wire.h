@@ -25,7 +25,7 @@
 
 namespace enlace {
 
-inline constexpr uint16_t kProtocolVersion = 6;
+inline constexpr uint16_t kProtocolVersion = 7;
 
 // Endpoints.
 inline constexpr char kPathSync[] = "/v1/sync";
@@ -80,12 +80,19 @@ struct SyncRequest {
     friend bool operator==(const Wanted&, const Wanted&) = default;
   };
   std::vector<Wanted> wanted;
+  // Registry versions the hub lacks (its `registry_version` is below this
+  // device's), ascending: each signed by a coordinator of the one before, so
+  // the hub checks them as a chain whoever carries them (§9). At most
+  // kMaxRelayRegistries; the rest go in the next request.
+  std::vector<Bytes> relay_registries;
 };
 
 // At most this many positions in one request's refetch list.
 inline constexpr size_t kMaxRefetch = 64;
 // At most this many ranges in one request's wanted list.
 inline constexpr size_t kMaxWanted = 64;
+// At most this many registry versions relayed in one request.
+inline constexpr size_t kMaxRelayRegistries = 64;
 
 // Hub -> device.
 struct SyncResponse {
@@ -110,6 +117,9 @@ struct SyncResponse {
   // cursor, knows the hub lost writes it had acknowledged (§9).
   std::array<uint8_t, 16> log_id{};
   uint64_t log_end = 0;  // the hub's highest log position (any team)
+  // The newest registry version the hub stores for the device's team, after
+  // this request: a device holding a newer one relays what the hub lacks.
+  uint64_t registry_version = 0;
 };
 
 // First coordinator, POST /v1/teams, authorised by a one-time bootstrap token.
