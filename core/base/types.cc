@@ -37,6 +37,7 @@ bool Id128<Tag>::IsZero() const {
 template struct Id128<DeviceTag>;
 template struct Id128<RecordTag>;
 template struct Id128<TeamTag>;
+template struct Id128<ScopeTag>;
 
 bool VersionVector::Covers(const Dot& dot) const { return Get(dot.device) >= dot.counter; }
 

@@ -158,11 +158,14 @@ Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
   w.kind = kind;
   w.key_version = CurrentKeyVersion();
   ENLACE_ASSIGN_OR_RETURN(w.accounted_from, AccountedFrom());
+  // Every record is in the team's scope until scopes are assigned (§6.12).
+  ENLACE_ASSIGN_OR_RETURN(w.scope_prev, store_->OwnScopeHead(w.scope));
   ENLACE_ASSIGN_OR_RETURN(const SecretBytes* team_key, TeamKey(w.key_version));
   ENLACE_RETURN_IF_ERROR(internal::SealWrite(w, values, *team_key, secrets.signing.secret_key));
   const Bytes encoded = w.Encode();
 
   ENLACE_RETURN_IF_ERROR(store_->SetMeta(kMetaCounter, counter));
+  ENLACE_RETURN_IF_ERROR(store_->SetOwnScopeHead(w.scope, counter));
   ENLACE_RETURN_IF_ERROR(PersistClock());
   ENLACE_ASSIGN_OR_RETURN(ApplyOutcome outcome, Merge(w, encoded, &state));
   if (outcome != ApplyOutcome::kApplied) return Status::Internal("own write was not applied");
@@ -179,7 +182,7 @@ Result<uint64_t> Replica::Impl::AccountedFrom() const {
   return accounted_from_;
 }
 
-Status Replica::Impl::VoidOwn(uint64_t counter) {
+Status Replica::Impl::VoidOwn(uint64_t counter, const ScopeId& scope, uint64_t scope_prev) {
   const auto& secrets = vault_->secrets();
   Write w;
   w.team = secrets.team;
@@ -189,11 +192,23 @@ Status Replica::Impl::VoidOwn(uint64_t counter) {
   w.kind = WriteKind::kVoid;
   w.key_version = CurrentKeyVersion();
   ENLACE_ASSIGN_OR_RETURN(w.accounted_from, AccountedFrom());
+  w.scope = scope;
+  // A place before accounted_from promised nothing: the void promises
+  // nothing either.
+  w.scope_prev = scope_prev >= w.accounted_from && scope_prev < counter ? scope_prev : 0;
   ENLACE_ASSIGN_OR_RETURN(const SecretBytes* team_key, TeamKey(w.key_version));
   ENLACE_RETURN_IF_ERROR(internal::SealWrite(w, {}, *team_key, secrets.signing.secret_key));
   ENLACE_RETURN_IF_ERROR(PersistClock());
   ENLACE_RETURN_IF_ERROR(store_->PutVoid(counter, w.Encode()));
   return store_->AddToOutbox(counter);
+}
+
+Status Replica::Impl::VoidOwnAgain(uint64_t counter) {
+  // The stored write or void of that number, whose place the void keeps.
+  ENLACE_ASSIGN_OR_RETURN(auto bytes, store_->OwnEncoded(device(), counter));
+  if (!bytes) return VoidOwn(counter);
+  ENLACE_ASSIGN_OR_RETURN(Write old, Write::Decode(*bytes, options_.limits));
+  return VoidOwn(counter, old.scope, old.scope_prev);
 }
 
 Result<uint64_t> Replica::Impl::RequeueOwnAbove(uint64_t above) {
@@ -238,7 +253,7 @@ Result<size_t> Replica::Impl::RestampFutureWrites(uint64_t margin_ms, bool stale
   if (clock_.last().physical_ms() > limit) clock_.RewindTo(HlcTimestamp::From(wall, 0));
 
   size_t written = voids.size();
-  for (uint64_t counter : voids) ENLACE_RETURN_IF_ERROR(VoidOwn(counter));
+  for (uint64_t counter : voids) ENLACE_RETURN_IF_ERROR(VoidOwnAgain(counter));
   for (const auto& [key, st] : future) {
     ENLACE_ASSIGN_OR_RETURN(auto state, store_->LoadRecord(key));
     if (!state) continue;
@@ -446,12 +461,15 @@ Result<ApplyOutcome> Replica::Impl::Merge(const Write& w, const Bytes& encoded,
   const std::set<Dot> live_after = internal::LiveDots(state);
   for (const Dot& dot : live_before) {
     if (live_after.contains(dot)) continue;
+    ENLACE_ASSIGN_OR_RETURN(const bool unsent,
+                            dot.device == device() ? store_->InOutbox(dot.counter) : false);
+    if (unsent) {
+      // An own write never sent: its number goes to the hub as a void, in
+      // the write's place in its scope, so that every number this device
+      // used reaches the hub (§6.11).
+      ENLACE_RETURN_IF_ERROR(VoidOwnAgain(dot.counter));
+    }
     ENLACE_RETURN_IF_ERROR(store_->DeleteWrite(dot));
-    if (dot.device != device()) continue;
-    // An own write never sent: its number goes to the hub as a void, so
-    // that every number this device used reaches the hub (§6.11).
-    ENLACE_ASSIGN_OR_RETURN(const bool unsent, store_->InOutbox(dot.counter));
-    if (unsent) ENLACE_RETURN_IF_ERROR(VoidOwn(dot.counter));
   }
   if (hook_ && IsReservedCollection(w.collection)) hook_->OnReservedWrite(*owner_, w, encoded);
   return ApplyOutcome::kApplied;

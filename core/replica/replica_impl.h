@@ -67,8 +67,13 @@ class Replica::Impl {
   Result<uint64_t> AccountedFrom() const;
   // Makes, stores and queues the void write of own number `counter` (an own
   // write never sent, or one the hub lacks and this device no longer
-  // holds). Must run inside a transaction.
-  Status VoidOwn(uint64_t counter);
+  // holds). It keeps the place of the write it replaces in that write's
+  // scope (`scope`, `scope_prev`); a number this device no longer holds
+  // goes in the team's scope. Must run inside a transaction.
+  Status VoidOwn(uint64_t counter, const ScopeId& scope = {}, uint64_t scope_prev = 0);
+  // VoidOwn in the place of the own write or void of `counter` this device
+  // stores (the team's scope when it stores neither).
+  Status VoidOwnAgain(uint64_t counter);
   // The hub holds only this device's numbers up to `above`: queues again
   // every own write and void above it, and voids the numbers this device
   // no longer holds. Must run inside a transaction. Returns the entries

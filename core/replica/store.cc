@@ -111,6 +111,23 @@ INSERT INTO meta(key, value) SELECT 'accounted_from',
   coalesce((SELECT value FROM meta WHERE key = 'write_counter'), 0) + 1;
 )sql";
 
+// 9: scopes (docs/PROTOCOL.md §6.12). `scope_heads`: the last own write
+// number in each scope; every own number so far is in the team's scope (the
+// zero scope), from accounted_from on. `chain_heads` and `chain_gaps`: per
+// other device and scope, the highest format-4 number seen and the numbers
+// owed (a later write's scope_prev not seen), with their floors.
+constexpr char kMigration9[] = R"sql(
+CREATE TABLE scope_heads(scope BLOB PRIMARY KEY, counter INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE chain_heads(
+  device BLOB NOT NULL, scope BLOB NOT NULL, head INTEGER NOT NULL,
+  PRIMARY KEY(device, scope)) WITHOUT ROWID;
+CREATE TABLE chain_gaps(
+  device BLOB NOT NULL, scope BLOB NOT NULL, counter INTEGER NOT NULL, floor INTEGER NOT NULL,
+  PRIMARY KEY(device, scope, counter)) WITHOUT ROWID;
+INSERT INTO scope_heads(scope, counter) SELECT zeroblob(16), c.value FROM meta c
+  JOIN meta a ON a.key = 'accounted_from' WHERE c.key = 'write_counter' AND c.value >= a.value;
+)sql";
+
 Status ConvertSiblingRows(Db& db);
 
 }  // namespace
@@ -195,6 +212,7 @@ Status Store::Migrate() {
   steps.push_back(Migration{kMigration6, nullptr});
   steps.push_back(Migration{kMigrationTrustSeal, nullptr});
   steps.push_back(Migration{kMigration8, nullptr});
+  steps.push_back(Migration{kMigration9, nullptr});
   return RunMigrations(*db_, steps, "the local store");
 }
 
@@ -840,14 +858,91 @@ Status Store::PutVoid(uint64_t counter, const Bytes& encoded) {
   return st.BindU64(1, counter).BindBlob(2, encoded).Exec();
 }
 
+Result<std::optional<Bytes>> Store::OwnEncoded(const DeviceId& self, uint64_t counter) {
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt st, db_->Prepare("SELECT coalesce((SELECT encoded FROM writes WHERE device = ?1 AND "
+                            "counter = ?2), (SELECT encoded FROM voids WHERE counter = ?2))"));
+  st.BindBlob(1, self.bytes).BindU64(2, counter);
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row || st.ColumnIsNull(0)) return std::optional<Bytes>();
+  const auto blob = st.ColumnBlob(0);
+  return std::optional<Bytes>(Bytes(blob.begin(), blob.end()));
+}
+
+Result<uint64_t> Store::OwnScopeHead(const ScopeId& scope) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT counter FROM scope_heads WHERE scope = ?"));
+  st.BindBlob(1, scope.bytes);
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? static_cast<uint64_t>(st.ColumnInt(0)) : uint64_t{0};
+}
+
+Status Store::SetOwnScopeHead(const ScopeId& scope, uint64_t counter) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                          db_->Prepare("INSERT INTO scope_heads(scope, counter) VALUES(?, ?) ON "
+                                       "CONFLICT(scope) DO UPDATE SET counter = excluded.counter"));
+  return st.BindBlob(1, scope.bytes).BindU64(2, counter).Exec();
+}
+
+Status Store::NoteChained(const WriterSeen& w, uint64_t range_high) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt owed,
+                          db_->Prepare("SELECT floor FROM chain_gaps WHERE device = ? AND "
+                                       "scope = ? AND counter = ?"));
+  owed.BindBlob(1, w.device.bytes).BindBlob(2, w.scope.bytes).BindU64(3, w.counter);
+  ENLACE_ASSIGN_OR_RETURN(bool was_owed, owed.Step());
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt add, db_->Prepare("INSERT OR IGNORE INTO chain_gaps(device, scope, counter, floor) "
+                             "VALUES(?, ?, ?, ?)"));
+  const auto owe = [&](uint64_t counter, uint64_t floor) {
+    return add.BindBlob(1, w.device.bytes)
+        .BindBlob(2, w.scope.bytes)
+        .BindU64(3, counter)
+        .BindU64(4, floor)
+        .Exec();
+  };
+  if (was_owed) {
+    // A number owed arrives: the numbers between its floor and it were
+    // unknown; its own scope_prev, if there, is owed now.
+    const uint64_t floor = static_cast<uint64_t>(owed.ColumnInt(0));
+    owed.Reset();
+    ENLACE_ASSIGN_OR_RETURN(Stmt drop, db_->Prepare("DELETE FROM chain_gaps WHERE device = ? AND "
+                                                    "scope = ? AND counter = ?"));
+    ENLACE_RETURN_IF_ERROR(
+        drop.BindBlob(1, w.device.bytes).BindBlob(2, w.scope.bytes).BindU64(3, w.counter).Exec());
+    if (w.scope_prev > floor) return owe(w.scope_prev, floor);
+    return Status::Ok();
+  }
+  owed.Reset();
+  ENLACE_ASSIGN_OR_RETURN(Stmt get, db_->Prepare("SELECT head FROM chain_heads WHERE device = ? "
+                                                 "AND scope = ?"));
+  get.BindBlob(1, w.device.bytes).BindBlob(2, w.scope.bytes);
+  ENLACE_ASSIGN_OR_RETURN(bool tracked, get.Step());
+  // Untracked: the writer's format-3 numbers up to range_high are
+  // accounted by their ranges; below, nothing is known.
+  const uint64_t head = tracked ? static_cast<uint64_t>(get.ColumnInt(0)) : range_high;
+  get.Reset();
+  if (tracked && w.counter <= head) return Status::Ok();  // seen, or a repeat
+  if (w.scope_prev > head) ENLACE_RETURN_IF_ERROR(owe(w.scope_prev, head));
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt put, db_->Prepare("INSERT INTO chain_heads(device, scope, head) VALUES(?, ?, ?) ON "
+                             "CONFLICT(device, scope) DO UPDATE SET head = excluded.head"));
+  return put.BindBlob(1, w.device.bytes)
+      .BindBlob(2, w.scope.bytes)
+      .BindU64(3, std::max(w.counter, head))
+      .Exec();
+}
+
 Status Store::NoteSeen(const std::vector<WriterSeen>& seen) {
   if (seen.empty()) return Status::Ok();
-  // Per writer: its numbers in order, and the lowest promise among them.
-  std::map<DeviceId, std::pair<uint64_t, std::vector<uint64_t>>> by_writer;
+  // Per writer: its numbers in order (each with whether it may extend the
+  // promised range: format 3 only), and the lowest format-3 promise.
+  std::map<DeviceId, std::pair<uint64_t, std::vector<std::pair<uint64_t, bool>>>> by_writer;
   for (const WriterSeen& w : seen) {
     auto& [from, counters] = by_writer[w.device];
-    if (w.accounted_from != 0 && (from == 0 || w.accounted_from < from)) from = w.accounted_from;
-    counters.push_back(w.counter);
+    const bool ranged = w.format < 4;
+    if (ranged && w.accounted_from != 0 && (from == 0 || w.accounted_from < from)) {
+      from = w.accounted_from;
+    }
+    counters.push_back({w.counter, ranged});
   }
   ENLACE_ASSIGN_OR_RETURN(Stmt get,
                           db_->Prepare("SELECT low, high FROM writers_seen WHERE device = ?"));
@@ -892,8 +987,9 @@ Status Store::NoteSeen(const std::vector<WriterSeen>& seen) {
       changed = true;
     }
     if (!tracked) continue;  // no promise from this writer (formats 1 and 2)
-    for (uint64_t c : counters) {
+    for (const auto& [c, ranged] : counters) {
       if (c > high) {
+        if (!ranged) continue;  // format 4 chains in its scope, below
         if (c > high + 1) holes[high + 1] = c - 1;
         high = c;
         changed = true;
@@ -920,12 +1016,28 @@ Status Store::NoteSeen(const std::vector<WriterSeen>& seen) {
       add.Reset();
     }
   }
+  // Format-4 numbers, in the order they arrived, along their scopes' chains.
+  std::map<DeviceId, uint64_t> range_high;
+  for (const WriterSeen& w : seen) {
+    if (w.format < 4) continue;
+    auto it = range_high.find(w.device);
+    if (it == range_high.end()) {
+      get.BindBlob(1, w.device.bytes);
+      ENLACE_ASSIGN_OR_RETURN(bool known, get.Step());
+      it = range_high.emplace(w.device, known ? static_cast<uint64_t>(get.ColumnInt(1)) : 0).first;
+      get.Reset();
+    }
+    ENLACE_RETURN_IF_ERROR(NoteChained(w, it->second));
+  }
   return Status::Ok();
 }
 
 Result<std::vector<Store::Gap>> Store::Gaps(size_t max) {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT device, lo, hi FROM write_gaps "
-                                                "ORDER BY device, lo LIMIT ?"));
+  // Numbers owed along a scope's chain are gaps of one.
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt st, db_->Prepare("SELECT device, lo, hi FROM (SELECT device, lo, hi FROM write_gaps "
+                            "UNION SELECT device, counter, counter FROM chain_gaps) "
+                            "ORDER BY device, lo LIMIT ?"));
   st.Bind(1, static_cast<int64_t>(std::min<size_t>(max, INT64_MAX)));
   std::vector<Gap> out;
   for (;;) {
@@ -943,8 +1055,10 @@ Result<std::vector<Store::Gap>> Store::Gaps(size_t max) {
 Result<uint64_t> Store::MissingCount() {
   // Each gap counted up to a billion: a hostile writer's numbers cannot
   // overflow the sum.
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT coalesce(sum(min(hi - lo + 1, "
-                                                "1000000000)), 0) FROM write_gaps"));
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt st, db_->Prepare("SELECT coalesce(sum(min(hi - lo + 1, 1000000000)), 0) + (SELECT "
+                            "count(*) FROM (SELECT DISTINCT device, counter FROM chain_gaps)) "
+                            "FROM write_gaps"));
   ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
   return row ? static_cast<uint64_t>(st.ColumnInt(0)) : uint64_t{0};
 }

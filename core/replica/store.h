@@ -262,18 +262,33 @@ class Store {
   Result<bool> InOutbox(uint64_t counter);
   // ---- voids (migration 8): own write numbers sent as kVoid writes
   Status PutVoid(uint64_t counter, const Bytes& encoded);
+  // The stored own write or void of `counter`, if any.
+  Result<std::optional<Bytes>> OwnEncoded(const DeviceId& self, uint64_t counter);
+  // ---- own places in scopes (migration 9): the last own write number in
+  // each scope (0: none), each write's scope_prev.
+  Result<uint64_t> OwnScopeHead(const ScopeId& scope);
+  Status SetOwnScopeHead(const ScopeId& scope, uint64_t counter);
 
-  // ---- write numbers seen of other devices (migration 8)
+  // ---- write numbers seen of other devices (migrations 8 and 9)
   // For each writer, the range [low, high] of write numbers its format-3
   // writes promised to account for, and the numbers in it not seen yet
   // (gaps: a hub withholding or losing writes, docs/PROTOCOL.md §6.11).
+  // Format-4 writes chain within their scope instead: per (writer, scope)
+  // the highest number seen, and each scope_prev not seen (owed) with the
+  // number below which that scope's numbers are accounted (its floor).
   struct WriterSeen {
     DeviceId device;
     uint64_t counter = 0;         // a write number seen
     uint64_t accounted_from = 0;  // its write's promise, 0 for none
+    uint8_t format = 3;           // its write's format
+    ScopeId scope;                // format 4: its scope
+    uint64_t scope_prev = 0;      // format 4: the writer's number before it there
   };
   // Records write numbers seen (any order, repeats allowed).
   Status NoteSeen(const std::vector<WriterSeen>& seen);
+  // One format-4 number along its scope's chain; `range_high`: the highest
+  // number the writer's format-3 ranges account for (0: none).
+  Status NoteChained(const WriterSeen& w, uint64_t range_high);
   struct Gap {
     DeviceId device;
     uint64_t lo = 0, hi = 0;  // inclusive

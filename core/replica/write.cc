@@ -47,6 +47,10 @@ void EncodeMeta(Encoder& e, const Write& w) {
   e.U8(static_cast<uint8_t>(w.kind));
   e.U32(w.key_version);
   if (w.format >= 3) e.U64(w.accounted_from);
+  if (w.format >= 4) {
+    e.Raw(w.scope.bytes);
+    e.U64(w.scope_prev);
+  }
 }
 
 // A bad name in received bytes is malformed input (kCorruption), not a bad
@@ -149,6 +153,14 @@ Result<Write> Write::Decode(std::span<const uint8_t> bytes, const WriteLimits& l
     ENLACE_RETURN_IF_ERROR(d.U64(w.accounted_from, "accounted from"));
     if (w.accounted_from == 0 || w.accounted_from > kMaxCounter) {
       return Status::Corruption("bad write: accounted-from number out of range");
+    }
+  }
+  if (version >= 4) {
+    ENLACE_RETURN_IF_ERROR(d.Raw(w.scope.bytes, "scope"));
+    ENLACE_RETURN_IF_ERROR(d.U64(w.scope_prev, "previous number in scope"));
+    // Below its own number; a promise reaches no lower than accounted_from.
+    if (w.scope_prev >= w.dot.counter || (w.scope_prev != 0 && w.scope_prev < w.accounted_from)) {
+      return Status::Corruption("bad write: previous number in scope out of range");
     }
   }
   ENLACE_RETURN_IF_ERROR(d.Raw(w.nonce, "nonce"));

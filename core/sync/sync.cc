@@ -341,7 +341,8 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   std::vector<internal::Store::WriterSeen> seen;
   const auto note = [&](const Write& w) {
     if (w.dot.device != impl.device())
-      seen.push_back({w.dot.device, w.dot.counter, w.accounted_from});
+      seen.push_back(
+          {w.dot.device, w.dot.counter, w.accounted_from, w.format, w.scope, w.scope_prev});
   };
   for (size_t i = 0; i < incoming.size(); ++i) {
     const Bytes& bytes = incoming[i];

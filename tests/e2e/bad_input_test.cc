@@ -792,7 +792,7 @@ TEST_CASE("a hundred and more bad requests get the right 4xx and change nothing"
   const Bytes valid = WriteBytes(field_a, 1);
   req("write that is not a write", push(field_a, {B("not a write at all")}), 400);
   req("empty write", push(field_a, {Bytes{}}), 400);
-  req("write format version 4", push(field_a, {Patched(valid, 1, {4})}), 400);
+  req("write format version 5", push(field_a, {Patched(valid, 1, {5})}), 400);
   req("write format version 0", push(field_a, {Patched(valid, 1, {0})}), 400);
   req("write archive marker 0", push(field_a, {Patched(valid, 0, {0})}), 400);
   req("write cut in half", push(field_a, {Bytes(valid.begin(), valid.begin() + valid.size() / 2)}),

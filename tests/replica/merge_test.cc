@@ -397,7 +397,13 @@ TEST_CASE("a superseded own write that was never sent goes as a void, without it
   CHECK(void_write->fields.empty());
   CHECK(void_write->context.empty());
   CHECK(void_write->accounted_from == 1);
-  CHECK(pending->front().second.size() == 217);  // docs/PROTOCOL.md §7
+  CHECK(pending->front().second.size() == 241);  // docs/PROTOCOL.md §7
+  // It keeps number 1's place in the team's scope: number 2 names it.
+  CHECK(void_write->scope.IsZero());
+  CHECK(void_write->scope_prev == 0);
+  auto second = Write::Decode(pending->back().second);
+  REQUIRE(second.ok());
+  CHECK(second->scope_prev == 1);
   // The superseded write itself is gone from the device.
   CHECK_FALSE(t.a->impl().store().GetWrite(Dot{t.a->device_id(), 1})->has_value());
   Deliver(*t.a, *t.b);

@@ -27,7 +27,7 @@ using testing::TempDir;
 
 // The number of entries in store.cc's kMigrations. Appending a migration
 // must update this on purpose.
-constexpr int64_t kExpectedSchemaVersion = 8;
+constexpr int64_t kExpectedSchemaVersion = 9;
 
 std::unique_ptr<Store> OpenStore(const std::string& path) {
   auto s = Store::Open(path);
@@ -831,6 +831,8 @@ TEST_CASE("migration 8 accounts for own numbers from the next one a device will 
     // As release 7 left it.
     REQUIRE(store->db()
                 .ExecScript("DROP TABLE voids; DROP TABLE writers_seen; DROP TABLE write_gaps; "
+                            "DROP TABLE scope_heads; DROP TABLE chain_heads; "
+                            "DROP TABLE chain_gaps; "
                             "DELETE FROM meta WHERE key = 'accounted_from'; "
                             "PRAGMA user_version = 7")
                 .ok());
@@ -839,6 +841,33 @@ TEST_CASE("migration 8 accounts for own numbers from the next one a device will 
   CHECK(*store->SchemaVersion() == kExpectedSchemaVersion);
   CHECK(*store->GetMeta(kMetaAccountedFrom) == 42);
   CHECK(store->Gaps(10)->empty());
+  // Migration 9 ran after it: no own number is accounted yet, so the
+  // team's scope has no place before 42.
+  CHECK(*store->OwnScopeHead(ScopeId{}) == 0);
+}
+
+TEST_CASE("migration 9 puts a device's accounted numbers so far in the team's scope") {
+  TempDir dir;
+  const std::string path = dir.File("store.db");
+  {
+    auto store = OpenStore(path);
+    REQUIRE(store->SetMeta("write_counter", 57).ok());
+    REQUIRE(store->SetMeta(kMetaAccountedFrom, 12).ok());
+    // As release 8 left it.
+    REQUIRE(store->db()
+                .ExecScript("DROP TABLE scope_heads; DROP TABLE chain_heads; "
+                            "DROP TABLE chain_gaps; PRAGMA user_version = 8")
+                .ok());
+  }
+  auto store = OpenStore(path);
+  CHECK(*store->SchemaVersion() == kExpectedSchemaVersion);
+  CHECK(*store->OwnScopeHead(ScopeId{}) == 57);
+  ScopeId other;
+  other.bytes.fill(1);
+  CHECK(*store->OwnScopeHead(other) == 0);
+  REQUIRE(store->SetOwnScopeHead(other, 58).ok());
+  CHECK(*store->OwnScopeHead(other) == 58);
+  CHECK(*store->OwnScopeHead(ScopeId{}) == 57);
 }
 
 TEST_CASE("RequeueOwnAbove queues what it holds above the hub's number and names the rest") {
@@ -862,37 +891,103 @@ TEST_CASE("RequeueOwnAbove queues what it holds above the hub's number and names
   CHECK(store->RequeueOwnAbove(self, 8, 8, &requeued)->empty());
 }
 
+// A format-3 write number seen, with its promise (0: formats 1 and 2).
+Store::WriterSeen S3(const DeviceId& d, uint64_t counter, uint64_t from) {
+  Store::WriterSeen w;
+  w.device = d;
+  w.counter = counter;
+  w.accounted_from = from;
+  return w;
+}
+
+// A format-4 write number seen in `scope`, after `prev` there.
+Store::WriterSeen S4(const DeviceId& d, uint64_t counter, const ScopeId& scope, uint64_t prev) {
+  Store::WriterSeen w = S3(d, counter, 1);
+  w.format = 4;
+  w.scope = scope;
+  w.scope_prev = prev;
+  return w;
+}
+
 TEST_CASE("NoteSeen keeps, per writer, the numbers its promises owe and those not seen") {
   TempDir dir;
   auto store = OpenStore(dir.File("store.db"));
   const DeviceId x = Device(7), y = Device(8);
   using Gap = Store::Gap;
   // Formats 1 and 2 promise nothing: no gap however far apart.
-  REQUIRE(store->NoteSeen({{x, 3, 0}, {x, 9, 0}}).ok());
+  REQUIRE(store->NoteSeen({S3(x, 3, 0), S3(x, 9, 0)}).ok());
   CHECK(store->Gaps(100)->empty());
   // x promises from 10 on; 10 and 14 seen: 11..13 owed.
-  REQUIRE(store->NoteSeen({{x, 14, 10}, {x, 10, 10}}).ok());
+  REQUIRE(store->NoteSeen({S3(x, 14, 10), S3(x, 10, 10)}).ok());
   CHECK(*store->Gaps(100) == std::vector<Gap>{{x, 11, 13}});
   CHECK(*store->MissingCount() == 3);
   // 12 arrives: the gap splits.
-  REQUIRE(store->NoteSeen({{x, 12, 10}}).ok());
+  REQUIRE(store->NoteSeen({S3(x, 12, 10)}).ok());
   CHECK(*store->Gaps(100) == std::vector<Gap>{{x, 11, 11}, {x, 13, 13}});
   // y's first write seen is 4, promising from 1: 1..3 owed.
-  REQUIRE(store->NoteSeen({{y, 4, 1}}).ok());
+  REQUIRE(store->NoteSeen({S3(y, 4, 1)}).ok());
   CHECK(store->Gaps(100)->size() == 3);
   CHECK(*store->Gaps(1) == std::vector<Gap>{{x, 11, 11}});
   // Seen again, out of order, repeated: filled exactly.
-  REQUIRE(store->NoteSeen({{y, 3, 1}, {x, 13, 10}, {y, 1, 1}, {y, 3, 1}, {x, 11, 10}}).ok());
+  REQUIRE(
+      store->NoteSeen({S3(y, 3, 1), S3(x, 13, 10), S3(y, 1, 1), S3(y, 3, 1), S3(x, 11, 10)}).ok());
   CHECK(*store->Gaps(100) == std::vector<Gap>{{y, 2, 2}});
   // A promise reaching lower than before owes the numbers in between.
-  REQUIRE(store->NoteSeen({{x, 15, 8}}).ok());
+  REQUIRE(store->NoteSeen({S3(x, 15, 8)}).ok());
   CHECK(*store->Gaps(100) == std::vector<Gap>{{x, 8, 9}, {y, 2, 2}});
   // A number past the highest seen leaves the numbers between it owed.
-  REQUIRE(store->NoteSeen({{y, 2, 1}, {y, 1000, 1}}).ok());
+  REQUIRE(store->NoteSeen({S3(y, 2, 1), S3(y, 1000, 1)}).ok());
   CHECK(*store->Gaps(100) == std::vector<Gap>{{x, 8, 9}, {y, 5, 999}});
   // A writer's huge numbers cannot overflow the count.
-  REQUIRE(store->NoteSeen({{y, Write::kMaxCounter, 1}}).ok());
+  REQUIRE(store->NoteSeen({S3(y, Write::kMaxCounter, 1)}).ok());
   CHECK(*store->MissingCount() > 1000000000);
+}
+
+TEST_CASE("NoteSeen follows format-4 numbers along their scope's chain") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("store.db"));
+  const DeviceId x = Device(7), y = Device(8);
+  using Gap = Store::Gap;
+  const ScopeId team;
+  ScopeId other;
+  other.bytes.fill(5);
+  // x writes 1 (team), 2 (other), 3 (team), 4 (other), 5 (team): a reader
+  // of the team's scope sees 1, 3 and 5 and lacks nothing.
+  REQUIRE(store->NoteSeen({S4(x, 1, team, 0), S4(x, 3, team, 1), S4(x, 5, team, 3)}).ok());
+  CHECK(store->Gaps(100)->empty());
+  // The hub withholds 7 (team, after 5) and delivers 9 (after 7): 7 owed.
+  REQUIRE(store->NoteSeen({S4(x, 9, team, 7)}).ok());
+  CHECK(*store->Gaps(100) == std::vector<Gap>{{x, 7, 7}});
+  CHECK(*store->MissingCount() == 1);
+  REQUIRE(store->NoteSeen({S4(x, 7, team, 5)}).ok());
+  CHECK(store->Gaps(100)->empty());
+  // Two withheld in a row (11 and 13): 13 is owed first, then 11 once 13
+  // arrives and names it; a repeat changes nothing.
+  REQUIRE(store->NoteSeen({S4(x, 15, team, 13)}).ok());
+  CHECK(*store->Gaps(100) == std::vector<Gap>{{x, 13, 13}});
+  REQUIRE(store->NoteSeen({S4(x, 13, team, 11), S4(x, 15, team, 13)}).ok());
+  CHECK(*store->Gaps(100) == std::vector<Gap>{{x, 11, 11}});
+  REQUIRE(store->NoteSeen({S4(x, 11, team, 9)}).ok());
+  CHECK(store->Gaps(100)->empty());
+  // The other scope's first number seen names 2 before it: 2 owed there,
+  // whatever the team's scope holds.
+  REQUIRE(store->NoteSeen({S4(x, 4, other, 2)}).ok());
+  CHECK(*store->Gaps(100) == std::vector<Gap>{{x, 2, 2}});
+  REQUIRE(store->NoteSeen({S4(x, 2, other, 0)}).ok());
+  CHECK(store->Gaps(100)->empty());
+  // y wrote format 3 from 1 to 6 (4 not seen), then format 4: 8 after 6
+  // owes nothing new (6 is in y's promised range), 10 after 9 owes 9.
+  REQUIRE(store->NoteSeen({S3(y, 1, 1), S3(y, 2, 1), S3(y, 3, 1), S3(y, 5, 1), S3(y, 6, 1)}).ok());
+  CHECK(*store->Gaps(100) == std::vector<Gap>{{y, 4, 4}});
+  REQUIRE(store->NoteSeen({S4(y, 8, team, 6), S4(y, 10, team, 9)}).ok());
+  CHECK(*store->Gaps(100) == std::vector<Gap>{{y, 4, 4}, {y, 9, 9}});
+  CHECK(*store->MissingCount() == 2);
+  // A format-4 void of 4 (an unsent write voided after the upgrade) fills
+  // the format-3 gap, and a format-4 number does not stretch y's range.
+  REQUIRE(store->NoteSeen({S4(y, 4, team, 0), S4(y, 9, team, 8)}).ok());
+  CHECK(store->Gaps(100)->empty());
+  REQUIRE(store->NoteSeen({S4(y, 30, other, 0)}).ok());
+  CHECK(store->Gaps(100)->empty());
 }
 
 // ---- version vectors ------------------------------------------------------------------

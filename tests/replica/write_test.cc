@@ -82,6 +82,8 @@ Write GoldenWrite() {
   w.kind = WriteKind::kPut;
   w.key_version = 1;
   w.accounted_from = 2;
+  w.scope = ScopeId{Filled<std::array<uint8_t, 16>>(0xc1)};
+  w.scope_prev = 2;
   w.nonce = Filled<std::array<uint8_t, 24>>(0x61);
   w.ciphertext = {0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05,
                   0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f};
@@ -92,6 +94,34 @@ Write GoldenWrite() {
 // The encoding of GoldenWrite(). Changing it is a wire-format change: every
 // stored write and every hub holds bytes in this format.
 constexpr char kGoldenHex[] =
+    "01"                                                                // cereal: little endian
+    "04"                                                                // format version
+    "0102030405060708090a0b0c0d0e0f10"                                  // team
+    "050000006361736573"                                                // "cases"
+    "2122232425262728292a2b2c2d2e2f30"                                  // record
+    "4142434445464748494a4b4c4d4e4f50"                                  // dot.device
+    "0300000000000000"                                                  // dot.counter
+    "0200008844709e01"                                                  // hlc
+    "02000000"                                                          // context size
+    "4142434445464748494a4b4c4d4e4f50"                                  // context[0].device
+    "0200000000000000"                                                  // context[0].counter
+    "5152535455565758595a5b5c5d5e5f60"                                  // context[1].device
+    "0500000000000000"                                                  // context[1].counter
+    "02000000"                                                          // field count
+    "03000000616765"                                                    // "age"
+    "06000000737461747573"                                              // "status"
+    "01"                                                                // kind
+    "01000000"                                                          // key version
+    "0200000000000000"                                                  // accounted from
+    "c1c2c3c4c5c6c7c8c9cacbcccdcecfd0"                                  // scope
+    "0200000000000000"                                                  // scope_prev
+    "6162636465666768696a6b6c6d6e6f707172737475767778"                  // nonce
+    "14000000deadbeef000102030405060708090a0b0c0d0e0f"                  // ciphertext
+    "8182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0"  // signature
+    "a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0";
+
+// The same write in format 3 (no scope), as made before.
+constexpr char kGoldenHexFormat3[] =
     "01"                                                                // cereal: little endian
     "03"                                                                // format version
     "0102030405060708090a0b0c0d0e0f10"                                  // team
@@ -194,6 +224,10 @@ struct Crafted {
     e.U8(kind.value_or(static_cast<uint8_t>(w.kind)));
     e.U32(w.key_version);
     if (version >= 3) e.U64(w.accounted_from);
+    if (version >= 4) {
+      e.Raw(w.scope.bytes);
+      e.U64(w.scope_prev);
+    }
     e.Raw(w.nonce);
     e.U32(ciphertext_len.value_or(static_cast<uint32_t>(w.ciphertext.size())));
     if (ciphertext_len && stop_after_counts) return e.Finish();
@@ -214,6 +248,8 @@ void CheckSameWrite(const Write& got, const Write& want) {
   CHECK(got.kind == want.kind);
   CHECK(got.key_version == want.key_version);
   CHECK(got.accounted_from == want.accounted_from);
+  CHECK(got.scope == want.scope);
+  CHECK(got.scope_prev == want.scope_prev);
   CHECK(got.nonce == want.nonce);
   CHECK(got.ciphertext == want.ciphertext);
   CHECK(got.signature == want.signature);
@@ -233,10 +269,42 @@ TEST_CASE("the golden vector decodes to the golden write") {
   CHECK(w->accounted_from == 2);
 }
 
+TEST_CASE("a format 3 write (no scope) still decodes and re-encodes the same") {
+  Write w3 = GoldenWrite();
+  w3.format = 3;
+  w3.scope = ScopeId{};
+  w3.scope_prev = 0;
+  CHECK(internal::ToHex(w3.Encode()) == kGoldenHexFormat3);
+  auto w = Write::Decode(FromHex(kGoldenHexFormat3));
+  REQUIRE_MESSAGE(w.ok(), w.status().ToString());
+  CheckSameWrite(*w, w3);
+  CHECK(w->format == 3);
+  CHECK(w->scope.IsZero());
+  CHECK(w->Encode() == FromHex(kGoldenHexFormat3));
+}
+
+TEST_CASE(
+    "a format 4 write's previous number in its scope is below its own, 0 or from its promise") {
+  for (uint64_t bad : {uint64_t{3}, uint64_t{4}, uint64_t{1}, UINT64_MAX}) {
+    Crafted c;  // number 3, accounted from 2
+    c.w.scope_prev = bad;
+    CAPTURE(bad);
+    CHECK(DecodeCode(c.Encode()) == StatusCode::kCorruption);
+  }
+  for (uint64_t good : {uint64_t{0}, uint64_t{2}}) {
+    Crafted c;
+    c.w.scope_prev = good;
+    CAPTURE(good);
+    CHECK(DecodeCode(c.Encode()) == StatusCode::kOk);
+  }
+}
+
 TEST_CASE("a format 2 write (no accounted-from number) still decodes and re-encodes the same") {
   Write w2 = GoldenWrite();
   w2.format = 2;
   w2.accounted_from = 0;
+  w2.scope_prev = 0;
+  w2.scope = ScopeId{};
   CHECK(internal::ToHex(w2.Encode()) == kGoldenHexFormat2);
   auto w = Write::Decode(FromHex(kGoldenHexFormat2));
   REQUIRE_MESSAGE(w.ok(), w.status().ToString());
@@ -261,6 +329,7 @@ TEST_CASE("a format 3 write's accounted-from number must be a write number") {
   }
   Crafted ok;
   ok.w.accounted_from = Write::kMaxCounter;
+  ok.w.scope_prev = 0;
   CHECK(DecodeCode(ok.Encode()) == StatusCode::kOk);
 }
 
@@ -466,7 +535,7 @@ TEST_CASE("field names that are not sorted and unique are kCorruption") {
 }
 
 TEST_CASE("an unknown format version or kind is kCorruption") {
-  for (uint8_t version : {uint8_t{0}, uint8_t{4}, uint8_t{255}}) {
+  for (uint8_t version : {uint8_t{0}, uint8_t{5}, uint8_t{255}}) {
     CAPTURE(static_cast<int>(version));
     Crafted c;
     c.version = version;

@@ -36,9 +36,13 @@ struct Id128 {
 struct DeviceTag {};
 struct RecordTag {};
 struct TeamTag {};
+struct ScopeTag {};
 using DeviceId = Id128<DeviceTag>;
 using RecordId = Id128<RecordTag>;
 using TeamId = Id128<TeamTag>;
+// Which part of a team's records a write belongs to (docs/PROTOCOL.md
+// §6.12). All zero: the team's shared scope, which every member holds.
+using ScopeId = Id128<ScopeTag>;
 
 // A hybrid logical clock timestamp (Kulkarni et al., "Logical Physical Clocks",
 // 2014): the upper 48 bits are milliseconds since the Unix epoch, the lower 16

@@ -48,9 +48,10 @@ inline constexpr char kDeletedField[] = "$deleted";
 
 struct Write {
   // 2: the payload may be compressed before it is encrypted. 3: the
-  // metadata ends with `accounted_from`, and kVoid writes exist. Formats 1
-  // and 2 (made before) still decode and open.
-  static constexpr uint8_t kFormatVersion = 3;
+  // metadata ends with `accounted_from`, and kVoid writes exist. 4: then
+  // `scope` and `scope_prev`. Formats 1 to 3 (made before) still decode and
+  // open.
+  static constexpr uint8_t kFormatVersion = 4;
   static constexpr uint8_t kOldestFormatVersion = 1;
   // Counters are stored as SQLite integers: at most 2^63 - 1.
   static constexpr uint64_t kMaxCounter = (uint64_t{1} << 63) - 1;
@@ -70,6 +71,13 @@ struct Write {
   // hub, so a reader that sees dot.counter can tell a number it lacks in
   // between (docs/PROTOCOL.md §6.11). 0 in formats 1 and 2 (no promise).
   uint64_t accounted_from = 0;
+  // Format 4 on: the scope the write belongs to (zero: the team's shared
+  // scope), and the writer's previous write number in that scope (0: none
+  // since accounted_from). A reader of the scope that sees this write and
+  // not scope_prev knows it lacks a write (§6.11), whatever the writer wrote
+  // in scopes the reader does not hold. 0 in formats 1 to 3.
+  ScopeId scope;
+  uint64_t scope_prev = 0;
   std::array<uint8_t, 24> nonce{};
   Bytes ciphertext;
   std::array<uint8_t, 64> signature{};
