@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "crypto/crypto.h"
 #include "enlace/registry.h"
@@ -103,6 +104,14 @@ CREATE TABLE hub_meta(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
     // 7: bootstrap tokens expire (NULL: made before, 72 h after created_ms).
     {R"sql(
 ALTER TABLE bootstrap_tokens ADD COLUMN expires_ms INTEGER;
+)sql"},
+    // 8: scopes (docs/PROTOCOL.md §6.12): each write's scope (clear
+    // metadata; rows before are in the team's scope), and the scopes the
+    // team's newest registry assigns each device.
+    {R"sql(
+ALTER TABLE writes ADD COLUMN scope BLOB NOT NULL DEFAULT x'00000000000000000000000000000000';
+CREATE TABLE device_scopes(
+  device BLOB NOT NULL, scope BLOB NOT NULL, PRIMARY KEY(device, scope)) WITHOUT ROWID;
 )sql"},
 };
 
@@ -465,6 +474,18 @@ class SqliteHubStorage final : public HubStorage {
                                          std::to_string(granted) + ")");
         }
       }
+      // A field device writes only into the team's scope and those assigned
+      // to it; a void (no data) keeps its number's place in any scope.
+      if (!coordinator) {
+        ENLACE_ASSIGN_OR_RETURN(const std::set<ScopeId> mine, ScopesOfLocked(device.member.device));
+        for (const auto& w : writes) {
+          if (w.is_void || w.scope.IsZero() || mine.contains(w.scope)) continue;
+          return Status::PermissionDenied(
+              "write number " + std::to_string(w.dot.counter) + " is in scope " +
+              w.scope.ToHex().substr(0, 8) +
+              ", which no coordinator has assigned to this device; nothing was stored");
+        }
+      }
       ENLACE_ASSIGN_OR_RETURN(Stmt own, db_->Prepare("SELECT coalesce(max(version), 0) FROM "
                                                      "key_grants WHERE recipient = ?"));
       own.BindBlob(1, device.member.device.bytes);
@@ -476,9 +497,9 @@ class SqliteHubStorage final : public HubStorage {
     // IGNORE: that would burn an AUTOINCREMENT sequence number per ignored row.)
     ENLACE_ASSIGN_OR_RETURN(
         Stmt ins, db_->Prepare("INSERT INTO writes(team, device, counter, encoded, received_ms, "
-                               "collection, record) "
-                               "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM "
-                               "writes WHERE device = ?2 AND counter = ?3)"));
+                               "collection, record, scope) "
+                               "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 "
+                               "FROM writes WHERE device = ?2 AND counter = ?3)"));
     ENLACE_ASSIGN_OR_RETURN(Stmt existing, db_->Prepare("SELECT encoded FROM writes "
                                                         "WHERE device = ? AND counter = ?"));
     ENLACE_ASSIGN_OR_RETURN(Stmt highest, db_->Prepare("SELECT coalesce(max(counter), 0) FROM "
@@ -520,14 +541,15 @@ class SqliteHubStorage final : public HubStorage {
         break;
       }
       if (w.dot.counter == next_counter) ++next_counter;
-      ENLACE_ASSIGN_OR_RETURN(auto row_key, RecordOf(w));
+      ENLACE_ASSIGN_OR_RETURN(const RowKey row_key, RecordOf(w));
       ENLACE_RETURN_IF_ERROR(ins.BindBlob(1, device.team.bytes)
                                  .BindBlob(2, w.dot.device.bytes)
                                  .BindU64(3, w.dot.counter)
                                  .BindBlob(4, w.encoded)
                                  .BindU64(5, now_ms)
-                                 .Bind(6, row_key.first)
-                                 .BindBlob(7, row_key.second.bytes)
+                                 .Bind(6, row_key.collection)
+                                 .BindBlob(7, row_key.record.bytes)
+                                 .BindBlob(8, row_key.scope.bytes)
                                  .Exec());
     }
     resp.hub_time_ms = now_ms;
@@ -551,23 +573,38 @@ class SqliteHubStorage final : public HubStorage {
       resp.registry_version = rrow ? static_cast<uint64_t>(rv.ColumnInt(0)) : 0;
     }
 
+    // What the device may read: a coordinator every scope, a field device
+    // the team's and those assigned to it (§6.12).
+    std::set<ScopeId> assigned;
+    if (!coordinator) {
+      ENLACE_ASSIGN_OR_RETURN(assigned, ScopesOfLocked(device.member.device));
+    }
+    const auto readable = [&](std::span<const uint8_t> scope_blob) {
+      if (coordinator) return true;
+      const ScopeId scope{FromBlob<std::array<uint8_t, 16>>(scope_blob)};
+      return scope.IsZero() || assigned.contains(scope);
+    };
     // Pull: the team's log after the cursor, skipping the device's own writes
-    // (it has them) but moving the cursor past them.
-    ENLACE_ASSIGN_OR_RETURN(Stmt pull, db_->Prepare("SELECT seq, device, encoded FROM writes "
-                                                    "WHERE team = ? AND seq > ? ORDER BY seq"));
+    // (it has them) and those of scopes it may not read, but moving the
+    // cursor past them.
+    ENLACE_ASSIGN_OR_RETURN(Stmt pull, db_->Prepare("SELECT seq, device, encoded, scope FROM "
+                                                    "writes WHERE team = ? AND seq > ? ORDER BY "
+                                                    "seq"));
     pull.BindBlob(1, device.team.bytes).BindU64(2, cursor);
     resp.next_cursor = cursor;
     size_t total = 0;
     // Positions the device refused (a delivery altered on the way) come
     // first, as stored.
     if (!req.refetch.empty()) {
-      ENLACE_ASSIGN_OR_RETURN(Stmt again, db_->Prepare("SELECT device, encoded FROM writes "
-                                                       "WHERE team = ? AND seq = ?"));
+      ENLACE_ASSIGN_OR_RETURN(Stmt again, db_->Prepare("SELECT device, encoded, scope FROM "
+                                                       "writes WHERE team = ? AND seq = ?"));
       for (uint64_t seq : req.refetch) {
         again.BindBlob(1, device.team.bytes).BindU64(2, seq);
         ENLACE_ASSIGN_OR_RETURN(bool row, again.Step());
-        if (row && DeviceId{FromBlob<std::array<uint8_t, 16>>(again.ColumnBlob(0))} !=
-                       device.member.device) {
+        if (row &&
+            DeviceId{FromBlob<std::array<uint8_t, 16>>(again.ColumnBlob(0))} !=
+                device.member.device &&
+            readable(again.ColumnBlob(2))) {
           const auto blob = again.ColumnBlob(1);
           total += blob.size();
           resp.writes.emplace_back(blob.begin(), blob.end());
@@ -593,7 +630,7 @@ class SqliteHubStorage final : public HubStorage {
     // them (§6.11), as stored, while they fit.
     if (!req.wanted.empty()) {
       ENLACE_ASSIGN_OR_RETURN(Stmt range,
-                              db_->Prepare("SELECT seq, encoded FROM writes WHERE "
+                              db_->Prepare("SELECT seq, encoded, scope FROM writes WHERE "
                                            "device = ? AND counter >= ? AND "
                                            "counter <= ? AND team = ? ORDER BY counter"));
       for (const auto& w : req.wanted) {
@@ -602,7 +639,9 @@ class SqliteHubStorage final : public HubStorage {
         range.BindBlob(4, device.team.bytes);
         for (;;) {
           ENLACE_ASSIGN_OR_RETURN(bool row, range.Step());
-          if (!row || !take(range.ColumnBlob(1), static_cast<uint64_t>(range.ColumnInt(0)))) break;
+          if (!row) break;
+          if (!readable(range.ColumnBlob(2))) continue;
+          if (!take(range.ColumnBlob(1), static_cast<uint64_t>(range.ColumnInt(0)))) break;
         }
         range.Reset();
       }
@@ -611,9 +650,10 @@ class SqliteHubStorage final : public HubStorage {
       if (resp.more) break;
       ENLACE_ASSIGN_OR_RETURN(bool more, pull.Step());
       if (!more) break;
-      const bool own =
-          DeviceId{FromBlob<std::array<uint8_t, 16>>(pull.ColumnBlob(1))} == device.member.device;
-      if (!own && !take(pull.ColumnBlob(2), static_cast<uint64_t>(pull.ColumnInt(0)))) break;
+      const bool skip =
+          DeviceId{FromBlob<std::array<uint8_t, 16>>(pull.ColumnBlob(1))} == device.member.device ||
+          !readable(pull.ColumnBlob(3));
+      if (!skip && !take(pull.ColumnBlob(2), static_cast<uint64_t>(pull.ColumnInt(0)))) break;
       resp.next_cursor = static_cast<uint64_t>(pull.ColumnInt(0));
     }
     pull.Reset();
@@ -868,11 +908,30 @@ class SqliteHubStorage final : public HubStorage {
   }
 
  private:
-  // The (collection, record) of an incoming write: given, or decoded.
-  static Result<std::pair<std::string, RecordId>> RecordOf(const IncomingWrite& w) {
-    if (!w.collection.empty()) return std::make_pair(w.collection, w.record);
+  // The clear metadata stored beside an incoming write: given, or decoded.
+  struct RowKey {
+    std::string collection;
+    RecordId record;
+    ScopeId scope;
+  };
+  static Result<RowKey> RecordOf(const IncomingWrite& w) {
+    if (!w.collection.empty()) return RowKey{w.collection, w.record, w.scope};
     ENLACE_ASSIGN_OR_RETURN(Write decoded, Write::Decode(w.encoded));
-    return std::make_pair(std::move(decoded.collection), decoded.record);
+    return RowKey{std::move(decoded.collection), decoded.record, decoded.scope};
+  }
+
+  // The scopes the team's newest registry assigns `device`.
+  Result<std::set<ScopeId>> ScopesOfLocked(const DeviceId& device) {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st,
+                            db_->Prepare("SELECT scope FROM device_scopes WHERE device = ?"));
+    st.BindBlob(1, device.bytes);
+    std::set<ScopeId> out;
+    for (;;) {
+      ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      out.insert(ScopeId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(0))});
+    }
+    return out;
   }
 
   // Fills collection and record of rows stored before migration 3, decoding
@@ -1097,6 +1156,18 @@ class SqliteHubStorage final : public HubStorage {
                                  .BindBlob(6, m.device.bytes)
                                  .BindBlob(7, team.bytes)
                                  .Exec());
+    }
+    // The scopes each device is assigned, as the newest registry says.
+    ENLACE_ASSIGN_OR_RETURN(Stmt clear,
+                            db_->Prepare("DELETE FROM device_scopes WHERE device IN "
+                                         "(SELECT device FROM devices WHERE team = ?)"));
+    ENLACE_RETURN_IF_ERROR(clear.BindBlob(1, team.bytes).Exec());
+    ENLACE_ASSIGN_OR_RETURN(Stmt assign,
+                            db_->Prepare("INSERT INTO device_scopes(device, scope) VALUES(?, ?)"));
+    for (const RegistryEntry& e : registry->entries) {
+      for (const ScopeId& s : e.scopes) {
+        ENLACE_RETURN_IF_ERROR(assign.BindBlob(1, e.device.bytes).BindBlob(2, s.bytes).Exec());
+      }
     }
     ENLACE_ASSIGN_OR_RETURN(Stmt bump, db_->Prepare("UPDATE teams SET members_version = "
                                                     "members_version + 1 WHERE team = ?"));

@@ -45,6 +45,8 @@ struct IncomingWrite {
   std::string collection;
   RecordId record;
   uint32_t key_version = 0;  // the team key version that sealed it
+  ScopeId scope;             // its scope (with `collection`; else decoded)
+  bool is_void = false;      // a void write (kVoid)
 };
 
 // One row of the hub's write log, as stored (for `admin verify`).

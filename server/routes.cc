@@ -484,7 +484,8 @@ HttpResponse HubHandler::Sync(const HttpRequest& request, LogContext& log) {
       }
     }
     writes.push_back(IncomingWrite{w.dot, std::move(req->writes[i]),
-                                   std::move(decoded[i].collection), w.record, w.key_version});
+                                   std::move(decoded[i].collection), w.record, w.key_version,
+                                   w.scope, w.kind == WriteKind::kVoid});
   }
   if (!first_failure.ok()) return Error(first_failure);
   const size_t max_pull = std::min<uint32_t>(req->max_response_bytes, options_.max_pull_bytes);

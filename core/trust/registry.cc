@@ -43,7 +43,7 @@ Status ExpectFormat(Decoder& d, const std::string& what) {
 void Domain(Encoder& e, std::string_view domain) { e.Raw(internal::AsBytes(domain)); }
 
 void PutRegistryBody(Encoder& e, const Registry& r) {
-  e.U8(kFormat);
+  e.U8(r.format);
   e.Raw(r.team.bytes);
   e.U64(r.version);
   internal::PutBool(e, r.approval_required);
@@ -58,6 +58,10 @@ void PutRegistryBody(Encoder& e, const Registry& r) {
     e.U64(x.joined_ms);
     e.U64(x.revoked_ms);
     e.U64(x.revoked_after);
+    if (r.format >= 2) {
+      e.U32(static_cast<uint32_t>(x.scopes.size()));
+      for (const ScopeId& s : x.scopes) e.Raw(s.bytes);
+    }
   }
   e.Raw(r.signer.bytes);
 }
@@ -183,6 +187,11 @@ Status InviteKeyPair(std::span<const uint8_t> invite_secret, PublicKey32& pk,
 
 }  // namespace
 
+bool RegistryEntry::InScope(const ScopeId& scope) const {
+  return scope.IsZero() || role == Role::kCoordinator ||
+         std::binary_search(scopes.begin(), scopes.end(), scope);
+}
+
 const RegistryEntry* Registry::Find(const DeviceId& device) const {
   auto it =
       std::lower_bound(entries.begin(), entries.end(), device,
@@ -200,7 +209,10 @@ Bytes EncodeRegistry(const Registry& r) { return SignedEncodingOf(r, PutRegistry
 
 Result<Registry> DecodeRegistry(std::span<const uint8_t> bytes, const WireLimits& l) {
   return DecodeDocument<Registry>(bytes, [&l](Decoder& d, Registry& r) -> Status {
-    ENLACE_RETURN_IF_ERROR(ExpectFormat(d, "registry"));
+    ENLACE_RETURN_IF_ERROR(d.U8(r.format, "registry format"));
+    if (r.format < 1 || r.format > Registry::kNewestFormat) {
+      return Status::Corruption("unknown registry format");
+    }
     ENLACE_RETURN_IF_ERROR(d.Raw(r.team.bytes, "registry team"));
     ENLACE_RETURN_IF_ERROR(d.U64(r.version, "registry version"));
     if (r.version > kMaxRegistryVersion) {
@@ -224,6 +236,18 @@ Result<Registry> DecodeRegistry(std::span<const uint8_t> bytes, const WireLimits
       if (x.joined_ms > kMaxStoredNumber || x.revoked_ms > kMaxStoredNumber ||
           x.revoked_after > kMaxStoredNumber) {
         return Status::Corruption("registry entry number out of range");
+      }
+      if (r.format >= 2) {
+        uint32_t k = 0;
+        ENLACE_RETURN_IF_ERROR(d.Count(k, kMaxScopesPerDevice, 16, "entry scopes"));
+        x.scopes.resize(k);
+        for (size_t i = 0; i < x.scopes.size(); ++i) {
+          ENLACE_RETURN_IF_ERROR(d.Raw(x.scopes[i].bytes, "entry scope"));
+          // Sorted and unique; the team's scope is never listed.
+          if (x.scopes[i].IsZero() || (i > 0 && !(x.scopes[i - 1] < x.scopes[i]))) {
+            return Status::Corruption("registry entry scopes are not sorted, unique and named");
+          }
+        }
       }
     }
     ENLACE_RETURN_IF_ERROR(d.Raw(r.signer.bytes, "registry signer"));

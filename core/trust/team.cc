@@ -124,6 +124,7 @@ Status ApplyTrust(Replica::Impl& impl, const TrustUpdate& update) {
 }
 
 void SignRegistry(const Replica::Impl& impl, Registry& next) {
+  next.format = Registry::kNewestFormat;
   next.signer = impl.device();
   next.signature = Sign(impl.vault().secrets().signing.secret_key, RegistrySigningInput(next));
 }
@@ -504,6 +505,43 @@ Status RenameDevice(Replica& replica, const DeviceId& device, std::string_view n
   e->name = name;
   ENLACE_RETURN_IF_ERROR(QueueRegistry(impl, next));
   return tx->Commit();
+}
+
+namespace {
+
+Status ChangeScopes(Replica& replica, const DeviceId& device, const ScopeId& scope, bool assign) {
+  if (scope.IsZero()) {
+    return Status::InvalidArgument("the team's shared scope belongs to every member");
+  }
+  auto& impl = replica.impl();
+  ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
+  ENLACE_ASSIGN_OR_RETURN(Registry next, internal::DraftRegistry(impl));
+  RegistryEntry* e = FindEntry(next, device);
+  if (e == nullptr) return NoSuchDevice(device);
+  auto at = std::lower_bound(e->scopes.begin(), e->scopes.end(), scope);
+  const bool held = at != e->scopes.end() && *at == scope;
+  if (assign == held) return Status::Ok();  // nothing to change
+  if (assign) {
+    if (e->scopes.size() >= kMaxScopesPerDevice) {
+      return Status::InvalidArgument("a device holds at most " +
+                                     std::to_string(kMaxScopesPerDevice) + " scopes");
+    }
+    e->scopes.insert(at, scope);
+  } else {
+    e->scopes.erase(at);
+  }
+  ENLACE_RETURN_IF_ERROR(QueueRegistry(impl, next));
+  return tx->Commit();
+}
+
+}  // namespace
+
+Status AssignScope(Replica& replica, const DeviceId& device, const ScopeId& scope) {
+  return ChangeScopes(replica, device, scope, true);
+}
+
+Status UnassignScope(Replica& replica, const DeviceId& device, const ScopeId& scope) {
+  return ChangeScopes(replica, device, scope, false);
 }
 
 Status SetApprovalRequired(Replica& replica, bool required) {

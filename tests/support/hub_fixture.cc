@@ -9,6 +9,7 @@
 #include "crypto/crypto.h"
 #include "enlace/team.h"
 #include "replica/replica_impl.h"
+#include "replica/write_internal.h"
 
 namespace enlace::testing {
 
@@ -72,6 +73,31 @@ void ExecSql(const std::string& db_path, const std::string& sql) {
   sqlite3_free(error);
   sqlite3_close(db);
   REQUIRE(rc == SQLITE_OK);
+}
+
+Bytes ScopedWrite(Replica& writer, const ScopeId& scope, uint64_t prev, bool as_void) {
+  auto& impl = writer.impl();
+  auto counter = impl.store().GetMeta("write_counter");
+  REQUIRE(counter.ok());
+  Write w;
+  w.team = writer.team();
+  w.collection = as_void ? kVoidCollection : "cases";
+  if (!as_void) w.record = RecordId::Random();
+  w.dot = Dot{writer.device_id(), *counter + 1};
+  w.hlc = HlcTimestamp::From(impl.clock().WallMs(), 0);
+  if (!as_void) w.fields = {"status"};
+  w.kind = as_void ? WriteKind::kVoid : WriteKind::kPut;
+  w.key_version = writer.current_key_version();
+  w.accounted_from = 1;
+  w.scope = scope;
+  w.scope_prev = prev;
+  auto key = impl.TeamKey(w.key_version);
+  REQUIRE(key.ok());
+  std::vector<std::string> values;
+  if (!as_void) values.push_back("\"Active\"");
+  REQUIRE(internal::SealWrite(w, values, **key, impl.vault().secrets().signing.secret_key).ok());
+  REQUIRE(impl.store().SetMeta("write_counter", *counter + 1).ok());
+  return w.Encode();
 }
 
 SyncProgress SyncAll(InProcessHub& hub, Replica& replica, SyncOptions options) {

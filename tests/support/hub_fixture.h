@@ -64,6 +64,11 @@ hub::HttpRequest NextSyncRequest(Replica& device);
 void SignRequest(Replica& signer, hub::HttpRequest& request, uint64_t time_ms);
 // A POST of `body` to the sync path, signed by `signer` at `time_ms`.
 hub::HttpRequest SignedSyncRequest(Replica& signer, const Bytes& body, uint64_t time_ms);
+// `writer`'s next write number, a new "cases" record with one field,
+// sealed and signed by it in `scope` after `prev` there, or a void of that
+// number (the engine puts every record in the team's scope until case work
+// uses scopes; a hostile member may use any), counted as used by `writer`.
+Bytes ScopedWrite(Replica& writer, const ScopeId& scope, uint64_t prev, bool as_void = false);
 // The "error" of a hub's JSON answer; "" when it has none.
 std::string ErrorOf(const std::string& body);
 inline std::string ErrorOf(const hub::HttpResponse& response) { return ErrorOf(response.body); }

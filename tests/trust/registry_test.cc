@@ -103,6 +103,59 @@ TEST_CASE("a registry round-trips and its genesis is checked") {
   CHECK(!DecodeRegistry(truncated).ok());
 }
 
+TEST_CASE("registry format 2 lists each device's scopes; format 1 still checks as signed") {
+  Team t;
+  Registry v2 = t.Next();
+  ScopeId s1, s2;
+  s1.bytes.fill(1);
+  s2.bytes.fill(2);
+  for (auto& e : v2.entries) {
+    if (e.device == t.field.id) e.scopes = {s1, s2};
+  }
+  SignBy(v2, t.founder);
+  auto decoded = DecodeRegistry(EncodeRegistry(v2));
+  REQUIRE(decoded.ok());
+  CHECK(*decoded == v2);
+  CHECK(decoded->format == 2);
+  CHECK(CheckSuccessor(t.genesis, *decoded).ok());
+  const RegistryEntry* field = decoded->Find(t.field.id);
+  CHECK(field->InScope(s2));
+  CHECK(field->InScope(ScopeId{}));
+  CHECK_FALSE(decoded->Find(t.founder.id)->scopes.size() > 0);
+  CHECK(decoded->Find(t.founder.id)->InScope(s2));  // a coordinator holds every scope
+
+  // A version signed in format 1 (before scopes) keeps its bytes, so its
+  // signature still verifies.
+  Registry old = t.Next();
+  old.format = 1;
+  SignBy(old, t.founder);
+  const Bytes old_bytes = EncodeRegistry(old);
+  auto old_decoded = DecodeRegistry(old_bytes);
+  REQUIRE(old_decoded.ok());
+  CHECK(old_decoded->format == 1);
+  CHECK(EncodeRegistry(*old_decoded) == old_bytes);
+  CHECK(CheckSuccessor(t.genesis, *old_decoded).ok());
+  // A format-1 version cannot carry scopes, so a scope added under its
+  // signature changes nothing signed: the format byte is signed too.
+  Registry lie = *old_decoded;
+  lie.format = 2;
+  CHECK(CheckSuccessor(t.genesis, lie).code() == StatusCode::kPermissionDenied);
+
+  // Unsorted, repeated or zero scopes, and unknown formats, are malformed.
+  for (const std::vector<ScopeId>& bad :
+       {std::vector<ScopeId>{s2, s1}, std::vector<ScopeId>{s1, s1},
+        std::vector<ScopeId>{ScopeId{}}}) {
+    Registry r = v2;
+    for (auto& e : r.entries) {
+      if (e.device == t.field.id) e.scopes = bad;
+    }
+    CHECK(DecodeRegistry(EncodeRegistry(r)).status().code() == StatusCode::kCorruption);
+  }
+  Bytes unknown = EncodeRegistry(v2);
+  unknown[1] = 3;  // the format byte, after the archive marker
+  CHECK(DecodeRegistry(unknown).status().code() == StatusCode::kCorruption);
+}
+
 TEST_CASE("a successor must be signed by an active coordinator of the current version") {
   Team t;
   const Registry v2 = t.Next();

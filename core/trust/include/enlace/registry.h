@@ -57,7 +57,13 @@ struct RegistryEntry {
   uint64_t joined_ms = 0;      // as the admitting coordinator recorded it
   uint64_t revoked_ms = 0;     // 0: not revoked
   uint64_t revoked_after = 0;  // when revoked: its writes with counter <= this stand
+  // The scopes a coordinator assigned it (sorted, unique; registry format
+  // 2): besides the team's shared scope, which every member holds, the hub
+  // delivers a field device only these scopes' writes and takes its writes
+  // only into them. A coordinator holds every scope (docs/PROTOCOL.md §6.12).
+  std::vector<ScopeId> scopes;
   bool revoked() const { return revoked_ms != 0; }
+  bool InScope(const ScopeId& scope) const;
   friend bool operator==(const RegistryEntry&, const RegistryEntry&) = default;
 };
 
@@ -70,7 +76,14 @@ struct RevocationCutoff {
   friend bool operator==(const RevocationCutoff&, const RevocationCutoff&) = default;
 };
 
+// At most this many scopes assigned to one device.
+inline constexpr size_t kMaxScopesPerDevice = 4096;
+
 struct Registry {
+  // 1: no scopes; 2: each entry lists its scopes. A version keeps the
+  // format it was signed in; a coordinator signs new ones in the newest.
+  static constexpr uint8_t kNewestFormat = 2;
+  uint8_t format = kNewestFormat;
   TeamId team;
   uint64_t version = 0;
   bool approval_required = false;      // devices joining by invite wait for approval

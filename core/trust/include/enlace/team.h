@@ -61,6 +61,13 @@ Status RevokeDevice(Replica& replica, const DeviceId& device);
 Status RenameDevice(Replica& replica, const DeviceId& device, std::string_view name);
 // Whether devices joining by invite wait for a coordinator's approval.
 Status SetApprovalRequired(Replica& replica, bool required);
+// Assigns `scope` to a device, or takes it back (docs/PROTOCOL.md §6.12):
+// the hub delivers a field device the writes of its scopes only, and
+// takes its writes into them only. The team's scope (zero) is everyone's
+// and cannot be assigned; a coordinator holds every scope already.
+// kInvalidArgument for the zero scope, or over kMaxScopesPerDevice.
+Status AssignScope(Replica& replica, const DeviceId& device, const ScopeId& scope);
+Status UnassignScope(Replica& replica, const DeviceId& device, const ScopeId& scope);
 // Whether a registry change signed here has not reached the hub yet.
 Result<bool> RegistryChangePending(Replica& replica);
 
