@@ -474,18 +474,6 @@ class SqliteHubStorage final : public HubStorage {
                                          std::to_string(granted) + ")");
         }
       }
-      // A field device writes only into the team's scope and those assigned
-      // to it; a void (no data) keeps its number's place in any scope.
-      if (!coordinator) {
-        ENLACE_ASSIGN_OR_RETURN(const std::set<ScopeId> mine, ScopesOfLocked(device.member.device));
-        for (const auto& w : writes) {
-          if (w.is_void || w.scope.IsZero() || mine.contains(w.scope)) continue;
-          return Status::PermissionDenied(
-              "write number " + std::to_string(w.dot.counter) + " is in scope " +
-              w.scope.ToHex().substr(0, 8) +
-              ", which no coordinator has assigned to this device; nothing was stored");
-        }
-      }
       ENLACE_ASSIGN_OR_RETURN(Stmt own, db_->Prepare("SELECT coalesce(max(version), 0) FROM "
                                                      "key_grants WHERE recipient = ?"));
       own.BindBlob(1, device.member.device.bytes);
@@ -511,7 +499,20 @@ class SqliteHubStorage final : public HubStorage {
       next_counter = (hrow ? static_cast<uint64_t>(highest.ColumnInt(0)) : 0) + 1;
       highest.Reset();
     }
+    // A field device writes only into the team's scope and those assigned
+    // to it; a void (no data) keeps its number's place in any scope.
+    std::set<ScopeId> writable;
+    if (!coordinator && !writes.empty()) {
+      ENLACE_ASSIGN_OR_RETURN(writable, ScopesOfLocked(device.member.device));
+    }
     for (const auto& w : writes) {
+      if (!coordinator && !w.is_void && !w.scope.IsZero() && !writable.contains(w.scope)) {
+        // Written before a coordinator took the scope back, or never
+        // assigned: neither it nor what follows is stored; the answer's
+        // trust update tells the device, which forgets the scope (§6.12).
+        resp.out_of_scope = w.dot.counter;
+        break;
+      }
       if (w.key_version < newest_own) {
         // Sealed under a key older than one granted to this device (made
         // before its grant arrived, maybe readable by a revoked device):

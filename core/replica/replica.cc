@@ -134,7 +134,8 @@ Status Replica::Impl::PersistClock() { return store_->SetMeta(kMetaHlc, clock_.l
 Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
                                  const std::vector<std::string>& fields,
                                  const std::vector<std::string>& values,
-                                 const VersionVector* context, Dot* written) {
+                                 const VersionVector* context, Dot* written,
+                                 const ScopeId* new_scope) {
   const auto& secrets = vault_->secrets();
   if (secrets.team.IsZero() || secrets.team_keys.empty()) {
     return Status::FailedPrecondition("this device has no team yet");
@@ -158,7 +159,12 @@ Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
   w.kind = kind;
   w.key_version = CurrentKeyVersion();
   ENLACE_ASSIGN_OR_RETURN(w.accounted_from, AccountedFrom());
-  // Every record is in the team's scope until scopes are assigned (§6.12).
+  // A record stays in the scope of its first write (§6.12).
+  if (state) {
+    ENLACE_ASSIGN_OR_RETURN(w.scope, store_->RecordScope(key));
+  } else if (new_scope != nullptr) {
+    w.scope = *new_scope;
+  }
   ENLACE_ASSIGN_OR_RETURN(w.scope_prev, store_->OwnScopeHead(w.scope));
   ENLACE_ASSIGN_OR_RETURN(const SecretBytes* team_key, TeamKey(w.key_version));
   ENLACE_RETURN_IF_ERROR(internal::SealWrite(w, values, *team_key, secrets.signing.secret_key));
@@ -209,6 +215,24 @@ Status Replica::Impl::VoidOwnAgain(uint64_t counter) {
   if (!bytes) return VoidOwn(counter);
   ENLACE_ASSIGN_OR_RETURN(Write old, Write::Decode(*bytes, options_.limits));
   return VoidOwn(counter, old.scope, old.scope_prev);
+}
+
+Result<size_t> Replica::Impl::ForgetScopesNotHeld(const std::vector<ScopeId>& held) {
+  ENLACE_ASSIGN_OR_RETURN(auto scoped, store_->ScopedRecords());
+  size_t forgotten = 0;
+  for (const auto& [key, scope] : scoped) {
+    if (std::find(held.begin(), held.end(), scope) != held.end()) continue;
+    // Own unsent writes of the record keep their numbers' places as voids.
+    ENLACE_ASSIGN_OR_RETURN(const std::vector<Dot> dots, store_->DotsOf(key));
+    for (const Dot& dot : dots) {
+      if (dot.device != device()) continue;
+      ENLACE_ASSIGN_OR_RETURN(const bool unsent, store_->InOutbox(dot.counter));
+      if (unsent) ENLACE_RETURN_IF_ERROR(VoidOwnAgain(dot.counter));
+    }
+    ENLACE_RETURN_IF_ERROR(store_->ForgetRecord(key));
+    ++forgotten;
+  }
+  return forgotten;
 }
 
 Result<uint64_t> Replica::Impl::RequeueOwnAbove(uint64_t above) {
@@ -422,6 +446,17 @@ Result<ApplyOutcome> Replica::Impl::Merge(const Write& w, const Bytes& encoded,
     ENLACE_ASSIGN_OR_RETURN(own_load, store_->LoadRecord(key));
     loaded = &own_load;
   }
+  // A record keeps the scope of its first write: a write naming another
+  // would reach other readers than the record's (§6.12).
+  if (*loaded) {
+    ENLACE_ASSIGN_OR_RETURN(const ScopeId held, store_->RecordScope(key));
+    if (held != w.scope) {
+      return Status::Corruption("the write is in scope " + w.scope.ToHex().substr(0, 8) +
+                                " but its record is in scope " + held.ToHex().substr(0, 8));
+    }
+  } else if (!w.scope.IsZero()) {
+    ENLACE_RETURN_IF_ERROR(store_->SetRecordScope(key, w.scope));
+  }
   RecordState state = *loaded ? std::move(**loaded) : RecordState{};
   const std::set<Dot> live_before = internal::LiveDots(state);
   if (state.context.Covers(w.dot)) {
@@ -630,6 +665,20 @@ Status CheckWritableCollection(std::string_view collection) {
 
 Result<RecordId> Replica::Put(std::string_view collection, std::optional<RecordId> id,
                               const Fields& values) {
+  return PutIn(collection, id, values, nullptr);
+}
+
+Result<RecordId> Replica::Put(std::string_view collection, std::optional<RecordId> id,
+                              const Fields& values, const ScopeId& scope) {
+  return PutIn(collection, id, values, &scope);
+}
+
+Result<ScopeId> Replica::ScopeOf(std::string_view collection, const RecordId& id) {
+  return impl_->store().RecordScope(RecordKey{std::string(collection), id});
+}
+
+Result<RecordId> Replica::PutIn(std::string_view collection, std::optional<RecordId> id,
+                                const Fields& values, const ScopeId* scope) {
   ENLACE_RETURN_IF_ERROR(CheckWritableCollection(collection));
   if (values.empty()) return Status::InvalidArgument("nothing to write: no fields given");
   Fields canonical_values;
@@ -643,6 +692,12 @@ Result<RecordId> Replica::Put(std::string_view collection, std::optional<RecordI
   ENLACE_ASSIGN_OR_RETURN(auto tx, store.Begin());
   ENLACE_ASSIGN_OR_RETURN(auto state, store.LoadRecord(key));
   if (state) {
+    if (scope != nullptr) {
+      ENLACE_ASSIGN_OR_RETURN(const ScopeId held, store.RecordScope(key));
+      if (held != *scope) {
+        return Status::InvalidArgument("the record is in another scope; a record keeps its scope");
+      }
+    }
     ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
     if (r.deleted) return Status::FailedPrecondition("the record is deleted; restore it first");
     if (r.delete_conflict) {
@@ -660,7 +715,8 @@ Result<RecordId> Replica::Put(std::string_view collection, std::optional<RecordI
     fields.push_back(field);
     canonical.push_back(std::move(value));
   }
-  ENLACE_RETURN_IF_ERROR(impl_->WriteLocal(key, WriteKind::kPut, fields, canonical));
+  ENLACE_RETURN_IF_ERROR(
+      impl_->WriteLocal(key, WriteKind::kPut, fields, canonical, nullptr, nullptr, scope));
   ENLACE_RETURN_IF_ERROR(tx->Commit());
   return key.record;
 }

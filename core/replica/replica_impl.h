@@ -47,10 +47,17 @@ class Replica::Impl {
   // outbox. Must run inside a transaction. `values` are canonical JSON, one
   // per field of `fields` (sorted, unique).
   // `context` overrides the record's context (re-stamping); `written`
-  // receives the new write's dot.
+  // receives the new write's dot. The write is in the record's scope; a
+  // new record's is `new_scope` (the team's when null).
   Status WriteLocal(const internal::RecordKey& key, WriteKind kind,
                     const std::vector<std::string>& fields, const std::vector<std::string>& values,
-                    const VersionVector* context = nullptr, Dot* written = nullptr);
+                    const VersionVector* context = nullptr, Dot* written = nullptr,
+                    const ScopeId* new_scope = nullptr);
+  // A field device keeps no record of a scope its registry entry does not
+  // list (`held`; the team's scope is always held): each such record leaves
+  // the device with its writes, and own unsent writes of it become voids.
+  // Must run inside a transaction. Returns the records removed.
+  Result<size_t> ForgetScopesNotHeld(const std::vector<ScopeId>& held);
 
   // A device whose clock ran ahead made writes that the hub and other
   // devices refuse as too far in the future. Once its clock is corrected

@@ -116,7 +116,12 @@ INSERT INTO meta(key, value) SELECT 'accounted_from',
 // zero scope), from accounted_from on. `chain_heads` and `chain_gaps`: per
 // other device and scope, the highest format-4 number seen and the numbers
 // owed (a later write's scope_prev not seen), with their floors.
+// `record_scopes`: the scope of each record not in the team's scope.
 constexpr char kMigration9[] = R"sql(
+CREATE TABLE record_scopes(
+  collection TEXT NOT NULL, record BLOB NOT NULL, scope BLOB NOT NULL,
+  PRIMARY KEY(collection, record)) WITHOUT ROWID;
+CREATE INDEX record_scopes_by_scope ON record_scopes(scope);
 CREATE TABLE scope_heads(scope BLOB PRIMARY KEY, counter INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE chain_heads(
   device BLOB NOT NULL, scope BLOB NOT NULL, head INTEGER NOT NULL,
@@ -757,6 +762,60 @@ Result<std::optional<StoredWrite>> Store::GetWrite(const Dot& dot) {
   const auto blob = st.ColumnBlob(1);
   w.encoded.assign(blob.begin(), blob.end());
   return std::optional<StoredWrite>(std::move(w));
+}
+
+Result<ScopeId> Store::RecordScope(const RecordKey& key) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT scope FROM record_scopes WHERE "
+                                                "collection = ? AND record = ?"));
+  st.Bind(1, key.collection).BindBlob(2, key.record.bytes);
+  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return ScopeId{};
+  return ScopeId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(0))};
+}
+
+Status Store::SetRecordScope(const RecordKey& key, const ScopeId& scope) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("INSERT OR REPLACE INTO record_scopes(collection, "
+                                                "record, scope) VALUES(?, ?, ?)"));
+  return st.Bind(1, key.collection).BindBlob(2, key.record.bytes).BindBlob(3, scope.bytes).Exec();
+}
+
+Result<std::vector<std::pair<RecordKey, ScopeId>>> Store::ScopedRecords() {
+  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT collection, record, scope FROM "
+                                                "record_scopes ORDER BY scope, collection, "
+                                                "record"));
+  std::vector<std::pair<RecordKey, ScopeId>> out;
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.emplace_back(
+        RecordKey{st.ColumnText(0), RecordId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(1))}},
+        ScopeId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(2))});
+  }
+  return out;
+}
+
+Result<std::vector<Dot>> Store::DotsOf(const RecordKey& key) {
+  ENLACE_ASSIGN_OR_RETURN(Stmt dots, db_->Prepare("SELECT device, counter FROM writes WHERE "
+                                                  "collection = ? AND record = ?"));
+  dots.Bind(1, key.collection).BindBlob(2, key.record.bytes);
+  std::vector<Dot> out;
+  for (;;) {
+    ENLACE_ASSIGN_OR_RETURN(bool row, dots.Step());
+    if (!row) break;
+    out.push_back(Dot{DeviceId{FromBlob<std::array<uint8_t, 16>>(dots.ColumnBlob(0))},
+                      static_cast<uint64_t>(dots.ColumnInt(1))});
+  }
+  return out;
+}
+
+Status Store::ForgetRecord(const RecordKey& key) {
+  for (const char* sql : {"DELETE FROM writes WHERE collection = ?1 AND record = ?2",
+                          "DELETE FROM records WHERE collection = ?1 AND record = ?2",
+                          "DELETE FROM record_scopes WHERE collection = ?1 AND record = ?2"}) {
+    ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare(sql));
+    ENLACE_RETURN_IF_ERROR(st.Bind(1, key.collection).BindBlob(2, key.record.bytes).Exec());
+  }
+  return Status::Ok();
 }
 
 Status Store::DeleteWrite(const Dot& dot) {

@@ -77,6 +77,10 @@ inline constexpr std::string_view kDocAdmissions = "admissions";  // checked Adm
 // and its version (RegistryLinkName): the chain a hub restored from a
 // backup may lack, relayed to it link by link (§9).
 inline constexpr std::string_view kDocRegistryLinkPrefix = "registry.v";
+// 1 when this device was assigned a scope it did not hold: the writes of
+// that scope lie behind its cursor, so its next pull reads the log again
+// from the start (writes held are recognised).
+inline constexpr std::string_view kMetaRescan = "rescan";
 // The newest registry version the hub said it stores (SyncResponse).
 inline constexpr std::string_view kMetaHubRegistryVersion = "hub_registry_version";
 inline constexpr std::string_view kDocOutgoingRegistry =
@@ -231,6 +235,18 @@ class Store {
   Result<std::vector<RecordKey>> ListRecords(std::string_view collection);
   // Records with a field that has two or more siblings.
   Result<std::vector<RecordKey>> RecordsWithSeveralSiblings();
+
+  // ---- scopes of records (migration 9): a record keeps the scope of its
+  // first write; zero (the team's) unless a row says otherwise.
+  Result<ScopeId> RecordScope(const RecordKey& key);
+  Status SetRecordScope(const RecordKey& key, const ScopeId& scope);
+  // Every record not in the team's scope, with its scope.
+  Result<std::vector<std::pair<RecordKey, ScopeId>>> ScopedRecords();
+  // The dots of the writes of a record this device stores.
+  Result<std::vector<Dot>> DotsOf(const RecordKey& key);
+  // Removes a record with its stored writes from this device (a scope
+  // taken back from it).
+  Status ForgetRecord(const RecordKey& key);
 
   // ---- writes
   Status InsertWrite(const Write& write, const Bytes& encoded);

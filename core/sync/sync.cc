@@ -398,6 +398,22 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
       ENLACE_RETURN_IF_ERROR(impl.store().RemoveRefetch(seq));
     }
   }
+  if (resp.out_of_scope != 0) {
+    // The hub took none of this device's writes from that number on: it is
+    // in a scope a coordinator took back (the trust above says so) or never
+    // assigned. Its records leave this device and its numbers go as voids;
+    // a write the registry still lets it make is the hub's fault.
+    ENLACE_RETURN_IF_ERROR(internal::ForgetScopesNotHeld(impl).status());
+    ENLACE_ASSIGN_OR_RETURN(auto still, impl.store().OwnEncoded(impl.device(), resp.out_of_scope));
+    if (still) {
+      ENLACE_ASSIGN_OR_RETURN(Write w, Write::Decode(*still, impl.options().limits));
+      if (w.kind != WriteKind::kVoid) {
+        return Status::PermissionDenied(
+            "the hub refuses write " + std::to_string(resp.out_of_scope) + " of scope " +
+            w.scope.ToHex().substr(0, 8) + ", which this device's registry lets it write");
+      }
+    }
+  }
   if (resp.reseal_below != 0) {
     // The hub keeps no write sealed under a key older than one granted to
     // this device: make the unsent ones again under the newest key.
@@ -409,9 +425,12 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
     }
     ENLACE_ASSIGN_OR_RETURN(delta.resealed, impl.RestampFutureWrites(kRestampMarginMs, true));
   }
-  // A hub found behind is read again from the start of its log.
-  const uint64_t cursor = behind ? 0 : resp.next_cursor;
-  const bool more = resp.more || behind;
+  // A hub found behind is read again from the start of its log, and so is
+  // the log of a device assigned a new scope (its writes are behind).
+  ENLACE_ASSIGN_OR_RETURN(const uint64_t rescan, impl.store().GetMeta(internal::kMetaRescan));
+  if (rescan != 0) ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(internal::kMetaRescan, 0));
+  const uint64_t cursor = behind || rescan != 0 ? 0 : resp.next_cursor;
+  const bool more = resp.more || behind || rescan != 0;
   // Only what this round pushed can be acknowledged by it.
   const uint64_t acked = std::min(resp.acked_up_to, last_pushed_counter_);
   ENLACE_ASSIGN_OR_RETURN(uint64_t pending_before, impl.store().PendingCount());
@@ -454,7 +473,7 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   // Judged by the hub's counter, not by the outbox: another sync of this
   // device may have emptied it meanwhile (issue 15 item 4).
   if (first_pushed_counter_ > 0 && resp.acked_up_to < first_pushed_counter_ &&
-      delta.resealed == 0 && !behind && requeued == 0) {
+      delta.resealed == 0 && !behind && requeued == 0 && resp.out_of_scope == 0) {
     return Status::Unavailable("the hub did not acknowledge the writes it was sent");
   }
   // More to pull, or more to push (writes, key grants) that this round did

@@ -262,6 +262,7 @@ Bytes Encode(const SyncResponse& m) {
   e.Raw(m.log_id);
   e.U64(m.log_end);
   e.U64(m.registry_version);
+  e.U64(m.out_of_scope);
   return e.Finish();
 }
 
@@ -296,6 +297,7 @@ Result<SyncResponse> DecodeSyncResponse(std::span<const uint8_t> body, const Wir
         ENLACE_RETURN_IF_ERROR(d.Raw(m.log_id, "log id"));
         ENLACE_RETURN_IF_ERROR(d.U64(m.log_end, "log end"));
         ENLACE_RETURN_IF_ERROR(d.U64(m.registry_version, "registry version"));
+        ENLACE_RETURN_IF_ERROR(d.U64(m.out_of_scope, "out of scope"));
         return Status::Ok();
       });
 }

@@ -101,6 +101,17 @@ Status ApplyTrust(Replica::Impl& impl, const TrustUpdate& update) {
     admissions.push_back(std::move(a));
   }
   if (next.version != current->version) {
+    // A scope newly assigned to this device: its history is behind the cursor.
+    const RegistryEntry* before = current->Find(impl.device());
+    const RegistryEntry* after = next.Find(impl.device());
+    if (after != nullptr && after->role != Role::kCoordinator) {
+      for (const ScopeId& s : after->scopes) {
+        if (before == nullptr || !before->InScope(s)) {
+          ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(kMetaRescan, 1));
+          break;
+        }
+      }
+    }
     ENLACE_RETURN_IF_ERROR(impl.store().SetDocument(kDocRegistry, EncodeRegistry(next)));
     // Each link FollowChain checked, kept for a hub that may lose it.
     for (const auto& bytes : update.registries) {
@@ -112,6 +123,7 @@ Status ApplyTrust(Replica::Impl& impl, const TrustUpdate& update) {
   ENLACE_RETURN_IF_ERROR(impl.store().SetDocument(kDocAdmissions, EncodeList(update.admissions)));
   ENLACE_RETURN_IF_ERROR(StoreMembers(impl.store(), next, admissions));
   ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(kMetaMembersVersion, update.version));
+  ENLACE_RETURN_IF_ERROR(ForgetScopesNotHeld(impl).status());
   // A registry this device signed is done once the team's is as new.
   ENLACE_ASSIGN_OR_RETURN(auto outgoing, impl.store().GetDocument(kDocOutgoingRegistry));
   if (outgoing) {
@@ -121,6 +133,22 @@ Status ApplyTrust(Replica::Impl& impl, const TrustUpdate& update) {
     }
   }
   return Status::Ok();
+}
+
+Result<size_t> ForgetScopesNotHeld(Replica::Impl& impl) {
+  ENLACE_ASSIGN_OR_RETURN(auto registry, LoadRegistry(impl));
+  if (!registry) return size_t{0};
+  // (A coordinator admitted by invite is one before a registry lists it.)
+  const RegistryEntry* self = registry->Find(impl.device());
+  bool coordinator = self != nullptr && self->role == Role::kCoordinator;
+  if (self == nullptr) {
+    ENLACE_ASSIGN_OR_RETURN(auto admissions, LoadAdmissions(impl.store()));
+    for (const Admission& a : admissions) {
+      if (a.device == impl.device()) coordinator = a.grant.role == Role::kCoordinator;
+    }
+  }
+  if (coordinator) return size_t{0};
+  return impl.ForgetScopesNotHeld(self != nullptr ? self->scopes : std::vector<ScopeId>{});
 }
 
 void SignRegistry(const Replica::Impl& impl, Registry& next) {

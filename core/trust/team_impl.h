@@ -26,6 +26,10 @@ Status AdoptAnchorRegistry(Replica::Impl& impl, const Registry& anchor);
 // Checks and applies a trust update (registry chain, admissions) and
 // recomputes the members. In a transaction.
 Status ApplyTrust(Replica::Impl& impl, const TrustUpdate& update);
+// A field device keeps only the scopes its registry entry lists (§6.12):
+// a scope taken back leaves the device, as a revocation's wipe would
+// (Impl::ForgetScopesNotHeld). Nothing for a coordinator. In a transaction.
+Result<size_t> ForgetScopesNotHeld(Replica::Impl& impl);
 // Signs `next` with this device's key (next.signer = this device).
 void SignRegistry(const Replica::Impl& impl, Registry& next);
 // Opens the key grants addressed to this device and adds their keys to the

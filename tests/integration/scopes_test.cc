@@ -33,6 +33,15 @@ hub::HttpRequest PushOf(HubTeam& t, Replica& device, std::vector<Bytes> writes) 
   return testing::SignedSyncRequest(device, Encode(req), t.clock.now_ms);
 }
 
+// The hub's answer to `device` pushing exactly `writes` (200 expected).
+SyncResponse Push(HubTeam& t, Replica& device, std::vector<Bytes> writes) {
+  const hub::HttpResponse r = t.hub.Raw(PushOf(t, device, std::move(writes)));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  auto resp = DecodeSyncResponse(internal::AsBytes(r.body));
+  REQUIRE(resp.ok());
+  return *resp;
+}
+
 // Every device synced; the coordinator has folded both field devices into
 // the registry (so it can assign them scopes).
 void Settle(HubTeam& t) {
@@ -107,10 +116,12 @@ TEST_CASE("a field device cannot write into a scope no coordinator assigned it")
   Settle(t);
   const ScopeId caseload = Scope(0x52);
   Assign(t, t.a->device_id(), caseload);
-  // beto pushes a write into ana's caseload: refused, nothing stored.
-  const hub::HttpResponse refused = t.hub.Raw(PushOf(t, *t.b, {ScopedWrite(*t.b, caseload, 0)}));
-  CHECK(refused.status == 403);
-  CHECK(testing::ErrorOf(refused).find("no coordinator has assigned") != std::string::npos);
+  // beto pushes a write into ana's caseload, then one in the team's scope:
+  // neither is stored, and the answer names the first.
+  const SyncResponse refused =
+      Push(t, *t.b, {ScopedWrite(*t.b, caseload, 0), ScopedWrite(*t.b, ScopeId{}, 0)});
+  CHECK(refused.out_of_scope == 1);
+  CHECK(refused.acked_up_to == 0);
   CHECK(SyncAll(t.hub, *t.a).received == 0);
   // ana's own write there is taken and reaches the coordinator.
   REQUIRE(t.hub.Raw(PushOf(t, *t.a, {ScopedWrite(*t.a, caseload, 0)})).status == 200);
@@ -119,7 +130,9 @@ TEST_CASE("a field device cannot write into a scope no coordinator assigned it")
   // 1 was refused, so his number 1 may be a void there.
   auto counter = t.b->impl().store().SetMeta("write_counter", 0);
   REQUIRE(counter.ok());
-  CHECK(t.hub.Raw(PushOf(t, *t.b, {ScopedWrite(*t.b, caseload, 0, true)})).status == 200);
+  const SyncResponse voided = Push(t, *t.b, {ScopedWrite(*t.b, caseload, 0, true)});
+  CHECK(voided.out_of_scope == 0);
+  CHECK(voided.acked_up_to == 1);
 }
 
 TEST_CASE("a scope taken back is no longer delivered, and its writes are refused") {
@@ -134,7 +147,49 @@ TEST_CASE("a scope taken back is no longer delivered, and its writes are refused
   const SyncProgress a = SyncAll(t.hub, *t.a);
   CHECK(a.received == 0);
   CHECK(a.missing == 0);
-  CHECK(t.hub.Raw(PushOf(t, *t.a, {ScopedWrite(*t.a, caseload, 0)})).status == 403);
+  CHECK(Push(t, *t.a, {ScopedWrite(*t.a, caseload, 0)}).out_of_scope != 0);
+}
+
+TEST_CASE("a scope taken back leaves the field device; its unsent edits there become voids") {
+  HubTeam t;
+  Settle(t);
+  const ScopeId caseload = Scope(0x56);
+  Assign(t, t.a->device_id(), caseload);
+  // The coordinator opens a record in ana's caseload, and one in the team's.
+  auto in_scope = t.coord->Put("cases", std::nullopt, {{"status", "\"Active\""}}, caseload);
+  REQUIRE(in_scope.ok());
+  auto shared = t.coord->Put("cases", std::nullopt, {{"status", "\"Active\""}});
+  REQUIRE(shared.ok());
+  SyncAll(t.hub, *t.coord);
+  CHECK(SyncAll(t.hub, *t.a).received == 2);
+  CHECK(*t.a->ScopeOf("cases", *in_scope) == caseload);
+  SyncAll(t.hub, *t.b);
+  CHECK(t.b->Get("cases", *in_scope).status().code() == StatusCode::kNotFound);
+  // A record keeps its scope.
+  CHECK(t.coord->Put("cases", *in_scope, {{"status", "\"Closed\""}}, ScopeId{}).status().code() ==
+        StatusCode::kInvalidArgument);
+  // ana edits both offline; meanwhile the coordinator takes the caseload
+  // back.
+  REQUIRE(t.a->Put("cases", *in_scope, {{"status", "\"FollowUp\""}}).ok());
+  REQUIRE(t.a->Put("cases", *shared, {{"status", "\"FollowUp\""}}).ok());
+  REQUIRE(UnassignScope(*t.coord, t.a->device_id(), caseload).ok());
+  SyncAll(t.hub, *t.coord);
+  // ana's next sync: the case leaves her device with every write of it,
+  // her edit there goes as a void, her edit of the shared record goes on.
+  const SyncProgress p = SyncAll(t.hub, *t.a);
+  CHECK(p.missing == 0);
+  CHECK(t.a->Get("cases", *in_scope).status().code() == StatusCode::kNotFound);
+  CHECK(t.a->impl().store().DotsOf({"cases", *in_scope})->empty());
+  CHECK(t.a->PendingWrites(SIZE_MAX)->empty());
+  const SyncProgress c = SyncAll(t.hub, *t.coord);
+  CHECK(c.missing == 0);
+  CHECK(t.coord->Get("cases", *in_scope)->fields.at("status").value == "\"Active\"");
+  CHECK(t.coord->Get("cases", *shared)->fields.at("status").value == "\"FollowUp\"");
+  // Assigned again, the case comes back whole.
+  Assign(t, t.a->device_id(), caseload);
+  auto back = t.a->Get("cases", *in_scope);
+  REQUIRE(back.ok());
+  CHECK(back->fields.at("status").value == "\"Active\"");
 }
 
 TEST_CASE("scopes are a coordinator's to assign, never the team's own, and travel signed") {

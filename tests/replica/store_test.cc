@@ -832,7 +832,7 @@ TEST_CASE("migration 8 accounts for own numbers from the next one a device will 
     REQUIRE(store->db()
                 .ExecScript("DROP TABLE voids; DROP TABLE writers_seen; DROP TABLE write_gaps; "
                             "DROP TABLE scope_heads; DROP TABLE chain_heads; "
-                            "DROP TABLE chain_gaps; "
+                            "DROP TABLE chain_gaps; DROP TABLE record_scopes; "
                             "DELETE FROM meta WHERE key = 'accounted_from'; "
                             "PRAGMA user_version = 7")
                 .ok());
@@ -854,10 +854,11 @@ TEST_CASE("migration 9 puts a device's accounted numbers so far in the team's sc
     REQUIRE(store->SetMeta("write_counter", 57).ok());
     REQUIRE(store->SetMeta(kMetaAccountedFrom, 12).ok());
     // As release 8 left it.
-    REQUIRE(store->db()
-                .ExecScript("DROP TABLE scope_heads; DROP TABLE chain_heads; "
-                            "DROP TABLE chain_gaps; PRAGMA user_version = 8")
-                .ok());
+    REQUIRE(
+        store->db()
+            .ExecScript("DROP TABLE scope_heads; DROP TABLE chain_heads; "
+                        "DROP TABLE chain_gaps; DROP TABLE record_scopes; PRAGMA user_version = 8")
+            .ok());
   }
   auto store = OpenStore(path);
   CHECK(*store->SchemaVersion() == kExpectedSchemaVersion);

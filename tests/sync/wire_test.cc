@@ -104,6 +104,7 @@ SyncResponse SampleSyncResponse() {
   m.cutoffs = {RevocationCutoff{DeviceId{Filled<16>(62)}, 4711}};
   m.log_end = 1003;
   m.registry_version = 12;
+  m.out_of_scope = 77;
   return m;
 }
 
@@ -259,6 +260,7 @@ TEST_CASE("every message decodes to what was encoded") {
     CHECK(d->cutoffs == m.cutoffs);
     CHECK(d->log_end == m.log_end);
     CHECK(d->registry_version == m.registry_version);
+    CHECK(d->out_of_scope == m.out_of_scope);
   }
   {
     const RegisterTeamRequest m = SampleRegister();
@@ -541,8 +543,8 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
   SUBCASE("write list count 0xFFFFFFFF in a response") {
     Bytes b = Encode(SyncResponse{});
     // The write count, before reseal_below, the cut-off count, log_id,
-    // log_end and registry_version.
-    PutU32(b, b.size() - 44, 0xFFFFFFFFu);
+    // log_end, registry_version and out_of_scope.
+    PutU32(b, b.size() - 52, 0xFFFFFFFFu);
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncResponse(b).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -555,13 +557,14 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
     PutU32(req, req.size() - 16, static_cast<uint32_t>(kMaxRefetch));  // within, beyond the input
     CHECK(DecodeSyncRequest(req).status().code() == StatusCode::kCorruption);
     Bytes resp = Encode(SyncResponse{});
-    // The cut-off count, before log_id, log_end and registry_version.
-    PutU32(resp, resp.size() - 36, 0xFFFFFFFFu);
+    // The cut-off count, before log_id, log_end, registry_version and
+    // out_of_scope.
+    PutU32(resp, resp.size() - 44, 0xFFFFFFFFu);
     Status s;
     const size_t largest = LargestAllocationDuring([&] { s = DecodeSyncResponse(resp).status(); });
     CHECK(s.code() == StatusCode::kResourceExhausted);
     CHECK(largest < 64 * 1024);
-    PutU32(resp, resp.size() - 36, 2);
+    PutU32(resp, resp.size() - 44, 2);
     CHECK(DecodeSyncResponse(resp).status().code() == StatusCode::kCorruption);
   }
   SUBCASE("document count huge") {
@@ -569,8 +572,9 @@ TEST_CASE("huge counts and lengths are refused before anything is allocated") {
       CAPTURE(n);
       Bytes b = Encode(SyncResponse{});
       // ... needs-keys count, log positions count, write count (all empty),
-      // reseal_below, cut-off count, log_id, log_end, registry_version
-      PutU32(b, b.size() - 52, n);
+      // reseal_below, cut-off count, log_id, log_end, registry_version,
+      // out_of_scope
+      PutU32(b, b.size() - 60, n);
       Status s;
       size_t largest = LargestAllocationDuring([&] { s = DecodeSyncResponse(b).status(); });
       CHECK(s.code() == StatusCode::kResourceExhausted);

@@ -350,7 +350,8 @@ TEST_CASE("a device from before the seal is sealed as it is on its first open, t
   ExecSql(store,
           "DROP TABLE trust_seal; DROP TABLE sealed_settings; DROP TABLE voids; DROP TABLE "
           "writers_seen; DROP TABLE write_gaps; DROP TABLE scope_heads; DROP TABLE chain_heads; "
-          "DROP TABLE chain_gaps; DELETE FROM meta WHERE key = 'accounted_from'; "
+          "DROP TABLE chain_gaps; DROP TABLE record_scopes; DELETE FROM meta WHERE key = "
+          "'accounted_from'; "
           "PRAGMA user_version = 6");
   RewriteVault(options, 0);
   {

@@ -134,6 +134,14 @@ class Replica {
   // deleted (Restore first).
   Result<RecordId> Put(std::string_view collection, std::optional<RecordId> id,
                        const Fields& values);
+  // The same, for a new record in `scope` (docs/PROTOCOL.md §6.12): every
+  // later write of it stays there, and only the devices that hold the
+  // scope get it. A record keeps the scope of its first write:
+  // kInvalidArgument when `id` names a record of another scope.
+  Result<RecordId> Put(std::string_view collection, std::optional<RecordId> id,
+                       const Fields& values, const ScopeId& scope);
+  // The scope a record this device holds is in (zero: the team's).
+  Result<ScopeId> ScopeOf(std::string_view collection, const RecordId& id);
 
   // Runs `body` in one store transaction, so every write it makes becomes
   // durable together (one fsync for a whole import batch) or, when `body`
@@ -246,6 +254,8 @@ class Replica {
 
  private:
   explicit Replica(std::unique_ptr<Impl> impl);
+  Result<RecordId> PutIn(std::string_view collection, std::optional<RecordId> id,
+                         const Fields& values, const ScopeId* scope);
   std::unique_ptr<Impl> impl_;
   bool opened_under_duress_ = false;  // local safety
 };

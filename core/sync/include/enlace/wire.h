@@ -120,6 +120,11 @@ struct SyncResponse {
   // The newest registry version the hub stores for the device's team, after
   // this request: a device holding a newer one relays what the hub lacks.
   uint64_t registry_version = 0;
+  // Not 0: the hub stored this request's writes only up to this number of
+  // the device, a write in a scope no coordinator assigned it (§6.12): its
+  // registry (in `trust`) takes that scope back; the device forgets it,
+  // and the numbers go as voids.
+  uint64_t out_of_scope = 0;
 };
 
 // First coordinator, POST /v1/teams, authorised by a one-time bootstrap token.
