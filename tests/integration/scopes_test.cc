@@ -15,6 +15,7 @@ namespace enlace {
 namespace {
 
 using testing::HubTeam;
+using testing::PushOf;
 using testing::ScopedWrite;
 using testing::SyncAll;
 
@@ -22,15 +23,6 @@ ScopeId Scope(uint8_t fill) {
   ScopeId s;
   s.bytes.fill(fill);
   return s;
-}
-
-// A sync request from `device` pushing exactly `writes`.
-hub::HttpRequest PushOf(HubTeam& t, Replica& device, std::vector<Bytes> writes) {
-  SyncRequest req;
-  req.key_version = device.current_key_version();
-  req.max_response_bytes = 1 << 20;
-  req.writes = std::move(writes);
-  return testing::SignedSyncRequest(device, Encode(req), t.clock.now_ms);
 }
 
 // The hub's answer to `device` pushing exactly `writes` (200 expected).

@@ -18,6 +18,7 @@ namespace enlace {
 namespace {
 
 using testing::HubTeam;
+using testing::PushOf;
 using testing::SyncAll;
 
 // `device`'s oldest unsent write, decoded.
@@ -41,15 +42,6 @@ Bytes Reseal(Replica& writer, Write w, uint32_t version, const internal::SecretB
   REQUIRE(internal::SealWrite(w, *values, key, writer.impl().vault().secrets().signing.secret_key)
               .ok());
   return w.Encode();
-}
-
-// A sync request from `device` pushing exactly `writes`.
-hub::HttpRequest PushOf(HubTeam& t, Replica& device, std::vector<Bytes> writes) {
-  SyncRequest req;
-  req.key_version = device.current_key_version();
-  req.max_response_bytes = 1 << 20;
-  req.writes = std::move(writes);
-  return testing::SignedSyncRequest(device, Encode(req), t.clock.now_ms);
 }
 
 // The key version of each write of `device` the hub stores, by counter.

@@ -75,6 +75,14 @@ void ExecSql(const std::string& db_path, const std::string& sql) {
   REQUIRE(rc == SQLITE_OK);
 }
 
+hub::HttpRequest PushOf(HubTeam& t, Replica& device, std::vector<Bytes> writes) {
+  SyncRequest req;
+  req.key_version = device.current_key_version();
+  req.max_response_bytes = 1 << 20;
+  req.writes = std::move(writes);
+  return SignedSyncRequest(device, Encode(req), t.clock.now_ms);
+}
+
 Bytes ScopedWrite(Replica& writer, const ScopeId& scope, uint64_t prev, bool as_void) {
   auto& impl = writer.impl();
   auto counter = impl.store().GetMeta("write_counter");

@@ -64,6 +64,8 @@ hub::HttpRequest NextSyncRequest(Replica& device);
 void SignRequest(Replica& signer, hub::HttpRequest& request, uint64_t time_ms);
 // A POST of `body` to the sync path, signed by `signer` at `time_ms`.
 hub::HttpRequest SignedSyncRequest(Replica& signer, const Bytes& body, uint64_t time_ms);
+// A sync request from `device` of `t` pushing exactly `writes`.
+hub::HttpRequest PushOf(HubTeam& t, Replica& device, std::vector<Bytes> writes);
 // `writer`'s next write number, a new "cases" record with one field,
 // sealed and signed by it in `scope` after `prev` there, or a void of that
 // number (the engine puts every record in the team's scope until case work
