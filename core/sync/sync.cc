@@ -237,13 +237,7 @@ Result<OutgoingRequest> SyncSession::NextRequest() {
   }
   relayed_chain_ = !req.relay_registries.empty();
   // Write numbers of others this device lacks: each asked for once a session.
-  ENLACE_ASSIGN_OR_RETURN(auto gaps, impl.store().Gaps(kMaxWanted + asked_.size()));
-  for (const auto& g : gaps) {
-    const SyncRequest::Wanted wanted{g.device, g.lo, g.hi};
-    if (req.wanted.size() == kMaxWanted) break;
-    if (std::find(asked_.begin(), asked_.end(), wanted) != asked_.end()) continue;
-    req.wanted.push_back(wanted);
-  }
+  ENLACE_ASSIGN_OR_RETURN(req.wanted, UnaskedGaps(kMaxWanted));
   wanted_sent_ = req.wanted;
   first_pushed_counter_ = 0;
   last_pushed_counter_ = 0;
@@ -253,6 +247,17 @@ Result<OutgoingRequest> SyncSession::NextRequest() {
     req.writes.push_back(std::move(bytes));
   }
   return SignedRequest(replica_, kPathSync, Encode(req));
+}
+
+Result<std::vector<SyncRequest::Wanted>> SyncSession::UnaskedGaps(size_t max) {
+  ENLACE_ASSIGN_OR_RETURN(auto gaps, replica_.impl().store().Gaps(max + asked_.size()));
+  std::vector<SyncRequest::Wanted> out;
+  for (const auto& g : gaps) {
+    if (out.size() == max) break;
+    const SyncRequest::Wanted wanted{g.device, g.lo, g.hi};
+    if (std::find(asked_.begin(), asked_.end(), wanted) == asked_.end()) out.push_back(wanted);
+  }
+  return out;
 }
 
 Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
@@ -442,11 +447,8 @@ Result<bool> SyncSession::HandleResponse(std::span<const uint8_t> body) {
   // for everything (a full answer may have left some out). Gaps not asked
   // for yet (new this round, or left out) take another round.
   if (!resp.more) asked_.insert(asked_.end(), wanted_sent_.begin(), wanted_sent_.end());
-  ENLACE_ASSIGN_OR_RETURN(auto gaps, impl.store().Gaps(kMaxWanted + asked_.size()));
-  const bool ask = std::any_of(gaps.begin(), gaps.end(), [&](const internal::Store::Gap& g) {
-    const SyncRequest::Wanted wanted{g.device, g.lo, g.hi};
-    return std::find(asked_.begin(), asked_.end(), wanted) == asked_.end();
-  });
+  ENLACE_ASSIGN_OR_RETURN(const auto unasked, UnaskedGaps(1));
+  const bool ask = !unasked.empty();
   ENLACE_ASSIGN_OR_RETURN(progress_.missing, impl.store().MissingCount());
   ENLACE_RETURN_IF_ERROR(tx->Commit());
 

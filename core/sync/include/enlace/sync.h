@@ -102,6 +102,8 @@ class SyncSession {
   const SyncProgress& progress() const { return progress_; }
 
  private:
+  // The store's gaps this session has not asked for yet, at most `max`.
+  Result<std::vector<SyncRequest::Wanted>> UnaskedGaps(size_t max);
   Replica& replica_;
   SyncOptions options_;
   SyncProgress progress_;
