@@ -30,6 +30,9 @@ struct RecordState {
   // field -> siblings sorted by dot; includes the existence register
   // (kDeletedField). A field with no siblings is absent.
   std::map<std::string, std::vector<Sibling>> fields;
+  // The scope of the record's first write, which all its writes share
+  // (docs/PROTOCOL.md §6.12); the merge itself does not read it.
+  ScopeId scope;
 
   friend bool operator==(const RecordState&, const RecordState&) = default;
 };

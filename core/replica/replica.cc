@@ -161,7 +161,7 @@ Status Replica::Impl::WriteLocal(const RecordKey& key, WriteKind kind,
   ENLACE_ASSIGN_OR_RETURN(w.accounted_from, AccountedFrom());
   // A record stays in the scope of its first write (§6.12).
   if (state) {
-    ENLACE_ASSIGN_OR_RETURN(w.scope, store_->RecordScope(key));
+    w.scope = state->scope;
   } else if (new_scope != nullptr) {
     w.scope = *new_scope;
   }
@@ -449,7 +449,7 @@ Result<ApplyOutcome> Replica::Impl::Merge(const Write& w, const Bytes& encoded,
   // A record keeps the scope of its first write: a write naming another
   // would reach other readers than the record's (§6.12).
   if (*loaded) {
-    ENLACE_ASSIGN_OR_RETURN(const ScopeId held, store_->RecordScope(key));
+    const ScopeId& held = (*loaded)->scope;
     if (held != w.scope) {
       return Status::Corruption("the write is in scope " + w.scope.ToHex().substr(0, 8) +
                                 " but its record is in scope " + held.ToHex().substr(0, 8));
@@ -457,7 +457,12 @@ Result<ApplyOutcome> Replica::Impl::Merge(const Write& w, const Bytes& encoded,
   } else if (!w.scope.IsZero()) {
     ENLACE_RETURN_IF_ERROR(store_->SetRecordScope(key, w.scope));
   }
-  RecordState state = *loaded ? std::move(**loaded) : RecordState{};
+  RecordState state;
+  if (*loaded) {
+    state = std::move(**loaded);
+  } else {
+    state.scope = w.scope;
+  }
   const std::set<Dot> live_before = internal::LiveDots(state);
   if (state.context.Covers(w.dot)) {
     // Seen, superseded, or late: a write that was kept aside (for its key,
@@ -674,7 +679,9 @@ Result<RecordId> Replica::Put(std::string_view collection, std::optional<RecordI
 }
 
 Result<ScopeId> Replica::ScopeOf(std::string_view collection, const RecordId& id) {
-  return impl_->store().RecordScope(RecordKey{std::string(collection), id});
+  ENLACE_ASSIGN_OR_RETURN(auto state, impl_->store().LoadRecord({std::string(collection), id}));
+  if (!state) return Status::NotFound("no such record on this device");
+  return state->scope;
 }
 
 Result<RecordId> Replica::PutIn(std::string_view collection, std::optional<RecordId> id,
@@ -692,11 +699,8 @@ Result<RecordId> Replica::PutIn(std::string_view collection, std::optional<Recor
   ENLACE_ASSIGN_OR_RETURN(auto tx, store.Begin());
   ENLACE_ASSIGN_OR_RETURN(auto state, store.LoadRecord(key));
   if (state) {
-    if (scope != nullptr) {
-      ENLACE_ASSIGN_OR_RETURN(const ScopeId held, store.RecordScope(key));
-      if (held != *scope) {
-        return Status::InvalidArgument("the record is in another scope; a record keeps its scope");
-      }
+    if (scope != nullptr && state->scope != *scope) {
+      return Status::InvalidArgument("the record is in another scope; a record keeps its scope");
     }
     ENLACE_ASSIGN_OR_RETURN(Record r, impl_->BuildRecord(key, *state));
     if (r.deleted) return Status::FailedPrecondition("the record is deleted; restore it first");

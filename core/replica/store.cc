@@ -683,14 +683,19 @@ Status ConvertSiblingRows(Db& db) {
 }  // namespace
 
 Result<std::optional<RecordState>> Store::LoadRecord(const RecordKey& key) {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT context, registers FROM records "
-                                                "WHERE collection = ? AND record = ?"));
+  ENLACE_ASSIGN_OR_RETURN(
+      Stmt st, db_->Prepare("SELECT r.context, r.registers, s.scope FROM records r LEFT JOIN "
+                            "record_scopes s ON s.collection = r.collection AND s.record = "
+                            "r.record WHERE r.collection = ? AND r.record = ?"));
   st.Bind(1, key.collection).BindBlob(2, key.record.bytes);
   ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return std::optional<RecordState>();
   RecordState state;
   ENLACE_ASSIGN_OR_RETURN(state.context, DecodeVersionVector(st.ColumnBlob(0)));
   ENLACE_RETURN_IF_ERROR(DecodeRegisters(st.ColumnBlob(1), state.fields));
+  if (!st.ColumnIsNull(2)) {
+    state.scope = ScopeId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(2))};
+  }
   return std::optional<RecordState>(std::move(state));
 }
 
@@ -762,15 +767,6 @@ Result<std::optional<StoredWrite>> Store::GetWrite(const Dot& dot) {
   const auto blob = st.ColumnBlob(1);
   w.encoded.assign(blob.begin(), blob.end());
   return std::optional<StoredWrite>(std::move(w));
-}
-
-Result<ScopeId> Store::RecordScope(const RecordKey& key) {
-  ENLACE_ASSIGN_OR_RETURN(Stmt st, db_->Prepare("SELECT scope FROM record_scopes WHERE "
-                                                "collection = ? AND record = ?"));
-  st.Bind(1, key.collection).BindBlob(2, key.record.bytes);
-  ENLACE_ASSIGN_OR_RETURN(bool row, st.Step());
-  if (!row) return ScopeId{};
-  return ScopeId{FromBlob<std::array<uint8_t, 16>>(st.ColumnBlob(0))};
 }
 
 Status Store::SetRecordScope(const RecordKey& key, const ScopeId& scope) {

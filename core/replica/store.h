@@ -237,8 +237,8 @@ class Store {
   Result<std::vector<RecordKey>> RecordsWithSeveralSiblings();
 
   // ---- scopes of records (migration 9): a record keeps the scope of its
-  // first write; zero (the team's) unless a row says otherwise.
-  Result<ScopeId> RecordScope(const RecordKey& key);
+  // first write (LoadRecord gives it as RecordState::scope); zero (the
+  // team's) unless a row says otherwise.
   Status SetRecordScope(const RecordKey& key, const ScopeId& scope);
   // Every record not in the team's scope, with its scope.
   Result<std::vector<std::pair<RecordKey, ScopeId>>> ScopedRecords();

@@ -157,6 +157,8 @@ TEST_CASE("a scope taken back leaves the field device; its unsent edits there be
   CHECK(*t.a->ScopeOf("cases", *in_scope) == caseload);
   SyncAll(t.hub, *t.b);
   CHECK(t.b->Get("cases", *in_scope).status().code() == StatusCode::kNotFound);
+  CHECK(t.b->ScopeOf("cases", *in_scope).status().code() == StatusCode::kNotFound);
+  CHECK(t.b->ScopeOf("cases", *shared)->IsZero());
   // A record keeps its scope.
   CHECK(t.coord->Put("cases", *in_scope, {{"status", "\"Closed\""}}, ScopeId{}).status().code() ==
         StatusCode::kInvalidArgument);
@@ -184,6 +186,26 @@ TEST_CASE("a scope taken back leaves the field device; its unsent edits there be
   CHECK(back->fields.at("status").value == "\"Active\"");
 }
 
+TEST_CASE("a write that moves a record into another scope is refused by every reader") {
+  HubTeam t;
+  Settle(t);
+  const ScopeId caseload = Scope(0x57);
+  Assign(t, t.a->device_id(), caseload);
+  auto shared = t.coord->Put("cases", std::nullopt, {{"status", "\"Active\""}});
+  REQUIRE(shared.ok());
+  SyncAll(t.hub, *t.coord);
+  SyncAll(t.hub, *t.a);
+  // ana signs an edit of the team's record but names her caseload: only
+  // the holders of that scope would get it, and the record would split.
+  const SyncResponse pushed = Push(t, *t.a, {ScopedWrite(*t.a, caseload, 0, false, &*shared)});
+  REQUIRE(pushed.out_of_scope == 0);
+  const SyncProgress c = SyncAll(t.hub, *t.coord);
+  CHECK(c.received == 0);
+  CHECK(c.refused == 1);
+  CHECK(t.coord->Get("cases", *shared)->fields.at("status").value == "\"Active\"");
+  CHECK(t.coord->ScopeOf("cases", *shared)->IsZero());
+}
+
 TEST_CASE("scopes are a coordinator's to assign, never the team's own, and travel signed") {
   HubTeam t;
   Settle(t);
@@ -191,6 +213,30 @@ TEST_CASE("scopes are a coordinator's to assign, never the team's own, and trave
   CHECK(AssignScope(*t.a, t.a->device_id(), Scope(0x54)).code() == StatusCode::kPermissionDenied);
   // The team's scope is everyone's.
   CHECK(AssignScope(*t.coord, t.a->device_id(), ScopeId{}).code() == StatusCode::kInvalidArgument);
+  // At most kMaxScopesPerDevice scopes per device: a registry version
+  // giving beto that many is signed and stored, one more is refused.
+  {
+    auto& impl = t.coord->impl();
+    auto next = internal::DraftRegistry(impl);
+    REQUIRE(next.ok());
+    for (auto& e : next->entries) {
+      if (e.device != t.b->device_id()) continue;
+      for (size_t i = 0; i < kMaxScopesPerDevice; ++i) {
+        ScopeId s;
+        s.bytes[0] = 0xa0;
+        s.bytes[14] = static_cast<uint8_t>(i >> 8);
+        s.bytes[15] = static_cast<uint8_t>(i);
+        e.scopes.push_back(s);
+      }
+    }
+    internal::SignRegistry(impl, *next);
+    REQUIRE(impl.store().SetDocument(internal::kDocOutgoingRegistry, EncodeRegistry(*next)).ok());
+    REQUIRE(SyncAll(t.hub, *t.coord).registry_stored);
+  }
+  CHECK(AssignScope(*t.coord, t.b->device_id(), Scope(0xa1)).code() ==
+        StatusCode::kInvalidArgument);
+  REQUIRE(UnassignScope(*t.coord, t.b->device_id(), Scope(0xa1)).ok());  // not held: no change
+  CHECK_FALSE(*RegistryChangePending(*t.coord));
   // Assigning twice changes nothing the second time; every device sees the
   // assignment in its checked registry.
   Assign(t, t.a->device_id(), Scope(0x54));

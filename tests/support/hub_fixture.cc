@@ -83,14 +83,15 @@ hub::HttpRequest PushOf(HubTeam& t, Replica& device, std::vector<Bytes> writes) 
   return SignedSyncRequest(device, Encode(req), t.clock.now_ms);
 }
 
-Bytes ScopedWrite(Replica& writer, const ScopeId& scope, uint64_t prev, bool as_void) {
+Bytes ScopedWrite(Replica& writer, const ScopeId& scope, uint64_t prev, bool as_void,
+                  const RecordId* record) {
   auto& impl = writer.impl();
   auto counter = impl.store().GetMeta("write_counter");
   REQUIRE(counter.ok());
   Write w;
   w.team = writer.team();
   w.collection = as_void ? kVoidCollection : "cases";
-  if (!as_void) w.record = RecordId::Random();
+  if (!as_void) w.record = record != nullptr ? *record : RecordId::Random();
   w.dot = Dot{writer.device_id(), *counter + 1};
   w.hlc = HlcTimestamp::From(impl.clock().WallMs(), 0);
   if (!as_void) w.fields = {"status"};

@@ -66,11 +66,12 @@ void SignRequest(Replica& signer, hub::HttpRequest& request, uint64_t time_ms);
 hub::HttpRequest SignedSyncRequest(Replica& signer, const Bytes& body, uint64_t time_ms);
 // A sync request from `device` of `t` pushing exactly `writes`.
 hub::HttpRequest PushOf(HubTeam& t, Replica& device, std::vector<Bytes> writes);
-// `writer`'s next write number, a new "cases" record with one field,
-// sealed and signed by it in `scope` after `prev` there, or a void of that
-// number (the engine puts every record in the team's scope until case work
-// uses scopes; a hostile member may use any), counted as used by `writer`.
-Bytes ScopedWrite(Replica& writer, const ScopeId& scope, uint64_t prev, bool as_void = false);
+// `writer`'s next write number, a "cases" record with one field (a new
+// one, or `record`), sealed and signed by it in `scope` after `prev`
+// there, or a void of that number (a hostile member may name any scope),
+// counted as used by `writer`.
+Bytes ScopedWrite(Replica& writer, const ScopeId& scope, uint64_t prev, bool as_void = false,
+                  const RecordId* record = nullptr);
 // The "error" of a hub's JSON answer; "" when it has none.
 std::string ErrorOf(const std::string& body);
 inline std::string ErrorOf(const hub::HttpResponse& response) { return ErrorOf(response.body); }

@@ -140,7 +140,8 @@ class Replica {
   // kInvalidArgument when `id` names a record of another scope.
   Result<RecordId> Put(std::string_view collection, std::optional<RecordId> id,
                        const Fields& values, const ScopeId& scope);
-  // The scope a record this device holds is in (zero: the team's).
+  // The scope a record this device holds is in (zero: the team's);
+  // kNotFound for a record it does not hold.
   Result<ScopeId> ScopeOf(std::string_view collection, const RecordId& id);
 
   // Runs `body` in one store transaction, so every write it makes becomes
