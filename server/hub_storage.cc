@@ -499,14 +499,18 @@ class SqliteHubStorage final : public HubStorage {
       next_counter = (hrow ? static_cast<uint64_t>(highest.ColumnInt(0)) : 0) + 1;
       highest.Reset();
     }
-    // A field device writes only into the team's scope and those assigned
-    // to it; a void (no data) keeps its number's place in any scope.
-    std::set<ScopeId> writable;
-    if (!coordinator && !writes.empty()) {
-      ENLACE_ASSIGN_OR_RETURN(writable, ScopesOfLocked(device.member.device));
+    // A coordinator holds every scope, a field device the team's and those
+    // assigned to it (§6.12): it reads and writes those only.
+    std::set<ScopeId> assigned;
+    if (!coordinator) {
+      ENLACE_ASSIGN_OR_RETURN(assigned, ScopesOfLocked(device.member.device));
     }
+    const auto holds = [&](const ScopeId& scope) {
+      return coordinator || scope.IsZero() || assigned.contains(scope);
+    };
     for (const auto& w : writes) {
-      if (!coordinator && !w.is_void && !w.scope.IsZero() && !writable.contains(w.scope)) {
+      // A void (no data) keeps its number's place in any scope.
+      if (!w.is_void && !holds(w.scope)) {
         // Written before a coordinator took the scope back, or never
         // assigned: neither it nor what follows is stored; the answer's
         // trust update tells the device, which forgets the scope (§6.12).
@@ -574,16 +578,9 @@ class SqliteHubStorage final : public HubStorage {
       resp.registry_version = rrow ? static_cast<uint64_t>(rv.ColumnInt(0)) : 0;
     }
 
-    // What the device may read: a coordinator every scope, a field device
-    // the team's and those assigned to it (§6.12).
-    std::set<ScopeId> assigned;
-    if (!coordinator) {
-      ENLACE_ASSIGN_OR_RETURN(assigned, ScopesOfLocked(device.member.device));
-    }
+    // A stored write's scope column, as `holds` takes it.
     const auto readable = [&](std::span<const uint8_t> scope_blob) {
-      if (coordinator) return true;
-      const ScopeId scope{FromBlob<std::array<uint8_t, 16>>(scope_blob)};
-      return scope.IsZero() || assigned.contains(scope);
+      return holds(ScopeId{FromBlob<std::array<uint8_t, 16>>(scope_blob)});
     };
     // Pull: the team's log after the cursor, skipping the device's own writes
     // (it has them) and those of scopes it may not read, but moving the

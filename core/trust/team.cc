@@ -3,6 +3,7 @@
 #include "enlace/team.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "base/codec.h"
 #include "crypto/crypto.h"
@@ -123,7 +124,7 @@ Status ApplyTrust(Replica::Impl& impl, const TrustUpdate& update) {
   ENLACE_RETURN_IF_ERROR(impl.store().SetDocument(kDocAdmissions, EncodeList(update.admissions)));
   ENLACE_RETURN_IF_ERROR(StoreMembers(impl.store(), next, admissions));
   ENLACE_RETURN_IF_ERROR(impl.store().SetMeta(kMetaMembersVersion, update.version));
-  ENLACE_RETURN_IF_ERROR(ForgetScopesNotHeld(impl).status());
+  ENLACE_RETURN_IF_ERROR(ForgetScopesNotHeld(impl, next, admissions).status());
   // A registry this device signed is done once the team's is as new.
   ENLACE_ASSIGN_OR_RETURN(auto outgoing, impl.store().GetDocument(kDocOutgoingRegistry));
   if (outgoing) {
@@ -135,20 +136,25 @@ Status ApplyTrust(Replica::Impl& impl, const TrustUpdate& update) {
   return Status::Ok();
 }
 
-Result<size_t> ForgetScopesNotHeld(Replica::Impl& impl) {
-  ENLACE_ASSIGN_OR_RETURN(auto registry, LoadRegistry(impl));
-  if (!registry) return size_t{0};
+Result<size_t> ForgetScopesNotHeld(Replica::Impl& impl, const Registry& registry,
+                                   const std::vector<Admission>& admissions) {
   // (A coordinator admitted by invite is one before a registry lists it.)
-  const RegistryEntry* self = registry->Find(impl.device());
+  const RegistryEntry* self = registry.Find(impl.device());
   bool coordinator = self != nullptr && self->role == Role::kCoordinator;
   if (self == nullptr) {
-    ENLACE_ASSIGN_OR_RETURN(auto admissions, LoadAdmissions(impl.store()));
     for (const Admission& a : admissions) {
       if (a.device == impl.device()) coordinator = a.grant.role == Role::kCoordinator;
     }
   }
   if (coordinator) return size_t{0};
   return impl.ForgetScopesNotHeld(self != nullptr ? self->scopes : std::vector<ScopeId>{});
+}
+
+Result<size_t> ForgetScopesNotHeld(Replica::Impl& impl) {
+  ENLACE_ASSIGN_OR_RETURN(auto registry, LoadRegistry(impl));
+  if (!registry) return size_t{0};
+  ENLACE_ASSIGN_OR_RETURN(auto admissions, LoadAdmissions(impl.store()));
+  return ForgetScopesNotHeld(impl, *registry, admissions);
 }
 
 void SignRegistry(const Replica::Impl& impl, Registry& next) {
@@ -521,48 +527,54 @@ Status RevokeDevice(Replica& replica, const DeviceId& device) {
   return tx->Commit();
 }
 
-Status RenameDevice(Replica& replica, const DeviceId& device, std::string_view name) {
-  if (name.empty() || name.size() > WireLimits{}.max_text_bytes) {
-    return Status::InvalidArgument("a device name is 1 to 256 bytes");
-  }
+namespace {
+
+// Drafts the next registry version, lets `edit` change `device`'s entry,
+// and queues the version signed when `edit` says it changed something.
+Status EditEntry(Replica& replica, const DeviceId& device,
+                 const std::function<Result<bool>(RegistryEntry&)>& edit) {
   auto& impl = replica.impl();
   ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
   ENLACE_ASSIGN_OR_RETURN(Registry next, internal::DraftRegistry(impl));
   RegistryEntry* e = FindEntry(next, device);
   if (e == nullptr) return NoSuchDevice(device);
-  e->name = name;
+  ENLACE_ASSIGN_OR_RETURN(const bool changed, edit(*e));
+  if (!changed) return Status::Ok();
   ENLACE_RETURN_IF_ERROR(QueueRegistry(impl, next));
   return tx->Commit();
 }
-
-namespace {
 
 Status ChangeScopes(Replica& replica, const DeviceId& device, const ScopeId& scope, bool assign) {
   if (scope.IsZero()) {
     return Status::InvalidArgument("the team's shared scope belongs to every member");
   }
-  auto& impl = replica.impl();
-  ENLACE_ASSIGN_OR_RETURN(auto tx, impl.store().Begin());
-  ENLACE_ASSIGN_OR_RETURN(Registry next, internal::DraftRegistry(impl));
-  RegistryEntry* e = FindEntry(next, device);
-  if (e == nullptr) return NoSuchDevice(device);
-  auto at = std::lower_bound(e->scopes.begin(), e->scopes.end(), scope);
-  const bool held = at != e->scopes.end() && *at == scope;
-  if (assign == held) return Status::Ok();  // nothing to change
-  if (assign) {
-    if (e->scopes.size() >= kMaxScopesPerDevice) {
+  return EditEntry(replica, device, [&](RegistryEntry& e) -> Result<bool> {
+    auto at = std::lower_bound(e.scopes.begin(), e.scopes.end(), scope);
+    const bool held = at != e.scopes.end() && *at == scope;
+    if (assign == held) return false;  // nothing to change
+    if (!assign) {
+      e.scopes.erase(at);
+    } else if (e.scopes.size() >= kMaxScopesPerDevice) {
       return Status::InvalidArgument("a device holds at most " +
                                      std::to_string(kMaxScopesPerDevice) + " scopes");
+    } else {
+      e.scopes.insert(at, scope);
     }
-    e->scopes.insert(at, scope);
-  } else {
-    e->scopes.erase(at);
-  }
-  ENLACE_RETURN_IF_ERROR(QueueRegistry(impl, next));
-  return tx->Commit();
+    return true;
+  });
 }
 
 }  // namespace
+
+Status RenameDevice(Replica& replica, const DeviceId& device, std::string_view name) {
+  if (name.empty() || name.size() > WireLimits{}.max_text_bytes) {
+    return Status::InvalidArgument("a device name is 1 to 256 bytes");
+  }
+  return EditEntry(replica, device, [&](RegistryEntry& e) -> Result<bool> {
+    e.name = name;
+    return true;
+  });
+}
 
 Status AssignScope(Replica& replica, const DeviceId& device, const ScopeId& scope) {
   return ChangeScopes(replica, device, scope, true);

@@ -29,6 +29,10 @@ Status ApplyTrust(Replica::Impl& impl, const TrustUpdate& update);
 // A field device keeps only the scopes its registry entry lists (§6.12):
 // a scope taken back leaves the device, as a revocation's wipe would
 // (Impl::ForgetScopesNotHeld). Nothing for a coordinator. In a transaction.
+// Against `registry` and `admissions` when the caller has them decoded,
+// else against those the device stores.
+Result<size_t> ForgetScopesNotHeld(Replica::Impl& impl, const Registry& registry,
+                                   const std::vector<Admission>& admissions);
 Result<size_t> ForgetScopesNotHeld(Replica::Impl& impl);
 // Signs `next` with this device's key (next.signer = this device).
 void SignRegistry(const Replica::Impl& impl, Registry& next);
